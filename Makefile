@@ -1,0 +1,41 @@
+# webapp-operator — kubebuilder-style targets. `make help` lists them.
+SHELL := /usr/bin/env bash
+CARGO ?= cargo
+CLUSTER := hack/cluster
+
+.PHONY: help manifests generate build run install uninstall deploy undeploy test lint unit cluster-up cluster-down bench
+
+help: ## Show the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+manifests: ## Regenerate config/crd/ from the Rust types.
+	$(CARGO) run --quiet -p webapp-operator -- crd --out-dir config/crd
+
+generate: manifests ## Same as manifests: Rust types need no generated deep-copy code.
+
+build: ## Build the operator binary (target/release/webapp-operator).
+	$(CARGO) build --release --locked -p webapp-operator
+
+run: ## Local control plane + CRDs + operator + samples; Ctrl-C stops the operator.
+	hack/run-local
+
+install: ## Install the CRDs into the cluster of $$KUBECONFIG (default: the local one).
+	hack/kubectl apply --server-side -f config/crd
+
+uninstall: ## Remove the CRDs (and every custom resource with them).
+	hack/kubectl delete --ignore-not-found -f config/crd
+
+deploy: install ## Install CRDs, RBAC and the manager Deployment.
+	hack/kubectl apply --server-side -f config/rbac -f config/manager
+
+undeploy: ## Remove the manager Deployment and RBAC.
+	hack/kubectl delete --ignore-not-found -f config/manager -f config/rbac
+
+test: ## fmt + clippy + unit tests + integration tests on the local control plane.
+	hack/test
+
+cluster-up: ## Build (first time) and start the local control plane; prints the kubeconfig.
+	$(CLUSTER)/up
+
+cluster-down: ## Stop and delete the local control plane.
+	$(CLUSTER)/down

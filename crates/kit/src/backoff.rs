@@ -1,0 +1,94 @@
+//! Per-object exponential backoff with jitter.
+//!
+//! `kube::runtime::Controller`'s error policy sees one error at a time and has no
+//! memory, so a broken object would be retried at a fixed pace (kube#1916). This keeps
+//! one `backon` backoff per object: each failure waits longer (with jitter, so many
+//! broken objects do not retry in lockstep), and a success resets it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+
+/// Backoffs keyed by object (`namespace/name`).
+#[derive(Debug)]
+pub struct Backoffs {
+    builder: ExponentialBuilder,
+    max_delay: Duration,
+    by_object: Mutex<HashMap<String, ExponentialBackoff>>,
+}
+
+impl Default for Backoffs {
+    /// 1 s doubling up to 5 minutes, the usual controller-runtime envelope.
+    fn default() -> Self {
+        Self::new(Duration::from_secs(1), Duration::from_secs(300))
+    }
+}
+
+impl Backoffs {
+    /// Backoffs that start at `min` and double up to `max`.
+    pub fn new(min: Duration, max: Duration) -> Self {
+        let builder = ExponentialBuilder::new()
+            .with_min_delay(min)
+            .with_max_delay(max)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times();
+        Backoffs { builder, max_delay: max, by_object: Mutex::default() }
+    }
+
+    /// The wait before the next attempt on `key`, one step longer than the last one.
+    pub fn next_delay(&self, key: &str) -> Duration {
+        let mut map = self.by_object.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let backoff = map.entry(key.to_owned()).or_insert_with(|| self.builder.build());
+        // backon's jitter adds up to one more delay on top; keep the promise of `max`.
+        backoff.next().unwrap_or(self.max_delay).min(self.max_delay)
+    }
+
+    /// Forgets `key`'s failures after a success (or when the object is gone).
+    pub fn reset(&self, key: &str) {
+        let mut map = self.by_object.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.remove(key);
+    }
+
+    /// Number of objects currently backing off.
+    pub fn len(&self) -> usize {
+        self.by_object.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Whether no object is backing off.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_per_object_and_reset_on_success() {
+        let backoffs = Backoffs::new(Duration::from_millis(100), Duration::from_secs(10));
+        let first = backoffs.next_delay("ns/a");
+        let mut last = first;
+        for _ in 0..5 {
+            last = backoffs.next_delay("ns/a");
+        }
+        // 100ms doubled five times is 3.2s; jitter only ever adds.
+        assert!(last >= Duration::from_millis(3200), "{last:?}");
+        assert!(first < Duration::from_millis(201), "{first:?}");
+        // Another object starts from the beginning.
+        assert!(backoffs.next_delay("ns/b") < Duration::from_millis(201));
+        backoffs.reset("ns/a");
+        assert!(backoffs.next_delay("ns/a") < Duration::from_millis(201));
+    }
+
+    #[test]
+    fn delays_never_exceed_the_maximum() {
+        let backoffs = Backoffs::new(Duration::from_millis(100), Duration::from_secs(1));
+        for _ in 0..50 {
+            assert!(backoffs.next_delay("ns/a") <= Duration::from_secs(1));
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Runs a reconcile function as a [`kube::runtime::Controller`]: one span per
+//! reconcile, metrics, the pause annotation, and the error policy that turns an error's
+//! [`Class`] into per-object backoff (retryable, blocked) or a wait for the next change
+//! (permanent).
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use kube::runtime::Controller;
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use crate::backoff::Backoffs;
+use crate::error::{Class, Error, Result};
+use crate::metrics::{ControllerLabels, ErrorLabels, Metrics, ResultLabels};
+
+/// Annotation that stops the operator from changing one object (deletion still runs).
+pub const PAUSED: &str = "apps.example.com/paused";
+
+/// A controller's reconcile logic.
+pub trait Reconciler: Send + Sync + 'static {
+    /// The kind this controller reconciles.
+    type Object: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static;
+    /// Controller name, in logs and metric labels.
+    const NAME: &'static str;
+    /// Makes the cluster match one object.
+    fn reconcile(&self, object: Arc<Self::Object>) -> impl Future<Output = Result<Action>> + Send;
+}
+
+/// A reconciler with its per-object backoffs and metrics.
+pub struct Driver<R> {
+    /// The controller's logic.
+    pub reconciler: R,
+    backoffs: Backoffs,
+    metrics: Metrics,
+}
+
+/// `namespace/name` of an object.
+pub fn object_key<K: Resource>(object: &K) -> String {
+    match object.namespace() {
+        Some(namespace) => format!("{namespace}/{}", object.name_any()),
+        None => object.name_any(),
+    }
+}
+
+/// Whether the pause annotation is set on `object`.
+pub fn is_paused<K: Resource>(object: &K) -> bool {
+    object.annotations().get(PAUSED).is_some_and(|v| v == "true")
+}
+
+impl<R: Reconciler> Driver<R> {
+    /// Wraps `reconciler`.
+    pub fn new(reconciler: R, metrics: Metrics, backoffs: Backoffs) -> Arc<Self> {
+        Arc::new(Driver { reconciler, backoffs, metrics })
+    }
+
+    /// Runs `controller` until `shutdown` resolves; in-flight reconciles finish first.
+    pub async fn run(self: Arc<Self>, controller: Controller<R::Object>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+        controller
+            .graceful_shutdown_on(shutdown)
+            .run(reconcile::<R>, error_policy::<R>, self)
+            .for_each(|outcome| async move {
+                if let Err(error) = outcome {
+                    // Reconcile errors were logged with their object; these are queue
+                    // and watch errors, which kube retries by itself.
+                    tracing::debug!(controller = R::NAME, error = %crate::events::error_chain(&error), "controller event");
+                }
+            })
+            .await;
+    }
+
+    /// Per-object backoffs (exposed for tests and diagnostics).
+    pub fn backoffs(&self) -> &Backoffs {
+        &self.backoffs
+    }
+}
+
+async fn reconcile<R: Reconciler>(object: Arc<R::Object>, driver: Arc<Driver<R>>) -> Result<Action> {
+    let key = object_key(object.as_ref());
+    let span = tracing::info_span!("reconcile", controller = R::NAME, object = %key);
+    if is_paused(object.as_ref()) && object.meta().deletion_timestamp.is_none() {
+        span.in_scope(|| tracing::info!("paused by annotation; not reconciling"));
+        return Ok(Action::await_change());
+    }
+    let started = Instant::now();
+    let result = driver.reconciler.reconcile(object).instrument(span.clone()).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    driver.metrics.duration.get_or_create(&ControllerLabels { controller: R::NAME }).observe(elapsed);
+    let outcome = if result.is_ok() { "success" } else { "error" };
+    driver.metrics.reconciles.get_or_create(&ResultLabels { controller: R::NAME, result: outcome }).inc();
+    match &result {
+        Ok(_) => driver.backoffs.reset(&key),
+        Err(error) => {
+            driver.metrics.errors.get_or_create(&ErrorLabels { controller: R::NAME, reason: error.reason() }).inc();
+        }
+    }
+    result
+}
+
+fn error_policy<R: Reconciler>(object: Arc<R::Object>, error: &Error, driver: Arc<Driver<R>>) -> Action {
+    let key = object_key(object.as_ref());
+    let chain = crate::events::error_chain(error);
+    match error.class() {
+        Class::Permanent => {
+            tracing::warn!(controller = R::NAME, object = %key, error = %chain, "permanent error; waiting for a change");
+            Action::await_change()
+        }
+        class @ (Class::Retryable | Class::Blocked) => {
+            let delay = driver.backoffs.next_delay(&key);
+            tracing::warn!(controller = R::NAME, object = %key, error = %chain, ?class, retry_in = ?delay, "reconcile failed");
+            Action::requeue(delay)
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Errors of a reconcile, each with a [`Class`] that decides what happens next:
+//! retryable errors back off per object and try again, permanent ones mark the object
+//! Failed and wait for a change.
+
+use std::time::Duration;
+
+/// What a failed reconcile should do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Transient (network, 5xx, 409, 429, timeouts): retry with per-object backoff.
+    Retryable,
+    /// Cannot succeed until the spec changes (invalid spec, forbidden): phase Failed,
+    /// a Warning event, and no requeue: the next generation triggers the next attempt.
+    Permanent,
+    /// Cannot succeed until something else in the cluster changes, something this
+    /// operator does not watch (an object of the same name that it does not own):
+    /// phase Failed like `Permanent`, but re-checked with the per-object backoff so the
+    /// object recovers by itself once the conflict is gone.
+    Blocked,
+}
+
+/// A reconcile error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A call to the API server failed.
+    #[error("{action} failed: {source}")]
+    Kube {
+        /// What we were doing, e.g. "apply Deployment default/web".
+        action: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// An object of the name we need exists and is not controlled by our object.
+    #[error("{kind} {name} already exists and is not owned by this {owner}; delete or rename it")]
+    NotOwned {
+        /// Kind of the conflicting object.
+        kind: String,
+        /// Its name.
+        name: String,
+        /// Kind of our object.
+        owner: String,
+    },
+    /// The spec passed the schema but cannot be realised.
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+    /// A step took longer than its budget.
+    #[error("step {step} timed out after {after:?}")]
+    Timeout {
+        /// Step name.
+        step: &'static str,
+        /// Budget.
+        after: Duration,
+    },
+    /// Waiting for something that has not happened yet (a child to go away...).
+    #[error("waiting: {0}")]
+    Waiting(String),
+}
+
+impl From<kube::runtime::finalizer::Error<Error>> for Error {
+    /// Unwraps kube's finalizer errors: our own errors come back as they were, failures
+    /// to add or remove the finalizer are API errors like any other.
+    fn from(error: kube::runtime::finalizer::Error<Error>) -> Self {
+        use kube::runtime::finalizer::Error as F;
+        match error {
+            F::ApplyFailed(e) | F::CleanupFailed(e) => e,
+            F::AddFinalizer(e) => Error::kube("add finalizer", e),
+            F::RemoveFinalizer(e) => Error::kube("remove finalizer", e),
+            F::UnnamedObject => Error::InvalidSpec("object has no name".into()),
+            F::InvalidFinalizer => Error::InvalidSpec("invalid finalizer name".into()),
+        }
+    }
+}
+
+/// Result of the kit's operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps a client error with what we were doing.
+    pub fn kube(action: impl Into<String>, source: kube::Error) -> Self {
+        Error::Kube { action: action.into(), source }
+    }
+
+    /// How to go on after this error.
+    pub fn class(&self) -> Class {
+        match self {
+            Error::Kube { source, .. } => classify_kube(source),
+            Error::NotOwned { .. } => Class::Blocked,
+            Error::InvalidSpec(_) => Class::Permanent,
+            Error::Timeout { .. } | Error::Waiting(_) => Class::Retryable,
+        }
+    }
+
+    /// A short CamelCase reason for conditions, events and the metric label. Bounded:
+    /// never contains names, so metric cardinality stays small.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube { source: kube::Error::Api(status), .. } => match status.code {
+                403 => "Forbidden",
+                409 => "Conflict",
+                422 | 400 => "Invalid",
+                429 => "TooManyRequests",
+                404 => "NotFound",
+                500.. => "ServerError",
+                _ => "ApiError",
+            },
+            Error::Kube { .. } => "ApiUnreachable",
+            Error::NotOwned { .. } => "NotOwned",
+            Error::InvalidSpec(_) => "InvalidSpec",
+            Error::Timeout { .. } => "Timeout",
+            Error::Waiting(_) => "Waiting",
+        }
+    }
+}
+
+/// Client errors: the API server's answers are classified by status code, anything
+/// below HTTP (connection, TLS, decoding a truncated body) is transient.
+fn classify_kube(error: &kube::Error) -> Class {
+    match error {
+        kube::Error::Api(status) => match status.code {
+            // Invalid or forbidden: sending the same request again gives the same answer.
+            400 | 403 | 422 => Class::Permanent,
+            _ => Class::Retryable,
+        },
+        _ => Class::Retryable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+
+    fn api(code: u16) -> Error {
+        let status = Status::failure("x", "y").with_code(code);
+        Error::kube("apply Deployment a/b", kube::Error::Api(Box::new(status)))
+    }
+
+    #[test]
+    fn api_errors_are_classified_by_code() {
+        for code in [404, 409, 429, 500, 503, 504] {
+            assert_eq!(api(code).class(), Class::Retryable, "{code}");
+        }
+        for code in [400, 403, 422] {
+            assert_eq!(api(code).class(), Class::Permanent, "{code}");
+        }
+    }
+
+    #[test]
+    fn ownership_conflicts_block_and_bad_specs_are_permanent() {
+        let not_owned = Error::NotOwned { kind: "Deployment".into(), name: "web".into(), owner: "WebApp".into() };
+        assert_eq!(not_owned.class(), Class::Blocked);
+        assert_eq!(not_owned.reason(), "NotOwned");
+        assert_eq!(Error::InvalidSpec("x".into()).class(), Class::Permanent);
+        assert_eq!(Error::Timeout { step: "s", after: Duration::from_secs(1) }.class(), Class::Retryable);
+    }
+
+    #[test]
+    fn reasons_never_carry_names() {
+        assert_eq!(api(409).reason(), "Conflict");
+        assert_eq!(api(503).reason(), "ServerError");
+    }
+}

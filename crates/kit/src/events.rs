@@ -1,0 +1,63 @@
+//! Kubernetes Events about the objects the operator manages.
+//!
+//! Events are best effort: a failure to record one is logged and never fails a
+//! reconcile. kube's [`Recorder`] folds repeats of the same reason into one event
+//! series, so a retrying object does not flood `kubectl describe`.
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+use crate::MANAGER;
+use crate::error::Error;
+
+/// Publishes events as `webapp-operator`.
+#[derive(Clone)]
+pub struct Events {
+    recorder: Recorder,
+}
+
+impl Events {
+    /// Events reported by this operator instance (`instance` is the pod name, if known).
+    pub fn new(client: Client, instance: Option<String>) -> Self {
+        let reporter = Reporter { controller: MANAGER.into(), instance };
+        Events { recorder: Recorder::new(client, reporter) }
+    }
+
+    /// A Normal event: something the operator did.
+    pub async fn normal(&self, object: &ObjectReference, reason: &str, note: impl Into<String>) {
+        self.publish(object, EventType::Normal, reason, note.into()).await;
+    }
+
+    /// A Warning event: something that needs attention.
+    pub async fn warning(&self, object: &ObjectReference, reason: &str, note: impl Into<String>) {
+        self.publish(object, EventType::Warning, reason, note.into()).await;
+    }
+
+    /// A Warning event for a reconcile error, with its reason and message.
+    pub async fn error(&self, object: &ObjectReference, error: &Error) {
+        self.warning(object, error.reason(), error_chain(error)).await;
+    }
+
+    async fn publish(&self, object: &ObjectReference, type_: EventType, reason: &str, note: String) {
+        let event = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
+        if let Err(error) = self.recorder.publish(&event, object).await {
+            tracing::warn!(%error, reason, "could not record event");
+        }
+    }
+}
+
+/// An error and its causes on one line: `a: b: c`.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

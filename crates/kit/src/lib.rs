@@ -1,0 +1,30 @@
+//! reconcile-kit: what every controller of the webapp-operator family shares.
+//!
+//! It runs on top of [`kube::runtime::Controller`], never instead of it, and holds:
+//! - [`phase`]: the lifecycle state machine and its one transition function;
+//! - [`step`]: named steps, pipelines, conditional steps and the tracing/timeout decorators;
+//! - [`error`]: errors classified as retryable or permanent;
+//! - [`backoff`]: per-object exponential backoff with jitter;
+//! - [`conditions`]: kstatus conditions that keep `lastTransitionTime` when nothing changed;
+//! - [`apply`]: server-side apply of owned children that never touches what we do not own
+//!   and never writes when nothing changed;
+//! - [`status`]: status patches sent only when the status changed;
+//! - [`events`]: Kubernetes Events with the operator's reporter;
+//! - [`metrics`]: controller-runtime-compatible reconcile metrics;
+//! - [`driver`]: the glue that turns a reconcile function into a running controller.
+
+pub mod apply;
+pub mod backoff;
+pub mod conditions;
+pub mod driver;
+pub mod error;
+pub mod events;
+pub mod metrics;
+pub mod phase;
+pub mod status;
+pub mod step;
+
+pub use error::{Class, Error, Result};
+
+/// The field manager of every server-side apply and the name on every Event.
+pub const MANAGER: &str = "webapp-operator";

@@ -1,0 +1,68 @@
+//! Reconcile metrics with controller-runtime's names, so existing dashboards work:
+//! `controller_runtime_reconcile_total{controller,result}`,
+//! `controller_runtime_reconcile_errors_total{controller,reason}` and
+//! `controller_runtime_reconcile_time_seconds{controller}`. Labels never hold object
+//! names: their cardinality is bounded by the number of controllers and reasons.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of `controller_runtime_reconcile_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// Controller name.
+    pub controller: &'static str,
+    /// `success`, `requeue` or `error`.
+    pub result: &'static str,
+}
+
+/// Labels of `controller_runtime_reconcile_errors_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// Controller name.
+    pub controller: &'static str,
+    /// [`crate::Error::reason`].
+    pub reason: &'static str,
+}
+
+/// Labels of `controller_runtime_reconcile_time_seconds`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabels {
+    /// Controller name.
+    pub controller: &'static str,
+}
+
+/// The reconcile metric families, shared by every controller of the process.
+#[derive(Clone)]
+pub struct Metrics {
+    /// Reconciles by result.
+    pub reconciles: Family<ResultLabels, Counter>,
+    /// Reconcile errors by reason.
+    pub errors: Family<ErrorLabels, Counter>,
+    /// Reconcile durations.
+    pub duration: Family<ControllerLabels, Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            reconciles: Family::default(),
+            errors: Family::default(),
+            duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.005, 2.0, 14))),
+        }
+    }
+}
+
+impl Metrics {
+    /// Creates the families and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Metrics::default();
+        registry.register("controller_runtime_reconcile", "Total number of reconciliations per controller", metrics.reconciles.clone());
+        registry.register("controller_runtime_reconcile_errors", "Total number of reconciliation errors per controller and reason", metrics.errors.clone());
+        registry.register("controller_runtime_reconcile_time_seconds", "Length of time per reconciliation per controller", metrics.duration.clone());
+        metrics
+    }
+}

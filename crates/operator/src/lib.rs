@@ -1,0 +1,11 @@
+//! webapp-operator: the controllers of the WebApp family and the manager that runs them.
+//!
+//! Layout: [`cli`] parses flags, [`crdgen`] renders the CustomResourceDefinitions,
+//! [`manager`] runs the controllers (leader election, metrics, health, shutdown) and
+//! [`controllers`] holds one module per kind, each a thin I/O shell around a pure plan.
+
+pub mod cli;
+pub mod controllers;
+pub mod crdgen;
+pub mod manager;
+pub mod telemetry;

@@ -1,0 +1,152 @@
+//! The manager: one process, one client, every chosen controller; leader election,
+//! the metrics/health server, and graceful shutdown on SIGTERM or Ctrl-C.
+
+mod client;
+mod http;
+mod leader;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures::future::{FutureExt, Shared};
+use prometheus_client::registry::Registry;
+use reconcile_kit::backoff::Backoffs;
+use reconcile_kit::driver::Driver;
+use reconcile_kit::events::Events;
+use reconcile_kit::metrics::Metrics;
+use tokio::sync::watch;
+
+use crate::cli::RunArgs;
+use crate::controllers::{ControllerKind, webapp};
+
+pub use client::ClientMetrics;
+
+/// Settings of a manager.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Namespace to watch; all when `None`.
+    pub namespace: Option<String>,
+    /// Controllers to run.
+    pub controllers: Vec<ControllerKind>,
+    /// Parallel reconciles per controller.
+    pub concurrency: u16,
+    /// Address of the metrics and health server.
+    pub metrics_addr: SocketAddr,
+    /// Whether to take the leader Lease first.
+    pub leader_elect: bool,
+    /// Namespace of the Lease.
+    pub leader_election_namespace: Option<String>,
+    /// Identity of this instance.
+    pub instance: Option<String>,
+}
+
+impl From<RunArgs> for Config {
+    fn from(args: RunArgs) -> Self {
+        Config {
+            namespace: args.namespace,
+            controllers: args.controllers,
+            concurrency: args.concurrency,
+            metrics_addr: args.metrics_addr,
+            leader_elect: args.leader_elect,
+            leader_election_namespace: args.leader_election_namespace,
+            instance: args.instance,
+        }
+    }
+}
+
+/// Why the manager stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    /// No usable kubeconfig or in-cluster configuration.
+    #[error("cannot configure the Kubernetes client")]
+    Config(#[source] kube::config::InferConfigError),
+    /// The client could not be built from the configuration.
+    #[error("cannot build the Kubernetes client")]
+    Client(#[source] kube::Error),
+    /// The metrics server could not bind.
+    #[error("cannot serve metrics on {addr}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Leader election failed.
+    #[error("leader election failed")]
+    Leader(#[source] kube_lease_manager::LeaseManagerError),
+}
+
+/// A future that resolves once shutdown was asked for; cheap to clone.
+pub type Shutdown = Shared<futures::future::BoxFuture<'static, ()>>;
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub fn shutdown_signal() -> Shutdown {
+    async {
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM; Ctrl-C only");
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown requested; finishing in-flight reconciles");
+    }
+    .boxed()
+    .shared()
+}
+
+/// Runs the manager until a shutdown signal.
+pub async fn run(config: Config) -> Result<(), ManagerError> {
+    let kube_config = kube::Config::infer().await.map_err(ManagerError::Config)?;
+    run_with(config, kube_config, shutdown_signal()).await
+}
+
+/// Runs the manager against `kube_config` until `shutdown` resolves. Tests use this
+/// to run the operator in-process against the local control plane.
+pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutdown) -> Result<(), ManagerError> {
+    let mut registry = Registry::with_prefix("");
+    let client_metrics = ClientMetrics::register(&mut registry);
+    let client = client::build(kube_config, &client_metrics).map_err(ManagerError::Client)?;
+    let metrics = Metrics::register(&mut registry);
+
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let server = http::serve(config.metrics_addr, Arc::new(registry), ready_rx, shutdown.clone()).await?;
+
+    if config.leader_elect {
+        let namespace = config.leader_election_namespace.clone().unwrap_or_else(|| "default".into());
+        leader::wait_for_leadership(client.clone(), &namespace, config.instance.clone(), shutdown.clone()).await?;
+    }
+
+    let events = Events::new(client.clone(), config.instance.clone());
+    let mut tasks = Vec::new();
+    for kind in &config.controllers {
+        match kind {
+            ControllerKind::Webapp => {
+                let (controller, reconciler) = webapp::controller(client.clone(), config.namespace.as_deref(), events.clone(), config.concurrency);
+                let driver = Driver::new(reconciler, metrics.clone(), Backoffs::default());
+                tasks.push(tokio::spawn(driver.run(controller, shutdown.clone())));
+            }
+        }
+    }
+    tracing::info!(controllers = ?config.controllers, namespace = ?config.namespace, "controllers started");
+    let _ = ready_tx.send(true);
+    for task in tasks {
+        if let Err(error) = task.await {
+            tracing::error!(%error, "controller task failed");
+        }
+    }
+    let _ = server.await;
+    tracing::info!("stopped");
+    Ok(())
+}
