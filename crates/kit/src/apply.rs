@@ -50,12 +50,17 @@ pub enum Deletion {
 
 /// The controller owner reference pointing at `owner`.
 pub fn owner_reference<K: Resource<DynamicType = ()>>(owner: &K) -> Result<OwnerReference> {
-    owner.controller_owner_ref(&()).ok_or_else(|| Error::InvalidSpec("owner has no name or uid yet".into()))
+    owner
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::InvalidSpec("owner has no name or uid yet".into()))
 }
 
 /// Whether `meta` names `owner_uid` as its controller.
 pub fn is_controlled_by(meta: &ObjectMeta, owner_uid: &str) -> bool {
-    meta.owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == owner_uid)
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|r| r.controller == Some(true) && r.uid == owner_uid)
 }
 
 /// Applies `desired` (which must carry its name, namespace and controller owner
@@ -73,13 +78,18 @@ where
         .iter()
         .find(|r| r.controller == Some(true))
         .cloned()
-        .ok_or_else(|| Error::InvalidSpec(format!("{kind} {name} has no controller owner reference")))?;
+        .ok_or_else(|| {
+            Error::InvalidSpec(format!("{kind} {name} has no controller owner reference"))
+        })?;
 
     let fetched;
     let current = match current {
         Some(child) => Some(child),
         None => {
-            fetched = api.get_opt(&name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))?;
+            fetched = api
+                .get_opt(&name)
+                .await
+                .map_err(|e| Error::kube(format!("get {kind} {name}"), e))?;
             fetched.as_ref()
         }
     };
@@ -87,7 +97,11 @@ where
     let hash = intent_hash(&desired)?;
     if let Some(live) = current {
         if !is_controlled_by(live.meta(), &owner.uid) {
-            return Err(Error::NotOwned { kind, name, owner: owner.kind });
+            return Err(Error::NotOwned {
+                kind,
+                name,
+                owner: owner.kind,
+            });
         }
         let same_intent = live.annotations().get(APPLIED_HASH) == Some(&hash);
         if same_intent && contains(&to_value(live)?, &to_value(&desired)?) {
@@ -100,7 +114,11 @@ where
     api.patch(&name, &params, &Patch::Apply(&desired))
         .await
         .map_err(|e| Error::kube(format!("apply {kind} {name}"), e))?;
-    Ok(if current.is_some() { Applied::Updated } else { Applied::Created })
+    Ok(if current.is_some() {
+        Applied::Updated
+    } else {
+        Applied::Created
+    })
 }
 
 /// Deletes the child `name` if it is controlled by `owner_uid`, and reports whether it
@@ -110,7 +128,11 @@ where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
 {
     let kind = K::kind(&());
-    let Some(live) = api.get_opt(name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))? else {
+    let Some(live) = api
+        .get_opt(name)
+        .await
+        .map_err(|e| Error::kube(format!("get {kind} {name}"), e))?
+    else {
         return Ok(Deletion::Gone);
     };
     if !is_controlled_by(live.meta(), owner_uid) {
@@ -119,7 +141,10 @@ where
     if live.meta().deletion_timestamp.is_some() {
         return Ok(Deletion::InProgress);
     }
-    let params = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..DeleteParams::default()
+    };
     match api.delete(name, &params).await {
         Ok(_) => Ok(Deletion::Requested),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(Deletion::Gone),
@@ -136,11 +161,16 @@ fn to_value<T: Serialize>(value: &T) -> Result<Value> {
 fn intent_hash<T: Serialize>(desired: &T) -> Result<String> {
     let mut value = to_value(desired)?;
     // The annotation itself must not feed its own hash.
-    if let Some(annotations) = value.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+    if let Some(annotations) = value
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
         annotations.remove(APPLIED_HASH);
     }
     let bytes = value.to_string();
-    let hash = bytes.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = bytes.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     Ok(format!("{hash:016x}"))
 }
 
@@ -149,9 +179,9 @@ fn intent_hash<T: Serialize>(desired: &T) -> Result<String> {
 /// match element by element.
 pub fn contains(live: &Value, wanted: &Value) -> bool {
     match (live, wanted) {
-        (Value::Object(live), Value::Object(wanted)) => {
-            wanted.iter().all(|(key, w)| w.is_null() || live.get(key).is_some_and(|l| contains(l, w)))
-        }
+        (Value::Object(live), Value::Object(wanted)) => wanted
+            .iter()
+            .all(|(key, w)| w.is_null() || live.get(key).is_some_and(|l| contains(l, w))),
         (Value::Array(live), Value::Array(wanted)) => {
             live.len() == wanted.len() && live.iter().zip(wanted).all(|(l, w)| contains(l, w))
         }
@@ -184,8 +214,10 @@ mod tests {
 
     #[test]
     fn intent_hash_ignores_its_own_annotation_and_sees_removed_fields() {
-        let a = json!({"metadata": {"annotations": {APPLIED_HASH: "x"}}, "env": {"A": "1", "B": "2"}});
-        let b = json!({"metadata": {"annotations": {APPLIED_HASH: "y"}}, "env": {"A": "1", "B": "2"}});
+        let a =
+            json!({"metadata": {"annotations": {APPLIED_HASH: "x"}}, "env": {"A": "1", "B": "2"}});
+        let b =
+            json!({"metadata": {"annotations": {APPLIED_HASH: "y"}}, "env": {"A": "1", "B": "2"}});
         let c = json!({"metadata": {"annotations": {}}, "env": {"A": "1"}});
         assert_eq!(intent_hash(&a).unwrap(), intent_hash(&b).unwrap());
         assert_ne!(intent_hash(&a).unwrap(), intent_hash(&c).unwrap());

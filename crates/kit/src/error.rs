@@ -78,7 +78,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Wraps a client error with what we were doing.
     pub fn kube(action: impl Into<String>, source: kube::Error) -> Self {
-        Error::Kube { action: action.into(), source }
+        Error::Kube {
+            action: action.into(),
+            source,
+        }
     }
 
     /// How to go on after this error.
@@ -95,7 +98,10 @@ impl Error {
     /// never contains names, so metric cardinality stays small.
     pub fn reason(&self) -> &'static str {
         match self {
-            Error::Kube { source: kube::Error::Api(status), .. } => match status.code {
+            Error::Kube {
+                source: kube::Error::Api(status),
+                ..
+            } => match status.code {
                 403 => "Forbidden",
                 409 => "Conflict",
                 422 | 400 => "Invalid",
@@ -148,11 +154,22 @@ mod tests {
 
     #[test]
     fn ownership_conflicts_block_and_bad_specs_are_permanent() {
-        let not_owned = Error::NotOwned { kind: "Deployment".into(), name: "web".into(), owner: "WebApp".into() };
+        let not_owned = Error::NotOwned {
+            kind: "Deployment".into(),
+            name: "web".into(),
+            owner: "WebApp".into(),
+        };
         assert_eq!(not_owned.class(), Class::Blocked);
         assert_eq!(not_owned.reason(), "NotOwned");
         assert_eq!(Error::InvalidSpec("x".into()).class(), Class::Permanent);
-        assert_eq!(Error::Timeout { step: "s", after: Duration::from_secs(1) }.class(), Class::Retryable);
+        assert_eq!(
+            Error::Timeout {
+                step: "s",
+                after: Duration::from_secs(1)
+            }
+            .class(),
+            Class::Retryable
+        );
     }
 
     #[test]

@@ -20,27 +20,47 @@ pub struct Events {
 impl Events {
     /// Events reported by this operator instance (`instance` is the pod name, if known).
     pub fn new(client: Client, instance: Option<String>) -> Self {
-        let reporter = Reporter { controller: MANAGER.into(), instance };
-        Events { recorder: Recorder::new(client, reporter) }
+        let reporter = Reporter {
+            controller: MANAGER.into(),
+            instance,
+        };
+        Events {
+            recorder: Recorder::new(client, reporter),
+        }
     }
 
     /// A Normal event: something the operator did.
     pub async fn normal(&self, object: &ObjectReference, reason: &str, note: impl Into<String>) {
-        self.publish(object, EventType::Normal, reason, note.into()).await;
+        self.publish(object, EventType::Normal, reason, note.into())
+            .await;
     }
 
     /// A Warning event: something that needs attention.
     pub async fn warning(&self, object: &ObjectReference, reason: &str, note: impl Into<String>) {
-        self.publish(object, EventType::Warning, reason, note.into()).await;
+        self.publish(object, EventType::Warning, reason, note.into())
+            .await;
     }
 
     /// A Warning event for a reconcile error, with its reason and message.
     pub async fn error(&self, object: &ObjectReference, error: &Error) {
-        self.warning(object, error.reason(), error_chain(error)).await;
+        self.warning(object, error.reason(), error_chain(error))
+            .await;
     }
 
-    async fn publish(&self, object: &ObjectReference, type_: EventType, reason: &str, note: String) {
-        let event = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
+    async fn publish(
+        &self,
+        object: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
         if let Err(error) = self.recorder.publish(&event, object).await {
             tracing::warn!(%error, reason, "could not record event");
         }

@@ -51,7 +51,9 @@ impl Default for Metrics {
         Metrics {
             reconciles: Family::default(),
             errors: Family::default(),
-            duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.005, 2.0, 14))),
+            duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 14))
+            }),
         }
     }
 }
@@ -60,9 +62,21 @@ impl Metrics {
     /// Creates the families and registers them in `registry`.
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Metrics::default();
-        registry.register("controller_runtime_reconcile", "Total number of reconciliations per controller", metrics.reconciles.clone());
-        registry.register("controller_runtime_reconcile_errors", "Total number of reconciliation errors per controller and reason", metrics.errors.clone());
-        registry.register("controller_runtime_reconcile_time_seconds", "Length of time per reconciliation per controller", metrics.duration.clone());
+        registry.register(
+            "controller_runtime_reconcile",
+            "Total number of reconciliations per controller",
+            metrics.reconciles.clone(),
+        );
+        registry.register(
+            "controller_runtime_reconcile_errors",
+            "Total number of reconciliation errors per controller and reason",
+            metrics.errors.clone(),
+        );
+        registry.register(
+            "controller_runtime_reconcile_time_seconds",
+            "Length of time per reconciliation per controller",
+            metrics.duration.clone(),
+        );
         metrics
     }
 }

@@ -17,7 +17,12 @@ use crate::error::{Error, Result};
 
 /// Server-side applies `desired` as the status of `object` unless `current` equals it.
 /// Returns whether a write was made.
-pub async fn patch_if_changed<K, S>(api: &Api<K>, object: &K, current: Option<&S>, desired: &S) -> Result<bool>
+pub async fn patch_if_changed<K, S>(
+    api: &Api<K>,
+    object: &K,
+    current: Option<&S>,
+    desired: &S,
+) -> Result<bool>
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
     S: Serialize + PartialEq,
@@ -31,8 +36,12 @@ where
         "kind": K::kind(&()),
         "status": desired,
     });
-    api.patch_status(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
-        .await
-        .map_err(|e| Error::kube(format!("patch status of {} {name}", K::kind(&())), e))?;
+    api.patch_status(
+        &name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(|e| Error::kube(format!("patch status of {} {name}", K::kind(&())), e))?;
     Ok(true)
 }

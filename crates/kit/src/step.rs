@@ -88,7 +88,11 @@ impl<C: Send, S: Step<C>> Step<C> for When<C, S> {
         self.step.name()
     }
     fn run<'a>(&'a self, ctx: &'a mut C) -> StepFuture<'a> {
-        if (self.predicate)(ctx) { self.step.run(ctx) } else { Box::pin(async { Ok(Flow::Continue) }) }
+        if (self.predicate)(ctx) {
+            self.step.run(ctx)
+        } else {
+            Box::pin(async { Ok(Flow::Continue) })
+        }
     }
 }
 
@@ -107,7 +111,12 @@ pub fn branch<C, A: Step<C>, B: Step<C>>(
     then: A,
     otherwise: B,
 ) -> Branch<C, A, B> {
-    Branch { name, predicate, then, otherwise }
+    Branch {
+        name,
+        predicate,
+        then,
+        otherwise,
+    }
 }
 
 impl<C: Send, A: Step<C>, B: Step<C>> Step<C> for Branch<C, A, B> {
@@ -115,7 +124,11 @@ impl<C: Send, A: Step<C>, B: Step<C>> Step<C> for Branch<C, A, B> {
         self.name
     }
     fn run<'a>(&'a self, ctx: &'a mut C) -> StepFuture<'a> {
-        if (self.predicate)(ctx) { self.then.run(ctx) } else { self.otherwise.run(ctx) }
+        if (self.predicate)(ctx) {
+            self.then.run(ctx)
+        } else {
+            self.otherwise.run(ctx)
+        }
     }
 }
 
@@ -139,7 +152,10 @@ impl<C: Send, S: Step<C>> Step<C> for Timeout<S> {
         Box::pin(async move {
             match tokio::time::timeout(self.after, self.step.run(ctx)).await {
                 Ok(result) => result,
-                Err(_) => Err(Error::Timeout { step: self.step.name(), after: self.after }),
+                Err(_) => Err(Error::Timeout {
+                    step: self.step.name(),
+                    after: self.after,
+                }),
             }
         })
     }

@@ -11,7 +11,10 @@ async fn main() -> ExitCode {
     match cli.execute().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("webapp-operator: {}", webapp_operator::cli::error_chain(&error));
+            eprintln!(
+                "webapp-operator: {}",
+                webapp_operator::cli::error_chain(&error)
+            );
             ExitCode::FAILURE
         }
     }

@@ -49,9 +49,15 @@ fn broken(_: &mut Run) -> StepFuture<'_> {
 
 #[tokio::test]
 async fn steps_run_in_order_until_one_stops() {
-    let pipeline = Pipeline::new().then(step("a", a)).then(step("stop", stop)).then(step("b", b));
+    let pipeline = Pipeline::new()
+        .then(step("a", a))
+        .then(step("stop", stop))
+        .then(step("b", b));
     let mut run = Run::default();
-    assert_eq!(pipeline.run(&mut run).await.unwrap(), Flow::Requeue(Duration::from_secs(5)));
+    assert_eq!(
+        pipeline.run(&mut run).await.unwrap(),
+        Flow::Requeue(Duration::from_secs(5))
+    );
     assert_eq!(run.log, ["a", "stop"]);
 }
 
@@ -59,11 +65,19 @@ async fn steps_run_in_order_until_one_stops() {
 async fn when_and_branch_choose_from_the_context() {
     let pipeline = Pipeline::new()
         .then(when(|r: &Run| r.ingress, step("a", a)))
-        .then(branch("ingress", |r: &Run| r.ingress, step("a", a), step("b", b)));
+        .then(branch(
+            "ingress",
+            |r: &Run| r.ingress,
+            step("a", a),
+            step("b", b),
+        ));
     let mut run = Run::default();
     pipeline.run(&mut run).await.unwrap();
     assert_eq!(run.log, ["b"]);
-    let mut run = Run { ingress: true, ..Run::default() };
+    let mut run = Run {
+        ingress: true,
+        ..Run::default()
+    };
     pipeline.run(&mut run).await.unwrap();
     assert_eq!(run.log, ["a", "a"]);
 }
@@ -72,7 +86,10 @@ async fn when_and_branch_choose_from_the_context() {
 async fn timeout_fails_a_slow_step() {
     let pipeline = Pipeline::new().then(timeout(Duration::from_secs(1), step("slow", slow)));
     let error = pipeline.run(&mut Run::default()).await.unwrap_err();
-    assert!(matches!(error, Error::Timeout { step: "slow", .. }), "{error}");
+    assert!(
+        matches!(error, Error::Timeout { step: "slow", .. }),
+        "{error}"
+    );
 }
 
 type OpenSpans = std::collections::HashMap<u64, Vec<(String, String)>>;
@@ -91,7 +108,9 @@ impl Visit for Fields<'_> {
     }
 }
 
-impl<S: tracing::Subscriber + for<'l> tracing_subscriber::registry::LookupSpan<'l>> Layer<S> for Recorder {
+impl<S: tracing::Subscriber + for<'l> tracing_subscriber::registry::LookupSpan<'l>> Layer<S>
+    for Recorder
+{
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _: Context<'_, S>) {
         let mut fields = vec![("name".to_owned(), attrs.metadata().name().to_owned())];
         attrs.record(&mut Fields(&mut fields));
@@ -103,10 +122,21 @@ impl<S: tracing::Subscriber + for<'l> tracing_subscriber::registry::LookupSpan<'
         }
     }
     fn on_close(&self, id: Id, _: Context<'_, S>) {
-        let fields = self.1.lock().unwrap().remove(&id.into_u64()).unwrap_or_default();
-        let shown: Vec<String> =
-            fields.iter().filter(|(k, _)| k != "duration_ms").map(|(k, v)| format!("{k}={v}")).collect();
-        assert!(fields.iter().any(|(k, _)| k == "duration_ms"), "every step span records its duration");
+        let fields = self
+            .1
+            .lock()
+            .unwrap()
+            .remove(&id.into_u64())
+            .unwrap_or_default();
+        let shown: Vec<String> = fields
+            .iter()
+            .filter(|(k, _)| k != "duration_ms")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert!(
+            fields.iter().any(|(k, _)| k == "duration_ms"),
+            "every step span records its duration"
+        );
         self.0.lock().unwrap().push(shown.join(" "));
     }
 }
@@ -117,7 +147,10 @@ async fn every_step_is_one_span_with_name_object_and_outcome() {
     let subscriber = tracing_subscriber::registry().with(recorder.clone());
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let pipeline = Pipeline::new().then(step("a", a)).then(step("b", b)).then(step("broken", broken));
+    let pipeline = Pipeline::new()
+        .then(step("a", a))
+        .then(step("b", b))
+        .then(step("broken", broken));
     let error = pipeline.run(&mut Run::default()).await.unwrap_err();
     assert_eq!(error.reason(), "InvalidSpec");
 

@@ -17,7 +17,13 @@ use serde::de::DeserializeOwned;
 /// touched objects to hand to `Controller::owns_stream` (which must be polled for the
 /// store to fill). `managedFields` are dropped before caching: they are large and we
 /// never read them.
-pub fn reflect<K>(api: Api<K>, labels: &str) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+pub fn reflect<K>(
+    api: Api<K>,
+    labels: &str,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone,
@@ -52,15 +58,25 @@ pub struct Rollout {
 /// Reads the rollout state of `deployment`.
 pub fn rollout(deployment: &Deployment) -> Rollout {
     let status = deployment.status.clone().unwrap_or_default();
-    let desired = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let observed = status.observed_generation.unwrap_or(0) >= deployment.metadata.generation.unwrap_or(0);
+    let desired = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let observed =
+        status.observed_generation.unwrap_or(0) >= deployment.metadata.generation.unwrap_or(0);
     let ready = status.ready_replicas.unwrap_or(0);
     let complete = observed
         && status.updated_replicas.unwrap_or(0) == desired
         && ready == desired
         && status.available_replicas.unwrap_or(0) == desired
         && status.replicas.unwrap_or(0) == desired;
-    Rollout { desired, current: status.replicas.unwrap_or(0), ready, complete }
+    Rollout {
+        desired,
+        current: status.replicas.unwrap_or(0),
+        ready,
+        complete,
+    }
 }
 
 /// Container waiting reasons that mean a pod will not become ready by itself.
@@ -82,14 +98,30 @@ pub fn pod_problems<'a>(pods: impl IntoIterator<Item = &'a Arc<Pod>>) -> Vec<Str
         let Some(status) = &pod.status else { continue };
         for container in status.container_statuses.iter().flatten() {
             let waiting = container.state.as_ref().and_then(|s| s.waiting.as_ref());
-            if let Some(reason) = waiting.and_then(|w| w.reason.as_deref()).filter(|r| FAILING_REASONS.contains(r)) {
-                let detail = waiting.and_then(|w| w.message.as_deref()).map(|m| format!(" ({m})")).unwrap_or_default();
-                problems.push(format!("pod {name}: container {}: {reason}{detail}", container.name));
+            if let Some(reason) = waiting
+                .and_then(|w| w.reason.as_deref())
+                .filter(|r| FAILING_REASONS.contains(r))
+            {
+                let detail = waiting
+                    .and_then(|w| w.message.as_deref())
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default();
+                problems.push(format!(
+                    "pod {name}: container {}: {reason}{detail}",
+                    container.name
+                ));
             }
         }
         for condition in status.conditions.iter().flatten() {
-            if condition.type_ == "PodScheduled" && condition.status == "False" && condition.reason.as_deref() == Some("Unschedulable") {
-                let detail = condition.message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default();
+            if condition.type_ == "PodScheduled"
+                && condition.status == "False"
+                && condition.reason.as_deref() == Some("Unschedulable")
+            {
+                let detail = condition
+                    .message
+                    .as_deref()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default();
                 problems.push(format!("pod {name}: Unschedulable{detail}"));
             }
         }
@@ -111,13 +143,21 @@ mod tests {
     #[test]
     fn names_image_pull_and_crash_loop_and_unschedulable_pods() {
         let pods = [
-            pod(json!({"metadata": {"name": "b"}, "status": {"containerStatuses": [{"name": "app", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
-                "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"x\""}}}]}})),
-            pod(json!({"metadata": {"name": "a"}, "status": {"containerStatuses": [{"name": "app", "image": "x", "imageID": "", "ready": false, "restartCount": 3,
-                "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}})),
-            pod(json!({"metadata": {"name": "c"}, "status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/2 nodes"}]}})),
-            pod(json!({"metadata": {"name": "d"}, "status": {"containerStatuses": [{"name": "app", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
-                "state": {"waiting": {"reason": "ContainerCreating"}}}]}})),
+            pod(
+                json!({"metadata": {"name": "b"}, "status": {"containerStatuses": [{"name": "app", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"x\""}}}]}}),
+            ),
+            pod(
+                json!({"metadata": {"name": "a"}, "status": {"containerStatuses": [{"name": "app", "image": "x", "imageID": "", "ready": false, "restartCount": 3,
+                "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}),
+            ),
+            pod(
+                json!({"metadata": {"name": "c"}, "status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/2 nodes"}]}}),
+            ),
+            pod(
+                json!({"metadata": {"name": "d"}, "status": {"containerStatuses": [{"name": "app", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ContainerCreating"}}}]}}),
+            ),
         ];
         assert_eq!(
             pod_problems(&pods),

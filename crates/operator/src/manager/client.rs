@@ -26,7 +26,11 @@ impl ClientMetrics {
     /// Creates and registers the counters.
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = ClientMetrics::default();
-        registry.register("kube_client_requests", "Requests sent to the Kubernetes API server, by HTTP method", metrics.requests.clone());
+        registry.register(
+            "kube_client_requests",
+            "Requests sent to the Kubernetes API server, by HTTP method",
+            metrics.requests.clone(),
+        );
         metrics
     }
 }
@@ -35,8 +39,14 @@ impl ClientMetrics {
 pub fn build(config: kube::Config, metrics: &ClientMetrics) -> Result<kube::Client, kube::Error> {
     let requests = metrics.requests.clone();
     let counting = MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
-        requests.get_or_create(&MethodLabels { method: request.method().as_str().to_owned() }).inc();
+        requests
+            .get_or_create(&MethodLabels {
+                method: request.method().as_str().to_owned(),
+            })
+            .inc();
         request
     });
-    Ok(kube::client::ClientBuilder::try_from(config)?.with_layer(&counting).build())
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&counting)
+        .build())
 }

@@ -22,8 +22,15 @@ struct Web {
 }
 
 /// Binds `addr` and serves until `shutdown`.
-pub async fn serve(addr: SocketAddr, registry: Arc<Registry>, ready: watch::Receiver<bool>, shutdown: Shutdown) -> Result<JoinHandle<()>, ManagerError> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ManagerError::Bind { addr, source })?;
+pub async fn serve(
+    addr: SocketAddr,
+    registry: Arc<Registry>,
+    ready: watch::Receiver<bool>,
+    shutdown: Shutdown,
+) -> Result<JoinHandle<()>, ManagerError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ManagerError::Bind { addr, source })?;
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
@@ -31,7 +38,10 @@ pub async fn serve(addr: SocketAddr, registry: Arc<Registry>, ready: watch::Rece
         .with_state(Web { registry, ready });
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
     Ok(tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(%error, "metrics server failed");
         }
     }))
@@ -40,11 +50,26 @@ pub async fn serve(addr: SocketAddr, registry: Arc<Registry>, ready: watch::Rece
 async fn metrics(State(web): State<Web>) -> impl IntoResponse {
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, &web.registry) {
-        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body),
-        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], error.to_string()),
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        ),
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain")],
+            error.to_string(),
+        ),
     }
 }
 
 async fn readyz(State(web): State<Web>) -> impl IntoResponse {
-    if *web.ready.borrow() { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready") }
+    if *web.ready.borrow() {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
 }

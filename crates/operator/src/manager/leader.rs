@@ -11,8 +11,16 @@ pub const LEASE: &str = "webapp-operator-leader";
 /// Blocks until this instance holds the Lease (or shutdown is asked for). The Lease is
 /// then renewed in the background; losing it ends the process, the safe choice for a
 /// replica that may no longer act (its restart queues it for the Lease again).
-pub async fn wait_for_leadership(client: Client, namespace: &str, instance: Option<String>, shutdown: Shutdown) -> Result<(), ManagerError> {
-    let mut builder = kube_lease_manager::LeaseManagerBuilder::new(client, LEASE).with_namespace(namespace).with_duration(15).with_grace(5);
+pub async fn wait_for_leadership(
+    client: Client,
+    namespace: &str,
+    instance: Option<String>,
+    shutdown: Shutdown,
+) -> Result<(), ManagerError> {
+    let mut builder = kube_lease_manager::LeaseManagerBuilder::new(client, LEASE)
+        .with_namespace(namespace)
+        .with_duration(15)
+        .with_grace(5);
     if let Some(identity) = instance {
         builder = builder.with_identity(identity);
     }

@@ -85,14 +85,15 @@ pub fn shutdown_signal() -> Shutdown {
     async {
         #[cfg(unix)]
         {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot listen for SIGTERM; Ctrl-C only");
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(term) => term,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot listen for SIGTERM; Ctrl-C only");
+                        let _ = tokio::signal::ctrl_c().await;
+                        return;
+                    }
+                };
             tokio::select! {
                 _ = term.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}
@@ -114,18 +115,37 @@ pub async fn run(config: Config) -> Result<(), ManagerError> {
 
 /// Runs the manager against `kube_config` until `shutdown` resolves. Tests use this
 /// to run the operator in-process against the local control plane.
-pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutdown) -> Result<(), ManagerError> {
+pub async fn run_with(
+    config: Config,
+    kube_config: kube::Config,
+    shutdown: Shutdown,
+) -> Result<(), ManagerError> {
     let mut registry = Registry::with_prefix("");
     let client_metrics = ClientMetrics::register(&mut registry);
     let client = client::build(kube_config, &client_metrics).map_err(ManagerError::Client)?;
     let metrics = Metrics::register(&mut registry);
 
     let (ready_tx, ready_rx) = watch::channel(false);
-    let server = http::serve(config.metrics_addr, Arc::new(registry), ready_rx, shutdown.clone()).await?;
+    let server = http::serve(
+        config.metrics_addr,
+        Arc::new(registry),
+        ready_rx,
+        shutdown.clone(),
+    )
+    .await?;
 
     if config.leader_elect {
-        let namespace = config.leader_election_namespace.clone().unwrap_or_else(|| "default".into());
-        leader::wait_for_leadership(client.clone(), &namespace, config.instance.clone(), shutdown.clone()).await?;
+        let namespace = config
+            .leader_election_namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        leader::wait_for_leadership(
+            client.clone(),
+            &namespace,
+            config.instance.clone(),
+            shutdown.clone(),
+        )
+        .await?;
     }
 
     let events = Events::new(client.clone(), config.instance.clone());
@@ -133,7 +153,12 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
     for kind in &config.controllers {
         match kind {
             ControllerKind::Webapp => {
-                let (controller, reconciler) = webapp::controller(client.clone(), config.namespace.as_deref(), events.clone(), config.concurrency);
+                let (controller, reconciler) = webapp::controller(
+                    client.clone(),
+                    config.namespace.as_deref(),
+                    events.clone(),
+                    config.concurrency,
+                );
                 let driver = Driver::new(reconciler, metrics.clone(), Backoffs::default());
                 tasks.push(tokio::spawn(driver.run(controller, shutdown.clone())));
             }

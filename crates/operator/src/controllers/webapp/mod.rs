@@ -62,7 +62,12 @@ pub struct WebAppReconciler {
 
 /// Builds the WebApp controller: watches of WebApps and of their children (filtered on
 /// our labels, cached once and shared with the reconciler), and the reconciler.
-pub fn controller(client: Client, namespace: Option<&str>, events: Events, concurrency: u16) -> (Controller<WebApp>, WebAppReconciler) {
+pub fn controller(
+    client: Client,
+    namespace: Option<&str>,
+    events: Events,
+    concurrency: u16,
+) -> (Controller<WebApp>, WebAppReconciler) {
     fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
@@ -72,23 +77,40 @@ pub fn controller(client: Client, namespace: Option<&str>, events: Events, concu
             None => Api::all(client.clone()),
         }
     }
-    let selector = format!("{}={},{}={}", labels::NAME, plan::APP, labels::MANAGED_BY, reconcile_kit::MANAGER);
-    let (deployments, deployment_events) = reflect(api::<Deployment>(&client, namespace), &selector);
+    let selector = format!(
+        "{}={},{}={}",
+        labels::NAME,
+        plan::APP,
+        labels::MANAGED_BY,
+        reconcile_kit::MANAGER
+    );
+    let (deployments, deployment_events) =
+        reflect(api::<Deployment>(&client, namespace), &selector);
     let (services, service_events) = reflect(api::<Service>(&client, namespace), &selector);
     let (ingresses, ingress_events) = reflect(api::<Ingress>(&client, namespace), &selector);
     let (pods, pod_events) = reflect(api::<Pod>(&client, namespace), &selector);
 
-    let controller = Controller::new(api::<WebApp>(&client, namespace), watcher::Config::default().any_semantic())
-        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-        .owns_stream(deployment_events)
-        .owns_stream(service_events)
-        .owns_stream(ingress_events)
-        // Pods are not owned by the WebApp (their ReplicaSet is), so map them by label.
-        .watches_stream(pod_events, |pod: Pod| {
-            let instance = pod.labels().get(labels::INSTANCE)?.clone();
-            Some(ObjectRef::new(&instance).within(&pod.namespace()?))
-        });
-    let ctx = Context { client, events, deployments, services, ingresses, pods };
+    let controller = Controller::new(
+        api::<WebApp>(&client, namespace),
+        watcher::Config::default().any_semantic(),
+    )
+    .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+    .owns_stream(deployment_events)
+    .owns_stream(service_events)
+    .owns_stream(ingress_events)
+    // Pods are not owned by the WebApp (their ReplicaSet is), so map them by label.
+    .watches_stream(pod_events, |pod: Pod| {
+        let instance = pod.labels().get(labels::INSTANCE)?.clone();
+        Some(ObjectRef::new(&instance).within(&pod.namespace()?))
+    });
+    let ctx = Context {
+        client,
+        events,
+        deployments,
+        services,
+        ingresses,
+        pods,
+    };
     (controller, WebAppReconciler { ctx: Arc::new(ctx) })
 }
 
@@ -97,7 +119,9 @@ impl Reconciler for WebAppReconciler {
     const NAME: &'static str = "webapp";
 
     async fn reconcile(&self, webapp: Arc<WebApp>) -> Result<Action> {
-        let namespace = webapp.namespace().ok_or_else(|| Error::InvalidSpec("WebApp has no namespace".into()))?;
+        let namespace = webapp
+            .namespace()
+            .ok_or_else(|| Error::InvalidSpec("WebApp has no namespace".into()))?;
         let api: Api<WebApp> = self.ctx.api(&namespace);
         let ctx = self.ctx.clone();
         finalizer(&api, FINALIZER, webapp, |event| async move {
@@ -113,5 +137,8 @@ impl Reconciler for WebAppReconciler {
 
 /// The pod selector string of `webapp`, for `status.selector`.
 fn selector(webapp: &WebApp) -> String {
-    selector_string(&crate::controllers::selector_labels(plan::APP, &webapp.name_any()))
+    selector_string(&crate::controllers::selector_labels(
+        plan::APP,
+        &webapp.name_any(),
+    ))
 }

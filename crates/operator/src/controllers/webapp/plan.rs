@@ -2,12 +2,12 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec,
-    TCPSocketAction,
+    Container, ContainerPort, EnvVar, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, Service,
+    ServicePort, ServiceSpec, TCPSocketAction,
 };
 use k8s_openapi::api::networking::v1::{
-    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend, IngressSpec,
-    ServiceBackendPort,
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, ServiceBackendPort,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -46,7 +46,11 @@ pub fn desired(webapp: &WebApp, owner: OwnerReference) -> Children {
     Children {
         deployment: deployment(webapp, metadata.clone()),
         service: service(webapp, metadata.clone()),
-        ingress: webapp.spec.domain.as_ref().map(|domain| ingress(webapp, domain, metadata)),
+        ingress: webapp
+            .spec
+            .domain
+            .as_ref()
+            .map(|domain| ingress(webapp, domain, metadata)),
     }
 }
 
@@ -55,20 +59,38 @@ fn deployment(webapp: &WebApp, metadata: ObjectMeta) -> Deployment {
     let selector = selector_labels(APP, &webapp.name_any());
     let probe = match &spec.probe_path {
         Some(path) => Probe {
-            http_get: Some(HTTPGetAction { path: Some(path.clone()), port: IntOrString::Int(spec.port), ..HTTPGetAction::default() }),
+            http_get: Some(HTTPGetAction {
+                path: Some(path.clone()),
+                port: IntOrString::Int(spec.port),
+                ..HTTPGetAction::default()
+            }),
             ..Probe::default()
         },
         None => Probe {
-            tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(spec.port), ..TCPSocketAction::default() }),
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::Int(spec.port),
+                ..TCPSocketAction::default()
+            }),
             ..Probe::default()
         },
     };
-    let env: Vec<EnvVar> =
-        spec.env.iter().map(|(name, value)| EnvVar { name: name.clone(), value: Some(value.clone()), ..EnvVar::default() }).collect();
+    let env: Vec<EnvVar> = spec
+        .env
+        .iter()
+        .map(|(name, value)| EnvVar {
+            name: name.clone(),
+            value: Some(value.clone()),
+            ..EnvVar::default()
+        })
+        .collect();
     let container = Container {
         name: CONTAINER.into(),
         image: Some(spec.image.clone()),
-        ports: Some(vec![ContainerPort { name: Some("http".into()), container_port: spec.port, ..ContainerPort::default() }]),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: spec.port,
+            ..ContainerPort::default()
+        }]),
         env: (!env.is_empty()).then_some(env),
         resources: spec.resources.clone(),
         readiness_probe: Some(probe),
@@ -79,10 +101,19 @@ fn deployment(webapp: &WebApp, metadata: ObjectMeta) -> Deployment {
         spec: Some(DeploymentSpec {
             // Unset: an autoscaler owns the count; sending it would fight the autoscaler.
             replicas: spec.replicas,
-            selector: LabelSelector { match_labels: Some(selector.clone()), ..LabelSelector::default() },
+            selector: LabelSelector {
+                match_labels: Some(selector.clone()),
+                ..LabelSelector::default()
+            },
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(child_labels(APP, &webapp.name_any())), ..ObjectMeta::default() }),
-                spec: Some(PodSpec { containers: vec![container], ..PodSpec::default() }),
+                metadata: Some(ObjectMeta {
+                    labels: Some(child_labels(APP, &webapp.name_any())),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    ..PodSpec::default()
+                }),
             },
             ..DeploymentSpec::default()
         }),
@@ -114,7 +145,10 @@ fn ingress(webapp: &WebApp, domain: &str, metadata: ObjectMeta) -> Ingress {
     let backend = IngressBackend {
         service: Some(IngressServiceBackend {
             name: webapp.name_any(),
-            port: Some(ServiceBackendPort { number: Some(webapp.spec.port), ..ServiceBackendPort::default() }),
+            port: Some(ServiceBackendPort {
+                number: Some(webapp.spec.port),
+                ..ServiceBackendPort::default()
+            }),
         }),
         ..IngressBackend::default()
     };
@@ -124,7 +158,11 @@ fn ingress(webapp: &WebApp, domain: &str, metadata: ObjectMeta) -> Ingress {
             rules: Some(vec![IngressRule {
                 host: Some(domain.to_owned()),
                 http: Some(HTTPIngressRuleValue {
-                    paths: vec![HTTPIngressPath { path: Some("/".into()), path_type: "Prefix".into(), backend }],
+                    paths: vec![HTTPIngressPath {
+                        path: Some("/".into()),
+                        path_type: "Prefix".into(),
+                        backend,
+                    }],
                 }),
             }]),
             ..IngressSpec::default()

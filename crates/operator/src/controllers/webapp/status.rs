@@ -37,10 +37,19 @@ pub struct Failure {
 }
 
 /// The status `webapp` should carry after observing `observed`, or failing with `failure`.
-pub fn compute(webapp: &WebApp, observed: &Observed, failure: Option<&Failure>, now: Timestamp) -> WebAppStatus {
+pub fn compute(
+    webapp: &WebApp,
+    observed: &Observed,
+    failure: Option<&Failure>,
+    now: Timestamp,
+) -> WebAppStatus {
     let previous = webapp.status.clone().unwrap_or_default();
     let generation = webapp.metadata.generation;
-    let rollout = observed.deployment.as_ref().map(rollout).unwrap_or_default();
+    let rollout = observed
+        .deployment
+        .as_ref()
+        .map(rollout)
+        .unwrap_or_default();
     let problems = observed.pod_problems.join("; ");
 
     let ready = failure.is_none()
@@ -63,14 +72,24 @@ pub fn compute(webapp: &WebApp, observed: &Observed, failure: Option<&Failure>, 
             failure.message.clone(),
             Conditions::new(&previous.conditions, generation, now)
                 .set(READY, false, &failure.reason, &failure.message)
-                .set(PROGRESSING, false, &failure.reason, "stopped until the cause is fixed")
+                .set(
+                    PROGRESSING,
+                    false,
+                    &failure.reason,
+                    "stopped until the cause is fixed",
+                )
                 .set(DEGRADED, true, &failure.reason, &failure.message),
         ),
         (None, Phase::Running) => (
             pods.clone(),
             Conditions::new(&previous.conditions, generation, now)
                 .set(READY, true, "Running", &pods)
-                .set(PROGRESSING, false, "Complete", "all resources are up to date")
+                .set(
+                    PROGRESSING,
+                    false,
+                    "Complete",
+                    "all resources are up to date",
+                )
                 .set(DEGRADED, false, "Healthy", ""),
         ),
         (None, _) if !problems.is_empty() => (
@@ -81,7 +100,11 @@ pub fn compute(webapp: &WebApp, observed: &Observed, failure: Option<&Failure>, 
                 .set(DEGRADED, true, "PodsFailing", &problems),
         ),
         (None, _) => {
-            let waiting = if observed.changed { "resources updated, rollout starting".to_owned() } else { format!("waiting: {pods}") };
+            let waiting = if observed.changed {
+                "resources updated, rollout starting".to_owned()
+            } else {
+                format!("waiting: {pods}")
+            };
             (
                 waiting.clone(),
                 Conditions::new(&previous.conditions, generation, now)
@@ -108,7 +131,10 @@ pub fn deleting(webapp: &WebApp, step: &str, now: Timestamp) -> WebAppStatus {
     let previous = webapp.status.clone().unwrap_or_default();
     let message = format!("deleting: {step}");
     WebAppStatus {
-        phase: Some(phase::next(previous.phase.unwrap_or_default(), Observation::Deleting)),
+        phase: Some(phase::next(
+            previous.phase.unwrap_or_default(),
+            Observation::Deleting,
+        )),
         message: Some(message.clone()),
         conditions: Conditions::new(&previous.conditions, webapp.metadata.generation, now)
             .set(READY, false, "Deleting", &message)

@@ -43,7 +43,14 @@ impl StepContext for Run {
 impl Run {
     fn new(ctx: Arc<Context>, webapp: Arc<WebApp>) -> Self {
         let namespace = webapp.namespace().unwrap_or_default();
-        Run { ctx, webapp, namespace, children: None, observed: Observed::default(), notes: Vec::new() }
+        Run {
+            ctx,
+            webapp,
+            namespace,
+            children: None,
+            observed: Observed::default(),
+            notes: Vec::new(),
+        }
     }
 
     fn name(&self) -> String {
@@ -51,14 +58,18 @@ impl Run {
     }
 
     fn children(&self) -> Result<&Children> {
-        self.children.as_ref().ok_or_else(|| Error::InvalidSpec("plan step did not run".into()))
+        self.children
+            .as_ref()
+            .ok_or_else(|| Error::InvalidSpec("plan step did not run".into()))
     }
 
     fn cached<K>(&self, store: &Store<K>) -> Option<K>
     where
         K: Resource<DynamicType = ()> + Clone,
     {
-        store.get(&ObjectRef::new(&self.name()).within(&self.namespace)).map(|k| (*k).clone())
+        store
+            .get(&ObjectRef::new(&self.name()).within(&self.namespace))
+            .map(|k| (*k).clone())
     }
 
     fn reference(&self) -> ObjectReference {
@@ -73,11 +84,15 @@ impl Run {
             Applied::Unchanged => {}
             Applied::Created => {
                 self.observed.changed = true;
-                self.notes.push(("Created", format!("Created {kind} {name}")));
+                self.notes
+                    .push(("Created", format!("Created {kind} {name}")));
             }
             Applied::Updated => {
                 self.observed.changed = true;
-                self.notes.push((synced_reason, format!("{kind} {name} synced to the WebApp spec")));
+                self.notes.push((
+                    synced_reason,
+                    format!("{kind} {name} synced to the WebApp spec"),
+                ));
             }
         }
     }
@@ -91,7 +106,12 @@ static APPLY: LazyLock<Pipeline<Run>> = LazyLock::new(|| {
         .then(timeout(STEP_BUDGET, step("service", apply_service)))
         .then(timeout(
             STEP_BUDGET,
-            branch("ingress", |run: &Run| run.webapp.spec.domain.is_some(), step("ingress", apply_ingress), step("ingress", delete_ingress)),
+            branch(
+                "ingress",
+                |run: &Run| run.webapp.spec.domain.is_some(),
+                step("ingress", apply_ingress),
+                step("ingress", delete_ingress),
+            ),
         ))
         .then(timeout(STEP_BUDGET, step("observe", observe)))
 });
@@ -101,7 +121,10 @@ static CLEANUP: LazyLock<Pipeline<Run>> = LazyLock::new(|| {
     Pipeline::new()
         .then(timeout(STEP_BUDGET, step("delete-ingress", delete_ingress)))
         .then(timeout(STEP_BUDGET, step("delete-service", delete_service)))
-        .then(timeout(STEP_BUDGET, step("delete-deployment", delete_deployment)))
+        .then(timeout(
+            STEP_BUDGET,
+            step("delete-deployment", delete_deployment),
+        ))
 });
 
 fn plan_children(run: &mut Run) -> StepFuture<'_> {
@@ -117,7 +140,12 @@ fn plan_children(run: &mut Run) -> StepFuture<'_> {
 fn apply_deployment(run: &mut Run) -> StepFuture<'_> {
     Box::pin(async move {
         let desired = run.children()?.deployment.clone();
-        let outcome = apply::apply(&run.ctx.api(&run.namespace), run.cached(&run.ctx.deployments).as_ref(), desired).await?;
+        let outcome = apply::apply(
+            &run.ctx.api(&run.namespace),
+            run.cached(&run.ctx.deployments).as_ref(),
+            desired,
+        )
+        .await?;
         run.applied("Deployment", "DeploymentSynced", outcome);
         Ok(Flow::Continue)
     })
@@ -126,7 +154,12 @@ fn apply_deployment(run: &mut Run) -> StepFuture<'_> {
 fn apply_service(run: &mut Run) -> StepFuture<'_> {
     Box::pin(async move {
         let desired = run.children()?.service.clone();
-        let outcome = apply::apply(&run.ctx.api(&run.namespace), run.cached(&run.ctx.services).as_ref(), desired).await?;
+        let outcome = apply::apply(
+            &run.ctx.api(&run.namespace),
+            run.cached(&run.ctx.services).as_ref(),
+            desired,
+        )
+        .await?;
         run.applied("Service", "ServiceSynced", outcome);
         run.observed.service = true;
         Ok(Flow::Continue)
@@ -135,8 +168,15 @@ fn apply_service(run: &mut Run) -> StepFuture<'_> {
 
 fn apply_ingress(run: &mut Run) -> StepFuture<'_> {
     Box::pin(async move {
-        let Some(desired) = run.children()?.ingress.clone() else { return Ok(Flow::Continue) };
-        let outcome = apply::apply(&run.ctx.api(&run.namespace), run.cached(&run.ctx.ingresses).as_ref(), desired).await?;
+        let Some(desired) = run.children()?.ingress.clone() else {
+            return Ok(Flow::Continue);
+        };
+        let outcome = apply::apply(
+            &run.ctx.api(&run.namespace),
+            run.cached(&run.ctx.ingresses).as_ref(),
+            desired,
+        )
+        .await?;
         run.applied("Ingress", "IngressSynced", outcome);
         run.observed.ingress = true;
         Ok(Flow::Continue)
@@ -148,11 +188,17 @@ fn observe(run: &mut Run) -> StepFuture<'_> {
         run.observed.deployment = match run.cached(&run.ctx.deployments) {
             Some(deployment) => Some(deployment),
             // Just created: the cache has not seen it yet.
-            None => run.ctx.api(&run.namespace).get_opt(&run.name()).await.map_err(|e| Error::kube("get Deployment", e))?,
+            None => run
+                .ctx
+                .api(&run.namespace)
+                .get_opt(&run.name())
+                .await
+                .map_err(|e| Error::kube("get Deployment", e))?,
         };
         let name = run.name();
         let pods = run.ctx.pods.state_filter(|pod| {
-            pod.namespace().as_deref() == Some(run.namespace.as_str()) && pod.labels().get(labels::INSTANCE) == Some(&name)
+            pod.namespace().as_deref() == Some(run.namespace.as_str())
+                && pod.labels().get(labels::INSTANCE) == Some(&name)
         });
         run.observed.pod_problems = pod_problems(&pods);
         Ok(Flow::Continue)
@@ -162,14 +208,24 @@ fn observe(run: &mut Run) -> StepFuture<'_> {
 /// Deletes one child kind in the cleanup order; waits (requeues) until it is gone.
 async fn delete_child<K>(run: &mut Run, kind: &str) -> Result<Flow>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
 {
     let uid = run.webapp.uid().unwrap_or_default();
     let name = run.name();
     match apply::delete::<K>(&run.ctx.api(&run.namespace), &name, &uid).await? {
         Deletion::Gone => Ok(Flow::Continue),
         Deletion::Requested => {
-            run.ctx.events.normal(&run.reference(), "Deleting", format!("Deleting {kind} {name}")).await;
+            run.ctx
+                .events
+                .normal(
+                    &run.reference(),
+                    "Deleting",
+                    format!("Deleting {kind} {name}"),
+                )
+                .await;
             Ok(Flow::Requeue(Duration::from_secs(1)))
         }
         Deletion::InProgress => Ok(Flow::Requeue(Duration::from_secs(1))),
@@ -177,15 +233,22 @@ where
 }
 
 fn delete_ingress(run: &mut Run) -> StepFuture<'_> {
-    Box::pin(delete_child::<k8s_openapi::api::networking::v1::Ingress>(run, "Ingress"))
+    Box::pin(delete_child::<k8s_openapi::api::networking::v1::Ingress>(
+        run, "Ingress",
+    ))
 }
 
 fn delete_service(run: &mut Run) -> StepFuture<'_> {
-    Box::pin(delete_child::<k8s_openapi::api::core::v1::Service>(run, "Service"))
+    Box::pin(delete_child::<k8s_openapi::api::core::v1::Service>(
+        run, "Service",
+    ))
 }
 
 fn delete_deployment(run: &mut Run) -> StepFuture<'_> {
-    Box::pin(delete_child::<k8s_openapi::api::apps::v1::Deployment>(run, "Deployment"))
+    Box::pin(delete_child::<k8s_openapi::api::apps::v1::Deployment>(
+        run,
+        "Deployment",
+    ))
 }
 
 /// Reconciles a live WebApp: runs the pipeline, then reports.
@@ -196,7 +259,10 @@ pub(super) async fn apply(ctx: Arc<Context>, webapp: Arc<WebApp>) -> Result<Acti
         Err(error) => {
             match error.class() {
                 Class::Permanent | Class::Blocked => {
-                    let failure = Failure { reason: error.reason().to_owned(), message: reconcile_kit::events::error_chain(&error) };
+                    let failure = Failure {
+                        reason: error.reason().to_owned(),
+                        message: reconcile_kit::events::error_chain(&error),
+                    };
                     // The error goes on to the error policy whatever the report does.
                     if let Err(report_error) = report(&mut run, Some(&failure)).await {
                         tracing::warn!(error = %report_error, "could not report failure");
@@ -221,22 +287,44 @@ async fn report(run: &mut Run, failure: Option<&Failure>) -> Result<Action> {
     for (reason, note) in run.notes.drain(..) {
         run.ctx.events.normal(&reference, reason, note).await;
     }
-    let spec_changed = previous.observed_generation.is_some_and(|seen| Some(seen) < webapp.metadata.generation);
+    let spec_changed = previous
+        .observed_generation
+        .is_some_and(|seen| Some(seen) < webapp.metadata.generation);
     if spec_changed && failure.is_none() {
         let generation = webapp.metadata.generation.unwrap_or_default();
-        run.ctx.events.normal(&reference, "ResourcesSynced", format!("Resources synced to generation {generation}")).await;
+        run.ctx
+            .events
+            .normal(
+                &reference,
+                "ResourcesSynced",
+                format!("Resources synced to generation {generation}"),
+            )
+            .await;
     }
     if let Some(failure) = failure
-        && previous.conditions.iter().all(|c| c.message != failure.message)
+        && previous
+            .conditions
+            .iter()
+            .all(|c| c.message != failure.message)
     {
-        run.ctx.events.warning(&reference, &failure.reason, &failure.message).await;
+        run.ctx
+            .events
+            .warning(&reference, &failure.reason, &failure.message)
+            .await;
     }
     if next.phase != previous.phase
         && let Some(phase) = next.phase
     {
         tracing::info!(from = ?previous.phase, to = %phase, "phase changed");
         if phase == Phase::Running {
-            run.ctx.events.normal(&reference, "Running", next.message.clone().unwrap_or_default()).await;
+            run.ctx
+                .events
+                .normal(
+                    &reference,
+                    "Running",
+                    next.message.clone().unwrap_or_default(),
+                )
+                .await;
         }
     }
     Ok(Action::requeue(HEALTH_CHECK))
@@ -248,16 +336,29 @@ pub(super) async fn cleanup(ctx: Arc<Context>, webapp: Arc<WebApp>) -> Result<Ac
     let mut run = Run::new(ctx, webapp.clone());
     let api = run.ctx.api::<WebApp>(&run.namespace);
     let deleting = status::deleting(&webapp, "removing children", Timestamp::now());
-    status_patch::patch_if_changed(&api, webapp.as_ref(), webapp.status.as_ref(), &deleting).await?;
+    status_patch::patch_if_changed(&api, webapp.as_ref(), webapp.status.as_ref(), &deleting)
+        .await?;
 
     match CLEANUP.run(&mut run).await? {
         Flow::Continue | Flow::Done => {
-            run.ctx.events.normal(&run.reference(), "Deleted", "All children deleted; releasing the finalizer").await;
+            run.ctx
+                .events
+                .normal(
+                    &run.reference(),
+                    "Deleted",
+                    "All children deleted; releasing the finalizer",
+                )
+                .await;
             Ok(Action::await_change())
         }
         Flow::Requeue(_) if over_budget(&webapp) => {
-            let note = format!("Children still present after {CLEANUP_BUDGET:?}; releasing the finalizer anyway");
-            run.ctx.events.warning(&run.reference(), "CleanupTimeout", note).await;
+            let note = format!(
+                "Children still present after {CLEANUP_BUDGET:?}; releasing the finalizer anyway"
+            );
+            run.ctx
+                .events
+                .warning(&run.reference(), "CleanupTimeout", note)
+                .await;
             Ok(Action::await_change())
         }
         Flow::Requeue(_) => Err(Error::Waiting("children are being deleted".into())),
@@ -265,7 +366,9 @@ pub(super) async fn cleanup(ctx: Arc<Context>, webapp: Arc<WebApp>) -> Result<Ac
 }
 
 fn over_budget(webapp: &WebApp) -> bool {
-    let Some(since) = &webapp.metadata.deletion_timestamp else { return false };
+    let Some(since) = &webapp.metadata.deletion_timestamp else {
+        return false;
+    };
     let elapsed = Timestamp::now().duration_since(since.0);
     elapsed.as_secs() >= CLEANUP_BUDGET.as_secs() as i64
 }
