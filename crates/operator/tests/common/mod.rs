@@ -1,0 +1,243 @@
+//! Shared harness of the integration tests: the local control plane's kubeconfig, one
+//! namespace per test (deleted afterwards), the CRDs, and the operator run in-process
+//! (namespace-scoped, so tests running in parallel never see each other's objects).
+//!
+//! These tests never skip: without a cluster they fail with the cluster script's error.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client};
+use tokio::sync::oneshot;
+use webapp_operator::controllers::ControllerKind;
+use webapp_operator::manager::{self, Config};
+
+/// Repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Path of the local control plane's kubeconfig: `WEBAPP_TEST_KUBECONFIG`, or what
+/// `hack/cluster/up` prints (starting the cluster if needed).
+pub fn kubeconfig_path() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Ok(path) = std::env::var("WEBAPP_TEST_KUBECONFIG") {
+            return PathBuf::from(path);
+        }
+        let output = Command::new(repo().join("hack/cluster/up")).output().expect("cannot run hack/cluster/up");
+        assert!(
+            output.status.success(),
+            "hack/cluster/up failed; integration tests need the local control plane:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+    })
+}
+
+/// The built kubectl (next to the control plane binaries).
+pub fn kubectl() -> Command {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    let bin = BIN.get_or_init(|| {
+        let output = Command::new(repo().join("hack/cluster/build")).output().expect("cannot run hack/cluster/build");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join("kubectl")
+    });
+    let mut command = Command::new(bin);
+    command.arg("--kubeconfig").arg(kubeconfig_path());
+    command
+}
+
+/// Runs kubectl and returns its stdout; panics with stderr on failure.
+pub fn kubectl_ok(args: &[&str]) -> String {
+    let output = kubectl().args(args).output().expect("cannot run kubectl");
+    assert!(output.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Client configuration for the local control plane.
+pub async fn kube_config() -> kube::Config {
+    let kubeconfig = Kubeconfig::read_from(kubeconfig_path()).expect("unreadable kubeconfig");
+    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("bad kubeconfig")
+}
+
+/// A client for the local control plane.
+pub async fn client() -> Client {
+    Client::try_from(kube_config().await).expect("cannot build client")
+}
+
+/// Installs (server-side apply, idempotent) every CRD and waits until established.
+pub async fn install_crds(client: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in webapp_api::crds() {
+        let name = crd.metadata.name.clone().unwrap();
+        api.patch(&name, &PatchParams::apply("webapp-operator-tests").force(), &Patch::Apply(&crd)).await.expect("CRD rejected");
+    }
+    for crd in webapp_api::crds() {
+        let name = crd.metadata.name.clone().unwrap();
+        eventually(Duration::from_secs(30), || async {
+            let crd = api.get(&name).await.ok()?;
+            let conditions = crd.status?.conditions?;
+            conditions.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
+        })
+        .await
+        .unwrap_or_else(|| panic!("CRD {name} not established"));
+    }
+}
+
+/// A namespace of its own for one test, deleted when dropped.
+pub struct TestNamespace {
+    /// Its name.
+    pub name: String,
+}
+
+impl TestNamespace {
+    /// Creates `t-<prefix>-<random>` and waits for its default ServiceAccount.
+    pub async fn new(client: &Client, prefix: &str) -> Self {
+        let suffix: u32 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 100_000;
+        let name = format!("t-{prefix}-{suffix}");
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+        namespaces.create(&PostParams::default(), &namespace).await.expect("cannot create namespace");
+        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
+        eventually(Duration::from_secs(30), || async { accounts.get_opt("default").await.ok().flatten() })
+            .await
+            .expect("no default ServiceAccount: is the controller manager running?");
+        TestNamespace { name }
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        // Finalizers of our own custom resources need the operator, which is gone by
+        // now: drop them first so the namespace does not hang in Terminating.
+        for kind in ["webapps", "webservers", "memcacheds", "podmanagers", "databases"] {
+            let _ = kubectl()
+                .args(["-n", &self.name, "patch", kind, "--all", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#])
+                .output();
+        }
+        let _ = kubectl().args(["delete", "namespace", &self.name, "--wait=false"]).output();
+    }
+}
+
+/// Polls `check` until it returns `Some`, or gives up after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The operator, running in-process against the local control plane and watching one
+/// namespace. Stopped (gracefully) by [`Operator::stop`] or when dropped.
+pub struct Operator {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    /// Address of its /metrics server.
+    pub metrics: SocketAddr,
+}
+
+impl Operator {
+    /// Starts the WebApp controller for `namespace`.
+    pub async fn start(namespace: &str) -> Self {
+        Self::start_with(namespace, vec![ControllerKind::Webapp]).await
+    }
+
+    /// Starts `controllers` for `namespace`.
+    pub async fn start_with(namespace: &str, controllers: Vec<ControllerKind>) -> Self {
+        // Logs of the operator show up in a failing test's output.
+        let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info,kube=warn").try_init();
+        let metrics = free_port();
+        let config = Config {
+            namespace: Some(namespace.to_owned()),
+            controllers,
+            concurrency: 2,
+            metrics_addr: metrics,
+            leader_elect: false,
+            leader_election_namespace: None,
+            instance: Some(format!("test-{namespace}")),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        }
+        .boxed()
+        .shared();
+        let kube_config = kube_config().await;
+        let task = tokio::spawn(async move {
+            manager::run_with(config, kube_config, shutdown).await.expect("operator failed");
+        });
+        let operator = Operator { stop: Some(stop), task: Some(task), metrics };
+        eventually(Duration::from_secs(20), || async { operator.get("/readyz").await.filter(|body| body == "ok") })
+            .await
+            .expect("operator not ready");
+        operator
+    }
+
+    /// GETs a path of the metrics server.
+    pub async fn get(&self, path: &str) -> Option<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.metrics).await.ok()?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.ok()?;
+        let (head, body) = response.split_once("\r\n\r\n")?;
+        head.starts_with("HTTP/1.0 200").then(|| body.to_owned()).or_else(|| head.starts_with("HTTP/1.1 200").then(|| body.to_owned()))
+    }
+
+    /// The value of one sample of the metrics, e.g. `kube_client_requests_total{method="PATCH"}`.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let body = self.get("/metrics").await.expect("no metrics");
+        body.lines()
+            .find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok()))
+            .unwrap_or(0.0)
+    }
+
+    /// Stops the operator and waits for in-flight reconciles to finish.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+fn free_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
