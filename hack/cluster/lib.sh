@@ -1,6 +1,6 @@
 # Shared by hack/cluster/{up,down,env}: where the local control plane lives. Sourced, not run.
 # The caller sets $here to hack/cluster.
-# shellcheck shell=bash
+# shellcheck shell=bash source-path=SCRIPTDIR
 # shellcheck disable=SC2034,SC2154 # $here comes from, and the variables go to, the sourcing script
 
 # shellcheck source=versions.env

@@ -1,6 +1,9 @@
 //! Every sample under config/samples deserializes into its type and serializes back to
 //! the same document (no field lost or renamed), with defaults filled in.
 
+// Test helpers panic on purpose: a failed call is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 
 use serde::Serialize;

@@ -1,6 +1,9 @@
 //! The generated CRDs carry the bounds, defaults, rules, columns and subresources the
 //! API server needs to reject bad input and to show objects well.
 
+// Test helpers panic on purpose: a failed call is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use kube::CustomResourceExt;
 use serde_json::Value;
 use webapp_api::{Database, Memcached, PodManager, WebApp, WebServer};

@@ -10,6 +10,7 @@
 //!   and never writes when nothing changed;
 //! - [`status`]: status patches sent only when the status changed;
 //! - [`events`]: Kubernetes Events with the operator's reporter;
+//! - [`finalizer`]: cleanup before deletion, tolerant of the object already being gone;
 //! - [`metrics`]: controller-runtime-compatible reconcile metrics;
 //! - [`driver`]: the glue that turns a reconcile function into a running controller.
 
@@ -19,6 +20,7 @@ pub mod conditions;
 pub mod driver;
 pub mod error;
 pub mod events;
+pub mod finalizer;
 pub mod metrics;
 pub mod phase;
 pub mod status;

@@ -2,6 +2,9 @@
 //! rejects bad input at admission with clear messages, runs Deployments to Ready pods
 //! on kwok's fake nodes, and garbage-collects owned objects.
 
+// Test helpers panic on purpose: a failed call is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -19,14 +22,32 @@ async fn api_server_accepts_our_crds_and_every_sample() {
     let client = client().await;
     install_crds(&client).await;
     let ns = TestNamespace::new(&client, "samples").await;
-    let out = kubectl_ok(&["-n", &ns.name, "apply", "-f", repo().join("config/samples").to_str().unwrap()]);
-    for kind in ["webapp.apps.example.com/my-webapp", "podmanager.apps.mycompany.com/my-pod-manager", "webserver.webserver.example.com/my-webserver",
-        "memcached.cache.example.com/memcached-sample", "database.database.example.com/my-db"]
-    {
+    let out = kubectl_ok(&[
+        "-n",
+        &ns.name,
+        "apply",
+        "-f",
+        repo().join("config/samples").to_str().unwrap(),
+    ]);
+    for kind in [
+        "webapp.apps.example.com/my-webapp",
+        "podmanager.apps.mycompany.com/my-pod-manager",
+        "webserver.webserver.example.com/my-webserver",
+        "memcached.cache.example.com/memcached-sample",
+        "database.database.example.com/my-db",
+    ] {
         assert!(out.contains(kind), "{kind} not created: {out}");
     }
     // Defaults from the schema are filled in by the API server.
-    let memcached = kubectl_ok(&["-n", &ns.name, "get", "memcached", "memcached-sample", "-o", "jsonpath={.spec.port}"]);
+    let memcached = kubectl_ok(&[
+        "-n",
+        &ns.name,
+        "get",
+        "memcached",
+        "memcached-sample",
+        "-o",
+        "jsonpath={.spec.port}",
+    ]);
     assert_eq!(memcached, "11211");
     // The category lists every kind.
     let all = kubectl_ok(&["-n", &ns.name, "get", "webapp-operator", "-o", "name"]);
@@ -34,7 +55,11 @@ async fn api_server_accepts_our_crds_and_every_sample() {
 }
 
 /// Creates `body` as a `T` and returns the API server's refusal message.
-async fn rejection<T: Resource<DynamicType = ()>>(client: &kube::Client, ns: &str, spec: serde_json::Value) -> String {
+async fn rejection<T: Resource<DynamicType = ()>>(
+    client: &kube::Client,
+    ns: &str,
+    spec: serde_json::Value,
+) -> String {
     let resource = ApiResource::erase::<T>(&());
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
     let object: DynamicObject = serde_json::from_value(json!({
@@ -72,7 +97,10 @@ async fn bad_input_is_rejected_at_admission_with_a_clear_message() {
         (rejection::<PodManager>(&client, n, json!({"image": "nginx", "replicas": 0})).await, "spec.replicas in body should be greater than or equal to 1"),
     ];
     for (message, expected) in cases {
-        assert!(message.contains(expected), "expected {expected:?} in {message:?}");
+        assert!(
+            message.contains(expected),
+            "expected {expected:?} in {message:?}"
+        );
     }
 }
 
@@ -87,13 +115,18 @@ async fn a_deployment_gets_ready_pods_on_the_fake_nodes() {
             "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx:1.21"}]}}}
     }))
     .unwrap();
-    api.create(&PostParams::default(), &deployment).await.unwrap();
+    api.create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
     let ready = eventually(Duration::from_secs(60), || async {
         let status = api.get("web").await.ok()?.status?;
         (status.ready_replicas == Some(2)).then_some(())
     })
     .await;
-    assert!(ready.is_some(), "pods never became ready: scheduler, controller manager or kwok is not working");
+    assert!(
+        ready.is_some(),
+        "pods never became ready: scheduler, controller manager or kwok is not working"
+    );
 }
 
 #[tokio::test]
@@ -101,12 +134,26 @@ async fn deleting_an_owner_garbage_collects_what_it_owns() {
     let client = client().await;
     let ns = TestNamespace::new(&client, "gc").await;
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
-    let owner = maps.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "owner"}})).unwrap()).await.unwrap();
+    let owner = maps
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "owner"}})).unwrap(),
+        )
+        .await
+        .unwrap();
     let child: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "child", "ownerReferences": [{
         "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid.unwrap(), "controller": true}]}}))
     .unwrap();
     maps.create(&PostParams::default(), &child).await.unwrap();
-    maps.delete("owner", &DeleteParams::background()).await.unwrap();
-    let collected = eventually(Duration::from_secs(60), || async { maps.get_opt("child").await.ok()?.is_none().then_some(()) }).await;
-    assert!(collected.is_some(), "the garbage collector did not delete the owned ConfigMap");
+    maps.delete("owner", &DeleteParams::background())
+        .await
+        .unwrap();
+    let collected = eventually(Duration::from_secs(60), || async {
+        maps.get_opt("child").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert!(
+        collected.is_some(),
+        "the garbage collector did not delete the owned ConfigMap"
+    );
 }

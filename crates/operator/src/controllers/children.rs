@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, ResourceRequirements};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource};
@@ -77,6 +77,61 @@ pub fn rollout(deployment: &Deployment) -> Rollout {
         ready,
         complete,
     }
+}
+
+/// Checks the quantities of `resources` the way the API server will, so that a typo
+/// (`cpu: lots`) becomes a clear permanent error on the custom resource instead of an
+/// opaque 500 when the child is applied. Returns the first bad field.
+pub fn check_resources(resources: &ResourceRequirements) -> Result<(), String> {
+    let lists = [
+        ("limits", &resources.limits),
+        ("requests", &resources.requests),
+    ];
+    for (list, values) in lists {
+        for (name, quantity) in values.iter().flatten() {
+            if !is_quantity(&quantity.0) {
+                return Err(format!(
+                    "resources.{list}.{name}: {:?} is not a quantity (examples: 500m, 1, 128Mi, 1Gi)",
+                    quantity.0
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Kubernetes quantity syntax: a signed decimal number, then an optional binary-SI
+/// (`Ki`..`Ei`), decimal-SI (`m`, `k`, `M`..`E`) or exponent (`e3`) suffix.
+pub fn is_quantity(text: &str) -> bool {
+    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let digits_end = unsigned
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(unsigned.len());
+    let (number, suffix) = unsigned.split_at(digits_end);
+    let number_ok = number.chars().any(|c| c.is_ascii_digit()) && number.matches('.').count() <= 1;
+    let exponent_ok = |e: &str| {
+        let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+        !e.is_empty() && e.chars().all(|c| c.is_ascii_digit())
+    };
+    let suffix_ok = matches!(
+        suffix,
+        "" | "Ki"
+            | "Mi"
+            | "Gi"
+            | "Ti"
+            | "Pi"
+            | "Ei"
+            | "n"
+            | "u"
+            | "m"
+            | "k"
+            | "M"
+            | "G"
+            | "T"
+            | "P"
+            | "E"
+    ) || suffix.strip_prefix(['e', 'E']).is_some_and(exponent_ok);
+    number_ok && suffix_ok
 }
 
 /// Container waiting reasons that mean a pod will not become ready by itself.
@@ -167,6 +222,16 @@ mod tests {
                 "pod c: Unschedulable (0/2 nodes)",
             ]
         );
+    }
+
+    #[test]
+    fn quantities_are_checked_like_the_api_server_does() {
+        for good in ["1", "500m", "0.5", "128Mi", "1Gi", "1e3", "+2", "1.5G"] {
+            assert!(is_quantity(good), "{good}");
+        }
+        for bad in ["lots", "", "Mi", "1.2.3", "1Mb", "1e", "- 1"] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
     }
 
     #[test]

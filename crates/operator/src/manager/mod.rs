@@ -120,7 +120,7 @@ pub async fn run_with(
     kube_config: kube::Config,
     shutdown: Shutdown,
 ) -> Result<(), ManagerError> {
-    let mut registry = Registry::with_prefix("");
+    let mut registry = Registry::default();
     let client_metrics = ClientMetrics::register(&mut registry);
     let client = client::build(kube_config, &client_metrics).map_err(ManagerError::Client)?;
     let metrics = Metrics::register(&mut registry);

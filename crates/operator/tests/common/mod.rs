@@ -4,6 +4,8 @@
 //!
 //! These tests never skip: without a cluster they fail with the cluster script's error.
 
+// Test helpers panic on purpose: a failed call is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::future::Future;
@@ -36,7 +38,9 @@ pub fn kubeconfig_path() -> &'static Path {
         if let Ok(path) = std::env::var("WEBAPP_TEST_KUBECONFIG") {
             return PathBuf::from(path);
         }
-        let output = Command::new(repo().join("hack/cluster/up")).output().expect("cannot run hack/cluster/up");
+        let output = Command::new(repo().join("hack/cluster/up"))
+            .output()
+            .expect("cannot run hack/cluster/up");
         assert!(
             output.status.success(),
             "hack/cluster/up failed; integration tests need the local control plane:\n{}",
@@ -50,8 +54,14 @@ pub fn kubeconfig_path() -> &'static Path {
 pub fn kubectl() -> Command {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     let bin = BIN.get_or_init(|| {
-        let output = Command::new(repo().join("hack/cluster/build")).output().expect("cannot run hack/cluster/build");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let output = Command::new(repo().join("hack/cluster/build"))
+            .output()
+            .expect("cannot run hack/cluster/build");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join("kubectl")
     });
     let mut command = Command::new(bin);
@@ -62,14 +72,20 @@ pub fn kubectl() -> Command {
 /// Runs kubectl and returns its stdout; panics with stderr on failure.
 pub fn kubectl_ok(args: &[&str]) -> String {
     let output = kubectl().args(args).output().expect("cannot run kubectl");
-    assert!(output.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Client configuration for the local control plane.
 pub async fn kube_config() -> kube::Config {
     let kubeconfig = Kubeconfig::read_from(kubeconfig_path()).expect("unreadable kubeconfig");
-    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("bad kubeconfig")
+    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("bad kubeconfig")
 }
 
 /// A client for the local control plane.
@@ -82,14 +98,23 @@ pub async fn install_crds(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in webapp_api::crds() {
         let name = crd.metadata.name.clone().unwrap();
-        api.patch(&name, &PatchParams::apply("webapp-operator-tests").force(), &Patch::Apply(&crd)).await.expect("CRD rejected");
+        api.patch(
+            &name,
+            &PatchParams::apply("webapp-operator-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("CRD rejected");
     }
     for crd in webapp_api::crds() {
         let name = crd.metadata.name.clone().unwrap();
         eventually(Duration::from_secs(30), || async {
             let crd = api.get(&name).await.ok()?;
             let conditions = crd.status?.conditions?;
-            conditions.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
         })
         .await
         .unwrap_or_else(|| panic!("CRD {name} not established"));
@@ -105,15 +130,25 @@ pub struct TestNamespace {
 impl TestNamespace {
     /// Creates `t-<prefix>-<random>` and waits for its default ServiceAccount.
     pub async fn new(client: &Client, prefix: &str) -> Self {
-        let suffix: u32 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 100_000;
+        let suffix: u32 = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+            % 100_000;
         let name = format!("t-{prefix}-{suffix}");
         let namespaces: Api<Namespace> = Api::all(client.clone());
-        let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
-        namespaces.create(&PostParams::default(), &namespace).await.expect("cannot create namespace");
-        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
-        eventually(Duration::from_secs(30), || async { accounts.get_opt("default").await.ok().flatten() })
+        let namespace: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+        namespaces
+            .create(&PostParams::default(), &namespace)
             .await
-            .expect("no default ServiceAccount: is the controller manager running?");
+            .expect("cannot create namespace");
+        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
+        eventually(Duration::from_secs(30), || async {
+            accounts.get_opt("default").await.ok().flatten()
+        })
+        .await
+        .expect("no default ServiceAccount: is the controller manager running?");
         TestNamespace { name }
     }
 }
@@ -122,12 +157,29 @@ impl Drop for TestNamespace {
     fn drop(&mut self) {
         // Finalizers of our own custom resources need the operator, which is gone by
         // now: drop them first so the namespace does not hang in Terminating.
-        for kind in ["webapps", "webservers", "memcacheds", "podmanagers", "databases"] {
+        for kind in [
+            "webapps",
+            "webservers",
+            "memcacheds",
+            "podmanagers",
+            "databases",
+        ] {
             let _ = kubectl()
-                .args(["-n", &self.name, "patch", kind, "--all", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#])
+                .args([
+                    "-n",
+                    &self.name,
+                    "patch",
+                    kind,
+                    "--all",
+                    "--type=merge",
+                    "-p",
+                    r#"{"metadata":{"finalizers":null}}"#,
+                ])
                 .output();
         }
-        let _ = kubectl().args(["delete", "namespace", &self.name, "--wait=false"]).output();
+        let _ = kubectl()
+            .args(["delete", "namespace", &self.name, "--wait=false"])
+            .output();
     }
 }
 
@@ -167,7 +219,10 @@ impl Operator {
     /// Starts `controllers` for `namespace`.
     pub async fn start_with(namespace: &str, controllers: Vec<ControllerKind>) -> Self {
         // Logs of the operator show up in a failing test's output.
-        let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info,kube=warn").try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("info,kube=warn")
+            .try_init();
         let metrics = free_port();
         let config = Config {
             namespace: Some(namespace.to_owned()),
@@ -186,12 +241,20 @@ impl Operator {
         .shared();
         let kube_config = kube_config().await;
         let task = tokio::spawn(async move {
-            manager::run_with(config, kube_config, shutdown).await.expect("operator failed");
+            manager::run_with(config, kube_config, shutdown)
+                .await
+                .expect("operator failed");
         });
-        let operator = Operator { stop: Some(stop), task: Some(task), metrics };
-        eventually(Duration::from_secs(20), || async { operator.get("/readyz").await.filter(|body| body == "ok") })
-            .await
-            .expect("operator not ready");
+        let operator = Operator {
+            stop: Some(stop),
+            task: Some(task),
+            metrics,
+        };
+        eventually(Duration::from_secs(20), || async {
+            operator.get("/readyz").await.filter(|body| body == "ok")
+        })
+        .await
+        .expect("operator not ready");
         operator
     }
 
@@ -204,14 +267,19 @@ impl Operator {
         let mut response = String::new();
         stream.read_to_string(&mut response).await.ok()?;
         let (head, body) = response.split_once("\r\n\r\n")?;
-        head.starts_with("HTTP/1.0 200").then(|| body.to_owned()).or_else(|| head.starts_with("HTTP/1.1 200").then(|| body.to_owned()))
+        head.starts_with("HTTP/1.0 200")
+            .then(|| body.to_owned())
+            .or_else(|| head.starts_with("HTTP/1.1 200").then(|| body.to_owned()))
     }
 
     /// The value of one sample of the metrics, e.g. `kube_client_requests_total{method="PATCH"}`.
     pub async fn metric(&self, sample: &str) -> f64 {
         let body = self.get("/metrics").await.expect("no metrics");
         body.lines()
-            .find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok()))
+            .find_map(|line| {
+                line.strip_prefix(sample)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
             .unwrap_or(0.0)
     }
 

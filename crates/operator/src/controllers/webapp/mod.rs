@@ -16,7 +16,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -123,15 +122,15 @@ impl Reconciler for WebAppReconciler {
             .namespace()
             .ok_or_else(|| Error::InvalidSpec("WebApp has no namespace".into()))?;
         let api: Api<WebApp> = self.ctx.api(&namespace);
-        let ctx = self.ctx.clone();
-        finalizer(&api, FINALIZER, webapp, |event| async move {
-            match event {
-                Finalizer::Apply(webapp) => steps::apply(ctx, webapp).await,
-                Finalizer::Cleanup(webapp) => steps::cleanup(ctx, webapp).await,
-            }
-        })
+        let (ctx, cleanup_ctx) = (self.ctx.clone(), self.ctx.clone());
+        reconcile_kit::finalizer::run(
+            &api,
+            FINALIZER,
+            webapp,
+            |w| steps::apply(ctx, w),
+            |w| steps::cleanup(cleanup_ctx, w),
+        )
         .await
-        .map_err(Error::from)
     }
 }
 

@@ -17,7 +17,7 @@ use webapp_api::{Phase, WebApp};
 use super::plan::{self, Children};
 use super::status::{self, Failure, Observed};
 use super::{CLEANUP_BUDGET, Context, HEALTH_CHECK, selector};
-use crate::controllers::children::pod_problems;
+use crate::controllers::children::{check_resources, pod_problems};
 use crate::controllers::labels;
 
 /// Budget of one API-bound step.
@@ -129,6 +129,9 @@ static CLEANUP: LazyLock<Pipeline<Run>> = LazyLock::new(|| {
 
 fn plan_children(run: &mut Run) -> StepFuture<'_> {
     Box::pin(async move {
+        if let Some(resources) = &run.webapp.spec.resources {
+            check_resources(resources).map_err(Error::InvalidSpec)?;
+        }
         let owner = apply::owner_reference(run.webapp.as_ref())?;
         run.children = Some(plan::desired(&run.webapp, owner));
         run.observed.selector = selector(&run.webapp);

@@ -1,0 +1,568 @@
+//! The WebApp operator on the real local control plane: the seeds' ex3 scenario, drift,
+//! deletion, ownership conflicts, failing pods, restarts, kubectl integration, zero
+//! writes when converged, and no hot loop on a broken object.
+
+// Test helpers panic on purpose: a failed call is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use serde_json::json;
+use webapp_api::{Phase, WebApp};
+
+/// Waits up to a minute for the WebApp to satisfy `check`; panics with its last status.
+async fn wait_for(
+    api: &Api<WebApp>,
+    name: &str,
+    what: &str,
+    check: impl Fn(&WebApp) -> bool,
+) -> WebApp {
+    let found = eventually(Duration::from_secs(90), || async {
+        api.get(name).await.ok().filter(|w| check(w))
+    })
+    .await;
+    found.unwrap_or_else(|| {
+        let last = futures::executor::block_on(api.get(name))
+            .ok()
+            .and_then(|w| w.status);
+        panic!("WebApp {name} never got {what}; last status: {last:#?}")
+    })
+}
+
+fn phase(webapp: &WebApp) -> Option<Phase> {
+    webapp.status.as_ref()?.phase
+}
+
+fn running_at(generation: i64) -> impl Fn(&WebApp) -> bool {
+    move |w| {
+        phase(w) == Some(Phase::Running)
+            && w.status.as_ref().and_then(|s| s.observed_generation) == Some(generation)
+    }
+}
+
+async fn create(client: &Client, ns: &str, name: &str, spec: serde_json::Value) -> Api<WebApp> {
+    let api: Api<WebApp> = Api::namespaced(client.clone(), ns);
+    let webapp: WebApp = serde_json::from_value(json!({"apiVersion": "apps.example.com/v1alpha1", "kind": "WebApp", "metadata": {"name": name}, "spec": spec})).unwrap();
+    api.create(&PostParams::default(), &webapp)
+        .await
+        .expect("WebApp rejected");
+    api
+}
+
+async fn event_reasons(client: &Client, ns: &str) -> Vec<String> {
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let list = events.list(&ListParams::default()).await.unwrap();
+    list.items.into_iter().filter_map(|e| e.reason).collect()
+}
+
+async fn setup(prefix: &str) -> (Client, TestNamespace, Operator) {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, prefix).await;
+    let operator = Operator::start(&ns.name).await;
+    (client, ns, operator)
+}
+
+/// Seed ex3, exercises 2 and 3: create, then change replicas, image and port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_ex3_create_then_update_spec() {
+    let (client, ns, _operator) = setup("ex3").await;
+    let api = create(
+        &client,
+        &ns.name,
+        "web",
+        json!({"image": "nginx:1.20", "replicas": 2, "port": 80, "env": {"ENV": "production"}}),
+    )
+    .await;
+    let webapp = wait_for(&api, "web", "Running at generation 1", running_at(1)).await;
+    let status = webapp.status.unwrap();
+    assert_eq!((status.replicas, status.ready_replicas), (Some(2), Some(2)));
+    assert!(
+        webapp
+            .metadata
+            .finalizers
+            .unwrap()
+            .contains(&"apps.example.com/webapp-cleanup".to_owned())
+    );
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
+    let deployment = deployments.get("web").await.unwrap();
+    let owner = &deployment.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.controller),
+        ("WebApp", Some(true))
+    );
+    assert_eq!(
+        deployment.metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"],
+        "webapp-operator"
+    );
+
+    let patch = json!({"spec": {"replicas": 5, "image": "nginx:1.21", "port": 8080}});
+    api.patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    wait_for(&api, "web", "Running at generation 2", running_at(2)).await;
+
+    let spec = deployments.get("web").await.unwrap().spec.unwrap();
+    assert_eq!(spec.replicas, Some(5));
+    let container = &spec.template.spec.unwrap().containers[0];
+    assert_eq!(container.image.as_deref(), Some("nginx:1.21"));
+    assert_eq!(container.ports.as_ref().unwrap()[0].container_port, 8080);
+    assert_eq!(container.env.as_ref().unwrap()[0].name, "ENV");
+    let service = services.get("web").await.unwrap().spec.unwrap();
+    assert_eq!(service.ports.unwrap()[0].port, 8080);
+
+    let reasons = eventually(Duration::from_secs(20), || async {
+        let reasons = event_reasons(&client, &ns.name).await;
+        ["DeploymentSynced", "ServiceSynced", "ResourcesSynced"]
+            .iter()
+            .all(|r| reasons.iter().any(|x| x == r))
+            .then_some(reasons)
+    })
+    .await;
+    assert!(
+        reasons.is_some(),
+        "missing Synced events: {:?}",
+        event_reasons(&client, &ns.name).await
+    );
+}
+
+/// Exercise 3: drift made by hand is undone from the watch event, not a timer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_repaired() {
+    let (client, ns, _operator) = setup("drift").await;
+    let api = create(
+        &client,
+        &ns.name,
+        "web",
+        json!({"image": "nginx:1.20", "replicas": 1}),
+    )
+    .await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
+    let edit = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx:hacked"}]}}}});
+    deployments
+        .patch("web", &PatchParams::default(), &Patch::Strategic(&edit))
+        .await
+        .unwrap();
+    services
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+
+    // Well under the 30 s health check: the repair comes from the watch events.
+    let repaired = eventually(Duration::from_secs(15), || async {
+        let image = deployments
+            .get("web")
+            .await
+            .ok()?
+            .spec?
+            .template
+            .spec?
+            .containers[0]
+            .image
+            .clone()?;
+        let service = services.get_opt("web").await.ok()??;
+        (image == "nginx:1.20" && service.metadata.deletion_timestamp.is_none()).then_some(())
+    })
+    .await;
+    assert!(repaired.is_some(), "drift not repaired within 15 s");
+}
+
+/// Exercise 4: deletion removes Ingress, Service and Deployment in that order, then the WebApp.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_cleans_up_in_order() {
+    let (client, ns, _operator) = setup("delete").await;
+    let api = create(
+        &client,
+        &ns.name,
+        "web",
+        json!({"image": "nginx:1.20", "replicas": 1, "domain": "web.example.com"}),
+    )
+    .await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &ns.name);
+    assert!(
+        ingresses.get_opt("web").await.unwrap().is_some(),
+        "a domain makes an Ingress"
+    );
+
+    let order = Arc::new(Mutex::new(Vec::<&'static str>::new()));
+    let mut watches = Vec::new();
+    macro_rules! record_deletes {
+        ($kind:ty, $label:literal) => {{
+            let api: Api<$kind> = Api::namespaced(client.clone(), &ns.name);
+            let order = order.clone();
+            watches.push(tokio::spawn(async move {
+                let mut stream = watcher(api, watcher::Config::default()).boxed();
+                while let Some(Ok(event)) = stream.next().await {
+                    if let watcher::Event::Delete(_) = event {
+                        order.lock().unwrap().push($label);
+                    }
+                }
+            }));
+        }};
+    }
+    record_deletes!(Ingress, "Ingress");
+    record_deletes!(Service, "Service");
+    record_deletes!(Deployment, "Deployment");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    api.delete("web", &DeleteParams::default()).await.unwrap();
+    let gone = eventually(Duration::from_secs(60), || async {
+        api.get_opt("web").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "WebApp still there: {:?}",
+        api.get_opt("web").await.unwrap().and_then(|w| w.status)
+    );
+    for watch in watches {
+        watch.abort();
+    }
+    assert_eq!(*order.lock().unwrap(), ["Ingress", "Service", "Deployment"]);
+    let reasons = event_reasons(&client, &ns.name).await;
+    assert!(reasons.iter().any(|r| r == "Deleted"), "{reasons:?}");
+}
+
+/// An object of the same name that the WebApp does not own is never touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_it_does_not_own_is_left_alone() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "notowned").await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let theirs: Deployment = serde_json::from_value(json!({"metadata": {"name": "web", "labels": {"team": "other"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "theirs"}},
+            "template": {"metadata": {"labels": {"app": "theirs"}}, "spec": {"containers": [{"name": "c", "image": "httpd:2"}]}}}}))
+    .unwrap();
+    deployments
+        .create(&PostParams::default(), &theirs)
+        .await
+        .unwrap();
+
+    let _operator = Operator::start(&ns.name).await;
+    let api = create(
+        &client,
+        &ns.name,
+        "web",
+        json!({"image": "nginx:1.20", "replicas": 1}),
+    )
+    .await;
+    let failed = wait_for(&api, "web", "Failed/NotOwned", |w| {
+        phase(w) == Some(Phase::Failed)
+    })
+    .await;
+    let status = failed.status.unwrap();
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Degraded" && c.status == "True" && c.reason == "NotOwned"),
+        "{status:#?}"
+    );
+    assert!(status.message.unwrap().contains("not owned"));
+    // Its own controllers update it (status); we never do: no field of ours, no owner.
+    let after = deployments.get("web").await.unwrap();
+    let managers: Vec<String> = after
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|f| f.manager.clone())
+        .collect();
+    assert!(
+        !managers.iter().any(|m| m == "webapp-operator"),
+        "their Deployment was written by us: {managers:?}"
+    );
+    assert!(after.metadata.owner_references.is_none());
+    assert_eq!(
+        after.spec.unwrap().template.spec.unwrap().containers[0]
+            .image
+            .as_deref(),
+        Some("httpd:2")
+    );
+
+    deployments
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        &api,
+        "web",
+        "Running after the conflict is gone",
+        running_at(1),
+    )
+    .await;
+}
+
+/// A bad image: the status says why the pods do not start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_pods_are_explained_in_status() {
+    let (client, ns, _operator) = setup("badimage").await;
+    let api = create(
+        &client,
+        &ns.name,
+        "web",
+        json!({"image": "nginx:does-not-exist", "replicas": 1}),
+    )
+    .await;
+    let webapp = wait_for(&api, "web", "an ImagePullBackOff message", |w| {
+        w.status
+            .as_ref()
+            .and_then(|s| s.message.as_deref())
+            .is_some_and(|m| m.contains("ImagePullBackOff"))
+    })
+    .await;
+    let status = webapp.status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Creating));
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "PodsFailing")
+    );
+    assert!(
+        ready
+            .message
+            .contains("Back-off pulling image \"nginx:does-not-exist\""),
+        "{}",
+        ready.message
+    );
+
+    // Fixing the image recovers.
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"image": "nginx:1.21"}})),
+    )
+    .await
+    .unwrap();
+    wait_for(&api, "web", "Running after the fix", running_at(2)).await;
+}
+
+/// Stopping the operator mid-creation and starting it again converges with no duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_mid_creation_converges_without_duplicates() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "restart").await;
+    let operator = Operator::start(&ns.name).await;
+    let api = create(
+        &client,
+        &ns.name,
+        "web",
+        json!({"image": "nginx:1.20", "replicas": 3}),
+    )
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    eventually(Duration::from_secs(30), || async {
+        deployments.get_opt("web").await.ok()?
+    })
+    .await
+    .expect("no Deployment");
+    operator.stop().await;
+
+    let _operator = Operator::start(&ns.name).await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+    let selector = "app.kubernetes.io/instance=web,app.kubernetes.io/managed-by=webapp-operator";
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
+    assert_eq!(
+        deployments
+            .list(&ListParams::default().labels(selector))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert_eq!(
+        services
+            .list(&ListParams::default().labels(selector))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+}
+
+/// `kubectl wait --for=condition=Ready` and `kubectl get webapps` work as users expect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_wait_and_get_read_well() {
+    let (client, ns, _operator) = setup("kubectl").await;
+    create(
+        &client,
+        &ns.name,
+        "web",
+        json!({"image": "nginx:1.20", "replicas": 2}),
+    )
+    .await;
+    kubectl_ok(&[
+        "-n",
+        &ns.name,
+        "wait",
+        "--for=condition=Ready",
+        "webapp/web",
+        "--timeout=90s",
+    ]);
+    let table = kubectl_ok(&["-n", &ns.name, "get", "webapps"]);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "PHASE", "READY", "REPLICAS", "AGE"]);
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(&row[..4], ["web", "Running", "2", "2"]);
+    let wide = kubectl_ok(&["-n", &ns.name, "get", "wa", "-o", "wide"]);
+    assert!(
+        wide.contains("IMAGE") && wide.contains("nginx:1.20"),
+        "{wide}"
+    );
+}
+
+/// A converged WebApp costs no writes: a forced resync sends no POST, PUT, PATCH or DELETE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_op_reconcile_makes_zero_writes() {
+    let (client, ns, operator) = setup("nowrite").await;
+    let api = create(
+        &client,
+        &ns.name,
+        "web",
+        json!({"image": "nginx:1.20", "replicas": 1, "domain": "w.example.com", "env": {"A": "1"}}),
+    )
+    .await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+    // Let the last events and status writes of convergence land.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let writes = || async {
+        let mut total = 0.0;
+        for method in ["POST", "PUT", "PATCH", "DELETE"] {
+            total += operator
+                .metric(&format!(
+                    "kube_client_requests_total{{method=\"{method}\"}}"
+                ))
+                .await;
+        }
+        total
+    };
+    let reconciles = || {
+        operator
+            .metric("controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"}")
+    };
+    let (writes_before, reconciles_before) = (writes().await, reconciles().await);
+
+    // Force resyncs: a metadata-only change of the WebApp triggers a reconcile without
+    // changing the spec.
+    for i in 0..3 {
+        let patch = json!({"metadata": {"annotations": {"test/resync": i.to_string()}}});
+        api.patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+        let seen = reconciles_before + f64::from(i) + 1.0;
+        eventually(Duration::from_secs(20), || async {
+            (reconciles().await >= seen).then_some(())
+        })
+        .await
+        .expect("no reconcile");
+    }
+    assert!(reconciles().await >= reconciles_before + 3.0);
+    assert_eq!(
+        writes().await,
+        writes_before,
+        "a converged WebApp was written to"
+    );
+}
+
+/// A permanently broken WebApp goes Failed and is not retried in a loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_error_does_not_hot_loop() {
+    let (client, ns, operator) = setup("hotloop").await;
+    // The schema accepts any string as a quantity; the Deployment's validation does not.
+    let api = create(
+        &client,
+        &ns.name,
+        "web",
+        json!({"image": "nginx:1.20", "resources": {"limits": {"cpu": "lots"}}}),
+    )
+    .await;
+    let failed = wait_for(&api, "web", "Failed", |w| phase(w) == Some(Phase::Failed)).await;
+    let status = failed.status.unwrap();
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Degraded" && c.reason == "InvalidSpec"),
+        "{status:#?}"
+    );
+    assert!(
+        status
+            .message
+            .unwrap()
+            .contains("resources.limits.cpu: \"lots\" is not a quantity")
+    );
+    let reasons = event_reasons(&client, &ns.name).await;
+    assert!(
+        reasons.iter().any(|r| r == "InvalidSpec"),
+        "a Warning event names the reason: {reasons:?}"
+    );
+
+    let errors = || {
+        operator
+            .metric("controller_runtime_reconcile_total{controller=\"webapp\",result=\"error\"}")
+    };
+    // Let the reconcile triggered by our own status write pass.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = errors().await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let during = errors().await - before;
+    assert!(
+        during <= 1.0,
+        "{during} reconciles of a permanently broken object in 10 s"
+    );
+
+    // A new generation is the next attempt.
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"resources": {"limits": {"cpu": "500m"}}}})),
+    )
+    .await
+    .unwrap();
+    wait_for(&api, "web", "Running after the fix", running_at(2)).await;
+}
+
+/// Unset replicas are left to an autoscaler: the operator does not fight `kubectl scale`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unset_replicas_are_left_to_the_autoscaler() {
+    let (client, ns, _operator) = setup("hpa").await;
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20"})).await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+    kubectl_ok(&["-n", &ns.name, "scale", "deployment/web", "--replicas=3"]);
+    let webapp = wait_for(&api, "web", "3 ready replicas", |w| {
+        w.status.as_ref().and_then(|s| s.ready_replicas) == Some(3)
+    })
+    .await;
+    assert_eq!(
+        webapp.status.unwrap().selector.as_deref(),
+        Some("app.kubernetes.io/instance=web,app.kubernetes.io/name=webapp")
+    );
+}
