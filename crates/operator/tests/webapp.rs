@@ -566,3 +566,42 @@ async fn unset_replicas_are_left_to_the_autoscaler() {
         Some("app.kubernetes.io/instance=web,app.kubernetes.io/name=webapp")
     );
 }
+
+/// Exercise 1: a user watching sees `Pending → Creating → Running`, in that order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phases_go_pending_creating_running() {
+    let (client, ns, _operator) = setup("phases").await;
+    let api: Api<WebApp> = Api::namespaced(client.clone(), &ns.name);
+    let seen = Arc::new(Mutex::new(Vec::<Phase>::new()));
+    let recorder = {
+        let (api, seen) = (api.clone(), seen.clone());
+        tokio::spawn(async move {
+            let mut stream = watcher(api, watcher::Config::default()).boxed();
+            while let Some(Ok(event)) = stream.next().await {
+                if let watcher::Event::Apply(webapp) | watcher::Event::InitApply(webapp) = event
+                    && let Some(phase) = phase(&webapp)
+                {
+                    let mut seen = seen.lock().unwrap();
+                    if seen.last() != Some(&phase) {
+                        seen.push(phase);
+                    }
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    create(
+        &client,
+        &ns.name,
+        "web",
+        json!({"image": "nginx:1.20", "replicas": 2}),
+    )
+    .await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    recorder.abort();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [Phase::Pending, Phase::Creating, Phase::Running]
+    );
+}

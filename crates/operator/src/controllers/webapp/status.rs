@@ -126,6 +126,21 @@ pub fn compute(
     }
 }
 
+/// The first status of a new WebApp: accepted, nothing created yet.
+pub fn pending(webapp: &WebApp, now: Timestamp) -> WebAppStatus {
+    let message = "accepted; creating resources".to_owned();
+    WebAppStatus {
+        phase: Some(Phase::Pending),
+        observed_generation: webapp.metadata.generation,
+        message: Some(message.clone()),
+        conditions: Conditions::new(&[], webapp.metadata.generation, now)
+            .set(READY, false, "Pending", &message)
+            .set(PROGRESSING, true, "Pending", &message)
+            .build(),
+        ..WebAppStatus::default()
+    }
+}
+
 /// The status of a WebApp being deleted: phase Deleting, the rest kept.
 pub fn deleting(webapp: &WebApp, step: &str, now: Timestamp) -> WebAppStatus {
     let previous = webapp.status.clone().unwrap_or_default();

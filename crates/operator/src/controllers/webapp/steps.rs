@@ -10,7 +10,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use reconcile_kit::apply::{self, Applied, Deletion};
-use reconcile_kit::step::{Flow, Pipeline, StepContext, StepFuture, branch, step, timeout};
+use reconcile_kit::step::{Flow, Pipeline, StepContext, StepFuture, branch, step, timeout, when};
 use reconcile_kit::{Class, Error, Result, status as status_patch};
 use webapp_api::{Phase, WebApp};
 
@@ -101,6 +101,10 @@ impl Run {
 /// The reconcile pipeline of a live WebApp.
 static APPLY: LazyLock<Pipeline<Run>> = LazyLock::new(|| {
     Pipeline::new()
+        .then(when(
+            |run: &Run| run.webapp.status.is_none(),
+            step("accept", accept),
+        ))
         .then(step("plan", plan_children))
         .then(timeout(STEP_BUDGET, step("deployment", apply_deployment)))
         .then(timeout(STEP_BUDGET, step("service", apply_service)))
@@ -126,6 +130,17 @@ static CLEANUP: LazyLock<Pipeline<Run>> = LazyLock::new(|| {
             step("delete-deployment", delete_deployment),
         ))
 });
+
+/// A new WebApp is first marked `Pending` (accepted, nothing created yet), so that
+/// `kubectl get webapps -w` shows the whole lifecycle.
+fn accept(run: &mut Run) -> StepFuture<'_> {
+    Box::pin(async move {
+        let pending = status::pending(&run.webapp, Timestamp::now());
+        let api = run.ctx.api::<WebApp>(&run.namespace);
+        status_patch::patch_if_changed(&api, run.webapp.as_ref(), None, &pending).await?;
+        Ok(Flow::Continue)
+    })
+}
 
 fn plan_children(run: &mut Run) -> StepFuture<'_> {
     Box::pin(async move {

@@ -140,6 +140,14 @@ fn a_failure_marks_the_webapp_failed_with_the_reason() {
 }
 
 #[test]
+fn a_new_webapp_is_pending_first() {
+    let status = pending(&webapp(1, None), now());
+    assert_eq!(status.phase, Some(Phase::Pending));
+    let next = compute(&webapp(1, Some(status)), &observed(0), None, now());
+    assert_eq!(next.phase, Some(Phase::Creating));
+}
+
+#[test]
 fn deletion_sets_phase_deleting() {
     let running = WebAppStatus {
         phase: Some(Phase::Running),

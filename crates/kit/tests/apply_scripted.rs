@@ -1,0 +1,140 @@
+//! `apply` against scripted API replies (tower-test): what it sends, and what it never
+//! sends. The same behaviour is shown on the real control plane by the operator's
+//! integration tests; these pin down the request sequence.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use http::{Method, Request, Response};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::client::Body;
+use kube::{Api, Client};
+use reconcile_kit::apply::{APPLIED_HASH, Applied, apply};
+use reconcile_kit::{Class, Error};
+use serde_json::{Value, json};
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+fn client() -> (Client, Handle) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    (Client::new(service, "ns"), handle)
+}
+
+fn desired() -> ConfigMap {
+    serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": "ns", "ownerReferences": [
+            {"apiVersion": "apps.example.com/v1alpha1", "kind": "WebApp", "name": "web", "uid": "uid-1", "controller": true}]},
+        "data": {"a": "1"}
+    }))
+    .unwrap()
+}
+
+fn reply(value: &Value) -> Response<Body> {
+    Response::builder()
+        .body(Body::from(serde_json::to_vec(value).unwrap()))
+        .unwrap()
+}
+
+/// Answers the next request, asserting its method and path; returns its body.
+async fn expect(
+    handle: &mut Handle,
+    method: Method,
+    path: &str,
+    response: Response<Body>,
+) -> Value {
+    let (request, send) = handle.next_request().await.expect("no request");
+    assert_eq!(request.method(), method);
+    assert!(request.uri().path().ends_with(path), "{}", request.uri());
+    let body = request.into_body().collect_bytes().await.unwrap();
+    send.send_response(response);
+    serde_json::from_slice(&body).unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn creates_a_missing_child_with_one_server_side_apply() {
+    let (client, mut handle) = client();
+    let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+    let server = tokio::spawn(async move {
+        let not_found = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"});
+        expect(
+            &mut handle,
+            Method::GET,
+            "/configmaps/web",
+            Response::builder()
+                .status(404)
+                .body(Body::from(not_found.to_string().into_bytes()))
+                .unwrap(),
+        )
+        .await;
+        let sent = expect(
+            &mut handle,
+            Method::PATCH,
+            "/configmaps/web",
+            reply(&serde_json::to_value(desired()).unwrap()),
+        )
+        .await;
+        assert!(
+            sent["metadata"]["annotations"][APPLIED_HASH].is_string(),
+            "the intent hash is recorded"
+        );
+        assert_eq!(sent["data"]["a"], "1");
+    });
+    assert_eq!(
+        apply(&api, None, desired()).await.unwrap(),
+        Applied::Created
+    );
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn sends_nothing_when_the_live_child_already_matches() {
+    let (client, mut handle) = client();
+    let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+    // First apply, to learn the hash the live object would carry.
+    let server = tokio::spawn(async move {
+        expect(
+            &mut handle,
+            Method::PATCH,
+            "/configmaps/web",
+            reply(&json!({})),
+        )
+        .await
+    });
+    let live: ConfigMap = desired();
+    let mut older = live.clone();
+    older.data = Some([("a".to_owned(), "0".to_owned())].into());
+    older.metadata.annotations = Some([(APPLIED_HASH.to_owned(), "stale".to_owned())].into());
+    assert_eq!(
+        apply(&api, Some(&older), desired()).await.unwrap(),
+        Applied::Updated
+    );
+    let sent = server.await.unwrap();
+
+    // The live object now carries what we sent, plus server defaults: no request at all.
+    let mut live: ConfigMap = serde_json::from_value(sent).unwrap();
+    live.metadata.resource_version = Some("7".into());
+    live.metadata.uid = Some("cm-uid".into());
+    assert_eq!(
+        apply(&api, Some(&live), desired()).await.unwrap(),
+        Applied::Unchanged
+    );
+}
+
+#[tokio::test]
+async fn never_touches_an_object_it_does_not_own() {
+    let (client, mut handle) = client();
+    let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+    let server = tokio::spawn(async move {
+        let theirs = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web", "namespace": "ns"}, "data": {"mine": "no"}});
+        expect(&mut handle, Method::GET, "/configmaps/web", reply(&theirs)).await;
+        // Any further request would be a write: none may come.
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(200), handle.next_request())
+                .await
+                .is_err()
+        );
+    });
+    let error = apply(&api, None, desired()).await.unwrap_err();
+    assert!(matches!(error, Error::NotOwned { .. }), "{error}");
+    assert_eq!(error.class(), Class::Blocked);
+    server.await.unwrap();
+}
