@@ -39,3 +39,6 @@ cluster-up: ## Build (first time) and start the local control plane; prints the 
 
 cluster-down: ## Stop and delete the local control plane.
 	$(CLUSTER)/down
+
+bench: ## Benchmark convergence, writes, memory and restart (N=50 WebApps).
+	bench/converge $(N)
