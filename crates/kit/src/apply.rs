@@ -64,9 +64,9 @@ pub fn is_controlled_by(meta: &ObjectMeta, owner_uid: &str) -> bool {
 }
 
 /// Applies `desired` (which must carry its name, namespace and controller owner
-/// reference) unless `current` already matches it. `current` is the live child, from a
-/// reflector store; when the store does not have it, the API is asked, because an
-/// object we do not own would not be in a store filtered on our labels.
+/// reference) unless the child already matches it. `current` is the child as a
+/// reflector store has it: when it matches, nothing is sent at all; otherwise the API
+/// server's copy decides (one GET), and only a real difference is applied.
 pub async fn apply<K>(api: &Api<K>, current: Option<&K>, mut desired: K) -> Result<Applied>
 where
     K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
@@ -82,20 +82,26 @@ where
             Error::InvalidSpec(format!("{kind} {name} has no controller owner reference"))
         })?;
 
-    let fetched;
-    let current = match current {
-        Some(child) => Some(child),
-        None => {
-            fetched = api
-                .get_opt(&name)
-                .await
-                .map_err(|e| Error::kube(format!("get {kind} {name}"), e))?;
-            fetched.as_ref()
-        }
-    };
-
     let hash = intent_hash(&desired)?;
-    if let Some(live) = current {
+    let wanted = to_value(&desired)?;
+    let matches = |live: &K| -> Result<bool> {
+        Ok(is_controlled_by(live.meta(), &owner.uid)
+            && live.annotations().get(APPLIED_HASH) == Some(&hash)
+            && contains(&to_value(live)?, &wanted))
+    };
+    if let Some(cached) = current
+        && matches(cached)?
+    {
+        return Ok(Applied::Unchanged);
+    }
+    // The cache may lag behind our own last write (a reconcile triggered by our status
+    // patch can run before the child's watch event arrives), or not hold the object at
+    // all (one we do not own carries none of our labels). The API server decides.
+    let live = api
+        .get_opt(&name)
+        .await
+        .map_err(|e| Error::kube(format!("get {kind} {name}"), e))?;
+    if let Some(live) = &live {
         if !is_controlled_by(live.meta(), &owner.uid) {
             return Err(Error::NotOwned {
                 kind,
@@ -103,8 +109,7 @@ where
                 owner: owner.kind,
             });
         }
-        let same_intent = live.annotations().get(APPLIED_HASH) == Some(&hash);
-        if same_intent && contains(&to_value(live)?, &to_value(&desired)?) {
+        if matches(live)? {
             return Ok(Applied::Unchanged);
         }
     }
@@ -114,7 +119,7 @@ where
     api.patch(&name, &params, &Patch::Apply(&desired))
         .await
         .map_err(|e| Error::kube(format!("apply {kind} {name}"), e))?;
-    Ok(if current.is_some() {
+    Ok(if live.is_some() {
         Applied::Updated
     } else {
         Applied::Created

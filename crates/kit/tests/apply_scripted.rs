@@ -89,34 +89,65 @@ async fn creates_a_missing_child_with_one_server_side_apply() {
 async fn sends_nothing_when_the_live_child_already_matches() {
     let (client, mut handle) = client();
     let api: Api<ConfigMap> = Api::namespaced(client, "ns");
-    // First apply, to learn the hash the live object would carry.
+    // An outdated child: the cache's copy differs, so the API server's copy is read,
+    // and differs too: one apply.
+    let mut older = desired();
+    older.data = Some([("a".to_owned(), "0".to_owned())].into());
+    older.metadata.annotations = Some([(APPLIED_HASH.to_owned(), "stale".to_owned())].into());
+    let older_json = serde_json::to_value(&older).unwrap();
     let server = tokio::spawn(async move {
         expect(
+            &mut handle,
+            Method::GET,
+            "/configmaps/web",
+            reply(&older_json),
+        )
+        .await;
+        let sent = expect(
             &mut handle,
             Method::PATCH,
             "/configmaps/web",
             reply(&json!({})),
         )
-        .await
+        .await;
+        (sent, handle)
     });
-    let live: ConfigMap = desired();
-    let mut older = live.clone();
-    older.data = Some([("a".to_owned(), "0".to_owned())].into());
-    older.metadata.annotations = Some([(APPLIED_HASH.to_owned(), "stale".to_owned())].into());
     assert_eq!(
         apply(&api, Some(&older), desired()).await.unwrap(),
         Applied::Updated
     );
-    let sent = server.await.unwrap();
+    let (sent, mut handle) = server.await.unwrap();
 
-    // The live object now carries what we sent, plus server defaults: no request at all.
-    let mut live: ConfigMap = serde_json::from_value(sent).unwrap();
-    live.metadata.resource_version = Some("7".into());
-    live.metadata.uid = Some("cm-uid".into());
+    // A stale cache (still the old copy) causes no write: the API server's copy, which
+    // is what we sent plus server defaults, already matches.
+    let mut live = sent.clone();
+    live["metadata"]["resourceVersion"] = json!("7");
+    live["metadata"]["uid"] = json!("cm-uid");
+    let live_json = live.clone();
+    let server = tokio::spawn(async move {
+        expect(
+            &mut handle,
+            Method::GET,
+            "/configmaps/web",
+            reply(&live_json),
+        )
+        .await;
+        handle
+    });
     assert_eq!(
-        apply(&api, Some(&live), desired()).await.unwrap(),
+        apply(&api, Some(&older), desired()).await.unwrap(),
         Applied::Unchanged
     );
+    let mut handle = server.await.unwrap();
+
+    // An up-to-date cache: no request at all.
+    let cached: ConfigMap = serde_json::from_value(live).unwrap();
+    assert_eq!(
+        apply(&api, Some(&cached), desired()).await.unwrap(),
+        Applied::Unchanged
+    );
+    let next = tokio::time::timeout(std::time::Duration::from_millis(100), handle.next_request());
+    assert!(next.await.is_err(), "no request may be sent");
 }
 
 #[tokio::test]
