@@ -61,8 +61,18 @@ impl Events {
             action: reason.into(),
             secondary: None,
         };
-        if let Err(error) = self.recorder.publish(&event, object).await {
-            tracing::warn!(%error, reason, "could not record event");
+        match self.recorder.publish(&event, object).await {
+            Ok(()) => {}
+            // A namespace being deleted refuses new content; nobody will read the event.
+            Err(kube::Error::Api(status))
+                if status.code == 403 && status.message.contains("being terminated") =>
+            {
+                tracing::debug!(reason, "namespace is terminating; event dropped");
+            }
+            Err(kube::Error::Api(status)) => {
+                tracing::warn!(reason, error = %status.message, "could not record event")
+            }
+            Err(error) => tracing::warn!(reason, %error, "could not record event"),
         }
     }
 }

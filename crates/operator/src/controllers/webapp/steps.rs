@@ -138,6 +138,10 @@ fn accept(run: &mut Run) -> StepFuture<'_> {
         let pending = status::pending(&run.webapp, Timestamp::now());
         let api = run.ctx.api::<WebApp>(&run.namespace);
         status_patch::patch_if_changed(&api, run.webapp.as_ref(), None, &pending).await?;
+        // The rest of this reconcile starts from what is now written.
+        let mut accepted = (*run.webapp).clone();
+        accepted.status = Some(pending);
+        run.webapp = Arc::new(accepted);
         Ok(Flow::Continue)
     })
 }
