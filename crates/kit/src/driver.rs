@@ -160,7 +160,11 @@ fn error_policy<R: Reconciler>(
         }
         class @ (Class::Retryable | Class::Blocked) => {
             let delay = driver.backoffs.next_delay(&key);
-            tracing::warn!(controller = R::NAME, object = %key, error = %chain, ?class, retry_in = ?delay, "reconcile failed");
+            if error.is_expected() {
+                tracing::debug!(controller = R::NAME, object = %key, reason = %chain, retry_in = ?delay, "reconciling again");
+            } else {
+                tracing::warn!(controller = R::NAME, object = %key, error = %chain, ?class, retry_in = ?delay, "reconcile failed");
+            }
             Action::requeue(delay)
         }
     }

@@ -52,6 +52,14 @@ pub enum Error {
         /// Budget.
         after: Duration,
     },
+    /// The object changed since this reconcile read it; the next one starts afresh.
+    #[error("{kind} {name} changed while it was being reconciled; reconciling again")]
+    Stale {
+        /// Kind of the object.
+        kind: String,
+        /// Its name.
+        name: String,
+    },
     /// Waiting for something that has not happened yet (a child to go away...).
     #[error("waiting: {0}")]
     Waiting(String),
@@ -90,8 +98,14 @@ impl Error {
             Error::Kube { source, .. } => classify_kube(source),
             Error::NotOwned { .. } => Class::Blocked,
             Error::InvalidSpec(_) => Class::Permanent,
-            Error::Timeout { .. } | Error::Waiting(_) => Class::Retryable,
+            Error::Timeout { .. } | Error::Waiting(_) | Error::Stale { .. } => Class::Retryable,
         }
+    }
+
+    /// Whether this is part of normal operation (waiting for the cluster, a stale read)
+    /// rather than a failure worth a warning.
+    pub fn is_expected(&self) -> bool {
+        matches!(self, Error::Waiting(_) | Error::Stale { .. })
     }
 
     /// A short CamelCase reason for conditions, events and the metric label. Bounded:
@@ -115,6 +129,7 @@ impl Error {
             Error::InvalidSpec(_) => "InvalidSpec",
             Error::Timeout { .. } => "Timeout",
             Error::Waiting(_) => "Waiting",
+            Error::Stale { .. } => "Stale",
         }
     }
 }

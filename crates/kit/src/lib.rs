@@ -25,6 +25,8 @@ pub mod metrics;
 pub mod phase;
 pub mod status;
 pub mod step;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 
 pub use error::{Class, Error, Result};
 

@@ -50,6 +50,11 @@ pub trait Step<C>: Send + Sync {
     fn name(&self) -> &'static str;
     /// Does the work.
     fn run<'a>(&'a self, ctx: &'a mut C) -> StepFuture<'a>;
+    /// Whether the step has anything to do in this context; a step that does not apply
+    /// is skipped without a trace. Only [`When`] says no.
+    fn applies(&self, _ctx: &C) -> bool {
+        true
+    }
 }
 
 /// A step made of a plain function: `fn apply_service(ctx: &mut Run) -> StepFuture<'_>`.
@@ -93,6 +98,9 @@ impl<C: Send, S: Step<C>> Step<C> for When<C, S> {
         } else {
             Box::pin(async { Ok(Flow::Continue) })
         }
+    }
+    fn applies(&self, ctx: &C) -> bool {
+        (self.predicate)(ctx)
     }
 }
 
@@ -148,6 +156,9 @@ impl<C: Send, S: Step<C>> Step<C> for Timeout<S> {
     fn name(&self) -> &'static str {
         self.step.name()
     }
+    fn applies(&self, ctx: &C) -> bool {
+        self.step.applies(ctx)
+    }
     fn run<'a>(&'a self, ctx: &'a mut C) -> StepFuture<'a> {
         Box::pin(async move {
             match tokio::time::timeout(self.after, self.step.run(ctx)).await {
@@ -175,7 +186,13 @@ impl<C: StepContext, S: Step<C>> Step<C> for Traced<S> {
     fn name(&self) -> &'static str {
         self.step.name()
     }
+    fn applies(&self, ctx: &C) -> bool {
+        self.step.applies(ctx)
+    }
     fn run<'a>(&'a self, ctx: &'a mut C) -> StepFuture<'a> {
+        if !self.step.applies(ctx) {
+            return Box::pin(async { Ok(Flow::Continue) });
+        }
         let span = tracing::info_span!(
             "step",
             step = self.step.name(),

@@ -605,3 +605,48 @@ async fn phases_go_pending_creating_running() {
         [Phase::Pending, Phase::Creating, Phase::Running]
     );
 }
+
+/// Exercise 5: every reconcile step is one span; the first reconcile after the
+/// finalizer shows the whole pipeline, later ones skip `accept`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trace_of_a_reconcile_shows_each_step() {
+    let (client, ns, _operator) = setup("trace").await;
+    let api = create(
+        &client,
+        &ns.name,
+        "web",
+        json!({"image": "nginx:1.20", "replicas": 1, "domain": "t.example.com"}),
+    )
+    .await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+
+    let spans = trace().of(&format!("{}/web", ns.name));
+    assert!(
+        spans.iter().all(|s| s.timed),
+        "every step span records its duration"
+    );
+    let first = spans
+        .iter()
+        .position(|s| s.step == "accept")
+        .unwrap_or_else(|| panic!("no accept step in {spans:?}"));
+    let run: Vec<(&str, &str)> = spans[first..first + 6]
+        .iter()
+        .map(|s| (s.step.as_str(), s.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        run,
+        [
+            ("accept", "continue"),
+            ("plan", "continue"),
+            ("deployment", "continue"),
+            ("service", "continue"),
+            ("ingress", "continue"),
+            ("observe", "continue")
+        ]
+    );
+    assert_eq!(
+        spans.iter().filter(|s| s.step == "accept").count(),
+        1,
+        "only a new WebApp is accepted: {spans:?}"
+    );
+}

@@ -1,8 +1,3 @@
-use std::sync::{Arc, Mutex};
-
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
 use super::*;
@@ -92,75 +87,32 @@ async fn timeout_fails_a_slow_step() {
     );
 }
 
-type OpenSpans = std::collections::HashMap<u64, Vec<(String, String)>>;
-
-/// Records every closed span with its fields, as `name=step k=v ...`.
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<String>>>, Arc<Mutex<OpenSpans>>);
-
-struct Fields<'a>(&'a mut Vec<(String, String)>);
-impl Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.push((field.name().to_owned(), format!("{value:?}")));
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.push((field.name().to_owned(), value.to_owned()));
-    }
-}
-
-impl<S: tracing::Subscriber + for<'l> tracing_subscriber::registry::LookupSpan<'l>> Layer<S>
-    for Recorder
-{
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _: Context<'_, S>) {
-        let mut fields = vec![("name".to_owned(), attrs.metadata().name().to_owned())];
-        attrs.record(&mut Fields(&mut fields));
-        self.1.lock().unwrap().insert(id.into_u64(), fields);
-    }
-    fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
-        if let Some(fields) = self.1.lock().unwrap().get_mut(&id.into_u64()) {
-            values.record(&mut Fields(fields));
-        }
-    }
-    fn on_close(&self, id: Id, _: Context<'_, S>) {
-        let fields = self
-            .1
-            .lock()
-            .unwrap()
-            .remove(&id.into_u64())
-            .unwrap_or_default();
-        let shown: Vec<String> = fields
-            .iter()
-            .filter(|(k, _)| k != "duration_ms")
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        assert!(
-            fields.iter().any(|(k, _)| k == "duration_ms"),
-            "every step span records its duration"
-        );
-        self.0.lock().unwrap().push(shown.join(" "));
-    }
-}
-
 #[tokio::test]
 async fn every_step_is_one_span_with_name_object_and_outcome() {
-    let recorder = Recorder::default();
-    let subscriber = tracing_subscriber::registry().with(recorder.clone());
+    let trace = crate::testing::StepTrace::default();
+    let subscriber = tracing_subscriber::registry().with(trace.clone());
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let pipeline = Pipeline::new()
         .then(step("a", a))
+        // A step whose condition does not hold leaves no span.
+        .then(when(|r: &Run| r.ingress, step("skipped", b)))
         .then(step("b", b))
         .then(step("broken", broken));
     let error = pipeline.run(&mut Run::default()).await.unwrap_err();
     assert_eq!(error.reason(), "InvalidSpec");
 
-    let trace = recorder.0.lock().unwrap().clone();
-    assert_eq!(
-        trace,
-        [
-            "name=step step=a object=ns/web outcome=continue",
-            "name=step step=b object=ns/web outcome=continue",
-            "name=step step=broken object=ns/web outcome=InvalidSpec",
-        ]
-    );
+    let steps: Vec<(String, String)> = trace
+        .of("ns/web")
+        .into_iter()
+        .inspect(|s| assert!(s.timed))
+        .map(|s| (s.step, s.outcome))
+        .collect();
+    let expected = [
+        ("a", "continue"),
+        ("b", "continue"),
+        ("broken", "InvalidSpec"),
+    ]
+    .map(|(s, o)| (s.to_owned(), o.to_owned()));
+    assert_eq!(steps, expected);
 }

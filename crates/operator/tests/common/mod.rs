@@ -21,7 +21,10 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
+use reconcile_kit::testing::StepTrace;
 use tokio::sync::oneshot;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::prelude::*;
 use webapp_operator::controllers::ControllerKind;
 use webapp_operator::manager::{self, Config};
 
@@ -201,6 +204,23 @@ where
     }
 }
 
+/// The step spans of every reconcile in this test process. Installed once, globally,
+/// with the operator's logs going to the test output (shown when a test fails).
+pub fn trace() -> &'static StepTrace {
+    static TRACE: OnceLock<StepTrace> = OnceLock::new();
+    TRACE.get_or_init(|| {
+        let trace = StepTrace::default();
+        let logs = tracing_subscriber::fmt::layer()
+            .with_test_writer()
+            .with_filter(EnvFilter::new("info,kube=warn"));
+        let _ = tracing_subscriber::registry()
+            .with(logs)
+            .with(trace.clone())
+            .try_init();
+        trace
+    })
+}
+
 /// The operator, running in-process against the local control plane and watching one
 /// namespace. Stopped (gracefully) by [`Operator::stop`] or when dropped.
 pub struct Operator {
@@ -218,11 +238,7 @@ impl Operator {
 
     /// Starts `controllers` for `namespace`.
     pub async fn start_with(namespace: &str, controllers: Vec<ControllerKind>) -> Self {
-        // Logs of the operator show up in a failing test's output.
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter("info,kube=warn")
-            .try_init();
+        trace();
         let metrics = free_port();
         let config = Config {
             namespace: Some(namespace.to_owned()),

@@ -137,11 +137,13 @@ fn accept(run: &mut Run) -> StepFuture<'_> {
     Box::pin(async move {
         let pending = status::pending(&run.webapp, Timestamp::now());
         let api = run.ctx.api::<WebApp>(&run.namespace);
-        status_patch::patch_if_changed(&api, run.webapp.as_ref(), None, &pending).await?;
-        // The rest of this reconcile starts from what is now written.
-        let mut accepted = (*run.webapp).clone();
-        accepted.status = Some(pending);
-        run.webapp = Arc::new(accepted);
+        // The rest of this reconcile starts from what is now written (status and
+        // resourceVersion, the precondition of the next status write).
+        if let Some(accepted) =
+            status_patch::patch_if_changed(&api, run.webapp.as_ref(), None, &pending).await?
+        {
+            run.webapp = Arc::new(accepted);
+        }
         Ok(Flow::Continue)
     })
 }
