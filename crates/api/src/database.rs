@@ -18,25 +18,11 @@ use crate::common::{Condition, Phase, conditions_schema};
     shortname = "db",
     category = "webapp-operator",
     doc = "A database server: a StatefulSet, a headless Service, a Secret with credentials, and a backup CronJob when backups are enabled.",
-    printcolumn(
-        name = "Phase",
-        type_ = "string",
-        json_path = ".status.phase",
-        description = "Lifecycle phase"
-    ),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase", description = "Lifecycle phase"),
     printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
     printcolumn(name = "Version", type_ = "string", json_path = ".spec.version"),
-    printcolumn(
-        name = "Storage",
-        type_ = "string",
-        json_path = ".spec.storage.size",
-        priority = 1
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Storage", type_ = "string", json_path = ".spec.storage.size", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DatabaseSpec {
@@ -80,9 +66,7 @@ pub struct Storage {
 
 impl Default for Storage {
     fn default() -> Self {
-        Storage {
-            size: default_storage_size(),
-        }
+        Storage { size: default_storage_size() }
     }
 }
 

@@ -29,11 +29,5 @@ use kube::CustomResourceExt;
 
 /// Every CustomResourceDefinition of the family, in a stable order (by kind).
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![
-        Database::crd(),
-        Memcached::crd(),
-        PodManager::crd(),
-        WebApp::crd(),
-        WebServer::crd(),
-    ]
+    vec![Database::crd(), Memcached::crd(), PodManager::crd(), WebApp::crd(), WebServer::crd()]
 }

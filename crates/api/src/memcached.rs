@@ -17,27 +17,10 @@ use crate::common::{Condition, conditions_schema};
     shortname = "mc",
     category = "webapp-operator",
     doc = "A memcached cluster: a Deployment of `size` pods; status.nodes lists the pod names.",
-    scale(
-        spec_replicas_path = ".spec.size",
-        status_replicas_path = ".status.replicas"
-    ),
-    printcolumn(
-        name = "Size",
-        type_ = "integer",
-        json_path = ".spec.size",
-        description = "Desired pods"
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "integer",
-        json_path = ".status.readyReplicas",
-        description = "Ready pods"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    scale(spec_replicas_path = ".spec.size", status_replicas_path = ".status.replicas"),
+    printcolumn(name = "Size", type_ = "integer", json_path = ".spec.size", description = "Desired pods"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas", description = "Ready pods"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct MemcachedSpec {

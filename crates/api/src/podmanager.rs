@@ -17,33 +17,16 @@ use crate::common::{Condition, conditions_schema};
     shortname = "pm",
     category = "webapp-operator",
     doc = "Keeps a number of bare Pods named <name>-<index> running one image.",
-    scale(
-        spec_replicas_path = ".spec.replicas",
-        status_replicas_path = ".status.currentReplicas"
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "integer",
-        json_path = ".status.readyReplicas",
-        description = "Running pods"
-    ),
+    scale(spec_replicas_path = ".spec.replicas", status_replicas_path = ".status.currentReplicas"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas", description = "Running pods"),
     printcolumn(
         name = "Current",
         type_ = "integer",
         json_path = ".status.currentReplicas",
         description = "Existing pods"
     ),
-    printcolumn(
-        name = "Replicas",
-        type_ = "integer",
-        json_path = ".spec.replicas",
-        description = "Desired pods"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas", description = "Desired pods"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PodManagerSpec {

@@ -12,9 +12,7 @@ use serde_json::Value;
 use webapp_api::{Database, Memcached, PodManager, WebApp, WebServer};
 
 fn sample(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../config/samples")
-        .join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/samples").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -30,9 +28,7 @@ fn round_trip<T: DeserializeOwned + Serialize>(file: &str) -> T {
 
 fn is_subset(big: &Value, small: &Value) -> bool {
     match (big, small) {
-        (Value::Object(b), Value::Object(s)) => s
-            .iter()
-            .all(|(k, v)| b.get(k).is_some_and(|bv| is_subset(bv, v))),
+        (Value::Object(b), Value::Object(s)) => s.iter().all(|(k, v)| b.get(k).is_some_and(|bv| is_subset(bv, v))),
         (b, s) => b == s,
     }
 }

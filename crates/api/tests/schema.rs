@@ -36,30 +36,18 @@ fn rules(node: &Value) -> Vec<String> {
 fn webserver_replicas_are_1_to_10_and_image_and_port_default() {
     let v = version(&WebServer::crd());
     let replicas = prop(&v, "spec.replicas");
-    assert_eq!(
-        (replicas["minimum"].as_f64(), replicas["maximum"].as_f64()),
-        (Some(1.0), Some(10.0))
-    );
+    assert_eq!((replicas["minimum"].as_f64(), replicas["maximum"].as_f64()), (Some(1.0), Some(10.0)));
     assert_eq!(prop(&v, "spec.image")["default"], "nginx:latest");
     assert_eq!(prop(&v, "spec.port")["default"], 80);
-    let required = v["schema"]["openAPIV3Schema"]["properties"]["spec"]["required"]
-        .as_array()
-        .unwrap()
-        .clone();
-    assert!(
-        required.contains(&"replicas".into()),
-        "replicas is required"
-    );
+    let required = v["schema"]["openAPIV3Schema"]["properties"]["spec"]["required"].as_array().unwrap().clone();
+    assert!(required.contains(&"replicas".into()), "replicas is required");
 }
 
 #[test]
 fn memcached_size_is_1_to_10_with_default_image_and_port() {
     let v = version(&Memcached::crd());
     let size = prop(&v, "spec.size");
-    assert_eq!(
-        (size["minimum"].as_f64(), size["maximum"].as_f64()),
-        (Some(1.0), Some(10.0))
-    );
+    assert_eq!((size["minimum"].as_f64(), size["maximum"].as_f64()), (Some(1.0), Some(10.0)));
     assert_eq!(prop(&v, "spec.image")["default"], "memcached:1.6");
     assert_eq!(prop(&v, "spec.port")["default"], 11211);
 }
@@ -77,35 +65,20 @@ fn webapp_bounds_ports_images_env_names_and_domains() {
     let v = version(&WebApp::crd());
     let port = prop(&v, "spec.port");
     assert_eq!(
-        (
-            port["minimum"].as_f64(),
-            port["maximum"].as_f64(),
-            port["default"].as_i64()
-        ),
+        (port["minimum"].as_f64(), port["maximum"].as_f64(), port["default"].as_i64()),
         (Some(1.0), Some(65535.0), Some(80))
     );
     assert_eq!(prop(&v, "spec.image")["minLength"], 1);
     assert!(rules(&prop(&v, "spec.env"))[0].contains("matches"));
     assert!(rules(&prop(&v, "spec.domain"))[0].contains("matches"));
-    assert!(
-        prop(&v, "spec.replicas")["nullable"]
-            .as_bool()
-            .unwrap_or(false),
-        "replicas is optional"
-    );
+    assert!(prop(&v, "spec.replicas")["nullable"].as_bool().unwrap_or(false), "replicas is optional");
 }
 
 #[test]
 fn database_type_is_an_enum_and_backup_schedule_is_required_when_enabled() {
     let v = version(&Database::crd());
-    assert_eq!(
-        prop(&v, "spec.type")["enum"],
-        serde_json::json!(["postgresql"])
-    );
-    assert_eq!(
-        rules(&prop(&v, "spec.backup")),
-        ["!self.enabled || has(self.schedule)"]
-    );
+    assert_eq!(prop(&v, "spec.type")["enum"], serde_json::json!(["postgresql"]));
+    assert_eq!(rules(&prop(&v, "spec.backup")), ["!self.enabled || has(self.schedule)"]);
     assert_eq!(prop(&v, "spec.storage.size")["default"], "1Gi");
 }
 
@@ -114,67 +87,27 @@ fn every_crd_has_status_printer_columns_short_name_and_category() {
     for crd in webapp_api::crds() {
         let kind = &crd.spec.names.kind;
         let v = version(&crd);
-        assert!(
-            v["subresources"]["status"].is_object(),
-            "{kind}: status subresource"
-        );
-        let columns: Vec<&str> = v["additionalPrinterColumns"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap())
-            .collect();
+        assert!(v["subresources"]["status"].is_object(), "{kind}: status subresource");
+        let columns: Vec<&str> =
+            v["additionalPrinterColumns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
         assert!(columns.contains(&"Age"), "{kind}: {columns:?}");
-        assert!(
-            crd.spec
-                .names
-                .short_names
-                .as_ref()
-                .is_some_and(|s| !s.is_empty()),
-            "{kind}: short name"
-        );
-        assert_eq!(
-            crd.spec.names.categories.as_deref(),
-            Some(&["webapp-operator".to_owned()][..]),
-            "{kind}"
-        );
+        assert!(crd.spec.names.short_names.as_ref().is_some_and(|s| !s.is_empty()), "{kind}: short name");
+        assert_eq!(crd.spec.names.categories.as_deref(), Some(&["webapp-operator".to_owned()][..]), "{kind}");
         let conditions = prop(&v, "status.conditions");
         assert_eq!(conditions["x-kubernetes-list-type"], "map", "{kind}");
-        assert_eq!(
-            conditions["x-kubernetes-list-map-keys"],
-            serde_json::json!(["type"]),
-            "{kind}"
-        );
-        assert!(
-            prop(&v, "status.conditions")["items"]["properties"]["observedGeneration"].is_object(),
-            "{kind}"
-        );
+        assert_eq!(conditions["x-kubernetes-list-map-keys"], serde_json::json!(["type"]), "{kind}");
+        assert!(prop(&v, "status.conditions")["items"]["properties"]["observedGeneration"].is_object(), "{kind}");
     }
 }
 
 #[test]
 fn kinds_with_replicas_have_a_scale_subresource() {
     let scale = |v: Value| v["subresources"]["scale"].clone();
-    assert_eq!(
-        scale(version(&WebApp::crd()))["specReplicasPath"],
-        ".spec.replicas"
-    );
-    assert_eq!(
-        scale(version(&WebApp::crd()))["labelSelectorPath"],
-        ".status.selector"
-    );
-    assert_eq!(
-        scale(version(&WebServer::crd()))["specReplicasPath"],
-        ".spec.replicas"
-    );
-    assert_eq!(
-        scale(version(&PodManager::crd()))["specReplicasPath"],
-        ".spec.replicas"
-    );
-    assert_eq!(
-        scale(version(&Memcached::crd()))["specReplicasPath"],
-        ".spec.size"
-    );
+    assert_eq!(scale(version(&WebApp::crd()))["specReplicasPath"], ".spec.replicas");
+    assert_eq!(scale(version(&WebApp::crd()))["labelSelectorPath"], ".status.selector");
+    assert_eq!(scale(version(&WebServer::crd()))["specReplicasPath"], ".spec.replicas");
+    assert_eq!(scale(version(&PodManager::crd()))["specReplicasPath"], ".spec.replicas");
+    assert_eq!(scale(version(&Memcached::crd()))["specReplicasPath"], ".spec.size");
     assert!(scale(version(&Database::crd())).is_null());
 }
 
@@ -186,12 +119,7 @@ fn webapp_printer_columns_show_phase_ready_and_replicas() {
         .unwrap()
         .iter()
         .filter(|c| c["priority"].is_null())
-        .map(|c| {
-            (
-                c["name"].as_str().unwrap().to_owned(),
-                c["jsonPath"].as_str().unwrap().to_owned(),
-            )
-        })
+        .map(|c| (c["name"].as_str().unwrap().to_owned(), c["jsonPath"].as_str().unwrap().to_owned()))
         .collect();
     let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["Phase", "Ready", "Replicas", "Age"]);
@@ -200,16 +128,6 @@ fn webapp_printer_columns_show_phase_ready_and_replicas() {
 #[test]
 fn field_docs_reach_kubectl_explain() {
     let v = version(&WebApp::crd());
-    assert!(
-        prop(&v, "spec.replicas")["description"]
-            .as_str()
-            .unwrap()
-            .contains("autoscaler")
-    );
-    assert!(
-        prop(&v, "status.phase")["description"]
-            .as_str()
-            .unwrap()
-            .contains("Pending")
-    );
+    assert!(prop(&v, "spec.replicas")["description"].as_str().unwrap().contains("autoscaler"));
+    assert!(prop(&v, "status.phase")["description"].as_str().unwrap().contains("Pending"));
 }

@@ -50,24 +50,20 @@ pub enum Deletion {
 
 /// The controller owner reference pointing at `owner`.
 pub fn owner_reference<K: Resource<DynamicType = ()>>(owner: &K) -> Result<OwnerReference> {
-    owner
-        .controller_owner_ref(&())
-        .ok_or_else(|| Error::InvalidSpec("owner has no name or uid yet".into()))
+    owner.controller_owner_ref(&()).ok_or_else(|| Error::InvalidSpec("owner has no name or uid yet".into()))
 }
 
 /// Whether `meta` names `owner_uid` as its controller.
 pub fn is_controlled_by(meta: &ObjectMeta, owner_uid: &str) -> bool {
-    meta.owner_references
-        .iter()
-        .flatten()
-        .any(|r| r.controller == Some(true) && r.uid == owner_uid)
+    meta.owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == owner_uid)
 }
 
 /// Applies `desired` (which must carry its name, namespace and controller owner
 /// reference) unless the child already matches it. `current` is the child as a
 /// reflector store has it: when it matches, nothing is sent at all; otherwise the API
-/// server's copy decides (one GET), and only a real difference is applied.
-pub async fn apply<K>(api: &Api<K>, current: Option<&K>, mut desired: K) -> Result<Applied>
+/// server's copy decides (one GET), and only a real difference is applied. Returns
+/// what was done and the child as it now is, for status (never an older cached copy).
+pub async fn apply<K>(api: &Api<K>, current: Option<&K>, mut desired: K) -> Result<(Applied, K)>
 where
     K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
 {
@@ -78,9 +74,7 @@ where
         .iter()
         .find(|r| r.controller == Some(true))
         .cloned()
-        .ok_or_else(|| {
-            Error::InvalidSpec(format!("{kind} {name} has no controller owner reference"))
-        })?;
+        .ok_or_else(|| Error::InvalidSpec(format!("{kind} {name} has no controller owner reference")))?;
 
     let hash = intent_hash(&desired)?;
     let wanted = to_value(&desired)?;
@@ -92,38 +86,29 @@ where
     if let Some(cached) = current
         && matches(cached)?
     {
-        return Ok(Applied::Unchanged);
+        return Ok((Applied::Unchanged, cached.clone()));
     }
     // The cache may lag behind our own last write (a reconcile triggered by our status
     // patch can run before the child's watch event arrives), or not hold the object at
     // all (one we do not own carries none of our labels). The API server decides.
-    let live = api
-        .get_opt(&name)
-        .await
-        .map_err(|e| Error::kube(format!("get {kind} {name}"), e))?;
+    let live = api.get_opt(&name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))?;
     if let Some(live) = &live {
         if !is_controlled_by(live.meta(), &owner.uid) {
-            return Err(Error::NotOwned {
-                kind,
-                name,
-                owner: owner.kind,
-            });
+            return Err(Error::NotOwned { kind, name, owner: owner.kind });
         }
         if matches(live)? {
-            return Ok(Applied::Unchanged);
+            return Ok((Applied::Unchanged, live.clone()));
         }
     }
 
     desired.annotations_mut().insert(APPLIED_HASH.into(), hash);
     let params = PatchParams::apply(MANAGER).force();
-    api.patch(&name, &params, &Patch::Apply(&desired))
+    let applied = api
+        .patch(&name, &params, &Patch::Apply(&desired))
         .await
         .map_err(|e| Error::kube(format!("apply {kind} {name}"), e))?;
-    Ok(if live.is_some() {
-        Applied::Updated
-    } else {
-        Applied::Created
-    })
+    let outcome = if live.is_some() { Applied::Updated } else { Applied::Created };
+    Ok((outcome, applied))
 }
 
 /// Deletes the child `name` if it is controlled by `owner_uid`, and reports whether it
@@ -133,11 +118,7 @@ where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
 {
     let kind = K::kind(&());
-    let Some(live) = api
-        .get_opt(name)
-        .await
-        .map_err(|e| Error::kube(format!("get {kind} {name}"), e))?
-    else {
+    let Some(live) = api.get_opt(name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))? else {
         return Ok(Deletion::Gone);
     };
     if !is_controlled_by(live.meta(), owner_uid) {
@@ -146,10 +127,7 @@ where
     if live.meta().deletion_timestamp.is_some() {
         return Ok(Deletion::InProgress);
     }
-    let params = DeleteParams {
-        propagation_policy: Some(PropagationPolicy::Background),
-        ..DeleteParams::default()
-    };
+    let params = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
     match api.delete(name, &params).await {
         Ok(_) => Ok(Deletion::Requested),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(Deletion::Gone),
@@ -166,31 +144,44 @@ fn to_value<T: Serialize>(value: &T) -> Result<Value> {
 fn intent_hash<T: Serialize>(desired: &T) -> Result<String> {
     let mut value = to_value(desired)?;
     // The annotation itself must not feed its own hash.
-    if let Some(annotations) = value
-        .pointer_mut("/metadata/annotations")
-        .and_then(Value::as_object_mut)
-    {
+    if let Some(annotations) = value.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
         annotations.remove(APPLIED_HASH);
     }
     let bytes = value.to_string();
-    let hash = bytes.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = bytes.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     Ok(format!("{hash:016x}"))
 }
 
 /// Whether every field set in `wanted` holds the same value in `live`. Objects may
 /// have more fields in `live` (server defaults); lists must have the same length and
-/// match element by element.
+/// match element by element. What the API server normalises is not a difference:
+/// quantities under `limits`/`requests` compare by value, and an empty value we send
+/// (`""`, `{}`, `[]`) may be absent from the stored object.
 pub fn contains(live: &Value, wanted: &Value) -> bool {
+    contains_in(live, wanted, false)
+}
+
+fn contains_in(live: &Value, wanted: &Value, quantities: bool) -> bool {
     match (live, wanted) {
-        (Value::Object(live), Value::Object(wanted)) => wanted
-            .iter()
-            .all(|(key, w)| w.is_null() || live.get(key).is_some_and(|l| contains(l, w))),
+        (Value::Object(live), Value::Object(wanted)) => wanted.iter().all(|(key, w)| match live.get(key) {
+            Some(l) => contains_in(l, w, quantities || key == "limits" || key == "requests"),
+            None => is_empty(w),
+        }),
         (Value::Array(live), Value::Array(wanted)) => {
-            live.len() == wanted.len() && live.iter().zip(wanted).all(|(l, w)| contains(l, w))
+            live.len() == wanted.len() && live.iter().zip(wanted).all(|(l, w)| contains_in(l, w, false))
         }
+        (Value::String(l), Value::String(w)) if quantities => l == w || crate::quantity::same(l, w),
         (live, wanted) => live == wanted,
+    }
+}
+
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Object(o) => o.values().all(is_empty),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
     }
 }
 
@@ -208,6 +199,16 @@ mod tests {
     }
 
     #[test]
+    fn what_the_server_normalises_is_not_drift() {
+        let wanted = json!({"resources": {"limits": {"cpu": "0.5", "memory": "2048Mi"}, "requests": {}},
+            "env": [{"name": "A", "value": ""}]});
+        let live = json!({"resources": {"limits": {"cpu": "500m", "memory": "2Gi"}}, "env": [{"name": "A"}]});
+        assert!(contains(&live, &wanted));
+        let changed = json!({"resources": {"limits": {"cpu": "600m", "memory": "2Gi"}}, "env": [{"name": "A"}]});
+        assert!(!contains(&changed, &wanted));
+    }
+
+    #[test]
     fn drift_on_a_field_we_set_is_seen() {
         let wanted = json!({"spec": {"containers": [{"name": "app", "image": "nginx:1.20"}]}});
         let edited = json!({"spec": {"containers": [{"name": "app", "image": "nginx:evil"}]}});
@@ -219,10 +220,8 @@ mod tests {
 
     #[test]
     fn intent_hash_ignores_its_own_annotation_and_sees_removed_fields() {
-        let a =
-            json!({"metadata": {"annotations": {APPLIED_HASH: "x"}}, "env": {"A": "1", "B": "2"}});
-        let b =
-            json!({"metadata": {"annotations": {APPLIED_HASH: "y"}}, "env": {"A": "1", "B": "2"}});
+        let a = json!({"metadata": {"annotations": {APPLIED_HASH: "x"}}, "env": {"A": "1", "B": "2"}});
+        let b = json!({"metadata": {"annotations": {APPLIED_HASH: "y"}}, "env": {"A": "1", "B": "2"}});
         let c = json!({"metadata": {"annotations": {}}, "env": {"A": "1"}});
         assert_eq!(intent_hash(&a).unwrap(), intent_hash(&b).unwrap());
         assert_ne!(intent_hash(&a).unwrap(), intent_hash(&c).unwrap());

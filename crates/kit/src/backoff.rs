@@ -35,32 +35,20 @@ impl Backoffs {
             .with_factor(2.0)
             .with_jitter()
             .without_max_times();
-        Backoffs {
-            builder,
-            max_delay: max,
-            by_object: Mutex::default(),
-        }
+        Backoffs { builder, max_delay: max, by_object: Mutex::default() }
     }
 
     /// The wait before the next attempt on `key`, one step longer than the last one.
     pub fn next_delay(&self, key: &str) -> Duration {
-        let mut map = self
-            .by_object
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let backoff = map
-            .entry(key.to_owned())
-            .or_insert_with(|| self.builder.build());
+        let mut map = self.by_object.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let backoff = map.entry(key.to_owned()).or_insert_with(|| self.builder.build());
         // backon's jitter adds up to one more delay on top; keep the promise of `max`.
         backoff.next().unwrap_or(self.max_delay).min(self.max_delay)
     }
 
     /// Forgets `key`'s failures after a success (or when the object is gone).
     pub fn reset(&self, key: &str) {
-        let mut map = self
-            .by_object
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut map = self.by_object.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         map.remove(key);
     }
 

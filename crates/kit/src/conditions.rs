@@ -26,22 +26,11 @@ pub struct Conditions {
 impl Conditions {
     /// Starts from the conditions currently in the status.
     pub fn new(previous: &[Condition], generation: Option<i64>, now: Timestamp) -> Self {
-        Conditions {
-            generation,
-            now,
-            previous: previous.to_vec(),
-            next: Vec::new(),
-        }
+        Conditions { generation, now, previous: previous.to_vec(), next: Vec::new() }
     }
 
     /// Sets one condition. `reason` is CamelCase, `message` a sentence for humans.
-    pub fn set(
-        mut self,
-        type_: &str,
-        status: bool,
-        reason: &str,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn set(mut self, type_: &str, status: bool, reason: &str, message: impl Into<String>) -> Self {
         let status = if status { "True" } else { "False" }.to_owned();
         let last_transition_time = self
             .previous
@@ -77,9 +66,7 @@ impl Conditions {
 
 /// Whether condition `type_` is `True` in `conditions`.
 pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
-    conditions
-        .iter()
-        .any(|c| c.type_ == type_ && c.status == "True")
+    conditions.iter().any(|c| c.type_ == type_ && c.status == "True")
 }
 
 #[cfg(test)]
@@ -92,18 +79,12 @@ mod tests {
 
     #[test]
     fn keeps_transition_time_when_status_does_not_change() {
-        let first = Conditions::new(&[], Some(1), at(100))
-            .set(READY, false, "Creating", "waiting")
-            .build();
-        let second = Conditions::new(&first, Some(2), at(200))
-            .set(READY, false, "Creating", "still waiting")
-            .build();
+        let first = Conditions::new(&[], Some(1), at(100)).set(READY, false, "Creating", "waiting").build();
+        let second = Conditions::new(&first, Some(2), at(200)).set(READY, false, "Creating", "still waiting").build();
         assert_eq!(second[0].last_transition_time, Time(at(100)));
         assert_eq!(second[0].observed_generation, Some(2));
         assert_eq!(second[0].message, "still waiting");
-        let third = Conditions::new(&second, Some(2), at(300))
-            .set(READY, true, "Running", "ok")
-            .build();
+        let third = Conditions::new(&second, Some(2), at(300)).set(READY, true, "Running", "ok").build();
         assert_eq!(third[0].last_transition_time, Time(at(300)));
     }
 

@@ -25,13 +25,7 @@ pub const PAUSED: &str = "apps.example.com/paused";
 /// A controller's reconcile logic.
 pub trait Reconciler: Send + Sync + 'static {
     /// The kind this controller reconciles.
-    type Object: Resource<DynamicType = ()>
-        + Clone
-        + Debug
-        + DeserializeOwned
-        + Send
-        + Sync
-        + 'static;
+    type Object: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static;
     /// Controller name, in logs and metric labels.
     const NAME: &'static str;
     /// Makes the cluster match one object.
@@ -56,20 +50,13 @@ pub fn object_key<K: Resource>(object: &K) -> String {
 
 /// Whether the pause annotation is set on `object`.
 pub fn is_paused<K: Resource>(object: &K) -> bool {
-    object
-        .annotations()
-        .get(PAUSED)
-        .is_some_and(|v| v == "true")
+    object.annotations().get(PAUSED).is_some_and(|v| v == "true")
 }
 
 impl<R: Reconciler> Driver<R> {
     /// Wraps `reconciler`.
     pub fn new(reconciler: R, metrics: Metrics, backoffs: Backoffs) -> Arc<Self> {
-        Arc::new(Driver {
-            reconciler,
-            backoffs,
-            metrics,
-        })
+        Arc::new(Driver { reconciler, backoffs, metrics })
     }
 
     /// Runs `controller` until `shutdown` resolves; in-flight reconciles finish first.
@@ -97,10 +84,7 @@ impl<R: Reconciler> Driver<R> {
     }
 }
 
-async fn reconcile<R: Reconciler>(
-    object: Arc<R::Object>,
-    driver: Arc<Driver<R>>,
-) -> Result<Action> {
+async fn reconcile<R: Reconciler>(object: Arc<R::Object>, driver: Arc<Driver<R>>) -> Result<Action> {
     let key = object_key(object.as_ref());
     let span = tracing::info_span!("reconcile", controller = R::NAME, object = %key);
     if is_paused(object.as_ref()) && object.meta().deletion_timestamp.is_none() {
@@ -108,49 +92,27 @@ async fn reconcile<R: Reconciler>(
         return Ok(Action::await_change());
     }
     let started = Instant::now();
-    let result = driver
-        .reconciler
-        .reconcile(object)
-        .instrument(span.clone())
-        .await;
+    let result = driver.reconciler.reconcile(object).instrument(span.clone()).await;
     let elapsed = started.elapsed().as_secs_f64();
-    driver
-        .metrics
-        .duration
-        .get_or_create(&ControllerLabels {
-            controller: R::NAME,
-        })
-        .observe(elapsed);
-    let outcome = if result.is_ok() { "success" } else { "error" };
-    driver
-        .metrics
-        .reconciles
-        .get_or_create(&ResultLabels {
-            controller: R::NAME,
-            result: outcome,
-        })
-        .inc();
+    driver.metrics.duration.get_or_create(&ControllerLabels { controller: R::NAME }).observe(elapsed);
+    // Waiting for a child to go, or a stale read, is normal operation: a requeue.
+    let outcome = match &result {
+        Ok(_) => "success",
+        Err(error) if error.is_expected() => "requeue",
+        Err(_) => "error",
+    };
+    driver.metrics.reconciles.get_or_create(&ResultLabels { controller: R::NAME, result: outcome }).inc();
     match &result {
         Ok(_) => driver.backoffs.reset(&key),
+        Err(error) if error.is_expected() => {}
         Err(error) => {
-            driver
-                .metrics
-                .errors
-                .get_or_create(&ErrorLabels {
-                    controller: R::NAME,
-                    reason: error.reason(),
-                })
-                .inc();
+            driver.metrics.errors.get_or_create(&ErrorLabels { controller: R::NAME, reason: error.reason() }).inc();
         }
     }
     result
 }
 
-fn error_policy<R: Reconciler>(
-    object: Arc<R::Object>,
-    error: &Error,
-    driver: Arc<Driver<R>>,
-) -> Action {
+fn error_policy<R: Reconciler>(object: Arc<R::Object>, error: &Error, driver: Arc<Driver<R>>) -> Action {
     let key = object_key(object.as_ref());
     let chain = crate::events::error_chain(error);
     match error.class() {

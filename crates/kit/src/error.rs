@@ -23,13 +23,13 @@ pub enum Class {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A call to the API server failed.
-    #[error("{action} failed: {source}")]
+    #[error("{action} failed: {}", describe(error))]
     Kube {
-        /// What we were doing, e.g. "apply Deployment default/web".
+        /// What we were doing, e.g. "apply Deployment web".
         action: String,
-        /// The client error.
-        #[source]
-        source: kube::Error,
+        /// The client error (its text is in this error's message, so it is not a
+        /// `source`: status messages and Warning events stay one readable line).
+        error: kube::Error,
     },
     /// An object of the name we need exists and is not controlled by our object.
     #[error("{kind} {name} already exists and is not owned by this {owner}; delete or rename it")]
@@ -72,6 +72,11 @@ impl From<kube::runtime::finalizer::Error<Error>> for Error {
         use kube::runtime::finalizer::Error as F;
         match error {
             F::ApplyFailed(e) | F::CleanupFailed(e) => e,
+            // kube's finalizer patch carries a JSON-patch `test` of the finalizer list; a
+            // 422 there means someone else changed the list meanwhile (kube#964).
+            F::AddFinalizer(kube::Error::Api(s)) | F::RemoveFinalizer(kube::Error::Api(s)) if s.code == 422 => {
+                Error::Stale { kind: "object".into(), name: "finalizers".into() }
+            }
             F::AddFinalizer(e) => Error::kube("add finalizer", e),
             F::RemoveFinalizer(e) => Error::kube("remove finalizer", e),
             F::UnnamedObject => Error::InvalidSpec("object has no name".into()),
@@ -86,16 +91,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Wraps a client error with what we were doing.
     pub fn kube(action: impl Into<String>, source: kube::Error) -> Self {
-        Error::Kube {
-            action: action.into(),
-            source,
-        }
+        Error::Kube { action: action.into(), error: source }
     }
 
     /// How to go on after this error.
     pub fn class(&self) -> Class {
         match self {
-            Error::Kube { source, .. } => classify_kube(source),
+            Error::Kube { error, .. } => classify_kube(error),
             Error::NotOwned { .. } => Class::Blocked,
             Error::InvalidSpec(_) => Class::Permanent,
             Error::Timeout { .. } | Error::Waiting(_) | Error::Stale { .. } => Class::Retryable,
@@ -112,10 +114,7 @@ impl Error {
     /// never contains names, so metric cardinality stays small.
     pub fn reason(&self) -> &'static str {
         match self {
-            Error::Kube {
-                source: kube::Error::Api(status),
-                ..
-            } => match status.code {
+            Error::Kube { error: kube::Error::Api(status), .. } => match status.code {
                 403 => "Forbidden",
                 409 => "Conflict",
                 422 | 400 => "Invalid",
@@ -134,10 +133,21 @@ impl Error {
     }
 }
 
+/// The API server's own message for its answers; the client's text for the rest.
+fn describe(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// Client errors: the API server's answers are classified by status code, anything
 /// below HTTP (connection, TLS, decoding a truncated body) is transient.
 fn classify_kube(error: &kube::Error) -> Class {
     match error {
+        // A full quota is a state of the cluster, not of the request: it clears when
+        // something else is deleted, which no watch of ours will tell us.
+        kube::Error::Api(status) if status.code == 403 && status.message.contains("exceeded quota") => Class::Blocked,
         kube::Error::Api(status) => match status.code {
             // Invalid or forbidden: sending the same request again gives the same answer.
             400 | 403 | 422 => Class::Permanent,
@@ -169,22 +179,17 @@ mod tests {
 
     #[test]
     fn ownership_conflicts_block_and_bad_specs_are_permanent() {
-        let not_owned = Error::NotOwned {
-            kind: "Deployment".into(),
-            name: "web".into(),
-            owner: "WebApp".into(),
-        };
+        let not_owned = Error::NotOwned { kind: "Deployment".into(), name: "web".into(), owner: "WebApp".into() };
         assert_eq!(not_owned.class(), Class::Blocked);
         assert_eq!(not_owned.reason(), "NotOwned");
         assert_eq!(Error::InvalidSpec("x".into()).class(), Class::Permanent);
-        assert_eq!(
-            Error::Timeout {
-                step: "s",
-                after: Duration::from_secs(1)
-            }
-            .class(),
-            Class::Retryable
-        );
+        assert_eq!(Error::Timeout { step: "s", after: Duration::from_secs(1) }.class(), Class::Retryable);
+    }
+
+    #[test]
+    fn a_full_quota_blocks_instead_of_failing_for_good() {
+        let status = Status::failure("exceeded quota: compute, requested: pods=1", "Forbidden").with_code(403);
+        assert_eq!(Error::kube("apply", kube::Error::Api(Box::new(status))).class(), Class::Blocked);
     }
 
     #[test]

@@ -20,53 +20,52 @@ pub struct Events {
 impl Events {
     /// Events reported by this operator instance (`instance` is the pod name, if known).
     pub fn new(client: Client, instance: Option<String>) -> Self {
-        let reporter = Reporter {
-            controller: MANAGER.into(),
-            instance,
-        };
-        Events {
-            recorder: Recorder::new(client, reporter),
-        }
+        let reporter = Reporter { controller: MANAGER.into(), instance };
+        Events { recorder: Recorder::new(client, reporter) }
     }
 
     /// A Normal event: something the operator did.
     pub async fn normal(&self, object: &ObjectReference, reason: &str, note: impl Into<String>) {
-        self.publish(object, EventType::Normal, reason, note.into())
-            .await;
+        self.publish(object, None, EventType::Normal, reason, note.into()).await;
+    }
+
+    /// A Normal event about something the operator did to `related` (a child). The
+    /// related object keeps events of one reason about different children apart: kube's
+    /// recorder folds events with the same reason, object and related object into one.
+    pub async fn normal_about(
+        &self,
+        object: &ObjectReference,
+        related: ObjectReference,
+        reason: &str,
+        note: impl Into<String>,
+    ) {
+        self.publish(object, Some(related), EventType::Normal, reason, note.into()).await;
     }
 
     /// A Warning event: something that needs attention.
     pub async fn warning(&self, object: &ObjectReference, reason: &str, note: impl Into<String>) {
-        self.publish(object, EventType::Warning, reason, note.into())
-            .await;
+        self.publish(object, None, EventType::Warning, reason, note.into()).await;
     }
 
     /// A Warning event for a reconcile error, with its reason and message.
     pub async fn error(&self, object: &ObjectReference, error: &Error) {
-        self.warning(object, error.reason(), error_chain(error))
-            .await;
+        self.warning(object, error.reason(), error_chain(error)).await;
     }
 
     async fn publish(
         &self,
         object: &ObjectReference,
+        secondary: Option<ObjectReference>,
         type_: EventType,
         reason: &str,
         note: String,
     ) {
-        let event = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note),
-            action: reason.into(),
-            secondary: None,
-        };
+        let action = reason.into();
+        let event = Event { type_, reason: reason.into(), note: Some(note), action, secondary };
         match self.recorder.publish(&event, object).await {
             Ok(()) => {}
             // A namespace being deleted refuses new content; nobody will read the event.
-            Err(kube::Error::Api(status))
-                if status.code == 403 && status.message.contains("being terminated") =>
-            {
+            Err(kube::Error::Api(status)) if status.code == 403 && status.message.contains("being terminated") => {
                 tracing::debug!(reason, "namespace is terminating; event dropped");
             }
             Err(kube::Error::Api(status)) => {

@@ -6,6 +6,7 @@
 //! - [`error`]: errors classified as retryable or permanent;
 //! - [`backoff`]: per-object exponential backoff with jitter;
 //! - [`conditions`]: kstatus conditions that keep `lastTransitionTime` when nothing changed;
+//! - [`quantity`]: resource quantities compared by value;
 //! - [`apply`]: server-side apply of owned children that never touches what we do not own
 //!   and never writes when nothing changed;
 //! - [`status`]: status patches sent only when the status changed;
@@ -23,6 +24,7 @@ pub mod events;
 pub mod finalizer;
 pub mod metrics;
 pub mod phase;
+pub mod quantity;
 pub mod status;
 pub mod step;
 #[cfg(any(test, feature = "test-util"))]

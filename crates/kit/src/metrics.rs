@@ -15,7 +15,7 @@ use prometheus_client::registry::Registry;
 pub struct ResultLabels {
     /// Controller name.
     pub controller: &'static str,
-    /// `success`, `requeue` or `error`.
+    /// `success`, `requeue` (waiting on the cluster, or a stale read) or `error`.
     pub result: &'static str,
 }
 
@@ -51,9 +51,7 @@ impl Default for Metrics {
         Metrics {
             reconciles: Family::default(),
             errors: Family::default(),
-            duration: Family::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.005, 2.0, 14))
-            }),
+            duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.005, 2.0, 14))),
         }
     }
 }

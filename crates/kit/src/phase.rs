@@ -42,11 +42,7 @@ pub fn transition(from: Phase, to: Phase) -> Result<Phase, IllegalTransition> {
                 | (Pending | Creating | Running, Failed)
                 | (Pending | Creating | Running | Failed, Deleting)
         );
-    if allowed {
-        Ok(to)
-    } else {
-        Err(IllegalTransition { from, to })
-    }
+    if allowed { Ok(to) } else { Err(IllegalTransition { from, to }) }
 }
 
 /// The phase after `from` given what was observed. Never skips a step: a new object

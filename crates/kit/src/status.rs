@@ -23,12 +23,7 @@ use crate::error::{Error, Result};
 
 /// Server-side applies `desired` as the status of `object` unless `current` equals it.
 /// Returns the object as written, or `None` when nothing had to be written.
-pub async fn patch_if_changed<K, S>(
-    api: &Api<K>,
-    object: &K,
-    current: Option<&S>,
-    desired: &S,
-) -> Result<Option<K>>
+pub async fn patch_if_changed<K, S>(api: &Api<K>, object: &K, current: Option<&S>, desired: &S) -> Result<Option<K>>
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
     S: Serialize + PartialEq,
@@ -45,10 +40,7 @@ where
         "status": desired,
     });
     let params = PatchParams::apply(MANAGER).force();
-    match api
-        .patch_status(&name, &params, &Patch::Apply(&patch))
-        .await
-    {
+    match api.patch_status(&name, &params, &Patch::Apply(&patch)).await {
         Ok(written) => Ok(Some(written)),
         Err(kube::Error::Api(status)) if status.code == 409 => Err(Error::Stale { kind, name }),
         Err(e) => Err(Error::kube(format!("patch status of {kind} {name}"), e)),

@@ -93,11 +93,7 @@ impl<C: Send, S: Step<C>> Step<C> for When<C, S> {
         self.step.name()
     }
     fn run<'a>(&'a self, ctx: &'a mut C) -> StepFuture<'a> {
-        if (self.predicate)(ctx) {
-            self.step.run(ctx)
-        } else {
-            Box::pin(async { Ok(Flow::Continue) })
-        }
+        if (self.predicate)(ctx) { self.step.run(ctx) } else { Box::pin(async { Ok(Flow::Continue) }) }
     }
     fn applies(&self, ctx: &C) -> bool {
         (self.predicate)(ctx)
@@ -119,12 +115,7 @@ pub fn branch<C, A: Step<C>, B: Step<C>>(
     then: A,
     otherwise: B,
 ) -> Branch<C, A, B> {
-    Branch {
-        name,
-        predicate,
-        then,
-        otherwise,
-    }
+    Branch { name, predicate, then, otherwise }
 }
 
 impl<C: Send, A: Step<C>, B: Step<C>> Step<C> for Branch<C, A, B> {
@@ -132,11 +123,7 @@ impl<C: Send, A: Step<C>, B: Step<C>> Step<C> for Branch<C, A, B> {
         self.name
     }
     fn run<'a>(&'a self, ctx: &'a mut C) -> StepFuture<'a> {
-        if (self.predicate)(ctx) {
-            self.then.run(ctx)
-        } else {
-            self.otherwise.run(ctx)
-        }
+        if (self.predicate)(ctx) { self.then.run(ctx) } else { self.otherwise.run(ctx) }
     }
 }
 
@@ -163,10 +150,7 @@ impl<C: Send, S: Step<C>> Step<C> for Timeout<S> {
         Box::pin(async move {
             match tokio::time::timeout(self.after, self.step.run(ctx)).await {
                 Ok(result) => result,
-                Err(_) => Err(Error::Timeout {
-                    step: self.step.name(),
-                    after: self.after,
-                }),
+                Err(_) => Err(Error::Timeout { step: self.step.name(), after: self.after }),
             }
         })
     }

@@ -36,11 +36,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl StepTrace {
     /// The finished steps of `object`, in the order they finished.
     pub fn of(&self, object: &str) -> Vec<StepSpan> {
-        lock(&self.done)
-            .iter()
-            .filter(|s| s.object == object)
-            .cloned()
-            .collect()
+        lock(&self.done).iter().filter(|s| s.object == object).cloned().collect()
     }
 }
 

@@ -29,18 +29,11 @@ fn desired() -> ConfigMap {
 }
 
 fn reply(value: &Value) -> Response<Body> {
-    Response::builder()
-        .body(Body::from(serde_json::to_vec(value).unwrap()))
-        .unwrap()
+    Response::builder().body(Body::from(serde_json::to_vec(value).unwrap())).unwrap()
 }
 
 /// Answers the next request, asserting its method and path; returns its body.
-async fn expect(
-    handle: &mut Handle,
-    method: Method,
-    path: &str,
-    response: Response<Body>,
-) -> Value {
+async fn expect(handle: &mut Handle, method: Method, path: &str, response: Response<Body>) -> Value {
     let (request, send) = handle.next_request().await.expect("no request");
     assert_eq!(request.method(), method);
     assert!(request.uri().path().ends_with(path), "{}", request.uri());
@@ -59,29 +52,16 @@ async fn creates_a_missing_child_with_one_server_side_apply() {
             &mut handle,
             Method::GET,
             "/configmaps/web",
-            Response::builder()
-                .status(404)
-                .body(Body::from(not_found.to_string().into_bytes()))
-                .unwrap(),
+            Response::builder().status(404).body(Body::from(not_found.to_string().into_bytes())).unwrap(),
         )
         .await;
-        let sent = expect(
-            &mut handle,
-            Method::PATCH,
-            "/configmaps/web",
-            reply(&serde_json::to_value(desired()).unwrap()),
-        )
-        .await;
-        assert!(
-            sent["metadata"]["annotations"][APPLIED_HASH].is_string(),
-            "the intent hash is recorded"
-        );
+        let sent =
+            expect(&mut handle, Method::PATCH, "/configmaps/web", reply(&serde_json::to_value(desired()).unwrap()))
+                .await;
+        assert!(sent["metadata"]["annotations"][APPLIED_HASH].is_string(), "the intent hash is recorded");
         assert_eq!(sent["data"]["a"], "1");
     });
-    assert_eq!(
-        apply(&api, None, desired()).await.unwrap(),
-        Applied::Created
-    );
+    assert_eq!(apply(&api, None, desired()).await.unwrap().0, Applied::Created);
     server.await.unwrap();
 }
 
@@ -96,26 +76,11 @@ async fn sends_nothing_when_the_live_child_already_matches() {
     older.metadata.annotations = Some([(APPLIED_HASH.to_owned(), "stale".to_owned())].into());
     let older_json = serde_json::to_value(&older).unwrap();
     let server = tokio::spawn(async move {
-        expect(
-            &mut handle,
-            Method::GET,
-            "/configmaps/web",
-            reply(&older_json),
-        )
-        .await;
-        let sent = expect(
-            &mut handle,
-            Method::PATCH,
-            "/configmaps/web",
-            reply(&json!({})),
-        )
-        .await;
+        expect(&mut handle, Method::GET, "/configmaps/web", reply(&older_json)).await;
+        let sent = expect(&mut handle, Method::PATCH, "/configmaps/web", reply(&json!({}))).await;
         (sent, handle)
     });
-    assert_eq!(
-        apply(&api, Some(&older), desired()).await.unwrap(),
-        Applied::Updated
-    );
+    assert_eq!(apply(&api, Some(&older), desired()).await.unwrap().0, Applied::Updated);
     let (sent, mut handle) = server.await.unwrap();
 
     // A stale cache (still the old copy) causes no write: the API server's copy, which
@@ -125,27 +90,15 @@ async fn sends_nothing_when_the_live_child_already_matches() {
     live["metadata"]["uid"] = json!("cm-uid");
     let live_json = live.clone();
     let server = tokio::spawn(async move {
-        expect(
-            &mut handle,
-            Method::GET,
-            "/configmaps/web",
-            reply(&live_json),
-        )
-        .await;
+        expect(&mut handle, Method::GET, "/configmaps/web", reply(&live_json)).await;
         handle
     });
-    assert_eq!(
-        apply(&api, Some(&older), desired()).await.unwrap(),
-        Applied::Unchanged
-    );
+    assert_eq!(apply(&api, Some(&older), desired()).await.unwrap().0, Applied::Unchanged);
     let mut handle = server.await.unwrap();
 
     // An up-to-date cache: no request at all.
     let cached: ConfigMap = serde_json::from_value(live).unwrap();
-    assert_eq!(
-        apply(&api, Some(&cached), desired()).await.unwrap(),
-        Applied::Unchanged
-    );
+    assert_eq!(apply(&api, Some(&cached), desired()).await.unwrap().0, Applied::Unchanged);
     let next = tokio::time::timeout(std::time::Duration::from_millis(100), handle.next_request());
     assert!(next.await.is_err(), "no request may be sent");
 }
@@ -158,11 +111,7 @@ async fn never_touches_an_object_it_does_not_own() {
         let theirs = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web", "namespace": "ns"}, "data": {"mine": "no"}});
         expect(&mut handle, Method::GET, "/configmaps/web", reply(&theirs)).await;
         // Any further request would be a write: none may come.
-        assert!(
-            tokio::time::timeout(std::time::Duration::from_millis(200), handle.next_request())
-                .await
-                .is_err()
-        );
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(200), handle.next_request()).await.is_err());
     });
     let error = apply(&api, None, desired()).await.unwrap_err();
     assert!(matches!(error, Error::NotOwned { .. }), "{error}");

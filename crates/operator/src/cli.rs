@@ -41,12 +41,7 @@ pub struct RunArgs {
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
     /// Controllers to run.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "webapp",
-        env = "CONTROLLERS"
-    )]
+    #[arg(long, value_delimiter = ',', default_value = "webapp", env = "CONTROLLERS")]
     pub controllers: Vec<ControllerKind>,
     /// Objects reconciled in parallel per controller.
     #[arg(long, default_value_t = 4)]
@@ -83,13 +78,8 @@ impl Cli {
     /// Runs the chosen subcommand.
     pub async fn execute(self) -> Result<(), CliError> {
         match self.command {
-            Command::Crd {
-                out_dir: Some(dir), ..
-            } => crdgen::write_dir(&dir)?,
-            Command::Crd {
-                kind,
-                out_dir: None,
-            } => {
+            Command::Crd { out_dir: Some(dir), .. } => crdgen::write_dir(&dir)?,
+            Command::Crd { kind, out_dir: None } => {
                 print!("{}", crdgen::render_all(&crdgen::select(kind.as_deref())?)?);
             }
             Command::Run(args) => {

@@ -41,20 +41,14 @@ fn matches(crd: &CustomResourceDefinition, query: &str) -> bool {
     let mut candidates = vec![names.kind.as_str(), names.plural.as_str()];
     candidates.extend(names.singular.as_deref());
     candidates.extend(names.short_names.iter().flatten().map(String::as_str));
-    candidates
-        .iter()
-        .any(|name| name.eq_ignore_ascii_case(query))
+    candidates.iter().any(|name| name.eq_ignore_ascii_case(query))
 }
 
 /// The CRDs to print: all of them, or the one `kind` names.
 pub fn select(kind: Option<&str>) -> Result<Vec<CustomResourceDefinition>, CrdError> {
     let all = webapp_api::crds();
     let Some(kind) = kind else { return Ok(all) };
-    let known = all
-        .iter()
-        .map(|c| c.spec.names.kind.clone())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let known = all.iter().map(|c| c.spec.names.kind.clone()).collect::<Vec<_>>().join(", ");
     let chosen: Vec<_> = all.into_iter().filter(|crd| matches(crd, kind)).collect();
     if chosen.is_empty() {
         return Err(CrdError::UnknownKind(kind.to_owned(), known));
@@ -84,10 +78,8 @@ pub fn file_name(crd: &CustomResourceDefinition) -> String {
 pub fn write_dir(dir: &Path) -> Result<(), CrdError> {
     for crd in webapp_api::crds() {
         let path = dir.join(file_name(&crd));
-        std::fs::write(&path, render(&crd)?).map_err(|source| CrdError::Write {
-            path: path.display().to_string(),
-            source,
-        })?;
+        std::fs::write(&path, render(&crd)?)
+            .map_err(|source| CrdError::Write { path: path.display().to_string(), source })?;
     }
     Ok(())
 }
@@ -108,10 +100,7 @@ mod tests {
     #[test]
     fn unknown_kind_names_the_known_ones() {
         let error = select(Some("Nope")).unwrap_err().to_string();
-        assert!(
-            error.contains("WebApp") && error.contains("Database"),
-            "{error}"
-        );
+        assert!(error.contains("WebApp") && error.contains("Database"), "{error}");
     }
 
     /// `config/crd/` must be exactly what the binary generates (run `make manifests`).
@@ -124,10 +113,7 @@ mod tests {
             expected.push(name.clone());
             let on_disk = std::fs::read_to_string(dir.join(&name))
                 .unwrap_or_else(|e| panic!("config/crd/{name}: {e}; run `make manifests`"));
-            assert!(
-                on_disk == render(&crd).unwrap(),
-                "config/crd/{name} is stale; run `make manifests`"
-            );
+            assert!(on_disk == render(&crd).unwrap(), "config/crd/{name} is stale; run `make manifests`");
         }
         let mut present: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
@@ -136,9 +122,6 @@ mod tests {
             .collect();
         present.sort();
         expected.sort();
-        assert_eq!(
-            present, expected,
-            "config/crd/ holds files the binary does not generate"
-        );
+        assert_eq!(present, expected, "config/crd/ holds files the binary does not generate");
     }
 }

@@ -11,10 +11,7 @@ async fn main() -> ExitCode {
     match cli.execute().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!(
-                "webapp-operator: {}",
-                webapp_operator::cli::error_chain(&error)
-            );
+            eprintln!("webapp-operator: {}", webapp_operator::cli::error_chain(&error));
             ExitCode::FAILURE
         }
     }

@@ -22,13 +22,7 @@ async fn api_server_accepts_our_crds_and_every_sample() {
     let client = client().await;
     install_crds(&client).await;
     let ns = TestNamespace::new(&client, "samples").await;
-    let out = kubectl_ok(&[
-        "-n",
-        &ns.name,
-        "apply",
-        "-f",
-        repo().join("config/samples").to_str().unwrap(),
-    ]);
+    let out = kubectl_ok(&["-n", &ns.name, "apply", "-f", repo().join("config/samples").to_str().unwrap()]);
     for kind in [
         "webapp.apps.example.com/my-webapp",
         "podmanager.apps.mycompany.com/my-pod-manager",
@@ -39,15 +33,8 @@ async fn api_server_accepts_our_crds_and_every_sample() {
         assert!(out.contains(kind), "{kind} not created: {out}");
     }
     // Defaults from the schema are filled in by the API server.
-    let memcached = kubectl_ok(&[
-        "-n",
-        &ns.name,
-        "get",
-        "memcached",
-        "memcached-sample",
-        "-o",
-        "jsonpath={.spec.port}",
-    ]);
+    let memcached =
+        kubectl_ok(&["-n", &ns.name, "get", "memcached", "memcached-sample", "-o", "jsonpath={.spec.port}"]);
     assert_eq!(memcached, "11211");
     // The category lists every kind.
     let all = kubectl_ok(&["-n", &ns.name, "get", "webapp-operator", "-o", "name"]);
@@ -55,11 +42,7 @@ async fn api_server_accepts_our_crds_and_every_sample() {
 }
 
 /// Creates `body` as a `T` and returns the API server's refusal message.
-async fn rejection<T: Resource<DynamicType = ()>>(
-    client: &kube::Client,
-    ns: &str,
-    spec: serde_json::Value,
-) -> String {
+async fn rejection<T: Resource<DynamicType = ()>>(client: &kube::Client, ns: &str, spec: serde_json::Value) -> String {
     let resource = ApiResource::erase::<T>(&());
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
     let object: DynamicObject = serde_json::from_value(json!({
@@ -83,24 +66,67 @@ async fn bad_input_is_rejected_at_admission_with_a_clear_message() {
     let ns = TestNamespace::new(&client, "badinput").await;
     let n = ns.name.as_str();
     let cases: Vec<(String, &str)> = vec![
-        (rejection::<WebServer>(&client, n, json!({"replicas": 0})).await, "spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1"),
-        (rejection::<WebServer>(&client, n, json!({"replicas": 11})).await, "spec.replicas in body should be less than or equal to 10"),
-        (rejection::<Memcached>(&client, n, json!({"size": 0})).await, "spec.size in body should be greater than or equal to 1"),
-        (rejection::<WebApp>(&client, n, json!({"image": "nginx", "port": 0})).await, "spec.port in body should be greater than or equal to 1"),
-        (rejection::<WebApp>(&client, n, json!({"image": "nginx", "port": 70000})).await, "spec.port in body should be less than or equal to 65535"),
-        (rejection::<WebApp>(&client, n, json!({"image": ""})).await, "spec.image in body should be at least 1 chars long"),
-        (rejection::<WebApp>(&client, n, json!({"image": "nginx", "env": {"1BAD NAME": "x"}})).await, "env names must be letters, digits"),
-        (rejection::<WebApp>(&client, n, json!({"image": "nginx", "domain": "not a domain!"})).await, "domain must be a lower-case DNS name"),
-        (rejection::<Database>(&client, n, json!({"type": "mysql", "version": "8"})).await, "Unsupported value: \"mysql\": supported values: \"postgresql\""),
-        (rejection::<Database>(&client, n, json!({"type": "postgresql", "version": "13", "backup": {"enabled": true}})).await, "backup.schedule is required when backup.enabled is true"),
-        (rejection::<Database>(&client, n, json!({"type": "postgresql", "version": "13", "backup": {"enabled": true, "schedule": "daily"}})).await, "backup.schedule must be a cron schedule"),
-        (rejection::<PodManager>(&client, n, json!({"image": "nginx", "replicas": 0})).await, "spec.replicas in body should be greater than or equal to 1"),
+        (
+            rejection::<WebServer>(&client, n, json!({"replicas": 0})).await,
+            "spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1",
+        ),
+        (
+            rejection::<WebServer>(&client, n, json!({"replicas": 11})).await,
+            "spec.replicas in body should be less than or equal to 10",
+        ),
+        (
+            rejection::<Memcached>(&client, n, json!({"size": 0})).await,
+            "spec.size in body should be greater than or equal to 1",
+        ),
+        (
+            rejection::<WebApp>(&client, n, json!({"image": "nginx", "port": 0})).await,
+            "spec.port in body should be greater than or equal to 1",
+        ),
+        (
+            rejection::<WebApp>(&client, n, json!({"image": "nginx", "port": 70000})).await,
+            "spec.port in body should be less than or equal to 65535",
+        ),
+        (
+            rejection::<WebApp>(&client, n, json!({"image": ""})).await,
+            "spec.image in body should be at least 1 chars long",
+        ),
+        (
+            rejection::<WebApp>(&client, n, json!({"image": "nginx", "env": {"1BAD NAME": "x"}})).await,
+            "env names must be letters, digits",
+        ),
+        (
+            rejection::<WebApp>(&client, n, json!({"image": "nginx", "domain": "not a domain!"})).await,
+            "domain must be a lower-case DNS name",
+        ),
+        (
+            rejection::<Database>(&client, n, json!({"type": "mysql", "version": "8"})).await,
+            "Unsupported value: \"mysql\": supported values: \"postgresql\"",
+        ),
+        (
+            rejection::<Database>(
+                &client,
+                n,
+                json!({"type": "postgresql", "version": "13", "backup": {"enabled": true}}),
+            )
+            .await,
+            "backup.schedule is required when backup.enabled is true",
+        ),
+        (
+            rejection::<Database>(
+                &client,
+                n,
+                json!({"type": "postgresql", "version": "13", "backup": {"enabled": true, "schedule": "daily"}}),
+            )
+            .await,
+            "backup.schedule must be a cron schedule",
+        ),
+        (
+            rejection::<PodManager>(&client, n, json!({"image": "nginx", "replicas": 0})).await,
+            "spec.replicas in body should be greater than or equal to 1",
+        ),
     ];
     for (message, expected) in cases {
-        assert!(
-            message.contains(expected),
-            "expected {expected:?} in {message:?}"
-        );
+        assert!(message.contains(expected), "expected {expected:?} in {message:?}");
     }
 }
 
@@ -115,18 +141,13 @@ async fn a_deployment_gets_ready_pods_on_the_fake_nodes() {
             "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx:1.21"}]}}}
     }))
     .unwrap();
-    api.create(&PostParams::default(), &deployment)
-        .await
-        .unwrap();
+    api.create(&PostParams::default(), &deployment).await.unwrap();
     let ready = eventually(Duration::from_secs(60), || async {
         let status = api.get("web").await.ok()?.status?;
         (status.ready_replicas == Some(2)).then_some(())
     })
     .await;
-    assert!(
-        ready.is_some(),
-        "pods never became ready: scheduler, controller manager or kwok is not working"
-    );
+    assert!(ready.is_some(), "pods never became ready: scheduler, controller manager or kwok is not working");
 }
 
 #[tokio::test]
@@ -135,25 +156,16 @@ async fn deleting_an_owner_garbage_collects_what_it_owns() {
     let ns = TestNamespace::new(&client, "gc").await;
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
     let owner = maps
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "owner"}})).unwrap(),
-        )
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "owner"}})).unwrap())
         .await
         .unwrap();
     let child: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "child", "ownerReferences": [{
         "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid.unwrap(), "controller": true}]}}))
     .unwrap();
     maps.create(&PostParams::default(), &child).await.unwrap();
-    maps.delete("owner", &DeleteParams::background())
-        .await
-        .unwrap();
-    let collected = eventually(Duration::from_secs(60), || async {
-        maps.get_opt("child").await.ok()?.is_none().then_some(())
-    })
-    .await;
-    assert!(
-        collected.is_some(),
-        "the garbage collector did not delete the owned ConfigMap"
-    );
+    maps.delete("owner", &DeleteParams::background()).await.unwrap();
+    let collected =
+        eventually(Duration::from_secs(60), || async { maps.get_opt("child").await.ok()?.is_none().then_some(()) })
+            .await;
+    assert!(collected.is_some(), "the garbage collector did not delete the owned ConfigMap");
 }

@@ -23,22 +23,13 @@ use serde_json::json;
 use webapp_api::{Phase, WebApp};
 
 /// Waits up to a minute for the WebApp to satisfy `check`; panics with its last status.
-async fn wait_for(
-    api: &Api<WebApp>,
-    name: &str,
-    what: &str,
-    check: impl Fn(&WebApp) -> bool,
-) -> WebApp {
-    let found = eventually(Duration::from_secs(90), || async {
-        api.get(name).await.ok().filter(|w| check(w))
-    })
-    .await;
-    found.unwrap_or_else(|| {
-        let last = futures::executor::block_on(api.get(name))
-            .ok()
-            .and_then(|w| w.status);
-        panic!("WebApp {name} never got {what}; last status: {last:#?}")
-    })
+async fn wait_for(api: &Api<WebApp>, name: &str, what: &str, check: impl Fn(&WebApp) -> bool) -> WebApp {
+    let found = eventually(Duration::from_secs(90), || async { api.get(name).await.ok().filter(|w| check(w)) }).await;
+    if let Some(webapp) = found {
+        return webapp;
+    }
+    let last = api.get(name).await.ok().and_then(|w| w.status);
+    panic!("WebApp {name} never got {what}; last status: {last:#?}")
 }
 
 fn phase(webapp: &WebApp) -> Option<Phase> {
@@ -47,17 +38,17 @@ fn phase(webapp: &WebApp) -> Option<Phase> {
 
 fn running_at(generation: i64) -> impl Fn(&WebApp) -> bool {
     move |w| {
-        phase(w) == Some(Phase::Running)
-            && w.status.as_ref().and_then(|s| s.observed_generation) == Some(generation)
+        phase(w) == Some(Phase::Running) && w.status.as_ref().and_then(|s| s.observed_generation) == Some(generation)
     }
 }
 
 async fn create(client: &Client, ns: &str, name: &str, spec: serde_json::Value) -> Api<WebApp> {
     let api: Api<WebApp> = Api::namespaced(client.clone(), ns);
-    let webapp: WebApp = serde_json::from_value(json!({"apiVersion": "apps.example.com/v1alpha1", "kind": "WebApp", "metadata": {"name": name}, "spec": spec})).unwrap();
-    api.create(&PostParams::default(), &webapp)
-        .await
-        .expect("WebApp rejected");
+    let webapp: WebApp = serde_json::from_value(
+        json!({"apiVersion": "apps.example.com/v1alpha1", "kind": "WebApp", "metadata": {"name": name}, "spec": spec}),
+    )
+    .unwrap();
+    api.create(&PostParams::default(), &webapp).await.expect("WebApp rejected");
     api
 }
 
@@ -89,32 +80,24 @@ async fn seed_ex3_create_then_update_spec() {
     let webapp = wait_for(&api, "web", "Running at generation 1", running_at(1)).await;
     let status = webapp.status.unwrap();
     assert_eq!((status.replicas, status.ready_replicas), (Some(2), Some(2)));
-    assert!(
-        webapp
-            .metadata
-            .finalizers
-            .unwrap()
-            .contains(&"apps.example.com/webapp-cleanup".to_owned())
-    );
+    assert!(webapp.metadata.finalizers.unwrap().contains(&"apps.example.com/webapp-cleanup".to_owned()));
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
     let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
     let deployment = deployments.get("web").await.unwrap();
     let owner = &deployment.metadata.owner_references.as_ref().unwrap()[0];
-    assert_eq!(
-        (owner.kind.as_str(), owner.controller),
-        ("WebApp", Some(true))
-    );
-    assert_eq!(
-        deployment.metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"],
-        "webapp-operator"
-    );
+    assert_eq!((owner.kind.as_str(), owner.controller), ("WebApp", Some(true)));
+    assert_eq!(deployment.metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"], "webapp-operator");
 
     let patch = json!({"spec": {"replicas": 5, "image": "nginx:1.21", "port": 8080}});
-    api.patch("web", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
-    wait_for(&api, "web", "Running at generation 2", running_at(2)).await;
+    api.patch("web", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let updated = wait_for(&api, "web", "Running at generation 2", running_at(2)).await;
+    let status = updated.status.unwrap();
+    assert_eq!(
+        (status.replicas, status.ready_replicas),
+        (Some(5), Some(5)),
+        "Running only once the new rollout is done"
+    );
 
     let spec = deployments.get("web").await.unwrap().spec.unwrap();
     assert_eq!(spec.replicas, Some(5));
@@ -133,50 +116,25 @@ async fn seed_ex3_create_then_update_spec() {
             .then_some(reasons)
     })
     .await;
-    assert!(
-        reasons.is_some(),
-        "missing Synced events: {:?}",
-        event_reasons(&client, &ns.name).await
-    );
+    assert!(reasons.is_some(), "missing Synced events: {:?}", event_reasons(&client, &ns.name).await);
 }
 
 /// Exercise 3: drift made by hand is undone from the watch event, not a timer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_is_repaired() {
     let (client, ns, _operator) = setup("drift").await;
-    let api = create(
-        &client,
-        &ns.name,
-        "web",
-        json!({"image": "nginx:1.20", "replicas": 1}),
-    )
-    .await;
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
     wait_for(&api, "web", "Running", running_at(1)).await;
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
     let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
     let edit = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx:hacked"}]}}}});
-    deployments
-        .patch("web", &PatchParams::default(), &Patch::Strategic(&edit))
-        .await
-        .unwrap();
-    services
-        .delete("web", &DeleteParams::default())
-        .await
-        .unwrap();
+    deployments.patch("web", &PatchParams::default(), &Patch::Strategic(&edit)).await.unwrap();
+    services.delete("web", &DeleteParams::default()).await.unwrap();
 
     // Well under the 30 s health check: the repair comes from the watch events.
     let repaired = eventually(Duration::from_secs(15), || async {
-        let image = deployments
-            .get("web")
-            .await
-            .ok()?
-            .spec?
-            .template
-            .spec?
-            .containers[0]
-            .image
-            .clone()?;
+        let image = deployments.get("web").await.ok()?.spec?.template.spec?.containers[0].image.clone()?;
         let service = services.get_opt("web").await.ok()??;
         (image == "nginx:1.20" && service.metadata.deletion_timestamp.is_none()).then_some(())
     })
@@ -188,19 +146,12 @@ async fn drift_is_repaired() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletion_cleans_up_in_order() {
     let (client, ns, _operator) = setup("delete").await;
-    let api = create(
-        &client,
-        &ns.name,
-        "web",
-        json!({"image": "nginx:1.20", "replicas": 1, "domain": "web.example.com"}),
-    )
-    .await;
+    let api =
+        create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1, "domain": "web.example.com"}))
+            .await;
     wait_for(&api, "web", "Running", running_at(1)).await;
     let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &ns.name);
-    assert!(
-        ingresses.get_opt("web").await.unwrap().is_some(),
-        "a domain makes an Ingress"
-    );
+    assert!(ingresses.get_opt("web").await.unwrap().is_some(), "a domain makes an Ingress");
 
     let order = Arc::new(Mutex::new(Vec::<&'static str>::new()));
     let mut watches = Vec::new();
@@ -224,15 +175,9 @@ async fn deletion_cleans_up_in_order() {
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     api.delete("web", &DeleteParams::default()).await.unwrap();
-    let gone = eventually(Duration::from_secs(60), || async {
-        api.get_opt("web").await.ok()?.is_none().then_some(())
-    })
-    .await;
-    assert!(
-        gone.is_some(),
-        "WebApp still there: {:?}",
-        api.get_opt("web").await.unwrap().and_then(|w| w.status)
-    );
+    let gone =
+        eventually(Duration::from_secs(60), || async { api.get_opt("web").await.ok()?.is_none().then_some(()) }).await;
+    assert!(gone.is_some(), "WebApp still there: {:?}", api.get_opt("web").await.unwrap().and_then(|w| w.status));
     for watch in watches {
         watch.abort();
     }
@@ -252,111 +197,46 @@ async fn a_deployment_it_does_not_own_is_left_alone() {
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "theirs"}},
             "template": {"metadata": {"labels": {"app": "theirs"}}, "spec": {"containers": [{"name": "c", "image": "httpd:2"}]}}}}))
     .unwrap();
-    deployments
-        .create(&PostParams::default(), &theirs)
-        .await
-        .unwrap();
+    deployments.create(&PostParams::default(), &theirs).await.unwrap();
 
     let _operator = Operator::start(&ns.name).await;
-    let api = create(
-        &client,
-        &ns.name,
-        "web",
-        json!({"image": "nginx:1.20", "replicas": 1}),
-    )
-    .await;
-    let failed = wait_for(&api, "web", "Failed/NotOwned", |w| {
-        phase(w) == Some(Phase::Failed)
-    })
-    .await;
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    let failed = wait_for(&api, "web", "Failed/NotOwned", |w| phase(w) == Some(Phase::Failed)).await;
     let status = failed.status.unwrap();
     assert!(
-        status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Degraded" && c.status == "True" && c.reason == "NotOwned"),
+        status.conditions.iter().any(|c| c.type_ == "Degraded" && c.status == "True" && c.reason == "NotOwned"),
         "{status:#?}"
     );
     assert!(status.message.unwrap().contains("not owned"));
     // Its own controllers update it (status); we never do: no field of ours, no owner.
     let after = deployments.get("web").await.unwrap();
-    let managers: Vec<String> = after
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter_map(|f| f.manager.clone())
-        .collect();
-    assert!(
-        !managers.iter().any(|m| m == "webapp-operator"),
-        "their Deployment was written by us: {managers:?}"
-    );
+    let managers: Vec<String> =
+        after.metadata.managed_fields.iter().flatten().filter_map(|f| f.manager.clone()).collect();
+    assert!(!managers.iter().any(|m| m == "webapp-operator"), "their Deployment was written by us: {managers:?}");
     assert!(after.metadata.owner_references.is_none());
-    assert_eq!(
-        after.spec.unwrap().template.spec.unwrap().containers[0]
-            .image
-            .as_deref(),
-        Some("httpd:2")
-    );
+    assert_eq!(after.spec.unwrap().template.spec.unwrap().containers[0].image.as_deref(), Some("httpd:2"));
 
-    deployments
-        .delete("web", &DeleteParams::default())
-        .await
-        .unwrap();
-    wait_for(
-        &api,
-        "web",
-        "Running after the conflict is gone",
-        running_at(1),
-    )
-    .await;
+    deployments.delete("web", &DeleteParams::default()).await.unwrap();
+    wait_for(&api, "web", "Running after the conflict is gone", running_at(1)).await;
 }
 
 /// A bad image: the status says why the pods do not start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_pods_are_explained_in_status() {
     let (client, ns, _operator) = setup("badimage").await;
-    let api = create(
-        &client,
-        &ns.name,
-        "web",
-        json!({"image": "nginx:does-not-exist", "replicas": 1}),
-    )
-    .await;
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:does-not-exist", "replicas": 1})).await;
     let webapp = wait_for(&api, "web", "an ImagePullBackOff message", |w| {
-        w.status
-            .as_ref()
-            .and_then(|s| s.message.as_deref())
-            .is_some_and(|m| m.contains("ImagePullBackOff"))
+        w.status.as_ref().and_then(|s| s.message.as_deref()).is_some_and(|m| m.contains("ImagePullBackOff"))
     })
     .await;
     let status = webapp.status.unwrap();
     assert_eq!(status.phase, Some(Phase::Creating));
-    let ready = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap();
-    assert_eq!(
-        (ready.status.as_str(), ready.reason.as_str()),
-        ("False", "PodsFailing")
-    );
-    assert!(
-        ready
-            .message
-            .contains("Back-off pulling image \"nginx:does-not-exist\""),
-        "{}",
-        ready.message
-    );
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "PodsFailing"));
+    assert!(ready.message.contains("Back-off pulling image \"nginx:does-not-exist\""), "{}", ready.message);
 
     // Fixing the image recovers.
-    api.patch(
-        "web",
-        &PatchParams::default(),
-        &Patch::Merge(&json!({"spec": {"image": "nginx:1.21"}})),
-    )
-    .await
-    .unwrap();
+    api.patch("web", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"image": "nginx:1.21"}}))).await.unwrap();
     wait_for(&api, "web", "Running after the fix", running_at(2)).await;
 }
 
@@ -367,64 +247,42 @@ async fn restart_mid_creation_converges_without_duplicates() {
     install_crds(&client).await;
     let ns = TestNamespace::new(&client, "restart").await;
     let operator = Operator::start(&ns.name).await;
-    let api = create(
-        &client,
-        &ns.name,
-        "web",
-        json!({"image": "nginx:1.20", "replicas": 3}),
-    )
-    .await;
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 3})).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
-    eventually(Duration::from_secs(30), || async {
-        deployments.get_opt("web").await.ok()?
-    })
-    .await
-    .expect("no Deployment");
-    operator.stop().await;
+    eventually(Duration::from_secs(30), || async { deployments.get_opt("web").await.ok()? })
+        .await
+        .expect("no Deployment");
+    // Killed, not stopped: whatever reconcile is in flight is cut off.
+    drop(operator);
 
     let _operator = Operator::start(&ns.name).await;
     wait_for(&api, "web", "Running", running_at(1)).await;
     let selector = "app.kubernetes.io/instance=web,app.kubernetes.io/managed-by=webapp-operator";
     let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
-    assert_eq!(
-        deployments
-            .list(&ListParams::default().labels(selector))
-            .await
-            .unwrap()
-            .items
-            .len(),
-        1
-    );
-    assert_eq!(
-        services
-            .list(&ListParams::default().labels(selector))
-            .await
-            .unwrap()
-            .items
-            .len(),
-        1
-    );
+    assert_eq!(deployments.list(&ListParams::default().labels(selector)).await.unwrap().items.len(), 1);
+    assert_eq!(services.list(&ListParams::default().labels(selector)).await.unwrap().items.len(), 1);
+    // Each child was created once: the second operator found them and took them over.
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
+    let created: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Created"))
+        .inspect(|e| assert!(e.series.is_none(), "repeated Created event: {e:?}"))
+        .filter_map(|e| e.related?.kind)
+        .collect();
+    assert_eq!(created.iter().filter(|k| *k == "Deployment").count(), 1, "{created:?}");
+    assert!(created.iter().filter(|k| *k == "Service").count() <= 1, "{created:?}");
 }
 
 /// `kubectl wait --for=condition=Ready` and `kubectl get webapps` work as users expect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_wait_and_get_read_well() {
     let (client, ns, _operator) = setup("kubectl").await;
-    create(
-        &client,
-        &ns.name,
-        "web",
-        json!({"image": "nginx:1.20", "replicas": 2}),
-    )
-    .await;
-    kubectl_ok(&[
-        "-n",
-        &ns.name,
-        "wait",
-        "--for=condition=Ready",
-        "webapp/web",
-        "--timeout=90s",
-    ]);
+    create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 2})).await;
+    kubectl_ok(&["-n", &ns.name, "wait", "--for=condition=Ready", "webapp/web", "--timeout=90s"]);
     let table = kubectl_ok(&["-n", &ns.name, "get", "webapps"]);
     let mut lines = table.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
@@ -432,10 +290,7 @@ async fn kubectl_wait_and_get_read_well() {
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(&row[..4], ["web", "Running", "2", "2"]);
     let wide = kubectl_ok(&["-n", &ns.name, "get", "wa", "-o", "wide"]);
-    assert!(
-        wide.contains("IMAGE") && wide.contains("nginx:1.20"),
-        "{wide}"
-    );
+    assert!(wide.contains("IMAGE") && wide.contains("nginx:1.20"), "{wide}");
 }
 
 /// A converged WebApp costs no writes: a forced resync sends no POST, PUT, PATCH or DELETE.
@@ -446,7 +301,9 @@ async fn a_no_op_reconcile_makes_zero_writes() {
         &client,
         &ns.name,
         "web",
-        json!({"image": "nginx:1.20", "replicas": 1, "domain": "w.example.com", "env": {"A": "1"}}),
+        // Values the API server stores in another form must not look like drift.
+        json!({"image": "nginx:1.20", "replicas": 1, "domain": "w.example.com", "env": {"A": "1", "EMPTY": ""},
+            "resources": {"limits": {"cpu": "0.5", "memory": "2048Mi"}, "requests": {"cpu": "0.25"}}}),
     )
     .await;
     wait_for(&api, "web", "Running", running_at(1)).await;
@@ -456,97 +313,53 @@ async fn a_no_op_reconcile_makes_zero_writes() {
     let writes = || async {
         let mut total = 0.0;
         for method in ["POST", "PUT", "PATCH", "DELETE"] {
-            total += operator
-                .metric(&format!(
-                    "kube_client_requests_total{{method=\"{method}\"}}"
-                ))
-                .await;
+            total += operator.metric(&format!("kube_client_requests_total{{method=\"{method}\"}}")).await;
         }
         total
     };
-    let reconciles = || {
-        operator
-            .metric("controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"}")
-    };
+    let reconciles = || operator.metric("controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"}");
     let (writes_before, reconciles_before) = (writes().await, reconciles().await);
 
     // Force resyncs: a metadata-only change of the WebApp triggers a reconcile without
     // changing the spec.
     for i in 0..3 {
         let patch = json!({"metadata": {"annotations": {"test/resync": i.to_string()}}});
-        api.patch("web", &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .unwrap();
+        api.patch("web", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
         let seen = reconciles_before + f64::from(i) + 1.0;
-        eventually(Duration::from_secs(20), || async {
-            (reconciles().await >= seen).then_some(())
-        })
-        .await
-        .expect("no reconcile");
+        eventually(Duration::from_secs(20), || async { (reconciles().await >= seen).then_some(()) })
+            .await
+            .expect("no reconcile");
     }
     assert!(reconciles().await >= reconciles_before + 3.0);
-    assert_eq!(
-        writes().await,
-        writes_before,
-        "a converged WebApp was written to"
-    );
+    assert_eq!(writes().await, writes_before, "a converged WebApp was written to");
 }
 
 /// A permanently broken WebApp goes Failed and is not retried in a loop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permanent_error_does_not_hot_loop() {
     let (client, ns, operator) = setup("hotloop").await;
-    // The schema accepts any string as a quantity; the Deployment's validation does not.
-    let api = create(
-        &client,
-        &ns.name,
-        "web",
-        json!({"image": "nginx:1.20", "resources": {"limits": {"cpu": "lots"}}}),
-    )
-    .await;
+    // The WebApp schema accepts it; the Deployment's validation refuses it (422).
+    let broken = json!({"image": "nginx:1.20", "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}});
+    let api = create(&client, &ns.name, "web", broken).await;
     let failed = wait_for(&api, "web", "Failed", |w| phase(w) == Some(Phase::Failed)).await;
     let status = failed.status.unwrap();
-    assert!(
-        status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Degraded" && c.reason == "InvalidSpec"),
-        "{status:#?}"
-    );
-    assert!(
-        status
-            .message
-            .unwrap()
-            .contains("resources.limits.cpu: \"lots\" is not a quantity")
-    );
+    assert!(status.conditions.iter().any(|c| c.type_ == "Degraded" && c.reason == "Invalid"), "{status:#?}");
+    assert!(status.message.unwrap().contains("must be less than or equal to cpu limit"));
     let reasons = event_reasons(&client, &ns.name).await;
-    assert!(
-        reasons.iter().any(|r| r == "InvalidSpec"),
-        "a Warning event names the reason: {reasons:?}"
-    );
+    assert!(reasons.iter().any(|r| r == "Invalid"), "a Warning event names the reason: {reasons:?}");
 
-    let errors = || {
-        operator
-            .metric("controller_runtime_reconcile_total{controller=\"webapp\",result=\"error\"}")
-    };
+    let errors = || operator.metric("controller_runtime_reconcile_total{controller=\"webapp\",result=\"error\"}");
     // Let the reconcile triggered by our own status write pass.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = errors().await;
     tokio::time::sleep(Duration::from_secs(10)).await;
     let during = errors().await - before;
-    assert!(
-        during <= 1.0,
-        "{during} reconciles of a permanently broken object in 10 s"
-    );
+    assert!(during <= 1.0, "{during} reconciles of a permanently broken object in 10 s");
 
     // A new generation is the next attempt.
-    api.patch(
-        "web",
-        &PatchParams::default(),
-        &Patch::Merge(&json!({"spec": {"resources": {"limits": {"cpu": "500m"}}}})),
-    )
-    .await
-    .unwrap();
+    api.patch("web", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"resources": {"limits": {"cpu": "4"}}}})))
+        .await
+        .unwrap();
     wait_for(&api, "web", "Running after the fix", running_at(2)).await;
 }
 
@@ -557,14 +370,33 @@ async fn unset_replicas_are_left_to_the_autoscaler() {
     let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20"})).await;
     wait_for(&api, "web", "Running", running_at(1)).await;
     kubectl_ok(&["-n", &ns.name, "scale", "deployment/web", "--replicas=3"]);
-    let webapp = wait_for(&api, "web", "3 ready replicas", |w| {
-        w.status.as_ref().and_then(|s| s.ready_replicas) == Some(3)
-    })
-    .await;
+    let webapp =
+        wait_for(&api, "web", "3 ready replicas", |w| w.status.as_ref().and_then(|s| s.ready_replicas) == Some(3))
+            .await;
     assert_eq!(
         webapp.status.unwrap().selector.as_deref(),
         Some("app.kubernetes.io/instance=web,app.kubernetes.io/name=webapp")
     );
+
+    // A resync does not take the count back, and the operator owns no replicas field.
+    let patch = json!({"metadata": {"annotations": {"test/resync": "1"}}});
+    api.patch("web", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let deployment = deployments.get("web").await.unwrap();
+    let ours =
+        deployment.metadata.managed_fields.iter().flatten().filter(|f| f.manager.as_deref() == Some("webapp-operator"));
+    for entry in ours {
+        let fields = serde_json::to_string(&entry.fields_v1).unwrap();
+        assert!(!fields.contains("f:replicas"), "the operator owns spec.replicas: {fields}");
+    }
+    assert_eq!(deployment.spec.unwrap().replicas, Some(3), "the operator reverted the scale");
+
+    // An autoscaler may also target the WebApp's own scale subresource: the count then
+    // lives in the WebApp's spec and the operator carries it to the Deployment.
+    kubectl_ok(&["-n", &ns.name, "scale", "webapp/web", "--replicas=2"]);
+    wait_for(&api, "web", "2 ready replicas", |w| w.status.as_ref().and_then(|s| s.ready_replicas) == Some(2)).await;
+    assert_eq!(deployments.get("web").await.unwrap().spec.unwrap().replicas, Some(2));
 }
 
 /// Exercise 1: a user watching sees `Pending → Creating → Running`, in that order.
@@ -590,20 +422,11 @@ async fn phases_go_pending_creating_running() {
         })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    create(
-        &client,
-        &ns.name,
-        "web",
-        json!({"image": "nginx:1.20", "replicas": 2}),
-    )
-    .await;
+    create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 2})).await;
     wait_for(&api, "web", "Running", running_at(1)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     recorder.abort();
-    assert_eq!(
-        *seen.lock().unwrap(),
-        [Phase::Pending, Phase::Creating, Phase::Running]
-    );
+    assert_eq!(*seen.lock().unwrap(), [Phase::Pending, Phase::Creating, Phase::Running]);
 }
 
 /// Exercise 5: every reconcile step is one span; the first reconcile after the
@@ -611,28 +434,16 @@ async fn phases_go_pending_creating_running() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_trace_of_a_reconcile_shows_each_step() {
     let (client, ns, _operator) = setup("trace").await;
-    let api = create(
-        &client,
-        &ns.name,
-        "web",
-        json!({"image": "nginx:1.20", "replicas": 1, "domain": "t.example.com"}),
-    )
-    .await;
+    let api =
+        create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1, "domain": "t.example.com"}))
+            .await;
     wait_for(&api, "web", "Running", running_at(1)).await;
 
     let spans = trace().of(&format!("{}/web", ns.name));
-    assert!(
-        spans.iter().all(|s| s.timed),
-        "every step span records its duration"
-    );
-    let first = spans
-        .iter()
-        .position(|s| s.step == "accept")
-        .unwrap_or_else(|| panic!("no accept step in {spans:?}"));
-    let run: Vec<(&str, &str)> = spans[first..first + 6]
-        .iter()
-        .map(|s| (s.step.as_str(), s.outcome.as_str()))
-        .collect();
+    assert!(spans.iter().all(|s| s.timed), "every step span records its duration");
+    let first = spans.iter().position(|s| s.step == "accept").unwrap_or_else(|| panic!("no accept step in {spans:?}"));
+    let run: Vec<(&str, &str)> =
+        spans[first..first + 6].iter().map(|s| (s.step.as_str(), s.outcome.as_str())).collect();
     assert_eq!(
         run,
         [
@@ -644,9 +455,5 @@ async fn the_trace_of_a_reconcile_shows_each_step() {
             ("observe", "continue")
         ]
     );
-    assert_eq!(
-        spans.iter().filter(|s| s.step == "accept").count(),
-        1,
-        "only a new WebApp is accepted: {spans:?}"
-    );
+    assert_eq!(spans.iter().filter(|s| s.step == "accept").count(), 1, "only a new WebApp is accepted: {spans:?}");
 }

@@ -44,35 +44,24 @@ fn broken(_: &mut Run) -> StepFuture<'_> {
 
 #[tokio::test]
 async fn steps_run_in_order_until_one_stops() {
-    let pipeline = Pipeline::new()
-        .then(step("a", a))
-        .then(step("stop", stop))
-        .then(step("b", b));
+    let pipeline = Pipeline::new().then(step("a", a)).then(step("stop", stop)).then(step("b", b));
     let mut run = Run::default();
-    assert_eq!(
-        pipeline.run(&mut run).await.unwrap(),
-        Flow::Requeue(Duration::from_secs(5))
-    );
+    assert_eq!(pipeline.run(&mut run).await.unwrap(), Flow::Requeue(Duration::from_secs(5)));
     assert_eq!(run.log, ["a", "stop"]);
 }
 
 #[tokio::test]
 async fn when_and_branch_choose_from_the_context() {
-    let pipeline = Pipeline::new()
-        .then(when(|r: &Run| r.ingress, step("a", a)))
-        .then(branch(
-            "ingress",
-            |r: &Run| r.ingress,
-            step("a", a),
-            step("b", b),
-        ));
+    let pipeline = Pipeline::new().then(when(|r: &Run| r.ingress, step("a", a))).then(branch(
+        "ingress",
+        |r: &Run| r.ingress,
+        step("a", a),
+        step("b", b),
+    ));
     let mut run = Run::default();
     pipeline.run(&mut run).await.unwrap();
     assert_eq!(run.log, ["b"]);
-    let mut run = Run {
-        ingress: true,
-        ..Run::default()
-    };
+    let mut run = Run { ingress: true, ..Run::default() };
     pipeline.run(&mut run).await.unwrap();
     assert_eq!(run.log, ["a", "a"]);
 }
@@ -81,10 +70,7 @@ async fn when_and_branch_choose_from_the_context() {
 async fn timeout_fails_a_slow_step() {
     let pipeline = Pipeline::new().then(timeout(Duration::from_secs(1), step("slow", slow)));
     let error = pipeline.run(&mut Run::default()).await.unwrap_err();
-    assert!(
-        matches!(error, Error::Timeout { step: "slow", .. }),
-        "{error}"
-    );
+    assert!(matches!(error, Error::Timeout { step: "slow", .. }), "{error}");
 }
 
 #[tokio::test]
@@ -102,17 +88,9 @@ async fn every_step_is_one_span_with_name_object_and_outcome() {
     let error = pipeline.run(&mut Run::default()).await.unwrap_err();
     assert_eq!(error.reason(), "InvalidSpec");
 
-    let steps: Vec<(String, String)> = trace
-        .of("ns/web")
-        .into_iter()
-        .inspect(|s| assert!(s.timed))
-        .map(|s| (s.step, s.outcome))
-        .collect();
-    let expected = [
-        ("a", "continue"),
-        ("b", "continue"),
-        ("broken", "InvalidSpec"),
-    ]
-    .map(|(s, o)| (s.to_owned(), o.to_owned()));
+    let steps: Vec<(String, String)> =
+        trace.of("ns/web").into_iter().inspect(|s| assert!(s.timed)).map(|s| (s.step, s.outcome)).collect();
+    let expected =
+        [("a", "continue"), ("b", "continue"), ("broken", "InvalidSpec")].map(|(s, o)| (s.to_owned(), o.to_owned()));
     assert_eq!(steps, expected);
 }

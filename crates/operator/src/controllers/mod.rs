@@ -38,11 +38,7 @@ pub fn selector_labels(app: &str, instance: &str) -> BTreeMap<String, String> {
 
 /// `k=v,k=v` form of a label map, for label selectors and `status.selector`.
 pub fn selector_string(labels: &BTreeMap<String, String>) -> String {
-    labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 /// Which controllers a process runs.

@@ -39,14 +39,8 @@ impl ClientMetrics {
 pub fn build(config: kube::Config, metrics: &ClientMetrics) -> Result<kube::Client, kube::Error> {
     let requests = metrics.requests.clone();
     let counting = MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
-        requests
-            .get_or_create(&MethodLabels {
-                method: request.method().as_str().to_owned(),
-            })
-            .inc();
+        requests.get_or_create(&MethodLabels { method: request.method().as_str().to_owned() }).inc();
         request
     });
-    Ok(kube::client::ClientBuilder::try_from(config)?
-        .with_layer(&counting)
-        .build())
+    Ok(kube::client::ClientBuilder::try_from(config)?.with_layer(&counting).build())
 }

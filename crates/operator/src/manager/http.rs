@@ -1,5 +1,5 @@
 //! `/metrics` (Prometheus text format), `/healthz` (the process answers) and `/readyz`
-//! (controllers are started; a replica waiting for the leader Lease is not ready).
+//! (the manager is set up; a standby replica waiting for the leader Lease is ready too).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,9 +28,7 @@ pub async fn serve(
     ready: watch::Receiver<bool>,
     shutdown: Shutdown,
 ) -> Result<JoinHandle<()>, ManagerError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| ManagerError::Bind { addr, source })?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ManagerError::Bind { addr, source })?;
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
@@ -38,10 +36,7 @@ pub async fn serve(
         .with_state(Web { registry, ready });
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
     Ok(tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
+        if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
             tracing::error!(%error, "metrics server failed");
         }
     }))
@@ -52,24 +47,13 @@ async fn metrics(State(web): State<Web>) -> impl IntoResponse {
     match prometheus_client::encoding::text::encode(&mut body, &web.registry) {
         Ok(()) => (
             StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
+            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
             body,
         ),
-        Err(error) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            [(header::CONTENT_TYPE, "text/plain")],
-            error.to_string(),
-        ),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], error.to_string()),
     }
 }
 
 async fn readyz(State(web): State<Web>) -> impl IntoResponse {
-    if *web.ready.borrow() {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-    }
+    if *web.ready.borrow() { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready") }
 }

@@ -75,6 +75,9 @@ pub enum ManagerError {
     /// Leader election failed.
     #[error("leader election failed")]
     Leader(#[source] kube_lease_manager::LeaseManagerError),
+    /// Another replica took the Lease over; this one stopped reconciling.
+    #[error("lost the leader Lease")]
+    LostLeadership,
 }
 
 /// A future that resolves once shutdown was asked for; cheap to clone.
@@ -85,15 +88,14 @@ pub fn shutdown_signal() -> Shutdown {
     async {
         #[cfg(unix)]
         {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(term) => term,
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot listen for SIGTERM; Ctrl-C only");
-                        let _ = tokio::signal::ctrl_c().await;
-                        return;
-                    }
-                };
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM; Ctrl-C only");
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
             tokio::select! {
                 _ = term.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}
@@ -115,61 +117,64 @@ pub async fn run(config: Config) -> Result<(), ManagerError> {
 
 /// Runs the manager against `kube_config` until `shutdown` resolves. Tests use this
 /// to run the operator in-process against the local control plane.
-pub async fn run_with(
-    config: Config,
-    kube_config: kube::Config,
-    shutdown: Shutdown,
-) -> Result<(), ManagerError> {
+pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutdown) -> Result<(), ManagerError> {
     let mut registry = Registry::default();
     let client_metrics = ClientMetrics::register(&mut registry);
     let client = client::build(kube_config, &client_metrics).map_err(ManagerError::Client)?;
     let metrics = Metrics::register(&mut registry);
 
     let (ready_tx, ready_rx) = watch::channel(false);
-    let server = http::serve(
-        config.metrics_addr,
-        Arc::new(registry),
-        ready_rx,
-        shutdown.clone(),
-    )
-    .await?;
+    let server = http::serve(config.metrics_addr, Arc::new(registry), ready_rx, shutdown.clone()).await?;
 
-    if config.leader_elect {
-        let namespace = config
-            .leader_election_namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        leader::wait_for_leadership(
-            client.clone(),
-            &namespace,
-            config.instance.clone(),
-            shutdown.clone(),
-        )
-        .await?;
-    }
+    // Ready means able to serve, like controller-runtime's readyz: a standby replica
+    // waiting for the Lease is ready too, or a Deployment of two could never roll out.
+    let _ = ready_tx.send(true);
+    let leadership = if config.leader_elect {
+        let namespace = config.leader_election_namespace.clone().unwrap_or_else(|| "default".into());
+        match leader::acquire(client.clone(), &namespace, config.instance.clone(), shutdown.clone()).await? {
+            Some(leadership) => Some(leadership),
+            None => return Ok(()),
+        }
+    } else {
+        None
+    };
+    // Controllers stop on a shutdown request, or when another replica took the Lease.
+    let stop: Shutdown = match &leadership {
+        Some(leadership) => {
+            let (shutdown, lost) = (shutdown.clone(), leadership.lost.clone());
+            async move {
+                futures::future::select(shutdown, lost).await;
+            }
+            .boxed()
+            .shared()
+        }
+        None => shutdown.clone(),
+    };
 
     let events = Events::new(client.clone(), config.instance.clone());
     let mut tasks = Vec::new();
     for kind in &config.controllers {
         match kind {
             ControllerKind::Webapp => {
-                let (controller, reconciler) = webapp::controller(
-                    client.clone(),
-                    config.namespace.as_deref(),
-                    events.clone(),
-                    config.concurrency,
-                );
+                let (controller, reconciler) =
+                    webapp::controller(client.clone(), config.namespace.as_deref(), events.clone(), config.concurrency);
                 let driver = Driver::new(reconciler, metrics.clone(), Backoffs::default());
-                tasks.push(tokio::spawn(driver.run(controller, shutdown.clone())));
+                tasks.push(tokio::spawn(driver.run(controller, stop.clone())));
             }
         }
     }
     tracing::info!(controllers = ?config.controllers, namespace = ?config.namespace, "controllers started");
-    let _ = ready_tx.send(true);
     for task in tasks {
         if let Err(error) = task.await {
             tracing::error!(%error, "controller task failed");
         }
+    }
+    drop(stop);
+    if let Some(leadership) = leadership {
+        if leadership.was_lost() {
+            return Err(ManagerError::LostLeadership);
+        }
+        leadership.release().await;
     }
     let _ = server.await;
     tracing::info!("stopped");

@@ -41,9 +41,7 @@ pub fn kubeconfig_path() -> &'static Path {
         if let Ok(path) = std::env::var("WEBAPP_TEST_KUBECONFIG") {
             return PathBuf::from(path);
         }
-        let output = Command::new(repo().join("hack/cluster/up"))
-            .output()
-            .expect("cannot run hack/cluster/up");
+        let output = Command::new(repo().join("hack/cluster/up")).output().expect("cannot run hack/cluster/up");
         assert!(
             output.status.success(),
             "hack/cluster/up failed; integration tests need the local control plane:\n{}",
@@ -57,14 +55,8 @@ pub fn kubeconfig_path() -> &'static Path {
 pub fn kubectl() -> Command {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     let bin = BIN.get_or_init(|| {
-        let output = Command::new(repo().join("hack/cluster/build"))
-            .output()
-            .expect("cannot run hack/cluster/build");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let output = Command::new(repo().join("hack/cluster/build")).output().expect("cannot run hack/cluster/build");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join("kubectl")
     });
     let mut command = Command::new(bin);
@@ -75,20 +67,14 @@ pub fn kubectl() -> Command {
 /// Runs kubectl and returns its stdout; panics with stderr on failure.
 pub fn kubectl_ok(args: &[&str]) -> String {
     let output = kubectl().args(args).output().expect("cannot run kubectl");
-    assert!(
-        output.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Client configuration for the local control plane.
 pub async fn kube_config() -> kube::Config {
     let kubeconfig = Kubeconfig::read_from(kubeconfig_path()).expect("unreadable kubeconfig");
-    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("bad kubeconfig")
+    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("bad kubeconfig")
 }
 
 /// A client for the local control plane.
@@ -101,23 +87,16 @@ pub async fn install_crds(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in webapp_api::crds() {
         let name = crd.metadata.name.clone().unwrap();
-        api.patch(
-            &name,
-            &PatchParams::apply("webapp-operator-tests").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .expect("CRD rejected");
+        api.patch(&name, &PatchParams::apply("webapp-operator-tests").force(), &Patch::Apply(&crd))
+            .await
+            .expect("CRD rejected");
     }
     for crd in webapp_api::crds() {
         let name = crd.metadata.name.clone().unwrap();
         eventually(Duration::from_secs(30), || async {
             let crd = api.get(&name).await.ok()?;
             let conditions = crd.status?.conditions?;
-            conditions
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-                .then_some(())
+            conditions.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
         })
         .await
         .unwrap_or_else(|| panic!("CRD {name} not established"));
@@ -133,25 +112,16 @@ pub struct TestNamespace {
 impl TestNamespace {
     /// Creates `t-<prefix>-<random>` and waits for its default ServiceAccount.
     pub async fn new(client: &Client, prefix: &str) -> Self {
-        let suffix: u32 = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-            % 100_000;
+        let suffix: u32 =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 100_000;
         let name = format!("t-{prefix}-{suffix}");
         let namespaces: Api<Namespace> = Api::all(client.clone());
-        let namespace: Namespace =
-            serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
-        namespaces
-            .create(&PostParams::default(), &namespace)
-            .await
-            .expect("cannot create namespace");
+        let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+        namespaces.create(&PostParams::default(), &namespace).await.expect("cannot create namespace");
         let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
-        eventually(Duration::from_secs(30), || async {
-            accounts.get_opt("default").await.ok().flatten()
-        })
-        .await
-        .expect("no default ServiceAccount: is the controller manager running?");
+        eventually(Duration::from_secs(30), || async { accounts.get_opt("default").await.ok().flatten() })
+            .await
+            .expect("no default ServiceAccount: is the controller manager running?");
         TestNamespace { name }
     }
 }
@@ -160,13 +130,7 @@ impl Drop for TestNamespace {
     fn drop(&mut self) {
         // Finalizers of our own custom resources need the operator, which is gone by
         // now: drop them first so the namespace does not hang in Terminating.
-        for kind in [
-            "webapps",
-            "webservers",
-            "memcacheds",
-            "podmanagers",
-            "databases",
-        ] {
+        for kind in ["webapps", "webservers", "memcacheds", "podmanagers", "databases"] {
             let _ = kubectl()
                 .args([
                     "-n",
@@ -180,9 +144,7 @@ impl Drop for TestNamespace {
                 ])
                 .output();
         }
-        let _ = kubectl()
-            .args(["delete", "namespace", &self.name, "--wait=false"])
-            .output();
+        let _ = kubectl().args(["delete", "namespace", &self.name, "--wait=false"]).output();
     }
 }
 
@@ -210,13 +172,8 @@ pub fn trace() -> &'static StepTrace {
     static TRACE: OnceLock<StepTrace> = OnceLock::new();
     TRACE.get_or_init(|| {
         let trace = StepTrace::default();
-        let logs = tracing_subscriber::fmt::layer()
-            .with_test_writer()
-            .with_filter(EnvFilter::new("info,kube=warn"));
-        let _ = tracing_subscriber::registry()
-            .with(logs)
-            .with(trace.clone())
-            .try_init();
+        let logs = tracing_subscriber::fmt::layer().with_test_writer().with_filter(EnvFilter::new("info,kube=warn"));
+        let _ = tracing_subscriber::registry().with(logs).with(trace.clone()).try_init();
         trace
     })
 }
@@ -257,20 +214,12 @@ impl Operator {
         .shared();
         let kube_config = kube_config().await;
         let task = tokio::spawn(async move {
-            manager::run_with(config, kube_config, shutdown)
-                .await
-                .expect("operator failed");
+            manager::run_with(config, kube_config, shutdown).await.expect("operator failed");
         });
-        let operator = Operator {
-            stop: Some(stop),
-            task: Some(task),
-            metrics,
-        };
-        eventually(Duration::from_secs(20), || async {
-            operator.get("/readyz").await.filter(|body| body == "ok")
-        })
-        .await
-        .expect("operator not ready");
+        let operator = Operator { stop: Some(stop), task: Some(task), metrics };
+        eventually(Duration::from_secs(20), || async { operator.get("/readyz").await.filter(|body| body == "ok") })
+            .await
+            .expect("operator not ready");
         operator
     }
 
@@ -291,12 +240,7 @@ impl Operator {
     /// The value of one sample of the metrics, e.g. `kube_client_requests_total{method="PATCH"}`.
     pub async fn metric(&self, sample: &str) -> f64 {
         let body = self.get("/metrics").await.expect("no metrics");
-        body.lines()
-            .find_map(|line| {
-                line.strip_prefix(sample)
-                    .and_then(|rest| rest.trim().parse().ok())
-            })
-            .unwrap_or(0.0)
+        body.lines().find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
     }
 
     /// Stops the operator and waits for in-flight reconciles to finish.

@@ -26,7 +26,6 @@ use webapp_api::WebApp;
 
 use crate::controllers::children::reflect;
 use crate::controllers::labels;
-use crate::controllers::selector_string;
 
 /// Finalizer that holds a WebApp until its children are cleaned up.
 pub const FINALIZER: &str = "apps.example.com/webapp-cleanup";
@@ -76,40 +75,23 @@ pub fn controller(
             None => Api::all(client.clone()),
         }
     }
-    let selector = format!(
-        "{}={},{}={}",
-        labels::NAME,
-        plan::APP,
-        labels::MANAGED_BY,
-        reconcile_kit::MANAGER
-    );
-    let (deployments, deployment_events) =
-        reflect(api::<Deployment>(&client, namespace), &selector);
+    let selector = format!("{}={},{}={}", labels::NAME, plan::APP, labels::MANAGED_BY, reconcile_kit::MANAGER);
+    let (deployments, deployment_events) = reflect(api::<Deployment>(&client, namespace), &selector);
     let (services, service_events) = reflect(api::<Service>(&client, namespace), &selector);
     let (ingresses, ingress_events) = reflect(api::<Ingress>(&client, namespace), &selector);
     let (pods, pod_events) = reflect(api::<Pod>(&client, namespace), &selector);
 
-    let controller = Controller::new(
-        api::<WebApp>(&client, namespace),
-        watcher::Config::default().any_semantic(),
-    )
-    .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-    .owns_stream(deployment_events)
-    .owns_stream(service_events)
-    .owns_stream(ingress_events)
-    // Pods are not owned by the WebApp (their ReplicaSet is), so map them by label.
-    .watches_stream(pod_events, |pod: Pod| {
-        let instance = pod.labels().get(labels::INSTANCE)?.clone();
-        Some(ObjectRef::new(&instance).within(&pod.namespace()?))
-    });
-    let ctx = Context {
-        client,
-        events,
-        deployments,
-        services,
-        ingresses,
-        pods,
-    };
+    let controller = Controller::new(api::<WebApp>(&client, namespace), watcher::Config::default().any_semantic())
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .owns_stream(deployment_events)
+        .owns_stream(service_events)
+        .owns_stream(ingress_events)
+        // Pods are not owned by the WebApp (their ReplicaSet is), so map them by label.
+        .watches_stream(pod_events, |pod: Pod| {
+            let instance = pod.labels().get(labels::INSTANCE)?.clone();
+            Some(ObjectRef::new(&instance).within(&pod.namespace()?))
+        });
+    let ctx = Context { client, events, deployments, services, ingresses, pods };
     (controller, WebAppReconciler { ctx: Arc::new(ctx) })
 }
 
@@ -118,9 +100,7 @@ impl Reconciler for WebAppReconciler {
     const NAME: &'static str = "webapp";
 
     async fn reconcile(&self, webapp: Arc<WebApp>) -> Result<Action> {
-        let namespace = webapp
-            .namespace()
-            .ok_or_else(|| Error::InvalidSpec("WebApp has no namespace".into()))?;
+        let namespace = webapp.namespace().ok_or_else(|| Error::InvalidSpec("WebApp has no namespace".into()))?;
         let api: Api<WebApp> = self.ctx.api(&namespace);
         let (ctx, cleanup_ctx) = (self.ctx.clone(), self.ctx.clone());
         reconcile_kit::finalizer::run(
@@ -132,12 +112,4 @@ impl Reconciler for WebAppReconciler {
         )
         .await
     }
-}
-
-/// The pod selector string of `webapp`, for `status.selector`.
-fn selector(webapp: &WebApp) -> String {
-    selector_string(&crate::controllers::selector_labels(
-        plan::APP,
-        &webapp.name_any(),
-    ))
 }

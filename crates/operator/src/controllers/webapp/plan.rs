@@ -2,12 +2,12 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, Service,
-    ServicePort, ServiceSpec, TCPSocketAction,
+    Container, ContainerPort, EnvVar, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, Service, ServicePort,
+    ServiceSpec, TCPSocketAction,
 };
 use k8s_openapi::api::networking::v1::{
-    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
-    IngressServiceBackend, IngressSpec, ServiceBackendPort,
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend, IngressSpec,
+    ServiceBackendPort,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -32,6 +32,23 @@ pub struct Children {
     pub ingress: Option<Ingress>,
 }
 
+/// Checks what the schema cannot: resource quantities (the API server would refuse
+/// the Deployment with an opaque error). Returns the first bad field.
+pub fn validate(webapp: &WebApp) -> Result<(), String> {
+    let Some(resources) = &webapp.spec.resources else { return Ok(()) };
+    for (list, values) in [("limits", &resources.limits), ("requests", &resources.requests)] {
+        for (name, quantity) in values.iter().flatten() {
+            if reconcile_kit::quantity::parse(&quantity.0).is_none() {
+                return Err(format!(
+                    "resources.{list}.{name}: {:?} is not a quantity (examples: 500m, 1, 128Mi, 1Gi)",
+                    quantity.0
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What `webapp` should own. `owner` is its controller owner reference. Children are
 /// named like the WebApp, as users of the seeds expect (`kubectl get deploy <name>`).
 pub fn desired(webapp: &WebApp, owner: OwnerReference) -> Children {
@@ -46,11 +63,7 @@ pub fn desired(webapp: &WebApp, owner: OwnerReference) -> Children {
     Children {
         deployment: deployment(webapp, metadata.clone()),
         service: service(webapp, metadata.clone()),
-        ingress: webapp
-            .spec
-            .domain
-            .as_ref()
-            .map(|domain| ingress(webapp, domain, metadata)),
+        ingress: webapp.spec.domain.as_ref().map(|domain| ingress(webapp, domain, metadata)),
     }
 }
 
@@ -67,21 +80,14 @@ fn deployment(webapp: &WebApp, metadata: ObjectMeta) -> Deployment {
             ..Probe::default()
         },
         None => Probe {
-            tcp_socket: Some(TCPSocketAction {
-                port: IntOrString::Int(spec.port),
-                ..TCPSocketAction::default()
-            }),
+            tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(spec.port), ..TCPSocketAction::default() }),
             ..Probe::default()
         },
     };
     let env: Vec<EnvVar> = spec
         .env
         .iter()
-        .map(|(name, value)| EnvVar {
-            name: name.clone(),
-            value: Some(value.clone()),
-            ..EnvVar::default()
-        })
+        .map(|(name, value)| EnvVar { name: name.clone(), value: Some(value.clone()), ..EnvVar::default() })
         .collect();
     let container = Container {
         name: CONTAINER.into(),
@@ -101,19 +107,13 @@ fn deployment(webapp: &WebApp, metadata: ObjectMeta) -> Deployment {
         spec: Some(DeploymentSpec {
             // Unset: an autoscaler owns the count; sending it would fight the autoscaler.
             replicas: spec.replicas,
-            selector: LabelSelector {
-                match_labels: Some(selector.clone()),
-                ..LabelSelector::default()
-            },
+            selector: LabelSelector { match_labels: Some(selector.clone()), ..LabelSelector::default() },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(child_labels(APP, &webapp.name_any())),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    ..PodSpec::default()
-                }),
+                spec: Some(PodSpec { containers: vec![container], ..PodSpec::default() }),
             },
             ..DeploymentSpec::default()
         }),
@@ -145,10 +145,7 @@ fn ingress(webapp: &WebApp, domain: &str, metadata: ObjectMeta) -> Ingress {
     let backend = IngressBackend {
         service: Some(IngressServiceBackend {
             name: webapp.name_any(),
-            port: Some(ServiceBackendPort {
-                number: Some(webapp.spec.port),
-                ..ServiceBackendPort::default()
-            }),
+            port: Some(ServiceBackendPort { number: Some(webapp.spec.port), ..ServiceBackendPort::default() }),
         }),
         ..IngressBackend::default()
     };
@@ -158,11 +155,7 @@ fn ingress(webapp: &WebApp, domain: &str, metadata: ObjectMeta) -> Ingress {
             rules: Some(vec![IngressRule {
                 host: Some(domain.to_owned()),
                 http: Some(HTTPIngressRuleValue {
-                    paths: vec![HTTPIngressPath {
-                        path: Some("/".into()),
-                        path_type: "Prefix".into(),
-                        backend,
-                    }],
+                    paths: vec![HTTPIngressPath { path: Some("/".into()), path_type: "Prefix".into(), backend }],
                 }),
             }]),
             ..IngressSpec::default()

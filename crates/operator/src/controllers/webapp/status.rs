@@ -8,7 +8,11 @@ use reconcile_kit::conditions::{Conditions, DEGRADED, PROGRESSING, READY};
 use reconcile_kit::phase::{self, Observation, Phase};
 use webapp_api::{WebApp, WebAppStatus};
 
+use kube::ResourceExt;
+
+use super::plan::APP;
 use crate::controllers::children::rollout;
+use crate::controllers::{selector_labels, selector_string};
 
 /// What one reconcile saw of a WebApp's children.
 #[derive(Clone, Debug, Default)]
@@ -23,8 +27,6 @@ pub struct Observed {
     pub pod_problems: Vec<String>,
     /// Whether this reconcile changed a child (the rollout it starts is not visible yet).
     pub changed: bool,
-    /// The label selector of the pods.
-    pub selector: String,
 }
 
 /// A reconcile failure to report: reason (CamelCase) and message.
@@ -37,19 +39,10 @@ pub struct Failure {
 }
 
 /// The status `webapp` should carry after observing `observed`, or failing with `failure`.
-pub fn compute(
-    webapp: &WebApp,
-    observed: &Observed,
-    failure: Option<&Failure>,
-    now: Timestamp,
-) -> WebAppStatus {
+pub fn compute(webapp: &WebApp, observed: &Observed, failure: Option<&Failure>, now: Timestamp) -> WebAppStatus {
     let previous = webapp.status.clone().unwrap_or_default();
     let generation = webapp.metadata.generation;
-    let rollout = observed
-        .deployment
-        .as_ref()
-        .map(rollout)
-        .unwrap_or_default();
+    let rollout = observed.deployment.as_ref().map(rollout).unwrap_or_default();
     let problems = observed.pod_problems.join("; ");
 
     let ready = failure.is_none()
@@ -72,24 +65,14 @@ pub fn compute(
             failure.message.clone(),
             Conditions::new(&previous.conditions, generation, now)
                 .set(READY, false, &failure.reason, &failure.message)
-                .set(
-                    PROGRESSING,
-                    false,
-                    &failure.reason,
-                    "stopped until the cause is fixed",
-                )
+                .set(PROGRESSING, false, &failure.reason, "stopped until the cause is fixed")
                 .set(DEGRADED, true, &failure.reason, &failure.message),
         ),
         (None, Phase::Running) => (
             pods.clone(),
             Conditions::new(&previous.conditions, generation, now)
                 .set(READY, true, "Running", &pods)
-                .set(
-                    PROGRESSING,
-                    false,
-                    "Complete",
-                    "all resources are up to date",
-                )
+                .set(PROGRESSING, false, "Complete", "all resources are up to date")
                 .set(DEGRADED, false, "Healthy", ""),
         ),
         (None, _) if !problems.is_empty() => (
@@ -120,7 +103,7 @@ pub fn compute(
         observed_generation: generation,
         replicas: observed.deployment.as_ref().map(|_| rollout.current),
         ready_replicas: observed.deployment.as_ref().map(|_| rollout.ready),
-        selector: Some(observed.selector.clone()),
+        selector: Some(selector_string(&selector_labels(APP, &webapp.name_any()))),
         message: Some(message),
         conditions: conditions.build(),
     }
@@ -146,10 +129,7 @@ pub fn deleting(webapp: &WebApp, step: &str, now: Timestamp) -> WebAppStatus {
     let previous = webapp.status.clone().unwrap_or_default();
     let message = format!("deleting: {step}");
     WebAppStatus {
-        phase: Some(phase::next(
-            previous.phase.unwrap_or_default(),
-            Observation::Deleting,
-        )),
+        phase: Some(phase::next(previous.phase.unwrap_or_default(), Observation::Deleting)),
         message: Some(message.clone()),
         conditions: Conditions::new(&previous.conditions, webapp.metadata.generation, now)
             .set(READY, false, "Deleting", &message)

@@ -1,10 +1,14 @@
 //! The steps of a WebApp reconcile and of its deletion, and the report that turns
 //! their outcome into status and events.
 
+use std::fmt::Debug;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -12,16 +16,20 @@ use kube::{Resource, ResourceExt};
 use reconcile_kit::apply::{self, Applied, Deletion};
 use reconcile_kit::step::{Flow, Pipeline, StepContext, StepFuture, branch, step, timeout, when};
 use reconcile_kit::{Class, Error, Result, status as status_patch};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use webapp_api::{Phase, WebApp};
 
 use super::plan::{self, Children};
 use super::status::{self, Failure, Observed};
-use super::{CLEANUP_BUDGET, Context, HEALTH_CHECK, selector};
-use crate::controllers::children::{check_resources, pod_problems};
+use super::{CLEANUP_BUDGET, Context, HEALTH_CHECK};
+use crate::controllers::children::pod_problems;
 use crate::controllers::labels;
 
 /// Budget of one API-bound step.
 const STEP_BUDGET: Duration = Duration::from_secs(30);
+/// How soon to look again while a child is being deleted.
+const DELETE_POLL: Duration = Duration::from_secs(1);
 
 /// One reconcile of one WebApp.
 pub(super) struct Run {
@@ -30,8 +38,6 @@ pub(super) struct Run {
     namespace: String,
     children: Option<Children>,
     observed: Observed,
-    /// Events to publish once the status is written: (reason, message).
-    notes: Vec<(&'static str, String)>,
 }
 
 impl StepContext for Run {
@@ -43,14 +49,7 @@ impl StepContext for Run {
 impl Run {
     fn new(ctx: Arc<Context>, webapp: Arc<WebApp>) -> Self {
         let namespace = webapp.namespace().unwrap_or_default();
-        Run {
-            ctx,
-            webapp,
-            namespace,
-            children: None,
-            observed: Observed::default(),
-            notes: Vec::new(),
-        }
+        Run { ctx, webapp, namespace, children: None, observed: Observed::default() }
     }
 
     fn name(&self) -> String {
@@ -58,42 +57,56 @@ impl Run {
     }
 
     fn children(&self) -> Result<&Children> {
-        self.children
-            .as_ref()
-            .ok_or_else(|| Error::InvalidSpec("plan step did not run".into()))
-    }
-
-    fn cached<K>(&self, store: &Store<K>) -> Option<K>
-    where
-        K: Resource<DynamicType = ()> + Clone,
-    {
-        store
-            .get(&ObjectRef::new(&self.name()).within(&self.namespace))
-            .map(|k| (*k).clone())
+        self.children.as_ref().ok_or_else(|| Error::InvalidSpec("plan step did not run".into()))
     }
 
     fn reference(&self) -> ObjectReference {
         self.webapp.object_ref(&())
     }
 
-    /// Records what applying one child did: a Created event on creation, `<Kind>Synced`
-    /// when an existing child had to change (a spec change or drift made by hand).
-    fn applied(&mut self, kind: &str, synced_reason: &'static str, outcome: Applied) {
+    /// Applies one child and publishes what it did at once (so that no event is lost if
+    /// a later step fails): `Created` on creation, `<Kind>Synced` when an existing child
+    /// had to change (a spec change, or drift made by hand). Returns the child as it is now.
+    async fn apply_child<K>(&mut self, store: &Store<K>, desired: K, synced: &str) -> Result<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
+    {
         let name = self.name();
-        match outcome {
-            Applied::Unchanged => {}
-            Applied::Created => {
-                self.observed.changed = true;
-                self.notes
-                    .push(("Created", format!("Created {kind} {name}")));
+        let cached = store.get(&ObjectRef::new(&name).within(&self.namespace)).map(|k| (*k).clone());
+        let (outcome, live) = apply::apply(&self.ctx.api(&self.namespace), cached.as_ref(), desired).await?;
+        let kind = K::kind(&());
+        let note = match outcome {
+            Applied::Unchanged => return Ok(live),
+            Applied::Created => ("Created", format!("Created {kind} {name}")),
+            Applied::Updated => (synced, format!("{kind} {name} synced to the WebApp spec")),
+        };
+        self.observed.changed = true;
+        let related = live.object_ref(&());
+        self.ctx.events.normal_about(&self.reference(), related, note.0, note.1).await;
+        Ok(live)
+    }
+
+    /// Deletes one child if it is ours; `Continue` once it is gone, `Requeue` while it goes.
+    async fn delete_child<K>(&mut self) -> Result<Flow>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
+    {
+        let (uid, name, kind) = (self.webapp.uid().unwrap_or_default(), self.name(), K::kind(&()));
+        match apply::delete::<K>(&self.ctx.api(&self.namespace), &name, &uid).await? {
+            Deletion::Gone => Ok(Flow::Continue),
+            Deletion::Requested => {
+                let related = ObjectReference {
+                    api_version: Some(K::api_version(&()).into_owned()),
+                    kind: Some(kind.clone().into_owned()),
+                    name: Some(name.clone()),
+                    namespace: Some(self.namespace.clone()),
+                    ..ObjectReference::default()
+                };
+                let note = format!("Deleting {kind} {name}");
+                self.ctx.events.normal_about(&self.reference(), related, "Deleting", note).await;
+                Ok(Flow::Requeue(DELETE_POLL))
             }
-            Applied::Updated => {
-                self.observed.changed = true;
-                self.notes.push((
-                    synced_reason,
-                    format!("{kind} {name} synced to the WebApp spec"),
-                ));
-            }
+            Deletion::InProgress => Ok(Flow::Requeue(DELETE_POLL)),
         }
     }
 }
@@ -101,10 +114,7 @@ impl Run {
 /// The reconcile pipeline of a live WebApp.
 static APPLY: LazyLock<Pipeline<Run>> = LazyLock::new(|| {
     Pipeline::new()
-        .then(when(
-            |run: &Run| run.webapp.status.is_none(),
-            step("accept", accept),
-        ))
+        .then(when(|run: &Run| run.webapp.status.is_none(), step("accept", accept)))
         .then(step("plan", plan_children))
         .then(timeout(STEP_BUDGET, step("deployment", apply_deployment)))
         .then(timeout(STEP_BUDGET, step("service", apply_service)))
@@ -114,10 +124,10 @@ static APPLY: LazyLock<Pipeline<Run>> = LazyLock::new(|| {
                 "ingress",
                 |run: &Run| run.webapp.spec.domain.is_some(),
                 step("ingress", apply_ingress),
-                step("ingress", delete_ingress),
+                step("ingress", remove_ingress),
             ),
         ))
-        .then(timeout(STEP_BUDGET, step("observe", observe)))
+        .then(step("observe", observe))
 });
 
 /// The deletion pipeline: children go in order, each waited for.
@@ -125,10 +135,7 @@ static CLEANUP: LazyLock<Pipeline<Run>> = LazyLock::new(|| {
     Pipeline::new()
         .then(timeout(STEP_BUDGET, step("delete-ingress", delete_ingress)))
         .then(timeout(STEP_BUDGET, step("delete-service", delete_service)))
-        .then(timeout(
-            STEP_BUDGET,
-            step("delete-deployment", delete_deployment),
-        ))
+        .then(timeout(STEP_BUDGET, step("delete-deployment", delete_deployment)))
 });
 
 /// A new WebApp is first marked `Pending` (accepted, nothing created yet), so that
@@ -139,9 +146,7 @@ fn accept(run: &mut Run) -> StepFuture<'_> {
         let api = run.ctx.api::<WebApp>(&run.namespace);
         // The rest of this reconcile starts from what is now written (status and
         // resourceVersion, the precondition of the next status write).
-        if let Some(accepted) =
-            status_patch::patch_if_changed(&api, run.webapp.as_ref(), None, &pending).await?
-        {
+        if let Some(accepted) = status_patch::patch_if_changed(&api, run.webapp.as_ref(), None, &pending).await? {
             run.webapp = Arc::new(accepted);
         }
         Ok(Flow::Continue)
@@ -150,12 +155,9 @@ fn accept(run: &mut Run) -> StepFuture<'_> {
 
 fn plan_children(run: &mut Run) -> StepFuture<'_> {
     Box::pin(async move {
-        if let Some(resources) = &run.webapp.spec.resources {
-            check_resources(resources).map_err(Error::InvalidSpec)?;
-        }
+        plan::validate(&run.webapp).map_err(Error::InvalidSpec)?;
         let owner = apply::owner_reference(run.webapp.as_ref())?;
         run.children = Some(plan::desired(&run.webapp, owner));
-        run.observed.selector = selector(&run.webapp);
         run.observed.ingress = run.webapp.spec.domain.is_none();
         Ok(Flow::Continue)
     })
@@ -163,28 +165,16 @@ fn plan_children(run: &mut Run) -> StepFuture<'_> {
 
 fn apply_deployment(run: &mut Run) -> StepFuture<'_> {
     Box::pin(async move {
-        let desired = run.children()?.deployment.clone();
-        let outcome = apply::apply(
-            &run.ctx.api(&run.namespace),
-            run.cached(&run.ctx.deployments).as_ref(),
-            desired,
-        )
-        .await?;
-        run.applied("Deployment", "DeploymentSynced", outcome);
+        let (ctx, desired) = (run.ctx.clone(), run.children()?.deployment.clone());
+        run.observed.deployment = Some(run.apply_child(&ctx.deployments, desired, "DeploymentSynced").await?);
         Ok(Flow::Continue)
     })
 }
 
 fn apply_service(run: &mut Run) -> StepFuture<'_> {
     Box::pin(async move {
-        let desired = run.children()?.service.clone();
-        let outcome = apply::apply(
-            &run.ctx.api(&run.namespace),
-            run.cached(&run.ctx.services).as_ref(),
-            desired,
-        )
-        .await?;
-        run.applied("Service", "ServiceSynced", outcome);
+        let (ctx, desired) = (run.ctx.clone(), run.children()?.service.clone());
+        run.apply_child(&ctx.services, desired, "ServiceSynced").await?;
         run.observed.service = true;
         Ok(Flow::Continue)
     })
@@ -195,30 +185,24 @@ fn apply_ingress(run: &mut Run) -> StepFuture<'_> {
         let Some(desired) = run.children()?.ingress.clone() else {
             return Ok(Flow::Continue);
         };
-        let outcome = apply::apply(
-            &run.ctx.api(&run.namespace),
-            run.cached(&run.ctx.ingresses).as_ref(),
-            desired,
-        )
-        .await?;
-        run.applied("Ingress", "IngressSynced", outcome);
+        let ctx = run.ctx.clone();
+        run.apply_child(&ctx.ingresses, desired, "IngressSynced").await?;
         run.observed.ingress = true;
+        Ok(Flow::Continue)
+    })
+}
+
+/// The domain was removed: the Ingress goes. Nothing else waits for it, so the
+/// reconcile goes on while it is deleted.
+fn remove_ingress(run: &mut Run) -> StepFuture<'_> {
+    Box::pin(async move {
+        run.delete_child::<Ingress>().await?;
         Ok(Flow::Continue)
     })
 }
 
 fn observe(run: &mut Run) -> StepFuture<'_> {
     Box::pin(async move {
-        run.observed.deployment = match run.cached(&run.ctx.deployments) {
-            Some(deployment) => Some(deployment),
-            // Just created: the cache has not seen it yet.
-            None => run
-                .ctx
-                .api(&run.namespace)
-                .get_opt(&run.name())
-                .await
-                .map_err(|e| Error::kube("get Deployment", e))?,
-        };
         let name = run.name();
         let pods = run.ctx.pods.state_filter(|pod| {
             pod.namespace().as_deref() == Some(run.namespace.as_str())
@@ -229,77 +213,39 @@ fn observe(run: &mut Run) -> StepFuture<'_> {
     })
 }
 
-/// Deletes one child kind in the cleanup order; waits (requeues) until it is gone.
-async fn delete_child<K>(run: &mut Run, kind: &str) -> Result<Flow>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned,
-{
-    let uid = run.webapp.uid().unwrap_or_default();
-    let name = run.name();
-    match apply::delete::<K>(&run.ctx.api(&run.namespace), &name, &uid).await? {
-        Deletion::Gone => Ok(Flow::Continue),
-        Deletion::Requested => {
-            run.ctx
-                .events
-                .normal(
-                    &run.reference(),
-                    "Deleting",
-                    format!("Deleting {kind} {name}"),
-                )
-                .await;
-            Ok(Flow::Requeue(Duration::from_secs(1)))
-        }
-        Deletion::InProgress => Ok(Flow::Requeue(Duration::from_secs(1))),
-    }
-}
-
 fn delete_ingress(run: &mut Run) -> StepFuture<'_> {
-    Box::pin(delete_child::<k8s_openapi::api::networking::v1::Ingress>(
-        run, "Ingress",
-    ))
+    Box::pin(run.delete_child::<Ingress>())
 }
 
 fn delete_service(run: &mut Run) -> StepFuture<'_> {
-    Box::pin(delete_child::<k8s_openapi::api::core::v1::Service>(
-        run, "Service",
-    ))
+    Box::pin(run.delete_child::<Service>())
 }
 
 fn delete_deployment(run: &mut Run) -> StepFuture<'_> {
-    Box::pin(delete_child::<k8s_openapi::api::apps::v1::Deployment>(
-        run,
-        "Deployment",
-    ))
+    Box::pin(run.delete_child::<Deployment>())
 }
 
 /// Reconciles a live WebApp: runs the pipeline, then reports.
 pub(super) async fn apply(ctx: Arc<Context>, webapp: Arc<WebApp>) -> Result<Action> {
     let mut run = Run::new(ctx, webapp);
     match APPLY.run(&mut run).await {
+        Ok(Flow::Requeue(after)) => report(&mut run, None).await.map(|_| Action::requeue(after)),
         Ok(_) => report(&mut run, None).await,
         Err(error) => {
-            match error.class() {
-                Class::Permanent | Class::Blocked => {
-                    let failure = Failure {
-                        reason: error.reason().to_owned(),
-                        message: reconcile_kit::events::error_chain(&error),
-                    };
-                    // The error goes on to the error policy whatever the report does.
-                    if let Err(report_error) = report(&mut run, Some(&failure)).await {
-                        tracing::warn!(error = %report_error, "could not report failure");
-                    }
+            if matches!(error.class(), Class::Permanent | Class::Blocked) {
+                let failure =
+                    Failure { reason: error.reason().to_owned(), message: reconcile_kit::events::error_chain(&error) };
+                // The error goes on to the error policy whatever the report does.
+                if let Err(report_error) = report(&mut run, Some(&failure)).await {
+                    tracing::warn!(error = %report_error, "could not report failure");
                 }
-                Class::Retryable => {}
             }
             Err(error)
         }
     }
 }
 
-/// Writes the status (only if it changed) and publishes the reconcile's events.
+/// Writes the status (only if it changed) and publishes the events about it.
 async fn report(run: &mut Run, failure: Option<&Failure>) -> Result<Action> {
     let webapp = run.webapp.clone();
     let previous = webapp.status.clone().unwrap_or_default();
@@ -308,85 +254,62 @@ async fn report(run: &mut Run, failure: Option<&Failure>) -> Result<Action> {
     status_patch::patch_if_changed(&api, webapp.as_ref(), webapp.status.as_ref(), &next).await?;
 
     let reference = run.reference();
-    for (reason, note) in run.notes.drain(..) {
-        run.ctx.events.normal(&reference, reason, note).await;
-    }
-    let spec_changed = previous
-        .observed_generation
-        .is_some_and(|seen| Some(seen) < webapp.metadata.generation);
+    let spec_changed = previous.observed_generation.is_some_and(|seen| Some(seen) < webapp.metadata.generation);
     if spec_changed && failure.is_none() {
         let generation = webapp.metadata.generation.unwrap_or_default();
         run.ctx
             .events
-            .normal(
-                &reference,
-                "ResourcesSynced",
-                format!("Resources synced to generation {generation}"),
-            )
+            .normal(&reference, "ResourcesSynced", format!("Resources synced to generation {generation}"))
             .await;
     }
     if let Some(failure) = failure
-        && previous
-            .conditions
-            .iter()
-            .all(|c| c.message != failure.message)
+        && previous.conditions.iter().all(|c| c.message != failure.message)
     {
-        run.ctx
-            .events
-            .warning(&reference, &failure.reason, &failure.message)
-            .await;
+        run.ctx.events.warning(&reference, &failure.reason, &failure.message).await;
     }
     if next.phase != previous.phase
         && let Some(phase) = next.phase
     {
         tracing::info!(from = ?previous.phase, to = %phase, "phase changed");
         if phase == Phase::Running {
-            run.ctx
-                .events
-                .normal(
-                    &reference,
-                    "Running",
-                    next.message.clone().unwrap_or_default(),
-                )
-                .await;
+            run.ctx.events.normal(&reference, "Running", next.message.clone().unwrap_or_default()).await;
         }
     }
     Ok(Action::requeue(HEALTH_CHECK))
 }
 
 /// Deletes a WebApp's children in order (Ingress → Service → Deployment), waiting for
-/// each; returns `Ok` only when all are gone, which lets the finalizer go.
+/// each; returns `Ok` only when all are gone, which lets the finalizer go. Bounded: after
+/// [`CLEANUP_BUDGET`], whatever still blocks (a child that will not go, an API error
+/// that keeps coming) is reported and the finalizer released, so that no WebApp is stuck.
 pub(super) async fn cleanup(ctx: Arc<Context>, webapp: Arc<WebApp>) -> Result<Action> {
     let mut run = Run::new(ctx, webapp.clone());
-    let api = run.ctx.api::<WebApp>(&run.namespace);
-    let deleting = status::deleting(&webapp, "removing children", Timestamp::now());
-    status_patch::patch_if_changed(&api, webapp.as_ref(), webapp.status.as_ref(), &deleting)
-        .await?;
-
-    match CLEANUP.run(&mut run).await? {
-        Flow::Continue | Flow::Done => {
-            run.ctx
-                .events
-                .normal(
-                    &run.reference(),
-                    "Deleted",
-                    "All children deleted; releasing the finalizer",
-                )
-                .await;
-            Ok(Action::await_change())
+    let outcome = async {
+        let api = run.ctx.api::<WebApp>(&run.namespace);
+        let deleting = status::deleting(&webapp, "removing children", Timestamp::now());
+        if let Some(written) =
+            status_patch::patch_if_changed(&api, webapp.as_ref(), webapp.status.as_ref(), &deleting).await?
+        {
+            run.webapp = Arc::new(written);
         }
-        Flow::Requeue(_) if over_budget(&webapp) => {
-            let note = format!(
-                "Children still present after {CLEANUP_BUDGET:?}; releasing the finalizer anyway"
-            );
-            run.ctx
-                .events
-                .warning(&run.reference(), "CleanupTimeout", note)
-                .await;
-            Ok(Action::await_change())
-        }
-        Flow::Requeue(_) => Err(Error::Waiting("children are being deleted".into())),
+        CLEANUP.run(&mut run).await
     }
+    .await;
+    let blocked = match outcome {
+        Ok(Flow::Continue | Flow::Done) => {
+            run.ctx.events.normal(&run.reference(), "Deleted", "All children deleted; releasing the finalizer").await;
+            return Ok(Action::await_change());
+        }
+        Ok(Flow::Requeue(_)) => "children are still being deleted".to_owned(),
+        Err(error) => reconcile_kit::events::error_chain(&error),
+    };
+    if over_budget(&webapp) {
+        let note = format!("Cleanup incomplete after {CLEANUP_BUDGET:?} ({blocked}); releasing the finalizer anyway");
+        run.ctx.events.warning(&run.reference(), "CleanupTimeout", note).await;
+        return Ok(Action::await_change());
+    }
+    // Even a permanent error is retried here: the deletion must end, and the budget does end it.
+    Err(Error::Waiting(blocked))
 }
 
 fn over_budget(webapp: &WebApp) -> bool {

@@ -32,13 +32,7 @@ fn deployment(ready: i32) -> Deployment {
 }
 
 fn observed(ready: i32) -> Observed {
-    Observed {
-        deployment: Some(deployment(ready)),
-        service: true,
-        ingress: true,
-        selector: "a=b".into(),
-        ..Observed::default()
-    }
+    Observed { deployment: Some(deployment(ready)), service: true, ingress: true, ..Observed::default() }
 }
 
 fn now() -> Timestamp {
@@ -57,12 +51,7 @@ fn a_new_webapp_goes_creating_then_running_when_all_pods_are_ready() {
     assert_eq!(second.phase, Some(Phase::Running));
     assert!(is_true(&second.conditions, READY));
     assert_eq!((second.replicas, second.ready_replicas), (Some(2), Some(2)));
-    assert!(
-        second
-            .conditions
-            .iter()
-            .all(|c| c.observed_generation == Some(1))
-    );
+    assert!(second.conditions.iter().all(|c| c.observed_generation == Some(1)));
 }
 
 #[test]
@@ -70,22 +59,13 @@ fn a_converged_webapp_computes_the_status_it_already_has() {
     let creating = compute(&webapp(1, None), &observed(0), None, now());
     let running = compute(&webapp(1, Some(creating)), &observed(2), None, now());
     let later = Timestamp::from_second(9_999).unwrap();
-    assert_eq!(
-        compute(&webapp(1, Some(running.clone())), &observed(2), None, later),
-        running
-    );
+    assert_eq!(compute(&webapp(1, Some(running.clone())), &observed(2), None, later), running);
 }
 
 #[test]
 fn a_change_sends_a_running_webapp_back_to_creating() {
-    let running = WebAppStatus {
-        phase: Some(Phase::Running),
-        ..WebAppStatus::default()
-    };
-    let changed = Observed {
-        changed: true,
-        ..observed(2)
-    };
+    let running = WebAppStatus { phase: Some(Phase::Running), ..WebAppStatus::default() };
+    let changed = Observed { changed: true, ..observed(2) };
     let status = compute(&webapp(2, Some(running)), &changed, None, now());
     assert_eq!(status.phase, Some(Phase::Creating));
     assert_eq!(status.observed_generation, Some(2));
@@ -93,19 +73,10 @@ fn a_change_sends_a_running_webapp_back_to_creating() {
 
 #[test]
 fn failing_pods_are_named_in_the_message_and_degraded_condition() {
-    let failing = Observed {
-        pod_problems: vec!["pod web-1: container app: ImagePullBackOff".into()],
-        ..observed(0)
-    };
+    let failing = Observed { pod_problems: vec!["pod web-1: container app: ImagePullBackOff".into()], ..observed(0) };
     let status = compute(&webapp(1, None), &failing, None, now());
     assert_eq!(status.phase, Some(Phase::Creating));
-    assert!(
-        status
-            .message
-            .as_deref()
-            .unwrap()
-            .contains("ImagePullBackOff")
-    );
+    assert!(status.message.as_deref().unwrap().contains("ImagePullBackOff"));
     assert!(is_true(&status.conditions, DEGRADED));
     let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
     assert_eq!(ready.reason, "PodsFailing");
@@ -113,26 +84,11 @@ fn failing_pods_are_named_in_the_message_and_degraded_condition() {
 
 #[test]
 fn a_failure_marks_the_webapp_failed_with_the_reason() {
-    let failure = Failure {
-        reason: "NotOwned".into(),
-        message: "Deployment web already exists".into(),
-    };
-    let status = compute(
-        &webapp(1, None),
-        &Observed::default(),
-        Some(&failure),
-        now(),
-    );
+    let failure = Failure { reason: "NotOwned".into(), message: "Deployment web already exists".into() };
+    let status = compute(&webapp(1, None), &Observed::default(), Some(&failure), now());
     assert_eq!(status.phase, Some(Phase::Failed));
-    let degraded = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == DEGRADED)
-        .unwrap();
-    assert_eq!(
-        (degraded.status.as_str(), degraded.reason.as_str()),
-        ("True", "NotOwned")
-    );
+    let degraded = status.conditions.iter().find(|c| c.type_ == DEGRADED).unwrap();
+    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "NotOwned"));
     // Once the conflict is gone, the next reconcile retries through Creating.
     let retry = compute(&webapp(1, Some(status)), &observed(0), None, now());
     assert_eq!(retry.phase, Some(Phase::Creating));
@@ -149,10 +105,7 @@ fn a_new_webapp_is_pending_first() {
 
 #[test]
 fn deletion_sets_phase_deleting() {
-    let running = WebAppStatus {
-        phase: Some(Phase::Running),
-        ..WebAppStatus::default()
-    };
+    let running = WebAppStatus { phase: Some(Phase::Running), ..WebAppStatus::default() };
     let status = deleting(&webapp(1, Some(running)), "removing children", now());
     assert_eq!(status.phase, Some(Phase::Deleting));
 }
@@ -184,7 +137,7 @@ proptest! {
         let previous = WebAppStatus { phase, ..WebAppStatus::default() };
         let mut app = webapp(1, Some(previous));
         app.metadata.generation = generation;
-        let observed = Observed { deployment: Some(deployment(ready)), service, ingress, changed, pod_problems: problems, selector: String::new() };
+        let observed = Observed { deployment: Some(deployment(ready)), service, ingress, changed, pod_problems: problems };
         let failure = fail.then(|| Failure { reason: "X".into(), message: "y".into() });
         let status = compute(&app, &observed, failure.as_ref(), now());
         let next = status.phase.unwrap();
