@@ -44,7 +44,7 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',', default_value = "webapp", env = "CONTROLLERS")]
     pub controllers: Vec<ControllerKind>,
     /// Objects reconciled in parallel per controller.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, env = "CONCURRENCY")]
     pub concurrency: u16,
     /// Address of the /metrics, /healthz and /readyz server.
     #[arg(long, default_value = "127.0.0.1:8080", env = "METRICS_ADDR")]

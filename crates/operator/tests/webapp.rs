@@ -457,3 +457,41 @@ async fn the_trace_of_a_reconcile_shows_each_step() {
     );
     assert_eq!(spans.iter().filter(|s| s.step == "accept").count(), 1, "only a new WebApp is accepted: {spans:?}");
 }
+
+/// Exercise 4: deletion is never stuck when a child is already gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_with_a_child_already_gone() {
+    let (client, ns, _operator) = setup("gone").await;
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
+    services.delete("web", &DeleteParams::default()).await.unwrap();
+    api.delete("web", &DeleteParams::default()).await.unwrap();
+    let gone =
+        eventually(Duration::from_secs(30), || async { api.get_opt("web").await.ok()?.is_none().then_some(()) }).await;
+    assert!(gone.is_some(), "WebApp stuck in deletion");
+}
+
+/// The pause annotation stops changes to one WebApp until it is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_webapp_is_left_alone() {
+    let (client, ns, _operator) = setup("paused").await;
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let image = || async {
+        deployments.get("web").await.unwrap().spec.unwrap().template.spec.unwrap().containers[0].image.clone().unwrap()
+    };
+
+    let pause =
+        json!({"metadata": {"annotations": {"apps.example.com/paused": "true"}}, "spec": {"image": "nginx:1.21"}});
+    api.patch("web", &PatchParams::default(), &Patch::Merge(&pause)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(image().await, "nginx:1.20", "a paused WebApp was changed");
+
+    let resume = json!({"metadata": {"annotations": {"apps.example.com/paused": null}}});
+    api.patch("web", &PatchParams::default(), &Patch::Merge(&resume)).await.unwrap();
+    let followed =
+        eventually(Duration::from_secs(20), || async { (image().await == "nginx:1.21").then_some(()) }).await;
+    assert!(followed.is_some(), "the spec change was not applied after resuming");
+}
