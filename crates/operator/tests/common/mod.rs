@@ -195,17 +195,26 @@ impl Operator {
 
     /// Starts `controllers` for `namespace`.
     pub async fn start_with(namespace: &str, controllers: Vec<ControllerKind>) -> Self {
-        trace();
-        let metrics = free_port();
-        let config = Config {
+        Self::start_config(Self::config(namespace, controllers)).await
+    }
+
+    /// The configuration `start_with` uses: namespace-scoped, no leader election.
+    pub fn config(namespace: &str, controllers: Vec<ControllerKind>) -> Config {
+        Config {
             namespace: Some(namespace.to_owned()),
             controllers,
             concurrency: 2,
-            metrics_addr: metrics,
+            metrics_addr: free_port(),
             leader_elect: false,
             leader_election_namespace: None,
             instance: Some(format!("test-{namespace}")),
-        };
+        }
+    }
+
+    /// Starts the operator with `config` and waits until it is ready.
+    pub async fn start_config(config: Config) -> Self {
+        trace();
+        let metrics = config.metrics_addr;
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async move {
             let _ = stopped.await;

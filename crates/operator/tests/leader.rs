@@ -1,0 +1,70 @@
+//! Two replicas with leader election: only the holder of the Lease reconciles, and a
+//! leader that shuts down hands over at once.
+
+// Test helpers panic on purpose: a failed call is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use serde_json::json;
+use webapp_api::{Phase, WebApp};
+use webapp_operator::controllers::ControllerKind;
+
+fn replica(namespace: &str, name: &str) -> webapp_operator::manager::Config {
+    let mut config = Operator::config(namespace, vec![ControllerKind::Webapp]);
+    config.leader_elect = true;
+    config.leader_election_namespace = Some(namespace.to_owned());
+    config.instance = Some(name.to_owned());
+    config
+}
+
+async fn holder(leases: &Api<Lease>) -> Option<String> {
+    leases.get_opt("webapp-operator-leader").await.ok()??.spec?.holder_identity
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_reconciles_and_a_stopping_leader_hands_over() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "leader").await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns.name);
+
+    let a = Operator::start_config(replica(&ns.name, "replica-a")).await;
+    let led = eventually(Duration::from_secs(30), || async { (holder(&leases).await? == "replica-a").then_some(()) }).await;
+    assert!(led.is_some(), "replica-a never took the Lease");
+    let b = Operator::start_config(replica(&ns.name, "replica-b")).await;
+
+    let api: Api<WebApp> = Api::namespaced(client.clone(), &ns.name);
+    let webapp: WebApp = serde_json::from_value(json!({"apiVersion": "apps.example.com/v1alpha1", "kind": "WebApp",
+        "metadata": {"name": "web"}, "spec": {"image": "nginx:1.20", "replicas": 1}}))
+    .unwrap();
+    api.create(&PostParams::default(), &webapp).await.unwrap();
+    let running = eventually(Duration::from_secs(60), || async {
+        (api.get("web").await.ok()?.status?.phase? == Phase::Running).then_some(())
+    })
+    .await;
+    assert!(running.is_some(), "the leader did not reconcile");
+    let standby = "controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"}";
+    assert_eq!(b.metric(standby).await, 0.0, "the standby reconciled");
+
+    a.stop().await;
+    let handed = eventually(Duration::from_secs(30), || async { (holder(&leases).await? == "replica-b").then_some(()) }).await;
+    assert!(handed.is_some(), "replica-b never took over; holder: {:?}", holder(&leases).await);
+
+    let patch = json!({"spec": {"image": "nginx:1.21"}});
+    api.patch("web", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let followed = eventually(Duration::from_secs(30), || async {
+        let image = deployments.get("web").await.ok()?.spec?.template.spec?.containers[0].image.clone()?;
+        (image == "nginx:1.21").then_some(())
+    })
+    .await;
+    assert!(followed.is_some(), "the new leader does not reconcile");
+}
