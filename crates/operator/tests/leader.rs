@@ -37,7 +37,8 @@ async fn only_the_leader_reconciles_and_a_stopping_leader_hands_over() {
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns.name);
 
     let a = Operator::start_config(replica(&ns.name, "replica-a")).await;
-    let led = eventually(Duration::from_secs(30), || async { (holder(&leases).await? == "replica-a").then_some(()) }).await;
+    let led =
+        eventually(Duration::from_secs(30), || async { (holder(&leases).await? == "replica-a").then_some(()) }).await;
     assert!(led.is_some(), "replica-a never took the Lease");
     let b = Operator::start_config(replica(&ns.name, "replica-b")).await;
 
@@ -55,7 +56,8 @@ async fn only_the_leader_reconciles_and_a_stopping_leader_hands_over() {
     assert_eq!(b.metric(standby).await, 0.0, "the standby reconciled");
 
     a.stop().await;
-    let handed = eventually(Duration::from_secs(30), || async { (holder(&leases).await? == "replica-b").then_some(()) }).await;
+    let handed =
+        eventually(Duration::from_secs(30), || async { (holder(&leases).await? == "replica-b").then_some(()) }).await;
     assert!(handed.is_some(), "replica-b never took over; holder: {:?}", holder(&leases).await);
 
     let patch = json!({"spec": {"image": "nginx:1.21"}});

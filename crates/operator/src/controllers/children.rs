@@ -13,6 +13,17 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 
+/// An API for namespaced kind `K`: in one namespace, or all when `None`.
+pub fn scoped_api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
 /// A cached watch of children selected by `labels`: the store to read, and the stream of
 /// touched objects to hand to `Controller::owns_stream` (which must be polled for the
 /// store to fill). `managedFields` are dropped before caching: they are large and we

@@ -36,6 +36,13 @@ pub fn selector_labels(app: &str, instance: &str) -> BTreeMap<String, String> {
     labels
 }
 
+/// The label selector of every child of kind `app` this operator manages, for watches.
+pub fn kind_selector(app: &str) -> String {
+    let mut labels = child_labels(app, "");
+    labels.remove(labels::INSTANCE);
+    selector_string(&labels)
+}
+
 /// `k=v,k=v` form of a label map, for label selectors and `status.selector`.
 pub fn selector_string(labels: &BTreeMap<String, String>) -> String {
     labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")

@@ -24,7 +24,8 @@ use reconcile_kit::events::Events;
 use reconcile_kit::{Error, Result};
 use webapp_api::WebApp;
 
-use crate::controllers::children::reflect;
+use crate::controllers::children::{reflect, scoped_api};
+use crate::controllers::kind_selector;
 use crate::controllers::labels;
 
 /// Finalizer that holds a WebApp until its children are cleaned up.
@@ -66,31 +67,23 @@ pub fn controller(
     events: Events,
     concurrency: u16,
 ) -> (Controller<WebApp>, WebAppReconciler) {
-    fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-    {
-        match namespace {
-            Some(namespace) => Api::namespaced(client.clone(), namespace),
-            None => Api::all(client.clone()),
-        }
-    }
-    let selector = format!("{}={},{}={}", labels::NAME, plan::APP, labels::MANAGED_BY, reconcile_kit::MANAGER);
-    let (deployments, deployment_events) = reflect(api::<Deployment>(&client, namespace), &selector);
-    let (services, service_events) = reflect(api::<Service>(&client, namespace), &selector);
-    let (ingresses, ingress_events) = reflect(api::<Ingress>(&client, namespace), &selector);
-    let (pods, pod_events) = reflect(api::<Pod>(&client, namespace), &selector);
+    let selector = kind_selector(plan::APP);
+    let (deployments, deployment_events) = reflect(scoped_api::<Deployment>(&client, namespace), &selector);
+    let (services, service_events) = reflect(scoped_api::<Service>(&client, namespace), &selector);
+    let (ingresses, ingress_events) = reflect(scoped_api::<Ingress>(&client, namespace), &selector);
+    let (pods, pod_events) = reflect(scoped_api::<Pod>(&client, namespace), &selector);
 
-    let controller = Controller::new(api::<WebApp>(&client, namespace), watcher::Config::default().any_semantic())
-        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-        .owns_stream(deployment_events)
-        .owns_stream(service_events)
-        .owns_stream(ingress_events)
-        // Pods are not owned by the WebApp (their ReplicaSet is), so map them by label.
-        .watches_stream(pod_events, |pod: Pod| {
-            let instance = pod.labels().get(labels::INSTANCE)?.clone();
-            Some(ObjectRef::new(&instance).within(&pod.namespace()?))
-        });
+    let controller =
+        Controller::new(scoped_api::<WebApp>(&client, namespace), watcher::Config::default().any_semantic())
+            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+            .owns_stream(deployment_events)
+            .owns_stream(service_events)
+            .owns_stream(ingress_events)
+            // Pods are not owned by the WebApp (their ReplicaSet is), so map them by label.
+            .watches_stream(pod_events, |pod: Pod| {
+                let instance = pod.labels().get(labels::INSTANCE)?.clone();
+                Some(ObjectRef::new(&instance).within(&pod.namespace()?))
+            });
     let ctx = Context { client, events, deployments, services, ingresses, pods };
     (controller, WebAppReconciler { ctx: Arc::new(ctx) })
 }
