@@ -261,7 +261,7 @@ async fn restart_mid_creation_converges_without_duplicates() {
     let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
     assert_eq!(deployments.list(&ListParams::default().labels(selector)).await.unwrap().items.len(), 1);
     assert_eq!(services.list(&ListParams::default().labels(selector)).await.unwrap().items.len(), 1);
-    // Each child was created once: the second operator found them and took them over.
+    // No child was created twice: the second operator found them and took them over.
     let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
     let created: Vec<String> = events
         .list(&ListParams::default())
@@ -273,8 +273,10 @@ async fn restart_mid_creation_converges_without_duplicates() {
         .inspect(|e| assert!(e.series.is_none(), "repeated Created event: {e:?}"))
         .filter_map(|e| e.related?.kind)
         .collect();
-    assert_eq!(created.iter().filter(|k| *k == "Deployment").count(), 1, "{created:?}");
-    assert!(created.iter().filter(|k| *k == "Service").count() <= 1, "{created:?}");
+    // At most one each: the kill may even fall between a create and its event.
+    for kind in ["Deployment", "Service"] {
+        assert!(created.iter().filter(|k| *k == kind).count() <= 1, "{kind} created twice: {created:?}");
+    }
 }
 
 /// `kubectl wait --for=condition=Ready` and `kubectl get webapps` work as users expect.

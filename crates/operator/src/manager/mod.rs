@@ -152,23 +152,21 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
     };
 
     let events = Events::new(client.clone(), config.instance.clone());
-    let mut tasks = Vec::new();
+    // The controllers run as futures of this one, not as spawned tasks, so that
+    // dropping the manager (an aborted task, a test) stops every reconcile with it.
+    let mut controllers: Vec<futures::future::BoxFuture<'static, ()>> = Vec::new();
     for kind in &config.controllers {
         match kind {
             ControllerKind::Webapp => {
                 let (controller, reconciler) =
                     webapp::controller(client.clone(), config.namespace.as_deref(), events.clone(), config.concurrency);
                 let driver = Driver::new(reconciler, metrics.clone(), Backoffs::default());
-                tasks.push(tokio::spawn(driver.run(controller, stop.clone())));
+                controllers.push(driver.run(controller, stop.clone()).boxed());
             }
         }
     }
     tracing::info!(controllers = ?config.controllers, namespace = ?config.namespace, "controllers started");
-    for task in tasks {
-        if let Err(error) = task.await {
-            tracing::error!(%error, "controller task failed");
-        }
-    }
+    futures::future::join_all(controllers).await;
     drop(stop);
     if let Some(leadership) = leadership {
         if leadership.was_lost() {
