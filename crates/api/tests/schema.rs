@@ -92,7 +92,7 @@ fn every_crd_has_status_printer_columns_short_name_and_category() {
             v["additionalPrinterColumns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
         assert!(columns.contains(&"Age"), "{kind}: {columns:?}");
         assert!(crd.spec.names.short_names.as_ref().is_some_and(|s| !s.is_empty()), "{kind}: short name");
-        assert_eq!(crd.spec.names.categories.as_deref(), Some(&["webapp-operator".to_owned()][..]), "{kind}");
+        assert_eq!(crd.spec.names.categories.as_deref(), Some(&[webapp_api::CATEGORY.to_owned()][..]), "{kind}");
         let conditions = prop(&v, "status.conditions");
         assert_eq!(conditions["x-kubernetes-list-type"], "map", "{kind}");
         assert_eq!(conditions["x-kubernetes-list-map-keys"], serde_json::json!(["type"]), "{kind}");

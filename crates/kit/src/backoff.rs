@@ -51,16 +51,6 @@ impl Backoffs {
         let mut map = self.by_object.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         map.remove(key);
     }
-
-    /// Number of objects currently backing off.
-    pub fn len(&self) -> usize {
-        self.by_object.lock().map(|m| m.len()).unwrap_or(0)
-    }
-
-    /// Whether no object is backing off.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]

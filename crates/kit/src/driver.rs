@@ -77,11 +77,6 @@ impl<R: Reconciler> Driver<R> {
             })
             .await;
     }
-
-    /// Per-object backoffs (exposed for tests and diagnostics).
-    pub fn backoffs(&self) -> &Backoffs {
-        &self.backoffs
-    }
 }
 
 async fn reconcile<R: Reconciler>(object: Arc<R::Object>, driver: Arc<Driver<R>>) -> Result<Action> {

@@ -9,7 +9,6 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use crate::MANAGER;
-use crate::error::Error;
 
 /// Publishes events as `webapp-operator`.
 #[derive(Clone)]
@@ -45,11 +44,6 @@ impl Events {
     /// A Warning event: something that needs attention.
     pub async fn warning(&self, object: &ObjectReference, reason: &str, note: impl Into<String>) {
         self.publish(object, None, EventType::Warning, reason, note.into()).await;
-    }
-
-    /// A Warning event for a reconcile error, with its reason and message.
-    pub async fn error(&self, object: &ObjectReference, error: &Error) {
-        self.warning(object, error.reason(), error_chain(error)).await;
     }
 
     async fn publish(

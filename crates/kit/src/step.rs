@@ -228,11 +228,6 @@ impl<C: StepContext + 'static> Pipeline<C> {
         self
     }
 
-    /// The step names, in order.
-    pub fn names(&self) -> Vec<&'static str> {
-        self.steps.iter().map(|s| s.name()).collect()
-    }
-
     /// Runs the steps; returns the flow of the step that stopped it, or `Continue`
     /// when every step ran.
     pub async fn run(&self, ctx: &mut C) -> Result<Flow> {
