@@ -12,6 +12,7 @@
 //! - [`status`]: status patches sent only when the status changed;
 //! - [`events`]: Kubernetes Events with the operator's reporter;
 //! - [`finalizer`]: cleanup before deletion, tolerant of the object already being gone;
+//! - [`owned`]: a controller's children, applied and deleted with an Event for each change;
 //! - [`metrics`]: controller-runtime-compatible reconcile metrics;
 //! - [`driver`]: the glue that turns a reconcile function into a running controller.
 
@@ -23,6 +24,7 @@ pub mod error;
 pub mod events;
 pub mod finalizer;
 pub mod metrics;
+pub mod owned;
 pub mod phase;
 pub mod quantity;
 pub mod status;

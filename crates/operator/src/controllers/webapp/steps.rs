@@ -12,8 +12,9 @@ use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Resource, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use reconcile_kit::apply::{self, Applied, Deletion};
+use reconcile_kit::owned::Owned;
 use reconcile_kit::step::{Flow, Pipeline, StepContext, StepFuture, branch, step, timeout, when};
 use reconcile_kit::{Class, Error, Result, status as status_patch};
 use serde::Serialize;
@@ -36,6 +37,8 @@ pub(super) struct Run {
     ctx: Arc<Context>,
     webapp: Arc<WebApp>,
     namespace: String,
+    api: Api<WebApp>,
+    owned: Owned,
     children: Option<Children>,
     observed: Observed,
 }
@@ -49,7 +52,9 @@ impl StepContext for Run {
 impl Run {
     fn new(ctx: Arc<Context>, webapp: Arc<WebApp>) -> Self {
         let namespace = webapp.namespace().unwrap_or_default();
-        Run { ctx, webapp, namespace, children: None, observed: Observed::default() }
+        let api = ctx.api(&namespace);
+        let owned = Owned::new(ctx.client.clone(), ctx.events.clone(), webapp.as_ref());
+        Run { ctx, webapp, namespace, api, owned, children: None, observed: Observed::default() }
     }
 
     fn name(&self) -> String {
@@ -64,25 +69,14 @@ impl Run {
         self.webapp.object_ref(&())
     }
 
-    /// Applies one child and publishes what it did at once (so that no event is lost if
-    /// a later step fails): `Created` on creation, `<Kind>Synced` when an existing child
-    /// had to change (a spec change, or drift made by hand). Returns the child as it is now.
+    /// Applies one child (its cached copy from `store` first) and returns it as it is now.
     async fn apply_child<K>(&mut self, store: &Store<K>, desired: K, synced: &str) -> Result<K>
     where
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
     {
-        let name = self.name();
-        let cached = store.get(&ObjectRef::new(&name).within(&self.namespace)).map(|k| (*k).clone());
-        let (outcome, live) = apply::apply(&self.ctx.api(&self.namespace), cached.as_ref(), desired).await?;
-        let kind = K::kind(&());
-        let note = match outcome {
-            Applied::Unchanged => return Ok(live),
-            Applied::Created => ("Created", format!("Created {kind} {name}")),
-            Applied::Updated => (synced, format!("{kind} {name} synced to the WebApp spec")),
-        };
-        self.observed.changed = true;
-        let related = live.object_ref(&());
-        self.ctx.events.normal_about(&self.reference(), related, note.0, note.1).await;
+        let cached = store.get(&ObjectRef::new(&self.name()).within(&self.namespace));
+        let (outcome, live) = self.owned.apply(cached.as_deref(), desired, synced).await?;
+        self.observed.changed |= outcome != Applied::Unchanged;
         Ok(live)
     }
 
@@ -91,22 +85,9 @@ impl Run {
     where
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
     {
-        let (uid, name, kind) = (self.webapp.uid().unwrap_or_default(), self.name(), K::kind(&()));
-        match apply::delete::<K>(&self.ctx.api(&self.namespace), &name, &uid).await? {
+        match self.owned.delete::<K>(&self.name()).await? {
             Deletion::Gone => Ok(Flow::Continue),
-            Deletion::Requested => {
-                let related = ObjectReference {
-                    api_version: Some(K::api_version(&()).into_owned()),
-                    kind: Some(kind.clone().into_owned()),
-                    name: Some(name.clone()),
-                    namespace: Some(self.namespace.clone()),
-                    ..ObjectReference::default()
-                };
-                let note = format!("Deleting {kind} {name}");
-                self.ctx.events.normal_about(&self.reference(), related, "Deleting", note).await;
-                Ok(Flow::Requeue(DELETE_POLL))
-            }
-            Deletion::InProgress => Ok(Flow::Requeue(DELETE_POLL)),
+            Deletion::Requested | Deletion::InProgress => Ok(Flow::Requeue(DELETE_POLL)),
         }
     }
 }
@@ -143,10 +124,9 @@ static CLEANUP: LazyLock<Pipeline<Run>> = LazyLock::new(|| {
 fn accept(run: &mut Run) -> StepFuture<'_> {
     Box::pin(async move {
         let pending = status::pending(&run.webapp, Timestamp::now());
-        let api = run.ctx.api::<WebApp>(&run.namespace);
         // The rest of this reconcile starts from what is now written (status and
         // resourceVersion, the precondition of the next status write).
-        if let Some(accepted) = status_patch::patch_if_changed(&api, run.webapp.as_ref(), None, &pending).await? {
+        if let Some(accepted) = status_patch::patch_if_changed(&run.api, run.webapp.as_ref(), None, &pending).await? {
             run.webapp = Arc::new(accepted);
         }
         Ok(Flow::Continue)
@@ -250,8 +230,7 @@ async fn report(run: &mut Run, failure: Option<&Failure>) -> Result<Action> {
     let webapp = run.webapp.clone();
     let previous = webapp.status.clone().unwrap_or_default();
     let next = status::compute(&webapp, &run.observed, failure, Timestamp::now());
-    let api = run.ctx.api::<WebApp>(&run.namespace);
-    status_patch::patch_if_changed(&api, webapp.as_ref(), webapp.status.as_ref(), &next).await?;
+    status_patch::patch_if_changed(&run.api, webapp.as_ref(), webapp.status.as_ref(), &next).await?;
 
     let reference = run.reference();
     let spec_changed = previous.observed_generation.is_some_and(|seen| Some(seen) < webapp.metadata.generation);
@@ -285,10 +264,9 @@ async fn report(run: &mut Run, failure: Option<&Failure>) -> Result<Action> {
 pub(super) async fn cleanup(ctx: Arc<Context>, webapp: Arc<WebApp>) -> Result<Action> {
     let mut run = Run::new(ctx, webapp.clone());
     let outcome = async {
-        let api = run.ctx.api::<WebApp>(&run.namespace);
         let deleting = status::deleting(&webapp, "removing children", Timestamp::now());
         if let Some(written) =
-            status_patch::patch_if_changed(&api, webapp.as_ref(), webapp.status.as_ref(), &deleting).await?
+            status_patch::patch_if_changed(&run.api, webapp.as_ref(), webapp.status.as_ref(), &deleting).await?
         {
             run.webapp = Arc::new(written);
         }

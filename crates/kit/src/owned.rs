@@ -1,0 +1,88 @@
+//! The children of one object, applied and deleted with an Event about each change.
+//!
+//! [`apply`](crate::apply) decides whether to write; this adds what every controller
+//! reports about it, the same way: `Created` when a child appears, a controller-chosen
+//! `<Kind>Synced` reason when an existing child had to change (a spec change, or drift
+//! made by hand), and `Deleting` when a child is asked to go. Each Event names the child
+//! as its related object, so events of one reason about different children stay apart.
+
+use std::fmt::Debug;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::apply::{self, Applied, Deletion};
+use crate::error::Result;
+use crate::events::Events;
+
+/// The children of one owner, in its namespace.
+pub struct Owned {
+    client: Client,
+    events: Events,
+    namespace: String,
+    owner: ObjectReference,
+    owner_uid: String,
+}
+
+impl Owned {
+    /// The children of `owner`.
+    pub fn new<O: Resource<DynamicType = ()>>(client: Client, events: Events, owner: &O) -> Self {
+        Owned {
+            client,
+            events,
+            namespace: owner.namespace().unwrap_or_default(),
+            owner: owner.object_ref(&()),
+            owner_uid: owner.uid().unwrap_or_default(),
+        }
+    }
+
+    fn api<K: Resource<DynamicType = (), Scope = NamespaceResourceScope>>(&self) -> Api<K> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// Applies one child (see [`apply::apply`]; `cached` is the store's copy) and
+    /// publishes what it did at once, so that no event is lost if a later step fails.
+    /// Returns what was done and the child as it is now.
+    pub async fn apply<K>(&self, cached: Option<&K>, desired: K, synced_reason: &str) -> Result<(Applied, K)>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
+    {
+        let (outcome, live) = apply::apply(&self.api(), cached, desired).await?;
+        let (kind, name) = (K::kind(&()), live.name_any());
+        let (reason, note) = match outcome {
+            Applied::Unchanged => return Ok((outcome, live)),
+            Applied::Created => ("Created", format!("Created {kind} {name}")),
+            Applied::Updated => (synced_reason, format!("{kind} {name} synced to the {} spec", self.kind())),
+        };
+        self.events.normal_about(&self.owner, live.object_ref(&()), reason, note).await;
+        Ok((outcome, live))
+    }
+
+    /// Deletes the child `name` if this owner controls it (see [`apply::delete`]), with a
+    /// `Deleting` event when the deletion is asked for.
+    pub async fn delete<K>(&self, name: &str) -> Result<Deletion>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
+    {
+        let deletion = apply::delete::<K>(&self.api(), name, &self.owner_uid).await?;
+        if deletion == Deletion::Requested {
+            let related = ObjectReference {
+                api_version: Some(K::api_version(&()).into_owned()),
+                kind: Some(K::kind(&()).into_owned()),
+                name: Some(name.to_owned()),
+                namespace: Some(self.namespace.clone()),
+                ..ObjectReference::default()
+            };
+            let note = format!("Deleting {} {name}", K::kind(&()));
+            self.events.normal_about(&self.owner, related, "Deleting", note).await;
+        }
+        Ok(deletion)
+    }
+
+    fn kind(&self) -> &str {
+        self.owner.kind.as_deref().unwrap_or("owner")
+    }
+}
