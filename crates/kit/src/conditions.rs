@@ -3,9 +3,9 @@
 //! unless the condition's status flipped, so a reconcile that changes nothing produces
 //! a status equal to the old one and writes nothing (kube#354).
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use webapp_api::common::Condition;
 
 /// Condition type: the object is fully available.
 pub const READY: &str = "Ready";

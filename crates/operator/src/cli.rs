@@ -40,8 +40,8 @@ pub struct RunArgs {
     /// Watch only this namespace (namespace-scoped mode). All namespaces when unset.
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
-    /// Controllers to run.
-    #[arg(long, value_delimiter = ',', default_value = "webapp", env = "CONTROLLERS")]
+    /// Controllers to run (comma-separated). All when unset.
+    #[arg(long, value_delimiter = ',', env = "CONTROLLERS")]
     pub controllers: Vec<ControllerKind>,
     /// Objects reconciled in parallel per controller.
     #[arg(long, default_value_t = 4, env = "CONCURRENCY")]
@@ -61,6 +61,21 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "LOG_FORMAT")]
     pub log_format: LogFormat,
+}
+
+impl From<RunArgs> for Config {
+    fn from(args: RunArgs) -> Self {
+        let controllers = if args.controllers.is_empty() { ControllerKind::ALL.to_vec() } else { args.controllers };
+        Config {
+            namespace: args.namespace,
+            controllers,
+            concurrency: args.concurrency,
+            metrics_addr: args.metrics_addr,
+            leader_elect: args.leader_elect,
+            leader_election_namespace: args.leader_election_namespace,
+            instance: args.instance,
+        }
+    }
 }
 
 /// What can go wrong at the top level.

@@ -10,14 +10,11 @@ use std::sync::Arc;
 
 use futures::future::{FutureExt, Shared};
 use prometheus_client::registry::Registry;
-use reconcile_kit::backoff::Backoffs;
-use reconcile_kit::driver::Driver;
 use reconcile_kit::events::Events;
 use reconcile_kit::metrics::Metrics;
 use tokio::sync::watch;
 
-use crate::cli::RunArgs;
-use crate::controllers::{ControllerKind, webapp};
+use crate::controllers::{ControllerKind, Setup};
 
 pub use client::ClientMetrics;
 
@@ -38,20 +35,6 @@ pub struct Config {
     pub leader_election_namespace: Option<String>,
     /// Identity of this instance.
     pub instance: Option<String>,
-}
-
-impl From<RunArgs> for Config {
-    fn from(args: RunArgs) -> Self {
-        Config {
-            namespace: args.namespace,
-            controllers: args.controllers,
-            concurrency: args.concurrency,
-            metrics_addr: args.metrics_addr,
-            leader_elect: args.leader_elect,
-            leader_election_namespace: args.leader_election_namespace,
-            instance: args.instance,
-        }
-    }
 }
 
 /// Why the manager stopped with an error.
@@ -151,20 +134,17 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
         None => shutdown.clone(),
     };
 
-    let events = Events::new(client.clone(), config.instance.clone());
+    let setup = Setup {
+        client: client.clone(),
+        namespace: config.namespace.clone(),
+        events: Events::new(client.clone(), config.instance.clone()),
+        concurrency: config.concurrency,
+        metrics,
+    };
     // The controllers run as futures of this one, not as spawned tasks, so that
     // dropping the manager (an aborted task, a test) stops every reconcile with it.
-    let mut controllers: Vec<futures::future::BoxFuture<'static, ()>> = Vec::new();
-    for kind in &config.controllers {
-        match kind {
-            ControllerKind::Webapp => {
-                let (controller, reconciler) =
-                    webapp::controller(client.clone(), config.namespace.as_deref(), events.clone(), config.concurrency);
-                let driver = Driver::new(reconciler, metrics.clone(), Backoffs::default());
-                controllers.push(driver.run(controller, stop.clone()).boxed());
-            }
-        }
-    }
+    let controllers = config.controllers.iter().map(|kind| setup.run(*kind, stop.clone()));
+    let controllers: Vec<_> = controllers.collect();
     tracing::info!(controllers = ?config.controllers, namespace = ?config.namespace, "controllers started");
     futures::future::join_all(controllers).await;
     drop(stop);
