@@ -336,6 +336,40 @@ async fn a_no_op_reconcile_makes_zero_writes() {
     assert_eq!(writes().await, writes_before, "a converged WebApp was written to");
 }
 
+/// At rest, a WebApp costs no request at all: a forced resync of a converged WebApp
+/// without a domain reads its children (and the absent Ingress) from the caches only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_converged_webapp_sends_no_request_at_all() {
+    let (client, ns, operator) = setup("noread").await;
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+    let requests = || async {
+        let mut total = 0.0;
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            total += operator.metric(&format!("kube_client_requests_total{{method=\"{method}\"}}")).await;
+        }
+        total
+    };
+    let reconciles = || operator.metric("controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"}");
+    // Convergence's own events and status writes settle first: two quiet seconds.
+    let before = eventually(Duration::from_secs(30), || async {
+        let before = (requests().await, reconciles().await);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        (before == (requests().await, reconciles().await)).then_some(before)
+    })
+    .await
+    .expect("the operator never settled");
+    for i in 0..3 {
+        let patch = json!({"metadata": {"annotations": {"test/resync": i.to_string()}}});
+        api.patch("web", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+        let seen = before.1 + f64::from(i) + 1.0;
+        eventually(Duration::from_secs(20), || async { (reconciles().await >= seen).then_some(()) })
+            .await
+            .expect("no reconcile");
+    }
+    assert_eq!(requests().await, before.0, "a converged WebApp sent requests");
+}
+
 /// A permanently broken WebApp goes Failed and is not retried in a loop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permanent_error_does_not_hot_loop() {

@@ -203,6 +203,19 @@ impl<W: Workload> Run<W> {
         }
     }
 
+    /// Deletes the child of kind `K` if `store` holds it, like [`Run::delete_child`]. A
+    /// child the cache does not hold was never ours (ours carry the labels the cache
+    /// selects on), so a reconcile that finds nothing to remove sends no request.
+    pub async fn delete_cached_child<K>(&mut self, store: &Store<K>) -> Result<Flow>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
+    {
+        if store.get(&ObjectRef::new(&self.name()).within(&self.namespace)).is_none() {
+            return Ok(Flow::Continue);
+        }
+        self.delete_child::<K>().await
+    }
+
     fn previous(&self) -> Previous<'_> {
         self.object.status().map(Previous::of).unwrap_or_default()
     }
