@@ -539,3 +539,40 @@ async fn a_paused_webapp_is_left_alone() {
         eventually(Duration::from_secs(20), || async { (image().await == "nginx:1.21").then_some(()) }).await;
     assert!(followed.is_some(), "the spec change was not applied after resuming");
 }
+
+/// kstatus (sigs.k8s.io/cli-utils), which Flux, Argo CD and kpt judge health with, reads
+/// a Running WebApp as Current, one still creating as InProgress, and a Failed one as
+/// Failed (so a pipeline fails at once instead of waiting for its timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kstatus_reads_running_creating_and_failed() {
+    use std::io::Write;
+    let (client, ns, _operator) = setup("kstatus").await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let theirs: Deployment = serde_json::from_value(json!({"metadata": {"name": "failed"},
+        "spec": {"selector": {"matchLabels": {"app": "theirs"}},
+            "template": {"metadata": {"labels": {"app": "theirs"}}, "spec": {"containers": [{"name": "c", "image": "httpd:2"}]}}}}))
+    .unwrap();
+    deployments.create(&PostParams::default(), &theirs).await.unwrap();
+    let api = create(&client, &ns.name, "running", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    create(&client, &ns.name, "creating", json!({"image": "nginx:does-not-exist", "replicas": 1})).await;
+    create(&client, &ns.name, "failed", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    wait_for(&api, "running", "Running", running_at(1)).await;
+    wait_for(&api, "failed", "Failed", |w| phase(w) == Some(Phase::Failed)).await;
+    wait_for(&api, "creating", "failing pods", |w| {
+        w.status.as_ref().and_then(|s| s.message.as_deref()).is_some_and(|m| m.contains("ImagePullBackOff"))
+    })
+    .await;
+
+    let objects = kubectl_ok(&["-n", &ns.name, "get", "webapps", "-o", "json"]);
+    let mut checker = tool("kstatus")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("cannot run kstatus");
+    checker.stdin.take().unwrap().write_all(objects.as_bytes()).unwrap();
+    let output = checker.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let mut verdicts: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect();
+    verdicts.sort();
+    assert_eq!(verdicts, ["creating InProgress", "failed Failed", "running Current"]);
+}
