@@ -576,3 +576,33 @@ async fn kstatus_reads_running_creating_and_failed() {
     verdicts.sort();
     assert_eq!(verdicts, ["creating InProgress", "failed Failed", "running Current"]);
 }
+
+/// Pods that are never created (a full ResourceQuota) leave no pod to explain them: the
+/// WebApp says so from its Deployment's conditions, and recovers once the quota allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_quota_is_explained_and_recovers_when_raised() {
+    use k8s_openapi::api::core::v1::ResourceQuota;
+    let (client, ns, _operator) = setup("quota").await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), &ns.name);
+    let quota: ResourceQuota =
+        serde_json::from_value(json!({"metadata": {"name": "pods"}, "spec": {"hard": {"pods": "0"}}})).unwrap();
+    quotas.create(&PostParams::default(), &quota).await.unwrap();
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    let webapp = wait_for(&api, "web", "a message naming the quota", |w| {
+        w.status.as_ref().and_then(|s| s.message.as_deref()).is_some_and(|m| m.contains("exceeded quota"))
+    })
+    .await;
+    let status = webapp.status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Creating));
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Degraded" && c.status == "True" && c.message.contains("FailedCreate")),
+        "{status:#?}"
+    );
+
+    let raise = json!({"spec": {"hard": {"pods": "10"}}});
+    quotas.patch("pods", &PatchParams::default(), &Patch::Merge(&raise)).await.unwrap();
+    wait_for(&api, "web", "Running once the quota allows", running_at(1)).await;
+}
