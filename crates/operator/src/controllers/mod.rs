@@ -47,6 +47,9 @@ pub struct Setup {
     pub concurrency: u16,
     /// Reconcile metrics, shared by every controller.
     pub metrics: Metrics,
+    /// How long a deletion waits for children to go, from its first attempt, before it
+    /// releases the finalizer anyway.
+    pub cleanup_budget: std::time::Duration,
 }
 
 impl Setup {

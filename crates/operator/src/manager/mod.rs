@@ -35,6 +35,8 @@ pub struct Config {
     pub leader_election_namespace: Option<String>,
     /// Identity of this instance.
     pub instance: Option<String>,
+    /// How long a deletion waits for children to go before releasing the finalizer.
+    pub cleanup_budget: std::time::Duration,
 }
 
 /// Why the manager stopped with an error.
@@ -140,6 +142,7 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
         events: Events::new(client.clone(), config.instance.clone()),
         concurrency: config.concurrency,
         metrics,
+        cleanup_budget: config.cleanup_budget,
     };
     // The controllers run as futures of this one, not as spawned tasks, so that
     // dropping the manager (an aborted task, a test) stops every reconcile with it.

@@ -213,6 +213,7 @@ impl Operator {
             leader_elect: false,
             leader_election_namespace: None,
             instance: Some(format!("test-{namespace}")),
+            cleanup_budget: Duration::from_secs(120),
         }
     }
 
