@@ -661,7 +661,7 @@ async fn an_operator_down_longer_than_the_budget_still_cleans_up_in_order() {
     install_crds(&client).await;
     let ns = TestNamespace::new(&client, "budget").await;
     let config = || Config {
-        cleanup_budget: Duration::from_secs(3),
+        cleanup_budget: Duration::from_secs(10),
         ..Operator::config(&ns.name, vec![ControllerKind::Webapp])
     };
     let operator = Operator::start_config(config()).await;
