@@ -1,0 +1,122 @@
+//! The WebApp operator among other writers, on the real local control plane: fields
+//! other field managers own are theirs (no apply war with `kubectl set env` or a
+//! sidecar injector).
+
+// Test helpers panic on purpose: a failed call is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::{Value, json};
+use webapp_api::WebApp;
+
+/// The PATCH requests the operator has sent (status, applies, event series).
+async fn patches(operator: &Operator) -> f64 {
+    operator.metric("kube_client_requests_total{method=\"PATCH\"}").await
+}
+
+/// Forces one reconcile of WebApp `web` (a metadata-only change) and waits until the
+/// operator has finished it.
+async fn resync(operator: &Operator, api: &Api<WebApp>, mark: &str) {
+    let reconciles = || operator.metric("controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"}");
+    let before = reconciles().await;
+    let patch = json!({"metadata": {"annotations": {"test/resync": mark}}});
+    api.patch("web", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    eventually(Duration::from_secs(20), || async { (reconciles().await > before).then_some(()) })
+        .await
+        .expect("the forced resync was never reconciled");
+}
+
+/// The `fieldsV1` of field manager `manager` on `deployment`, as JSON text.
+fn fields_of(deployment: &Deployment, manager: &str) -> String {
+    let entries = deployment.metadata.managed_fields.iter().flatten().filter(|f| f.manager.as_deref() == Some(manager));
+    entries.map(|f| serde_json::to_string(&f.fields_v1).unwrap()).collect::<Vec<_>>().join("\n")
+}
+
+/// Asserts what the operator still owns on Deployment `web`: its container's image and
+/// its env var, and not `other_field` (a field another manager added).
+fn assert_ours(deployment: &Deployment, other_field: &str) {
+    let ours = fields_of(deployment, "webapp-operator");
+    for field in [r#"k:{\"name\":\"app\"}"#, "f:image", r#"k:{\"name\":\"ENV\"}"#] {
+        assert!(ours.contains(field), "the operator no longer owns {field}: {ours}");
+    }
+    assert!(!ours.contains(other_field), "the operator took {other_field}: {ours}");
+}
+
+/// Waits until the rollout of Deployment `web` that another manager's change started
+/// is over and the WebApp is Running again, then proves the operator is at rest: forced
+/// resyncs are reconciled and send no PATCH at all (no apply, no status, no event).
+async fn settles(operator: &Operator, deployments: &Api<Deployment>, api: &Api<WebApp>) {
+    eventually(Duration::from_secs(60), || async {
+        let deployment = deployments.get("web").await.ok()?;
+        let status = deployment.status?;
+        let done = status.observed_generation == deployment.metadata.generation
+            && status.updated_replicas == Some(1)
+            && status.ready_replicas == Some(1)
+            && status.replicas == Some(1);
+        done.then_some(())
+    })
+    .await
+    .expect("the rollout of the changed Deployment never finished");
+    wait_for(api, "web", "Running again", running_at(1)).await;
+    // The first resync is reconciled from the final state of the rollout, so whatever
+    // the operator still had to say about it is said before the count starts.
+    resync(operator, api, "1").await;
+    let before = patches(operator).await;
+    resync(operator, api, "2").await;
+    resync(operator, api, "3").await;
+    assert_eq!(patches(operator).await, before, "the operator keeps writing to a converged WebApp");
+}
+
+/// `kubectl set env` adds an env var the WebApp does not have: it is kubectl's, not drift.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_set_env_is_not_fought() {
+    let (client, ns, operator) = setup("setenv").await;
+    let api =
+        create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1, "env": {"ENV": "prod"}})).await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    kubectl_ok(&["-n", &ns.name, "set", "env", "deployment/web", "FOO=1"]);
+    settles(&operator, &deployments, &api).await;
+
+    let deployment = deployments.get("web").await.unwrap();
+    let container = &deployment.spec.clone().unwrap().template.spec.unwrap().containers[0];
+    let env: Vec<(String, Option<String>)> =
+        container.env.iter().flatten().map(|e| (e.name.clone(), e.value.clone())).collect();
+    assert_eq!(
+        env,
+        [("ENV".to_owned(), Some("prod".to_owned())), ("FOO".to_owned(), Some("1".to_owned()))],
+        "both env vars stay"
+    );
+    assert_ours(&deployment, r#"k:{\"name\":\"FOO\"}"#);
+}
+
+/// Another field manager's server-side apply adds a sidecar container: it stays, and
+/// the operator neither removes it nor re-applies on every reconcile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_added_by_another_manager_is_not_fought() {
+    let (client, ns, operator) = setup("sidecar").await;
+    let api =
+        create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1, "env": {"ENV": "prod"}})).await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let sidecar: Value = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"template": {"spec": {"containers": [{"name": "proxy", "image": "envoyproxy/envoy:v1.31"}]}}}});
+    deployments.patch("web", &PatchParams::apply("sidecar-injector"), &Patch::Apply(&sidecar)).await.unwrap();
+    settles(&operator, &deployments, &api).await;
+
+    let deployment = deployments.get("web").await.unwrap();
+    let containers = deployment.spec.clone().unwrap().template.spec.unwrap().containers;
+    let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["app", "proxy"], "the sidecar stays next to our container");
+    assert_ours(&deployment, r#"k:{\"name\":\"proxy\"}"#);
+    assert!(fields_of(&deployment, "sidecar-injector").contains(r#"k:{\"name\":\"proxy\"}"#));
+}
