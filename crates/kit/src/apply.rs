@@ -5,6 +5,11 @@
 //! (zero writes per no-op reconcile); everything else is one server-side apply with the
 //! operator's field manager, which also undoes hand-made drift on the fields we own.
 //!
+//! Writes to an existing child carry the uid of the object whose ownership was checked,
+//! so an object deleted and re-created under the same name in between (by someone
+//! else) is neither overwritten nor deleted: the write is refused and the next
+//! reconcile looks again ([`Error::Stale`]).
+//!
 //! "Already matches" is two checks. The annotation [`APPLIED_HASH`] holds a hash of the
 //! last applied intent, which catches fields we stopped setting (an env var removed from
 //! the spec must be removed from the child). And every field we set must still hold
@@ -18,7 +23,7 @@
 use std::fmt::Debug;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{DeleteParams, Patch, PatchParams, PropagationPolicy};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions, PropagationPolicy};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -106,13 +111,28 @@ where
     }
 
     desired.annotations_mut().insert(APPLIED_HASH.into(), hash);
+    // A server-side apply takes no preconditions, but the uid of the object we checked
+    // ownership on works as one: the API server refuses the patch if the object was
+    // replaced meanwhile (422, `metadata.uid` is immutable) or deleted (409, "uid
+    // mismatch"), so an object swapped in after our check is never taken over.
+    desired.meta_mut().uid = live.as_ref().and_then(|live| live.uid());
     let params = PatchParams::apply(MANAGER).force();
-    let applied = api
-        .patch(&name, &params, &Patch::Apply(&desired))
-        .await
-        .map_err(|e| Error::kube(format!("apply {kind} {name}"), e))?;
+    let applied = api.patch(&name, &params, &Patch::Apply(&desired)).await.map_err(|e| match e {
+        kube::Error::Api(status) if is_uid_refusal(&status) => Error::Stale { kind: kind.clone(), name: name.clone() },
+        e => Error::kube(format!("apply {kind} {name}"), e),
+    })?;
     let outcome = if live.is_some() { Applied::Updated } else { Applied::Created };
     Ok((outcome, applied))
+}
+
+/// Whether the API server refused a write because the object is no longer the one
+/// whose uid the write carried: a precondition failure or a patch of an object that is
+/// gone (409), or a patch of an object re-created under the same name (422, the
+/// immutable `metadata.uid`).
+pub fn is_uid_refusal(status: &kube::core::Status) -> bool {
+    let uid_cause = status.details.iter().flat_map(|d| &d.causes).any(|c| c.field == "metadata.uid");
+    (status.code == 409 && (status.message.contains("UID") || status.message.contains("uid")))
+        || (status.code == 422 && uid_cause)
 }
 
 /// Deletes the child `name` if it is controlled by `owner_uid`, and reports whether it
@@ -131,10 +151,19 @@ where
     if live.meta().deletion_timestamp.is_some() {
         return Ok(Deletion::InProgress);
     }
-    let params = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
+    // The uid we checked ownership on: an object of the same name swapped in after the
+    // check is not deleted (the API server answers 409).
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        preconditions: Some(Preconditions { uid: live.uid(), resource_version: None }),
+        ..DeleteParams::default()
+    };
     match api.delete(name, &params).await {
         Ok(_) => Ok(Deletion::Requested),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(Deletion::Gone),
+        Err(kube::Error::Api(status)) if is_uid_refusal(&status) => {
+            Err(Error::Stale { kind: kind.into_owned(), name: name.to_owned() })
+        }
         Err(e) => Err(Error::kube(format!("delete {kind} {name}"), e)),
     }
 }

@@ -1,6 +1,7 @@
 //! The WebApp operator among other writers, on the real local control plane: fields
 //! other field managers own are theirs (no apply war with `kubectl set env` or a
-//! sidecar injector).
+//! sidecar injector); a child swapped for another object of the same name is neither
+//! overwritten nor deleted (the API server's answers that the kit relies on).
 
 // Test helpers panic on purpose: a failed call is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,8 +12,10 @@ use std::time::Duration;
 
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::Api;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::{Api, ResourceExt};
+use reconcile_kit::apply::is_uid_refusal;
 use serde_json::{Value, json};
 use webapp_api::WebApp;
 
@@ -119,4 +122,57 @@ async fn a_sidecar_added_by_another_manager_is_not_fought() {
     assert_eq!(names, ["app", "proxy"], "the sidecar stays next to our container");
     assert_ours(&deployment, r#"k:{\"name\":\"proxy\"}"#);
     assert!(fields_of(&deployment, "sidecar-injector").contains(r#"k:{\"name\":\"proxy\"}"#));
+}
+
+/// What `reconcile_kit::apply` relies on for its uid preconditions, checked on the real
+/// API server: a server-side apply or a delete carrying the uid of an object that was
+/// deleted and re-created under the same name (or that is gone) is refused, and the
+/// new object is left as it was.
+#[tokio::test]
+async fn writes_carrying_the_uid_of_a_replaced_object_are_refused() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "uid").await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
+    let object = |value: &str| -> ConfigMap {
+        serde_json::from_value(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web"}, "data": {"a": value}}),
+        )
+        .unwrap()
+    };
+    let checked = api.create(&PostParams::default(), &object("ours")).await.unwrap();
+    api.delete("web", &DeleteParams::default()).await.unwrap();
+    let theirs = api.create(&PostParams::default(), &object("theirs")).await.unwrap();
+    assert_ne!(checked.uid(), theirs.uid());
+
+    let refused = |result: Result<(), kube::Error>| match result {
+        Err(kube::Error::Api(status)) => {
+            assert!(is_uid_refusal(&status), "not recognised as a uid refusal: {status:?}");
+            status.code
+        }
+        other => panic!("the write went through: {other:?}"),
+    };
+    let mut apply = object("taken over");
+    apply.metadata.uid = checked.uid();
+    let params = PatchParams::apply("webapp-operator").force();
+    assert_eq!(
+        refused(api.patch("web", &params, &Patch::Apply(&apply)).await.map(|_| ())),
+        422,
+        "apply to a replaced object"
+    );
+    let stale = DeleteParams {
+        preconditions: Some(Preconditions { uid: checked.uid(), resource_version: None }),
+        ..DeleteParams::default()
+    };
+    assert_eq!(refused(api.delete("web", &stale).await.map(|_| ())), 409, "delete of a replaced object");
+    let after = api.get("web").await.unwrap();
+    assert_eq!((after.uid(), after.data.unwrap()["a"].as_str()), (theirs.uid(), "theirs"), "their object is untouched");
+
+    // Gone altogether: an apply carrying a uid does not create a new object either.
+    api.delete("web", &DeleteParams::default()).await.unwrap();
+    assert_eq!(
+        refused(api.patch("web", &params, &Patch::Apply(&apply)).await.map(|_| ())),
+        409,
+        "apply to a deleted object"
+    );
+    assert!(api.get_opt("web").await.unwrap().is_none());
 }
