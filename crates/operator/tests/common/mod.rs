@@ -35,15 +35,24 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The cluster tests start when `WEBAPP_TEST_KUBECONFIG` is unset: `CLUSTER_NAME`, by
+/// default one of their own, never the `make run` one (whose operator would reconcile
+/// the tests' objects).
+pub const TEST_CLUSTER: &str = "webapp-operator-test";
+
 /// Path of the local control plane's kubeconfig: `WEBAPP_TEST_KUBECONFIG`, or what
-/// `hack/cluster/up` prints (starting the cluster if needed).
+/// `hack/cluster/up` prints (starting the test cluster if needed).
 pub fn kubeconfig_path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
         if let Ok(path) = std::env::var("WEBAPP_TEST_KUBECONFIG") {
             return PathBuf::from(path);
         }
-        let output = Command::new(repo().join("hack/cluster/up")).output().expect("cannot run hack/cluster/up");
+        let cluster = std::env::var("CLUSTER_NAME").unwrap_or_else(|_| TEST_CLUSTER.to_owned());
+        let output = Command::new(repo().join("hack/cluster/up"))
+            .env("CLUSTER_NAME", cluster)
+            .output()
+            .expect("cannot run hack/cluster/up");
         assert!(
             output.status.success(),
             "hack/cluster/up failed; integration tests need the local control plane:\n{}",
