@@ -1,7 +1,8 @@
 //! The WebApp operator among other writers, on the real local control plane: fields
 //! other field managers own are theirs (no apply war with `kubectl set env` or a
 //! sidecar injector); a child swapped for another object of the same name is neither
-//! overwritten nor deleted (the API server's answers that the kit relies on).
+//! overwritten nor deleted (the API server's answers that the kit relies on); a 403
+//! clears by itself once RBAC is fixed.
 
 // Test helpers panic on purpose: a failed call is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -13,11 +14,13 @@ use std::time::Duration;
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Api, ResourceExt};
 use reconcile_kit::apply::is_uid_refusal;
 use serde_json::{Value, json};
-use webapp_api::WebApp;
+use webapp_api::{Phase, WebApp};
+use webapp_operator::controllers::ControllerKind;
 
 /// The PATCH requests the operator has sent (status, applies, event series).
 async fn patches(operator: &Operator) -> f64 {
@@ -175,4 +178,71 @@ async fn writes_carrying_the_uid_of_a_replaced_object_are_refused() {
         "apply to a deleted object"
     );
     assert!(api.get_opt("web").await.unwrap().is_none());
+}
+
+/// The operator's rules (config/rbac/role.yaml) as a Role in one namespace, with
+/// `services` read-only unless `services_writable`.
+fn operator_role(services_writable: bool) -> Value {
+    let service_verbs = if services_writable {
+        json!(["get", "list", "watch", "create", "patch", "delete"])
+    } else {
+        json!(["get", "list", "watch"])
+    };
+    let writable = json!(["get", "list", "watch", "create", "patch", "delete"]);
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "operator"}, "rules": [
+        {"apiGroups": ["apps.example.com"], "resources": ["webapps"], "verbs": ["get", "list", "watch", "patch"]},
+        {"apiGroups": ["apps.example.com"], "resources": ["webapps/status"], "verbs": ["patch"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": writable},
+        {"apiGroups": [""], "resources": ["services"], "verbs": service_verbs},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": writable},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}]})
+}
+
+/// A 403 is not a spec problem: the WebApp shows it (Failed, Forbidden) and comes back
+/// by itself once RBAC allows the request, without any change to the WebApp.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_child_recovers_once_rbac_is_fixed() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "forbidden").await;
+    let user = format!("webapp-operator-{}", ns.name);
+    let apply = PatchParams::apply("webapp-operator-tests").force();
+    let roles: Api<Role> = Api::namespaced(client.clone(), &ns.name);
+    let role: Role = serde_json::from_value(operator_role(false)).unwrap();
+    roles.patch("operator", &apply, &Patch::Apply(&role)).await.unwrap();
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), &ns.name);
+    let binding: RoleBinding =
+        serde_json::from_value(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "operator"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "operator"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]}))
+        .unwrap();
+    bindings.patch("operator", &apply, &Patch::Apply(&binding)).await.unwrap();
+
+    let mut kube_config = kube_config().await;
+    kube_config.auth_info.impersonate = Some(user);
+    let _operator = Operator::start_as(Operator::config(&ns.name, vec![ControllerKind::Webapp]), kube_config).await;
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    let failed = wait_for(&api, "web", "Failed/Forbidden", |w| phase(w) == Some(Phase::Failed)).await;
+    let status = failed.status.unwrap();
+    assert!(
+        status.conditions.iter().any(|c| c.type_ == "Degraded" && c.status == "True" && c.reason == "Forbidden"),
+        "{status:#?}"
+    );
+    // Let the Deployment settle, so no event of its own wakes the operator up: from
+    // here on only the re-check can notice the fix.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    eventually(Duration::from_secs(60), || async {
+        let status = deployments.get("web").await.ok()?.status?;
+        let done = status.conditions.iter().flatten().any(|c| c.reason.as_deref() == Some("NewReplicaSetAvailable"));
+        (done && status.available_replicas == Some(1)).then_some(())
+    })
+    .await
+    .expect("the Deployment never finished its rollout");
+
+    let role: Role = serde_json::from_value(operator_role(true)).unwrap();
+    roles.patch("operator", &apply, &Patch::Apply(&role)).await.unwrap();
+    let recovered = wait_for(&api, "web", "Running after the RBAC fix", running_at(1)).await;
+    assert_eq!(recovered.metadata.generation, Some(1), "the WebApp itself was not touched");
 }

@@ -229,6 +229,12 @@ impl Operator {
 
     /// Starts the operator with `config` and waits until it is ready.
     pub async fn start_config(config: Config) -> Self {
+        Self::start_as(config, kube_config().await).await
+    }
+
+    /// Starts the operator with `config` and client configuration `kube_config` (say,
+    /// impersonating a user with less privilege) and waits until it is ready.
+    pub async fn start_as(config: Config, kube_config: kube::Config) -> Self {
         trace();
         let metrics = config.metrics_addr;
         let (stop, stopped) = oneshot::channel::<()>();
@@ -237,7 +243,6 @@ impl Operator {
         }
         .boxed()
         .shared();
-        let kube_config = kube_config().await;
         let task = tokio::spawn(async move {
             manager::run_with(config, kube_config, shutdown).await.expect("operator failed");
         });
