@@ -23,6 +23,22 @@ fn image_reference_pattern() -> String {
     format!("^(?:{host}/)?{path_part}(?:/{path_part})*(?::{tag})?(?:@{digest})?$")
 }
 
+/// Bounds on the `limits` and `requests` maps of a `ResourceRequirements` schema. The
+/// API server refuses a CEL rule whose worst case it cannot bound; these let it bound
+/// the `isQuantity` rules (and no real container has 32 kinds of resources or a
+/// 64-character quantity).
+fn bounded_quantities(schema: &mut schemars::Schema) {
+    for list in ["limits", "requests"] {
+        let Some(map) = schema.pointer_mut(&format!("/properties/{list}")).and_then(|m| m.as_object_mut()) else {
+            continue;
+        };
+        map.insert("maxProperties".into(), 32.into());
+        if let Some(value) = map.get_mut("additionalProperties").and_then(|v| v.as_object_mut()) {
+            value.insert("maxLength".into(), 64.into());
+        }
+    }
+}
+
 /// Schema of `spec.image`: bounded length, and CEL rules that refuse what no runtime
 /// could pull, each with a message that says what is wrong.
 fn image_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -122,6 +138,7 @@ pub struct WebAppSpec {
     /// CPU and memory requests and limits of the container. Every value is a quantity,
     /// such as `500m` or `2` (CPU) and `128Mi` or `1Gi` (memory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = bounded_quantities)]
     #[schemars(extend(
         "x-kubernetes-validations" = [
             {
