@@ -75,6 +75,27 @@ fn webapp_bounds_ports_images_env_names_and_domains() {
 }
 
 #[test]
+fn webapp_admission_refuses_bad_images_names_and_quantities_by_cel() {
+    let v = version(&WebApp::crd());
+    let image = rules(&prop(&v, "spec.image"));
+    assert_eq!(image.len(), 3, "{image:?}");
+    assert!(
+        image[0].contains("[[:space:]]") && image[1].contains("@sha256:") && image[2].starts_with("self.matches('^")
+    );
+    let name = rules(&v["schema"]["openAPIV3Schema"]);
+    assert_eq!(name[0], "size(self.metadata.name) <= 63");
+    assert!(name[1].starts_with("self.metadata.name.matches('^[a-z]"), "{name:?}");
+    let resources = rules(&prop(&v, "spec.resources"));
+    assert!(resources.iter().all(|r| r.contains("isQuantity")) && resources.len() == 2, "{resources:?}");
+    // Every rule carries a message a person can act on, not the CEL expression.
+    for node in [prop(&v, "spec.image"), prop(&v, "spec.resources"), v["schema"]["openAPIV3Schema"].clone()] {
+        for rule in node["x-kubernetes-validations"].as_array().unwrap() {
+            assert!(rule["message"].as_str().is_some_and(|m| m.len() > 20), "{rule}");
+        }
+    }
+}
+
+#[test]
 fn database_type_is_an_enum_and_backup_schedule_is_required_when_enabled() {
     let v = version(&Database::crd());
     assert_eq!(prop(&v, "spec.type")["enum"], serde_json::json!(["postgresql"]));

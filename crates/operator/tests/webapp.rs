@@ -16,57 +16,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::Ingress;
+use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
-use kube::{Api, Client};
 use serde_json::json;
 use webapp_api::{Phase, WebApp};
 use webapp_operator::controllers::ControllerKind;
 use webapp_operator::manager::Config;
-
-/// Waits up to a minute for the WebApp to satisfy `check`; panics with its last status.
-async fn wait_for(api: &Api<WebApp>, name: &str, what: &str, check: impl Fn(&WebApp) -> bool) -> WebApp {
-    let found = eventually(Duration::from_secs(90), || async { api.get(name).await.ok().filter(|w| check(w)) }).await;
-    if let Some(webapp) = found {
-        return webapp;
-    }
-    let last = api.get(name).await.ok().and_then(|w| w.status);
-    panic!("WebApp {name} never got {what}; last status: {last:#?}")
-}
-
-fn phase(webapp: &WebApp) -> Option<Phase> {
-    webapp.status.as_ref()?.phase
-}
-
-fn running_at(generation: i64) -> impl Fn(&WebApp) -> bool {
-    move |w| {
-        phase(w) == Some(Phase::Running) && w.status.as_ref().and_then(|s| s.observed_generation) == Some(generation)
-    }
-}
-
-async fn create(client: &Client, ns: &str, name: &str, spec: serde_json::Value) -> Api<WebApp> {
-    let api: Api<WebApp> = Api::namespaced(client.clone(), ns);
-    let webapp: WebApp = serde_json::from_value(
-        json!({"apiVersion": "apps.example.com/v1alpha1", "kind": "WebApp", "metadata": {"name": name}, "spec": spec}),
-    )
-    .unwrap();
-    api.create(&PostParams::default(), &webapp).await.expect("WebApp rejected");
-    api
-}
-
-async fn event_reasons(client: &Client, ns: &str) -> Vec<String> {
-    let events: Api<Event> = Api::namespaced(client.clone(), ns);
-    let list = events.list(&ListParams::default()).await.unwrap();
-    list.items.into_iter().filter_map(|e| e.reason).collect()
-}
-
-async fn setup(prefix: &str) -> (Client, TestNamespace, Operator) {
-    let client = client().await;
-    install_crds(&client).await;
-    let ns = TestNamespace::new(&client, prefix).await;
-    let operator = Operator::start(&ns.name).await;
-    (client, ns, operator)
-}
 
 /// Seed ex3, exercises 2 and 3: create, then change replicas, image and port.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,14 +17,16 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use reconcile_kit::testing::StepTrace;
 use tokio::sync::oneshot;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
+use webapp_api::{Phase, WebApp};
 use webapp_operator::controllers::ControllerKind;
 use webapp_operator::manager::{self, Config};
 
@@ -33,15 +35,24 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The cluster tests start when `WEBAPP_TEST_KUBECONFIG` is unset: `CLUSTER_NAME`, by
+/// default one of their own, never the `make run` one (whose operator would reconcile
+/// the tests' objects).
+pub const TEST_CLUSTER: &str = "webapp-operator-test";
+
 /// Path of the local control plane's kubeconfig: `WEBAPP_TEST_KUBECONFIG`, or what
-/// `hack/cluster/up` prints (starting the cluster if needed).
+/// `hack/cluster/up` prints (starting the test cluster if needed).
 pub fn kubeconfig_path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
         if let Ok(path) = std::env::var("WEBAPP_TEST_KUBECONFIG") {
             return PathBuf::from(path);
         }
-        let output = Command::new(repo().join("hack/cluster/up")).output().expect("cannot run hack/cluster/up");
+        let cluster = std::env::var("CLUSTER_NAME").unwrap_or_else(|_| TEST_CLUSTER.to_owned());
+        let output = Command::new(repo().join("hack/cluster/up"))
+            .env("CLUSTER_NAME", cluster)
+            .output()
+            .expect("cannot run hack/cluster/up");
         assert!(
             output.status.success(),
             "hack/cluster/up failed; integration tests need the local control plane:\n{}",
@@ -219,6 +230,12 @@ impl Operator {
 
     /// Starts the operator with `config` and waits until it is ready.
     pub async fn start_config(config: Config) -> Self {
+        Self::start_as(config, kube_config().await).await
+    }
+
+    /// Starts the operator with `config` and client configuration `kube_config` (say,
+    /// impersonating a user with less privilege) and waits until it is ready.
+    pub async fn start_as(config: Config, kube_config: kube::Config) -> Self {
         trace();
         let metrics = config.metrics_addr;
         let (stop, stopped) = oneshot::channel::<()>();
@@ -227,7 +244,6 @@ impl Operator {
         }
         .boxed()
         .shared();
-        let kube_config = kube_config().await;
         let task = tokio::spawn(async move {
             manager::run_with(config, kube_config, shutdown).await.expect("operator failed");
         });
@@ -283,4 +299,53 @@ impl Drop for Operator {
 fn free_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
+}
+
+/// Waits up to 90 s for the WebApp to satisfy `check`; panics with its last status.
+pub async fn wait_for(api: &Api<WebApp>, name: &str, what: &str, check: impl Fn(&WebApp) -> bool) -> WebApp {
+    let found = eventually(Duration::from_secs(90), || async { api.get(name).await.ok().filter(|w| check(w)) }).await;
+    if let Some(webapp) = found {
+        return webapp;
+    }
+    let last = api.get(name).await.ok().and_then(|w| w.status);
+    panic!("WebApp {name} never got {what}; last status: {last:#?}")
+}
+
+/// The WebApp's `status.phase`.
+pub fn phase(webapp: &WebApp) -> Option<Phase> {
+    webapp.status.as_ref()?.phase
+}
+
+/// Whether a WebApp is Running with `generation` observed.
+pub fn running_at(generation: i64) -> impl Fn(&WebApp) -> bool {
+    move |w| {
+        phase(w) == Some(Phase::Running) && w.status.as_ref().and_then(|s| s.observed_generation) == Some(generation)
+    }
+}
+
+/// Creates WebApp `name` with `spec` in `ns`; returns the namespace's WebApp API.
+pub async fn create(client: &Client, ns: &str, name: &str, spec: serde_json::Value) -> Api<WebApp> {
+    let api: Api<WebApp> = Api::namespaced(client.clone(), ns);
+    let webapp: WebApp = serde_json::from_value(
+        serde_json::json!({"apiVersion": "apps.example.com/v1alpha1", "kind": "WebApp", "metadata": {"name": name}, "spec": spec}),
+    )
+    .unwrap();
+    api.create(&PostParams::default(), &webapp).await.expect("WebApp rejected");
+    api
+}
+
+/// The reasons of every Event in `ns`.
+pub async fn event_reasons(client: &Client, ns: &str) -> Vec<String> {
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let list = events.list(&ListParams::default()).await.unwrap();
+    list.items.into_iter().filter_map(|e| e.reason).collect()
+}
+
+/// A client, the CRDs, a namespace of the test's own and the operator watching it.
+pub async fn setup(prefix: &str) -> (Client, TestNamespace, Operator) {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, prefix).await;
+    let operator = Operator::start(&ns.name).await;
+    (client, ns, operator)
 }
