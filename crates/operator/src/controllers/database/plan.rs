@@ -178,7 +178,7 @@ pub fn desired(db: &Database, owner: OwnerReference, live: &Live) -> Children {
         owner_references: owned.then(|| vec![owner.clone()]),
         ..ObjectMeta::default()
     };
-    let backups = db.spec.backup.enabled.then(|| db.spec.backup.schedule.as_deref()).flatten();
+    let backups = db.spec.backup.schedule.as_deref().filter(|_| db.spec.backup.enabled);
     Children {
         statefulset: statefulset(db, metadata(name.clone(), true), live),
         headless: service(db, metadata(headless_name(&name), true), true),

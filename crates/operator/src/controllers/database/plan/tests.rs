@@ -32,7 +32,10 @@ fn pod(children: &Children) -> PodSpec {
     children.statefulset.spec.clone().unwrap().template.spec.unwrap()
 }
 
-fn env(container: &Container) -> Vec<(String, Option<String>, Option<(String, String, Option<bool>)>)> {
+/// Secret name, key and `optional` of an env var read from a Secret.
+type SecretRef = (String, String, Option<bool>);
+
+fn env(container: &Container) -> Vec<(String, Option<String>, Option<SecretRef>)> {
     container
         .env
         .iter()
