@@ -1,9 +1,10 @@
 use super::*;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use reconcile_kit::conditions::is_true;
+use reconcile_kit::conditions::{READY, is_true};
 use serde_json::json;
 use webapp_api::DatabaseSpec;
+use webapp_api::Phase;
 
 fn at(seconds: i64) -> Timestamp {
     Timestamp::from_second(seconds).unwrap()
