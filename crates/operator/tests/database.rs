@@ -20,7 +20,7 @@ use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use webapp_api::{Database, Phase};
@@ -450,10 +450,15 @@ async fn bad_inputs_are_rejected_at_admission() {
     install_crds(&client).await;
     let ns = TestNamespace::new(&client, "db-admission").await;
     let api: Api<Database> = Api::namespaced(client.clone(), &ns.name);
+    // Untyped, so that what the Rust types cannot even hold reaches the API server.
+    let raw: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &ApiResource::erase::<Database>(&()));
     let refused = |spec: serde_json::Value, expected: &'static str| {
-        let api = api.clone();
+        let raw = raw.clone();
         async move {
-            let error = api.create(&PostParams::default(), &database("bad", spec.clone())).await.unwrap_err();
+            let object: DynamicObject = serde_json::from_value(json!({"apiVersion": "database.example.com/v1alpha1",
+                "kind": "Database", "metadata": {"name": "bad"}, "spec": spec}))
+            .unwrap();
+            let error = raw.create(&PostParams::default(), &object).await.unwrap_err();
             assert!(error.to_string().contains(expected), "{spec}: {error}");
         }
     };
