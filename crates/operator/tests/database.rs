@@ -17,8 +17,9 @@ use std::time::Duration;
 use common::*;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Secret, Service, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
@@ -496,4 +497,49 @@ async fn bad_inputs_are_rejected_at_admission() {
     api.patch("db", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"storage": {"size": "20Gi"}}})))
         .await
         .unwrap();
+}
+
+/// The Database controller needs no more than `config/rbac/role.yaml` grants: run as a
+/// ServiceAccount bound to that ClusterRole in its namespace, it makes a Database run
+/// and deletes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_works_with_the_least_privilege_role() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "db-rbac").await;
+    let _volumes = volumes(&client, &ns.name, "standard", &[("data-db-0", "1Gi"), ("db-backup", "1Gi")]).await;
+    let role = include_str!("../../../config/rbac/role.yaml").split("\n---\n").next().unwrap();
+    let role: ClusterRole = serde_saphyr::from_str(role).unwrap();
+    let params = PatchParams::apply("webapp-operator-tests").force();
+    Api::<ClusterRole>::all(client.clone()).patch(&role.name_any(), &params, &Patch::Apply(&role)).await.unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({"metadata": {"name": "operator"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role.name_any()},
+        "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": ns.name}]}))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(client.clone(), &ns.name).create(&PostParams::default(), &binding).await.unwrap();
+    let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "operator"}})).unwrap();
+    Api::<ServiceAccount>::namespaced(client.clone(), &ns.name).create(&PostParams::default(), &account).await.unwrap();
+
+    let mut as_operator = kube_config().await;
+    as_operator.auth_info.impersonate = Some(format!("system:serviceaccount:{}:operator", ns.name));
+    // The identity is really the ServiceAccount's: what the role does not grant is refused.
+    let restricted = Client::try_from(as_operator.clone()).unwrap();
+    let refused = Api::<k8s_openapi::api::core::v1::Namespace>::all(restricted).list(&ListParams::default()).await;
+    assert!(matches!(refused, Err(kube::Error::Api(ref s)) if s.code == 403), "{refused:?}");
+    let config = Operator::config(&ns.name, vec![ControllerKind::Database]);
+    let operator = Operator::start_as(config, as_operator).await;
+    let spec = json!({"type": "postgresql", "version": "16", "deletionPolicy": "Delete",
+        "backup": {"enabled": true, "schedule": "@daily"}});
+    let api = create(&client, &ns.name, "db", spec).await;
+    wait_for(&api, "db", "Running", running_at(1)).await;
+    delete_and_wait(&api, "db").await;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns.name);
+    assert!(
+        claims.list(&ListParams::default()).await.unwrap().items.is_empty(),
+        "volumes left with deletionPolicy Delete"
+    );
+    let errors = operator
+        .metric("controller_runtime_reconcile_errors_total{controller=\"database\",reason=\"Forbidden\"}")
+        .await;
+    assert_eq!(errors, 0.0, "the role lacks a permission");
 }
