@@ -72,6 +72,25 @@ async fn setup(prefix: &str) -> (Client, TestNamespace, Operator) {
     (client, ns, operator)
 }
 
+/// A Database `db` made from `spec` in a namespace of its own, with a volume of `size`
+/// for each claim of `claims` (in the spec's storage class), once it is Running.
+struct Fixture {
+    client: Client,
+    ns: TestNamespace,
+    operator: Operator,
+    api: Api<Database>,
+    volumes: Volumes,
+}
+
+async fn running(prefix: &str, spec: serde_json::Value, claims: &[(&str, &str)]) -> Fixture {
+    let (client, ns, operator) = setup(prefix).await;
+    let class = spec["storage"]["storageClassName"].as_str().unwrap_or("standard").to_owned();
+    let volumes = volumes(&client, &ns.name, &class, claims).await;
+    let api = create(&client, &ns.name, "db", spec).await;
+    wait_for(&api, "db", "Running", running_at(1)).await;
+    Fixture { client, ns, operator, api, volumes }
+}
+
 fn database(name: &str, spec: serde_json::Value) -> Database {
     serde_json::from_value(json!({"apiVersion": "database.example.com/v1alpha1", "kind": "Database",
         "metadata": {"name": name}, "spec": spec}))
@@ -175,10 +194,8 @@ async fn seed_database_gets_its_children_and_runs() {
 /// change leave it byte for byte (and resourceVersion) as it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_generated_secret_is_never_rewritten() {
-    let (client, ns, operator) = setup("db-secret").await;
-    let _volumes = volumes(&client, &ns.name, "standard", &[("data-db-0", "1Gi")]).await;
-    let api = create(&client, &ns.name, "db", json!({"type": "postgresql", "version": "16"})).await;
-    wait_for(&api, "db", "Running", running_at(1)).await;
+    let Fixture { client, ns, operator, api, volumes: _volumes } =
+        running("db-secret", json!({"type": "postgresql", "version": "16"}), &[("data-db-0", "1Gi")]).await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
     let before = secrets.get("db-credentials").await.unwrap();
 
@@ -224,12 +241,10 @@ async fn a_users_secret_is_used_and_never_touched() {
 /// Backups on: a CronJob on the schedule. Off: the CronJob goes, the backup volume stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disabling_backups_removes_the_cronjob_and_keeps_the_volume() {
-    let (client, ns, _operator) = setup("db-backup").await;
-    let _volumes = volumes(&client, &ns.name, "standard", &[("data-db-0", "1Gi"), ("db-backup", "3Gi")]).await;
     let spec = json!({"type": "postgresql", "version": "16",
         "backup": {"enabled": true, "schedule": "*/30 1-5 * * MON-FRI", "storage": {"size": "3Gi"}}});
-    let api = create(&client, &ns.name, "db", spec).await;
-    wait_for(&api, "db", "Running", running_at(1)).await;
+    let Fixture { client, ns, operator: _operator, api, volumes: _volumes } =
+        running("db-backup", spec, &[("data-db-0", "1Gi"), ("db-backup", "3Gi")]).await;
     let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), &ns.name);
     assert_eq!(cronjobs.get("db-backup").await.unwrap().spec.schedule, "*/30 1-5 * * MON-FRI");
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns.name);
@@ -248,12 +263,12 @@ async fn disabling_backups_removes_the_cronjob_and_keeps_the_volume() {
 /// so the status says it is growing); a smaller one is refused at admission.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_grows_and_never_shrinks() {
-    let (client, ns, _operator) = setup("db-grow").await;
-    let _volumes = volumes(&client, &ns.name, "standard", &[("data-db-0", "1Gi")]).await;
-    let api =
-        create(&client, &ns.name, "db", json!({"type": "postgresql", "version": "16", "storage": {"size": "1Gi"}}))
-            .await;
-    wait_for(&api, "db", "Running", running_at(1)).await;
+    let Fixture { client, ns, operator: _operator, api, volumes: _volumes } = running(
+        "db-grow",
+        json!({"type": "postgresql", "version": "16", "storage": {"size": "1Gi"}}),
+        &[("data-db-0", "1Gi")],
+    )
+    .await;
 
     let shrink = json!({"spec": {"storage": {"size": "512Mi"}}});
     let refused = api.patch("db", &PatchParams::default(), &Patch::Merge(&shrink)).await.unwrap_err();
@@ -288,12 +303,10 @@ async fn storage_grows_and_never_shrinks() {
 /// A class that does not allow expansion: nothing is sent, the status says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_volume_that_cannot_grow_is_reported() {
-    let (client, ns, _operator) = setup("db-fixed").await;
-    let _volumes = volumes(&client, &ns.name, "fixed-size", &[("data-db-0", "1Gi")]).await;
     let spec =
         json!({"type": "postgresql", "version": "16", "storage": {"size": "1Gi", "storageClassName": "fixed-size"}});
-    let api = create(&client, &ns.name, "db", spec).await;
-    wait_for(&api, "db", "Running", running_at(1)).await;
+    let Fixture { client, ns, operator: _operator, api, volumes: _volumes } =
+        running("db-fixed", spec, &[("data-db-0", "1Gi")]).await;
     api.patch("db", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"storage": {"size": "2Gi"}}})))
         .await
         .unwrap();
@@ -318,11 +331,9 @@ async fn delete_and_wait(api: &Api<Database>, name: &str) {
 /// `deletionPolicy: Retain` (the default) keeps the data and backup volumes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletion_with_retain_keeps_the_volumes() {
-    let (client, ns, _operator) = setup("db-retain").await;
-    let _volumes = volumes(&client, &ns.name, "standard", &[("data-db-0", "1Gi"), ("db-backup", "1Gi")]).await;
     let spec = json!({"type": "postgresql", "version": "16", "backup": {"enabled": true, "schedule": "@daily"}});
-    let api = create(&client, &ns.name, "db", spec).await;
-    wait_for(&api, "db", "Running", running_at(1)).await;
+    let Fixture { client, ns, operator: _operator, api, volumes: _volumes } =
+        running("db-retain", spec, &[("data-db-0", "1Gi"), ("db-backup", "1Gi")]).await;
     delete_and_wait(&api, "db").await;
 
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns.name);
@@ -340,12 +351,10 @@ async fn deletion_with_retain_keeps_the_volumes() {
 /// `deletionPolicy: Delete` takes the volumes along, after the server's pod is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletion_with_delete_removes_the_volumes() {
-    let (client, ns, _operator) = setup("db-delete").await;
-    let _volumes = volumes(&client, &ns.name, "standard", &[("data-db-0", "1Gi"), ("db-backup", "1Gi")]).await;
     let spec = json!({"type": "postgresql", "version": "16", "deletionPolicy": "Delete",
         "backup": {"enabled": true, "schedule": "@daily"}});
-    let api = create(&client, &ns.name, "db", spec).await;
-    wait_for(&api, "db", "Running", running_at(1)).await;
+    let Fixture { client, ns, operator: _operator, api, volumes: _volumes } =
+        running("db-delete", spec, &[("data-db-0", "1Gi"), ("db-backup", "1Gi")]).await;
     delete_and_wait(&api, "db").await;
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns.name);
     for claim in ["data-db-0", "db-backup"] {
@@ -356,10 +365,8 @@ async fn deletion_with_delete_removes_the_volumes() {
 /// Hand-made drift is undone from the watch events.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_is_repaired() {
-    let (client, ns, _operator) = setup("db-drift").await;
-    let _volumes = volumes(&client, &ns.name, "standard", &[("data-db-0", "1Gi")]).await;
-    let api = create(&client, &ns.name, "db", json!({"type": "postgresql", "version": "16"})).await;
-    wait_for(&api, "db", "Running", running_at(1)).await;
+    let Fixture { client, ns, operator: _operator, api: _, volumes: _volumes } =
+        running("db-drift", json!({"type": "postgresql", "version": "16"}), &[("data-db-0", "1Gi")]).await;
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
     let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
     let edit =
@@ -378,11 +385,9 @@ async fn drift_is_repaired() {
 /// A converged Database costs no writes: forced resyncs send no POST, PUT, PATCH or DELETE.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_no_op_reconcile_makes_zero_writes() {
-    let (client, ns, operator) = setup("db-nowrite").await;
-    let _volumes = volumes(&client, &ns.name, "standard", &[("data-db-0", "1Gi"), ("db-backup", "1Gi")]).await;
     let spec = json!({"type": "postgresql", "version": "16", "backup": {"enabled": true, "schedule": "@hourly"}});
-    let api = create(&client, &ns.name, "db", spec).await;
-    wait_for(&api, "db", "Running", running_at(1)).await;
+    let Fixture { client: _, ns: _ns, operator, api, volumes: _volumes } =
+        running("db-nowrite", spec, &[("data-db-0", "1Gi"), ("db-backup", "1Gi")]).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let requests = |methods: &'static [&'static str]| {
@@ -420,10 +425,8 @@ async fn a_no_op_reconcile_makes_zero_writes() {
 /// migrating (which the operator does not do).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_major_version_change_warns() {
-    let (client, ns, _operator) = setup("db-major").await;
-    let _volumes = volumes(&client, &ns.name, "standard", &[("data-db-0", "1Gi")]).await;
-    let api = create(&client, &ns.name, "db", json!({"type": "postgresql", "version": "13"})).await;
-    wait_for(&api, "db", "Running", running_at(1)).await;
+    let Fixture { client, ns, operator: _operator, api, volumes: _volumes } =
+        running("db-major", json!({"type": "postgresql", "version": "13"}), &[("data-db-0", "1Gi")]).await;
     api.patch("db", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"version": "16"}}))).await.unwrap();
     wait_for(&api, "db", "Running at generation 2", running_at(2)).await;
     let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);

@@ -124,23 +124,11 @@ pub(super) async fn cleanup(ctx: Arc<Context>, db: Arc<Database>) -> Result<Acti
         CLEANUP.run(&mut run).await
     }
     .await;
-    let blocked = match outcome {
-        Ok(Flow::Continue | Flow::Done) => {
-            let kept = match db.spec.deletion_policy {
-                DeletionPolicy::Retain => "; its volumes are kept (deletionPolicy Retain)",
-                DeletionPolicy::Delete => "",
-            };
-            run.ctx.events.normal(&run.reference(), "Deleted", format!("All children deleted{kept}")).await;
-            return Ok(Action::await_change());
-        }
-        Ok(Flow::Requeue(_)) => "children are still being deleted".to_owned(),
-        Err(error) => reconcile_kit::events::error_chain(&error),
+    let kept = match db.spec.deletion_policy {
+        DeletionPolicy::Retain => "; its volumes are kept (deletionPolicy Retain)",
+        DeletionPolicy::Delete => "",
     };
-    let waited = db.metadata.deletion_timestamp.as_ref().map(|since| Timestamp::now().duration_since(since.0));
-    if waited.is_some_and(|w| w.as_secs() >= CLEANUP_BUDGET.as_secs() as i64) {
-        let note = format!("Cleanup incomplete after {CLEANUP_BUDGET:?} ({blocked}); releasing the finalizer anyway");
-        run.ctx.events.warning(&run.reference(), "CleanupTimeout", note).await;
-        return Ok(Action::await_change());
-    }
-    Err(Error::Waiting(blocked))
+    let deleted = format!("All children deleted{kept}");
+    let since = db.metadata.deletion_timestamp.as_ref();
+    reconcile_kit::cleanup::conclude(outcome, since, CLEANUP_BUDGET, &run.ctx.events, &run.reference(), &deleted).await
 }
