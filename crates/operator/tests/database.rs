@@ -12,6 +12,8 @@
 
 mod common;
 
+use std::io::Write;
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -188,6 +190,12 @@ async fn seed_database_gets_its_children_and_runs() {
     let shown = serde_json::to_string(&api.get("my-db").await.unwrap()).unwrap();
     assert!(!shown.contains(&password), "the password leaked into the Database");
     kubectl_ok(&["-n", &ns.name, "wait", "--for=condition=Ready", "database/my-db", "--timeout=30s"]);
+    // kstatus, which GitOps tools judge health with, reads it as Current.
+    let objects = kubectl_ok(&["-n", &ns.name, "get", "databases", "-o", "json"]);
+    let mut checker = tool("kstatus").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("cannot run kstatus");
+    checker.stdin.take().unwrap().write_all(objects.as_bytes()).unwrap();
+    let output = checker.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "my-db Current");
 }
 
 /// The generated Secret is made once: a reconcile, a restart of the operator and a spec
