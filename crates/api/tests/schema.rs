@@ -101,6 +101,26 @@ fn database_type_is_an_enum_and_backup_schedule_is_required_when_enabled() {
     assert_eq!(prop(&v, "spec.type")["enum"], serde_json::json!(["postgresql"]));
     assert_eq!(rules(&prop(&v, "spec.backup")), ["!self.enabled || has(self.schedule)"]);
     assert_eq!(prop(&v, "spec.storage.size")["default"], "1Gi");
+    assert_eq!(prop(&v, "spec.deletionPolicy")["default"], "Retain", "volumes are kept unless asked");
+    assert_eq!(prop(&v, "spec.deletionPolicy")["enum"], serde_json::json!(["Retain", "Delete"]));
+    assert_eq!(prop(&v, "spec.backup.retain")["default"], 7);
+    assert!(rules(&prop(&v, "spec.backup.schedule"))[0].contains("@(yearly"));
+}
+
+/// What cannot be changed safely on a live database is refused by transition rules
+/// (`oldSelf`), which the API server checks on every update.
+#[test]
+fn database_transition_rules_refuse_unsafe_changes() {
+    let v = version(&Database::crd());
+    assert_eq!(rules(&prop(&v, "spec.type")), ["self == oldSelf"]);
+    let size = rules(&prop(&v, "spec.storage.size"));
+    assert!(size.iter().any(|r| r.contains("quantity(self).compareTo(quantity(oldSelf)) >= 0")), "{size:?}");
+    let storage = rules(&prop(&v, "spec.storage"));
+    assert!(storage.iter().any(|r| r.contains("oldSelf.storageClassName")), "{storage:?}");
+    // The backup volume is a Storage too, with the same rules.
+    assert_eq!(rules(&prop(&v, "spec.backup.storage.size")), size);
+    let spec = rules(&prop(&v, "spec"));
+    assert!(spec.iter().any(|r| r.contains("oldSelf.credentialsSecret")), "{spec:?}");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! conditions, events). WebApp, WebServer and Memcached are built on the kit's workload
 //! layer (a Deployment behind a Service) and keep only their own mappings.
 
+pub mod database;
 pub mod memcached;
 pub mod webapp;
 pub mod webserver;
@@ -25,12 +26,14 @@ pub enum ControllerKind {
     Webserver,
     /// Memcached: Deployment + headless Service, `status.nodes`.
     Memcached,
+    /// Database: PostgreSQL StatefulSet + Services + credentials Secret + backup CronJob.
+    Database,
 }
 
 impl ControllerKind {
     /// Every controller there is: what a manager runs by default.
     pub const ALL: &'static [ControllerKind] =
-        &[ControllerKind::Webapp, ControllerKind::Webserver, ControllerKind::Memcached];
+        &[ControllerKind::Webapp, ControllerKind::Webserver, ControllerKind::Memcached, ControllerKind::Database];
 }
 
 /// What every controller is built from: the process's client and events, the watched
@@ -59,6 +62,7 @@ impl Setup {
             ControllerKind::Webapp => self.drive(webapp::controller(self), stop),
             ControllerKind::Webserver => self.drive(webserver::controller(self), stop),
             ControllerKind::Memcached => self.drive(memcached::controller(self), stop),
+            ControllerKind::Database => self.drive(database::controller(self), stop),
         }
     }
 
