@@ -64,6 +64,24 @@ impl Conditions {
     }
 }
 
+/// The conditions of a new object that was just accepted: not Ready, Progressing,
+/// both with reason `Pending`.
+pub fn pending(generation: Option<i64>, now: Timestamp, message: &str) -> Vec<Condition> {
+    Conditions::new(&[], generation, now)
+        .set(READY, false, "Pending", message)
+        .set(PROGRESSING, true, "Pending", message)
+        .build()
+}
+
+/// The conditions of an object being deleted, merged into `previous`: not Ready,
+/// Progressing, both with reason `Deleting`.
+pub fn deleting(previous: &[Condition], generation: Option<i64>, now: Timestamp, message: &str) -> Vec<Condition> {
+    Conditions::new(previous, generation, now)
+        .set(READY, false, "Deleting", message)
+        .set(PROGRESSING, true, "Deleting", message)
+        .build()
+}
+
 /// Whether condition `type_` is `True` in `conditions`.
 pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     conditions.iter().any(|c| c.type_ == type_ && c.status == "True")

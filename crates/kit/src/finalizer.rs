@@ -4,6 +4,10 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
 
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Error as FinalizerError, Event, finalizer};
@@ -40,4 +44,14 @@ where
         }
         other => other.map_err(Error::from),
     }
+}
+
+/// Whether an object being deleted has been at it for `budget` or longer: cleanup then
+/// gives up on what still blocks it and releases the finalizer, so nothing is stuck.
+pub fn overdue(meta: &ObjectMeta, budget: Duration) -> bool {
+    let Some(since) = &meta.deletion_timestamp else {
+        return false;
+    };
+    let elapsed = Timestamp::now().duration_since(since.0);
+    elapsed.as_secs() >= i64::try_from(budget.as_secs()).unwrap_or(i64::MAX)
 }

@@ -41,7 +41,7 @@ pub struct RunArgs {
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
     /// Controllers to run.
-    #[arg(long, value_delimiter = ',', default_value = "webapp", env = "CONTROLLERS")]
+    #[arg(long, value_delimiter = ',', default_value = "webapp,podmanager", env = "CONTROLLERS")]
     pub controllers: Vec<ControllerKind>,
     /// Objects reconciled in parallel per controller.
     #[arg(long, default_value_t = 4, env = "CONCURRENCY")]

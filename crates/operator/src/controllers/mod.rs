@@ -3,6 +3,7 @@
 //! report (status, conditions, events).
 
 pub mod children;
+pub mod podmanager;
 pub mod webapp;
 
 use std::collections::BTreeMap;
@@ -53,4 +54,6 @@ pub fn selector_string(labels: &BTreeMap<String, String>) -> String {
 pub enum ControllerKind {
     /// WebApp: Deployment + Service + Ingress.
     Webapp,
+    /// PodManager: bare Pods `<name>-<i>`.
+    Podmanager,
 }

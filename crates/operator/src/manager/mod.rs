@@ -17,7 +17,7 @@ use reconcile_kit::metrics::Metrics;
 use tokio::sync::watch;
 
 use crate::cli::RunArgs;
-use crate::controllers::{ControllerKind, webapp};
+use crate::controllers::{ControllerKind, podmanager, webapp};
 
 pub use client::ClientMetrics;
 
@@ -122,6 +122,7 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
     let client_metrics = ClientMetrics::register(&mut registry);
     let client = client::build(kube_config, &client_metrics).map_err(ManagerError::Client)?;
     let metrics = Metrics::register(&mut registry);
+    let podmanager_metrics = podmanager::PodManagerMetrics::register(&mut registry);
 
     let (ready_tx, ready_rx) = watch::channel(false);
     let server = http::serve(config.metrics_addr, Arc::new(registry), ready_rx, shutdown.clone()).await?;
@@ -160,6 +161,17 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
             ControllerKind::Webapp => {
                 let (controller, reconciler) =
                     webapp::controller(client.clone(), config.namespace.as_deref(), events.clone(), config.concurrency);
+                let driver = Driver::new(reconciler, metrics.clone(), Backoffs::default());
+                controllers.push(driver.run(controller, stop.clone()).boxed());
+            }
+            ControllerKind::Podmanager => {
+                let (controller, reconciler) = podmanager::controller(
+                    client.clone(),
+                    config.namespace.as_deref(),
+                    events.clone(),
+                    config.concurrency,
+                    podmanager_metrics.clone(),
+                );
                 let driver = Driver::new(reconciler, metrics.clone(), Backoffs::default());
                 controllers.push(driver.run(controller, stop.clone()).boxed());
             }

@@ -4,7 +4,7 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::jiff::Timestamp;
-use reconcile_kit::conditions::{Conditions, DEGRADED, PROGRESSING, READY};
+use reconcile_kit::conditions::{self, Conditions, DEGRADED, PROGRESSING, READY};
 use reconcile_kit::phase::{self, Observation, Phase};
 use webapp_api::{WebApp, WebAppStatus};
 
@@ -116,10 +116,7 @@ pub fn pending(webapp: &WebApp, now: Timestamp) -> WebAppStatus {
         phase: Some(Phase::Pending),
         observed_generation: webapp.metadata.generation,
         message: Some(message.clone()),
-        conditions: Conditions::new(&[], webapp.metadata.generation, now)
-            .set(READY, false, "Pending", &message)
-            .set(PROGRESSING, true, "Pending", &message)
-            .build(),
+        conditions: conditions::pending(webapp.metadata.generation, now, &message),
         ..WebAppStatus::default()
     }
 }
@@ -131,10 +128,7 @@ pub fn deleting(webapp: &WebApp, step: &str, now: Timestamp) -> WebAppStatus {
     WebAppStatus {
         phase: Some(phase::next(previous.phase.unwrap_or_default(), Observation::Deleting)),
         message: Some(message.clone()),
-        conditions: Conditions::new(&previous.conditions, webapp.metadata.generation, now)
-            .set(READY, false, "Deleting", &message)
-            .set(PROGRESSING, true, "Deleting", &message)
-            .build(),
+        conditions: conditions::deleting(&previous.conditions, webapp.metadata.generation, now, &message),
         ..previous
     }
 }

@@ -281,19 +281,11 @@ pub(super) async fn cleanup(ctx: Arc<Context>, webapp: Arc<WebApp>) -> Result<Ac
         Ok(Flow::Requeue(_)) => "children are still being deleted".to_owned(),
         Err(error) => reconcile_kit::events::error_chain(&error),
     };
-    if over_budget(&webapp) {
+    if reconcile_kit::finalizer::overdue(&webapp.metadata, CLEANUP_BUDGET) {
         let note = format!("Cleanup incomplete after {CLEANUP_BUDGET:?} ({blocked}); releasing the finalizer anyway");
         run.ctx.events.warning(&run.reference(), "CleanupTimeout", note).await;
         return Ok(Action::await_change());
     }
     // Even a permanent error is retried here: the deletion must end, and the budget does end it.
     Err(Error::Waiting(blocked))
-}
-
-fn over_budget(webapp: &WebApp) -> bool {
-    let Some(since) = &webapp.metadata.deletion_timestamp else {
-        return false;
-    };
-    let elapsed = Timestamp::now().duration_since(since.0);
-    elapsed.as_secs() >= CLEANUP_BUDGET.as_secs() as i64
 }
