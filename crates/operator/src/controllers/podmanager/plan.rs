@@ -112,12 +112,14 @@ impl PodView {
         let ready = status
             .and_then(|s| s.conditions.as_ref())
             .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        let ended = matches!(phase, Some("Failed" | "Succeeded"));
         PodView {
             name: pod.name_any(),
             ordinal: ordinal(name, &pod.name_any()),
             hash: pod.labels().get(TEMPLATE_HASH).cloned(),
-            ended: matches!(phase, Some("Failed" | "Succeeded")),
-            ready,
+            ended,
+            // A Pod that ended may keep its last Ready condition; it serves nothing.
+            ready: ready && !ended,
             terminating: pod.metadata.deletion_timestamp.is_some(),
         }
     }

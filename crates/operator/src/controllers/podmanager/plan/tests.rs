@@ -203,3 +203,15 @@ proptest! {
         prop_assert!(pods.iter().all(|p| p.hash.as_deref() == Some("new") && p.ready && p.live()));
     }
 }
+
+#[test]
+fn a_pod_that_ended_is_never_ready_even_with_a_stale_ready_condition() {
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "pm-0", "labels": {TEMPLATE_HASH: "h"}},
+        "status": {"phase": "Succeeded", "conditions": [{"type": "Ready", "status": "True"}]}
+    }))
+    .unwrap();
+    let view = PodView::of("pm", &pod);
+    assert!(view.ended && !view.ready && !view.live());
+    assert_eq!((view.ordinal, view.hash.as_deref()), (Some(0), Some("h")));
+}
