@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use crate::cli::RunArgs;
 use crate::controllers::{ControllerKind, podmanager, webapp};
+use crate::webhook::{self, WebhookConfig, WebhookError};
 
 pub use client::ClientMetrics;
 
@@ -38,10 +39,20 @@ pub struct Config {
     pub leader_election_namespace: Option<String>,
     /// Identity of this instance.
     pub instance: Option<String>,
+    /// PodManager's conversion webhook server; `None` runs none.
+    pub webhook: Option<WebhookConfig>,
 }
 
 impl From<RunArgs> for Config {
     fn from(args: RunArgs) -> Self {
+        // The webhook converts PodManagers: it runs with their controller.
+        let webhook =
+            (args.controllers.contains(&ControllerKind::Podmanager) && !args.no_webhook).then(|| WebhookConfig {
+                addr: args.webhook_addr,
+                cert_dir: args.webhook_cert_dir,
+                url: args.webhook_url,
+                hosts: if args.webhook_host.is_empty() { webhook::default_hosts() } else { args.webhook_host },
+            });
         Config {
             namespace: args.namespace,
             controllers: args.controllers,
@@ -50,6 +61,7 @@ impl From<RunArgs> for Config {
             leader_elect: args.leader_elect,
             leader_election_namespace: args.leader_election_namespace,
             instance: args.instance,
+            webhook,
         }
     }
 }
@@ -78,6 +90,9 @@ pub enum ManagerError {
     /// Another replica took the Lease over; this one stopped reconciling.
     #[error("lost the leader Lease")]
     LostLeadership,
+    /// The conversion webhook could not start.
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
 }
 
 /// A future that resolves once shutdown was asked for; cheap to clone.
@@ -126,6 +141,11 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
 
     let (ready_tx, ready_rx) = watch::channel(false);
     let server = http::serve(config.metrics_addr, Arc::new(registry), ready_rx, shutdown.clone()).await?;
+    // Every replica serves conversions (the API server may call any of them), leader or not.
+    let webhook_server = match &config.webhook {
+        Some(webhook) => Some(start_webhook(&client, webhook, shutdown.clone()).await?),
+        None => None,
+    };
 
     // Ready means able to serve, like controller-runtime's readyz: a standby replica
     // waiting for the Lease is ready too, or a Deployment of two could never roll out.
@@ -187,6 +207,24 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
         leadership.release().await;
     }
     let _ = server.await;
+    if let Some(webhook_server) = webhook_server {
+        let _ = webhook_server.await;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves the conversion webhook and registers it (CA bundle, URL) in the PodManager CRD.
+async fn start_webhook(
+    client: &kube::Client,
+    config: &WebhookConfig,
+    shutdown: Shutdown,
+) -> Result<tokio::task::JoinHandle<()>, ManagerError> {
+    let tls = match &config.cert_dir {
+        Some(dir) => webhook::certs::from_dir(dir).map_err(WebhookError::from)?,
+        None => webhook::certs::self_signed(&config.hosts).map_err(WebhookError::from)?,
+    };
+    let (_, task) = webhook::server::serve(config.addr, &tls, shutdown)?;
+    webhook::crd::register(client, &tls.ca_pem, config.url.as_deref()).await?;
+    Ok(task)
 }

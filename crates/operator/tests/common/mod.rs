@@ -208,6 +208,8 @@ impl Operator {
             leader_elect: false,
             leader_election_namespace: None,
             instance: Some(format!("test-{namespace}")),
+            // The webhook patches the cluster-wide CRD: only tests of it start one.
+            webhook: None,
         }
     }
 
