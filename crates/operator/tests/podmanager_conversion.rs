@@ -183,4 +183,6 @@ async fn v1_and_v2_clients_share_objects_through_the_conversion_webhook() {
         Err(kube::Error::Api(status)) => assert!(status.message.contains("conversion webhook"), "{}", status.message),
         other => panic!("v2 read without a webhook: {other:?}"),
     }
+    // Back to the test process's webhook, for the namespace cleanup.
+    install_crds(&client).await;
 }

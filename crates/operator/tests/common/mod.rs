@@ -82,10 +82,48 @@ pub async fn client() -> Client {
     Client::try_from(kube_config().await).expect("cannot build client")
 }
 
+/// The PodManager conversion webhook of this test process: one HTTPS server on a thread
+/// of its own (so it outlives every test's runtime), with a self-signed CA. Returns its
+/// URL and CA bundle. kubectl reads PodManagers through v2, the preferred version, so
+/// every test that touches them needs a webhook, whether or not it runs the operator.
+pub fn test_webhook() -> &'static (String, String) {
+    static WEBHOOK: OnceLock<(String, String)> = OnceLock::new();
+    WEBHOOK.get_or_init(|| {
+        let tls = webapp_operator::webhook::certs::self_signed(&webapp_operator::webhook::default_hosts()).unwrap();
+        let ca = tls.ca_pem.clone();
+        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let never = futures::future::pending::<()>().boxed().shared();
+                let (addr, task) = webapp_operator::webhook::server::serve(free_port(), &tls, never).unwrap();
+                bound_tx.send(addr).unwrap();
+                let _ = task.await;
+            });
+        });
+        let addr = bound_rx.recv().expect("test webhook did not start");
+        (format!("https://{addr}{}", webapp_api::podmanager::CONVERT_PATH), ca)
+    })
+}
+
+/// Every CRD as the tests install it: PodManager's conversion through [`test_webhook`].
+pub fn test_crds() -> Vec<CustomResourceDefinition> {
+    let (url, ca) = test_webhook();
+    let mut crds = webapp_api::crds_with(&webapp_api::WebhookEndpoint::Url(url.clone()));
+    for crd in &mut crds {
+        let config =
+            crd.spec.conversion.as_mut().and_then(|c| c.webhook.as_mut()).and_then(|w| w.client_config.as_mut());
+        if let Some(config) = config {
+            config.ca_bundle = Some(k8s_openapi::ByteString(ca.as_bytes().to_vec()));
+        }
+    }
+    crds
+}
+
 /// Installs (server-side apply, idempotent) every CRD and waits until established.
 pub async fn install_crds(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in webapp_api::crds() {
+    for crd in test_crds() {
         let name = crd.metadata.name.clone().unwrap();
         api.patch(&name, &PatchParams::apply("webapp-operator-tests").force(), &Patch::Apply(&crd))
             .await
