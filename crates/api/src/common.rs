@@ -1,47 +1,30 @@
 //! Types and schema pieces shared by every kind: the lifecycle phase, kstatus
 //! conditions, and the validation rules several specs reuse.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 /// The `kubectl get <category>` name that lists every kind of this operator family.
 pub const CATEGORY: &str = "webapp-operator";
 
-/// Lifecycle phase: Pending (accepted), Creating (children being made ready), Running
-/// (everything ready), Failed (needs a change to make progress), Deleting (cleaning up).
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
-pub enum Phase {
-    /// Accepted, nothing created yet.
-    #[default]
-    Pending,
-    /// Children are being created or updated and are not all ready yet.
-    Creating,
-    /// Every child exists and is ready.
-    Running,
-    /// The operator cannot make progress without a change of the spec or of the cluster.
-    Failed,
-    /// The object is being deleted; children are being cleaned up.
-    Deleting,
-}
+/// The lifecycle phase, shared with the reconcile kit through the `lifecycle` crate.
+pub use lifecycle::{LifecycleStatus, Phase};
 
-impl Phase {
-    /// The phase as it is written in `status.phase`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Pending => "Pending",
-            Phase::Creating => "Creating",
-            Phase::Running => "Running",
-            Phase::Failed => "Failed",
-            Phase::Deleting => "Deleting",
+/// Implements [`LifecycleStatus`] for status types with `phase`, `observed_generation`
+/// and `conditions` fields.
+macro_rules! lifecycle_status {
+    ($($status:ty),+ $(,)?) => {$(
+        impl $crate::common::LifecycleStatus for $status {
+            fn phase(&self) -> Option<$crate::common::Phase> {
+                self.phase
+            }
+            fn observed_generation(&self) -> Option<i64> {
+                self.observed_generation
+            }
+            fn conditions(&self) -> &[$crate::common::Condition] {
+                &self.conditions
+            }
         }
-    }
+    )+};
 }
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub(crate) use lifecycle_status;
 
 /// A kstatus condition (`Ready`, `Progressing`, `Degraded`), each with its own
 /// `observedGeneration`. The list is a `listType: map` keyed on `type`, so server-side

@@ -17,7 +17,9 @@ pub mod podmanager;
 pub mod webapp;
 pub mod webserver;
 
-pub use common::{CATEGORY, Phase};
+pub use common::{CATEGORY, LifecycleStatus, Phase};
+
+common::lifecycle_status!(WebAppStatus, WebServerStatus, MemcachedStatus, DatabaseStatus, PodManagerStatus);
 pub use database::{Database, DatabaseSpec, DatabaseStatus};
 pub use memcached::{Memcached, MemcachedSpec, MemcachedStatus};
 pub use podmanager::{PodManager, PodManagerSpec, PodManagerStatus, WebhookEndpoint};

@@ -1,10 +1,11 @@
 //! `Memcached` (cache.example.com/v1alpha1): a sized memcached Deployment.
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{Condition, conditions_schema};
+use crate::common::{Condition, Phase, conditions_schema};
 
 /// A memcached cluster of `size` pods.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -16,8 +17,13 @@ use crate::common::{Condition, conditions_schema};
     status = "MemcachedStatus",
     shortname = "mc",
     category = "webapp-operator",
-    doc = "A memcached cluster: a Deployment of `size` pods; status.nodes lists the pod names.",
-    scale(spec_replicas_path = ".spec.size", status_replicas_path = ".status.replicas"),
+    doc = "A memcached cluster: a Deployment of `size` pods behind a headless Service; status.nodes lists the ready pods.",
+    scale(
+        spec_replicas_path = ".spec.size",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase", description = "Lifecycle phase"),
     printcolumn(name = "Size", type_ = "integer", json_path = ".spec.size", description = "Desired pods"),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas", description = "Ready pods"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
@@ -35,6 +41,10 @@ pub struct MemcachedSpec {
     #[serde(default = "default_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
+    /// CPU and memory of each pod. A memory limit also sizes memcached's cache (`-m`),
+    /// leaving headroom for connections, so the pod is not OOM-killed when the cache fills.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
 }
 
 fn default_image() -> String {
@@ -49,7 +59,10 @@ fn default_port() -> i32 {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemcachedStatus {
-    /// Names of the memcached pods.
+    /// Lifecycle phase: Pending, Creating, Running or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Names of the ready memcached pods, sorted: the nodes a client can hash keys over.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<String>,
     /// Pods the Deployment runs.
@@ -61,6 +74,12 @@ pub struct MemcachedStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Label selector of the pods, for the scale subresource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Human-readable summary of the phase, including why pods fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// Ready, Progressing and Degraded, kstatus-style.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]

@@ -4,7 +4,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{Condition, conditions_schema, default_http_port};
+use crate::common::{Condition, Phase, conditions_schema, default_http_port};
 
 /// A web server of 1 to 10 replicas.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -17,7 +17,12 @@ use crate::common::{Condition, conditions_schema, default_http_port};
     shortname = "ws",
     category = "webapp-operator",
     doc = "A web server: a Deployment of 1 to 10 pods and a Service in front of them.",
-    scale(spec_replicas_path = ".spec.replicas", status_replicas_path = ".status.replicas"),
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase", description = "Lifecycle phase"),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas", description = "Ready pods"),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas", description = "Desired pods"),
     printcolumn(name = "Image", type_ = "string", json_path = ".spec.image", priority = 1),
@@ -46,6 +51,9 @@ fn default_image() -> String {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebServerStatus {
+    /// Lifecycle phase: Pending, Creating, Running or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
     /// Pods the Deployment runs.
     #[serde(default)]
     pub replicas: i32,
@@ -55,6 +63,12 @@ pub struct WebServerStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Label selector of the pods, for the scale subresource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Human-readable summary of the phase, including why pods fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// Ready, Progressing and Degraded, kstatus-style.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]

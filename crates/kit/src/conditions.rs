@@ -3,9 +3,9 @@
 //! unless the condition's status flipped, so a reconcile that changes nothing produces
 //! a status equal to the old one and writes nothing (kube#354).
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use webapp_api::common::Condition;
 
 /// Condition type: the object is fully available.
 pub const READY: &str = "Ready";
@@ -62,24 +62,6 @@ impl Conditions {
         merged.sort_by(|a, b| a.type_.cmp(&b.type_));
         merged
     }
-}
-
-/// The conditions of a new object that was just accepted: not Ready, Progressing,
-/// both with reason `Pending`.
-pub fn pending(generation: Option<i64>, now: Timestamp, message: &str) -> Vec<Condition> {
-    Conditions::new(&[], generation, now)
-        .set(READY, false, "Pending", message)
-        .set(PROGRESSING, true, "Pending", message)
-        .build()
-}
-
-/// The conditions of an object being deleted, merged into `previous`: not Ready,
-/// Progressing, both with reason `Deleting`.
-pub fn deleting(previous: &[Condition], generation: Option<i64>, now: Timestamp, message: &str) -> Vec<Condition> {
-    Conditions::new(previous, generation, now)
-        .set(READY, false, "Deleting", message)
-        .set(PROGRESSING, true, "Deleting", message)
-        .build()
 }
 
 /// Whether condition `type_` is `True` in `conditions`.

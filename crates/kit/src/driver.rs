@@ -6,7 +6,7 @@
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::runtime::Controller;
@@ -28,6 +28,9 @@ pub trait Reconciler: Send + Sync + 'static {
     type Object: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static;
     /// Controller name, in logs and metric labels.
     const NAME: &'static str;
+    /// Budget of one whole reconcile (each API-bound step has its own, shorter one):
+    /// past it the reconcile fails as retryable and frees its slot.
+    const TIMEOUT: Duration = Duration::from_secs(120);
     /// Makes the cluster match one object.
     fn reconcile(&self, object: Arc<Self::Object>) -> impl Future<Output = Result<Action>> + Send;
 }
@@ -87,7 +90,9 @@ async fn reconcile<R: Reconciler>(object: Arc<R::Object>, driver: Arc<Driver<R>>
         return Ok(Action::await_change());
     }
     let started = Instant::now();
-    let result = driver.reconciler.reconcile(object).instrument(span.clone()).await;
+    let result = tokio::time::timeout(R::TIMEOUT, driver.reconciler.reconcile(object).instrument(span.clone()))
+        .await
+        .unwrap_or(Err(Error::Timeout { step: "reconcile", after: R::TIMEOUT }));
     let elapsed = started.elapsed().as_secs_f64();
     driver.metrics.duration.get_or_create(&ControllerLabels { controller: R::NAME }).observe(elapsed);
     // Waiting for a child to go, or a stale read, is normal operation: a requeue.

@@ -1,11 +1,13 @@
 //! reconcile-kit: what every controller of the webapp-operator family shares.
 //!
 //! It runs on top of [`kube::runtime::Controller`], never instead of it, and holds:
-//! - [`phase`]: the lifecycle state machine and its one transition function;
+//! - [`phase`]: the lifecycle state machine and its one transition function (the
+//!   `lifecycle` crate, which the API types share);
 //! - [`step`]: named steps, pipelines, conditional steps and the tracing/timeout decorators;
 //! - [`error`]: errors classified as retryable or permanent;
 //! - [`backoff`]: per-object exponential backoff with jitter;
 //! - [`conditions`]: kstatus conditions that keep `lastTransitionTime` when nothing changed;
+//! - [`assess`]: phase and conditions from what a reconcile found, for every kind;
 //! - [`quantity`]: resource quantities compared by value;
 //! - [`apply`]: server-side apply of owned children that never touches what we do not own
 //!   and never writes when nothing changed;
@@ -14,9 +16,12 @@
 //! - [`finalizer`]: cleanup before deletion, tolerant of the object already being gone;
 //! - [`owned`]: a controller's children, applied and deleted with an Event for each change;
 //! - [`metrics`]: controller-runtime-compatible reconcile metrics;
+//! - [`workload`]: labels, child caches, pod problems, rollouts, and the shared reconcile
+//!   of kinds whose pods run in a Deployment behind a Service;
 //! - [`driver`]: the glue that turns a reconcile function into a running controller.
 
 pub mod apply;
+pub mod assess;
 pub mod backoff;
 pub mod conditions;
 pub mod driver;
@@ -25,14 +30,16 @@ pub mod events;
 pub mod finalizer;
 pub mod metrics;
 pub mod owned;
-pub mod phase;
 pub mod quantity;
 pub mod status;
 pub mod step;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+pub mod workload;
 
 pub use error::{Class, Error, Result};
+/// The lifecycle state machine (re-exported from the `lifecycle` crate).
+pub use lifecycle as phase;
 
 /// The field manager of every server-side apply and the name on every Event.
 pub const MANAGER: &str = "webapp-operator";

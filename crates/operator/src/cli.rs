@@ -3,13 +3,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use webapp_api::WebhookEndpoint;
-
 use clap::{Parser, Subcommand};
+use webapp_api::WebhookEndpoint;
 
 use crate::controllers::ControllerKind;
 use crate::manager::{self, Config};
 use crate::telemetry::{self, LogFormat};
+use crate::webhook::{self, WebhookConfig};
 use crate::{crdgen, manager::ManagerError};
 
 /// Kubernetes operators for WebApp, PodManager, WebServer, Memcached and Database.
@@ -46,8 +46,8 @@ pub struct RunArgs {
     /// Watch only this namespace (namespace-scoped mode). All namespaces when unset.
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
-    /// Controllers to run.
-    #[arg(long, value_delimiter = ',', default_value = "webapp,podmanager", env = "CONTROLLERS")]
+    /// Controllers to run (comma-separated). All when unset.
+    #[arg(long, value_delimiter = ',', env = "CONTROLLERS")]
     pub controllers: Vec<ControllerKind>,
     /// Objects reconciled in parallel per controller.
     #[arg(long, default_value_t = 4, env = "CONCURRENCY")]
@@ -86,6 +86,29 @@ pub struct RunArgs {
     /// Run PodManager's controller without serving conversions (v2 is then unreadable).
     #[arg(long, env = "NO_WEBHOOK")]
     pub no_webhook: bool,
+}
+
+impl From<RunArgs> for Config {
+    fn from(args: RunArgs) -> Self {
+        let controllers = if args.controllers.is_empty() { ControllerKind::ALL.to_vec() } else { args.controllers };
+        // The webhook converts PodManagers: it runs with their controller.
+        let webhook = (controllers.contains(&ControllerKind::Podmanager) && !args.no_webhook).then(|| WebhookConfig {
+            addr: args.webhook_addr,
+            cert_dir: args.webhook_cert_dir,
+            url: args.webhook_url,
+            hosts: if args.webhook_host.is_empty() { webhook::default_hosts() } else { args.webhook_host },
+        });
+        Config {
+            namespace: args.namespace,
+            controllers,
+            concurrency: args.concurrency,
+            metrics_addr: args.metrics_addr,
+            leader_elect: args.leader_elect,
+            leader_election_namespace: args.leader_election_namespace,
+            instance: args.instance,
+            webhook,
+        }
+    }
 }
 
 /// What can go wrong at the top level.

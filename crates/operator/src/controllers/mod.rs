@@ -1,59 +1,80 @@
 //! One module per controller. Each is a thin I/O shell around a pure plan:
-//! observe (reflector stores) → plan (`desired()`, pure) → act (kit apply/delete) →
-//! report (status, conditions, events).
+//! observe (reflector stores) → plan (pure) → act (kit apply/delete) → report (status,
+//! conditions, events). WebApp, WebServer and Memcached are built on the kit's workload
+//! layer (a Deployment behind a Service) and keep only their own mappings; PodManager
+//! owns bare Pods and uses the pieces of it that fit (labels, caches, pod problems).
 
-pub mod children;
+pub mod memcached;
 pub mod podmanager;
 pub mod webapp;
+pub mod webserver;
 
-use std::collections::BTreeMap;
-
-use reconcile_kit::MANAGER;
-
-/// Label keys every child carries.
-pub mod labels {
-    /// The application kind (`webapp`, ...).
-    pub const NAME: &str = "app.kubernetes.io/name";
-    /// The custom resource's name.
-    pub const INSTANCE: &str = "app.kubernetes.io/instance";
-    /// Always `webapp-operator`.
-    pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-}
-
-/// Labels of the children of custom resource `instance` of kind `app`. The first two
-/// are the pod selector; all three select the children in watches.
-pub fn child_labels(app: &str, instance: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (labels::NAME.to_owned(), app.to_owned()),
-        (labels::INSTANCE.to_owned(), instance.to_owned()),
-        (labels::MANAGED_BY.to_owned(), MANAGER.to_owned()),
-    ])
-}
-
-/// The pod selector of custom resource `instance` of kind `app`.
-pub fn selector_labels(app: &str, instance: &str) -> BTreeMap<String, String> {
-    let mut labels = child_labels(app, instance);
-    labels.remove(labels::MANAGED_BY);
-    labels
-}
-
-/// The label selector of every child of kind `app` this operator manages, for watches.
-pub fn kind_selector(app: &str) -> String {
-    let mut labels = child_labels(app, "");
-    labels.remove(labels::INSTANCE);
-    selector_string(&labels)
-}
-
-/// `k=v,k=v` form of a label map, for label selectors and `status.selector`.
-pub fn selector_string(labels: &BTreeMap<String, String>) -> String {
-    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
-}
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use kube::Client;
+use kube::runtime::Controller;
+use reconcile_kit::backoff::Backoffs;
+use reconcile_kit::driver::{Driver, Reconciler};
+use reconcile_kit::events::Events;
+use reconcile_kit::metrics::Metrics;
 
 /// Which controllers a process runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum ControllerKind {
     /// WebApp: Deployment + Service + Ingress.
     Webapp,
+    /// WebServer: Deployment + Service.
+    Webserver,
+    /// Memcached: Deployment + headless Service, `status.nodes`.
+    Memcached,
     /// PodManager: bare Pods `<name>-<i>`.
     Podmanager,
 }
+
+impl ControllerKind {
+    /// Every controller there is: what a manager runs by default.
+    pub const ALL: &'static [ControllerKind] =
+        &[ControllerKind::Webapp, ControllerKind::Webserver, ControllerKind::Memcached, ControllerKind::Podmanager];
+}
+
+/// What every controller is built from: the process's client and events, the watched
+/// namespace (all when `None`), reconciles in parallel, and the shared metrics.
+#[derive(Clone)]
+pub struct Setup {
+    /// The client of the process.
+    pub client: Client,
+    /// Namespace to watch; all when `None`.
+    pub namespace: Option<String>,
+    /// Where Events go.
+    pub events: Events,
+    /// Objects reconciled in parallel per controller.
+    pub concurrency: u16,
+    /// Reconcile metrics, shared by every controller.
+    pub metrics: Metrics,
+    /// The source document's own `podmanager_reconcile_total`.
+    pub podmanager_metrics: podmanager::PodManagerMetrics,
+}
+
+impl Setup {
+    /// The controller of `kind`, as a future that runs until `stop` resolves.
+    pub fn run(&self, kind: ControllerKind, stop: Stop) -> BoxFuture<'static, ()> {
+        match kind {
+            ControllerKind::Webapp => self.drive(webapp::controller(self), stop),
+            ControllerKind::Webserver => self.drive(webserver::controller(self), stop),
+            ControllerKind::Memcached => self.drive(memcached::controller(self), stop),
+            ControllerKind::Podmanager => self.drive(podmanager::controller(self), stop),
+        }
+    }
+
+    fn drive<R: Reconciler>(
+        &self,
+        (controller, reconciler): (Controller<R::Object>, R),
+        stop: Stop,
+    ) -> BoxFuture<'static, ()> {
+        let driver = Driver::new(reconciler, self.metrics.clone(), Backoffs::default());
+        driver.run(controller, stop).boxed()
+    }
+}
+
+/// Resolves when controllers must stop (shutdown, or leadership lost).
+pub type Stop = futures::future::Shared<BoxFuture<'static, ()>>;

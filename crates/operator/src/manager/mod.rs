@@ -10,14 +10,11 @@ use std::sync::Arc;
 
 use futures::future::{FutureExt, Shared};
 use prometheus_client::registry::Registry;
-use reconcile_kit::backoff::Backoffs;
-use reconcile_kit::driver::Driver;
 use reconcile_kit::events::Events;
 use reconcile_kit::metrics::Metrics;
 use tokio::sync::watch;
 
-use crate::cli::RunArgs;
-use crate::controllers::{ControllerKind, podmanager, webapp};
+use crate::controllers::{ControllerKind, Setup, podmanager};
 use crate::webhook::{self, WebhookConfig, WebhookError};
 
 pub use client::ClientMetrics;
@@ -41,29 +38,6 @@ pub struct Config {
     pub instance: Option<String>,
     /// PodManager's conversion webhook server; `None` runs none.
     pub webhook: Option<WebhookConfig>,
-}
-
-impl From<RunArgs> for Config {
-    fn from(args: RunArgs) -> Self {
-        // The webhook converts PodManagers: it runs with their controller.
-        let webhook =
-            (args.controllers.contains(&ControllerKind::Podmanager) && !args.no_webhook).then(|| WebhookConfig {
-                addr: args.webhook_addr,
-                cert_dir: args.webhook_cert_dir,
-                url: args.webhook_url,
-                hosts: if args.webhook_host.is_empty() { webhook::default_hosts() } else { args.webhook_host },
-            });
-        Config {
-            namespace: args.namespace,
-            controllers: args.controllers,
-            concurrency: args.concurrency,
-            metrics_addr: args.metrics_addr,
-            leader_elect: args.leader_elect,
-            leader_election_namespace: args.leader_election_namespace,
-            instance: args.instance,
-            webhook,
-        }
-    }
 }
 
 /// Why the manager stopped with an error.
@@ -172,31 +146,18 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
         None => shutdown.clone(),
     };
 
-    let events = Events::new(client.clone(), config.instance.clone());
+    let setup = Setup {
+        client: client.clone(),
+        namespace: config.namespace.clone(),
+        events: Events::new(client.clone(), config.instance.clone()),
+        concurrency: config.concurrency,
+        metrics,
+        podmanager_metrics,
+    };
     // The controllers run as futures of this one, not as spawned tasks, so that
     // dropping the manager (an aborted task, a test) stops every reconcile with it.
-    let mut controllers: Vec<futures::future::BoxFuture<'static, ()>> = Vec::new();
-    for kind in &config.controllers {
-        match kind {
-            ControllerKind::Webapp => {
-                let (controller, reconciler) =
-                    webapp::controller(client.clone(), config.namespace.as_deref(), events.clone(), config.concurrency);
-                let driver = Driver::new(reconciler, metrics.clone(), Backoffs::default());
-                controllers.push(driver.run(controller, stop.clone()).boxed());
-            }
-            ControllerKind::Podmanager => {
-                let (controller, reconciler) = podmanager::controller(
-                    client.clone(),
-                    config.namespace.as_deref(),
-                    events.clone(),
-                    config.concurrency,
-                    podmanager_metrics.clone(),
-                );
-                let driver = Driver::new(reconciler, metrics.clone(), Backoffs::default());
-                controllers.push(driver.run(controller, stop.clone()).boxed());
-            }
-        }
-    }
+    let controllers = config.controllers.iter().map(|kind| setup.run(*kind, stop.clone()));
+    let controllers: Vec<_> = controllers.collect();
     tracing::info!(controllers = ?config.controllers, namespace = ?config.namespace, "controllers started");
     futures::future::join_all(controllers).await;
     drop(stop);

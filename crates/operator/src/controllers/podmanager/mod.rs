@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -24,11 +24,12 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use reconcile_kit::driver::Reconciler;
 use reconcile_kit::events::Events;
+use reconcile_kit::workload::labels::kind_selector;
+use reconcile_kit::workload::{self, reflect, scoped_api};
 use reconcile_kit::{Error, Result};
 use webapp_api::PodManager;
 
-use crate::controllers::children::{reflect, scoped_api};
-use crate::controllers::kind_selector;
+use super::Setup;
 
 /// Finalizer that holds a PodManager until its Pods are gone.
 pub const FINALIZER: &str = "apps.mycompany.com/podmanager-cleanup";
@@ -84,20 +85,12 @@ pub struct PodManagerReconciler {
 
 /// Builds the PodManager controller: a watch of PodManagers and one of their Pods
 /// (filtered on our labels, cached once and shared with the reconciler).
-pub fn controller(
-    client: Client,
-    namespace: Option<&str>,
-    events: Events,
-    concurrency: u16,
-    metrics: PodManagerMetrics,
-) -> (Controller<PodManager>, PodManagerReconciler) {
+pub fn controller(setup: &Setup) -> (Controller<PodManager>, PodManagerReconciler) {
+    let (client, namespace) = (setup.client.clone(), setup.namespace.as_deref());
     let (pods, pod_events) = reflect(scoped_api::<Pod>(&client, namespace), &kind_selector(plan::APP));
-    let controller =
-        Controller::new(scoped_api::<PodManager>(&client, namespace), watcher::Config::default().any_semantic())
-            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-            // No predicate: a deleted or failed Pod must trigger its replacement.
-            .owns_stream(pod_events);
-    let ctx = Context { client, events, pods, metrics };
+    // No predicate: a deleted or failed Pod must trigger its replacement.
+    let controller = workload::controller::<PodManager>(&client, namespace, setup.concurrency).owns_stream(pod_events);
+    let ctx = Context { client, events: setup.events.clone(), pods, metrics: setup.podmanager_metrics.clone() };
     (controller, PodManagerReconciler { ctx: Arc::new(ctx) })
 }
 

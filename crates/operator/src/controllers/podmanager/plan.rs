@@ -18,7 +18,8 @@ use kube::ResourceExt;
 use webapp_api::PodManager;
 use webapp_api::podmanager::v2::PodTemplate;
 
-use crate::controllers::child_labels;
+use reconcile_kit::workload::labels::child_labels;
+use reconcile_kit::workload::pods::is_ready;
 
 /// The `app.kubernetes.io/name` of PodManager Pods.
 pub const APP: &str = "podmanager";
@@ -107,11 +108,7 @@ pub struct PodView {
 impl PodView {
     /// Reads `pod`, a Pod of PodManager `name`.
     pub fn of(name: &str, pod: &Pod) -> Self {
-        let status = pod.status.as_ref();
-        let phase = status.and_then(|s| s.phase.as_deref());
-        let ready = status
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
         let ended = matches!(phase, Some("Failed" | "Succeeded"));
         PodView {
             name: pod.name_any(),
@@ -119,7 +116,7 @@ impl PodView {
             hash: pod.labels().get(TEMPLATE_HASH).cloned(),
             ended,
             // A Pod that ended may keep its last Ready condition; it serves nothing.
-            ready: ready && !ended,
+            ready: is_ready(pod) && !ended,
             terminating: pod.metadata.deletion_timestamp.is_some(),
         }
     }

@@ -9,17 +9,19 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use reconcile_kit::apply::{self, Applied, Deletion, is_controlled_by};
+use reconcile_kit::assess::Failure;
 use reconcile_kit::owned::Owned;
+use reconcile_kit::phase::Phase;
 use reconcile_kit::step::{Flow, Pipeline, StepContext, StepFuture, step, timeout, when};
+use reconcile_kit::workload::pods::pod_problems;
 use reconcile_kit::{Class, Error, Result, status as status_patch};
+use webapp_api::PodManager;
 use webapp_api::podmanager::conversion;
 use webapp_api::podmanager::v2::PodTemplate;
-use webapp_api::{Phase, PodManager};
 
 use super::plan::{self, Changes, PodView};
 use super::status::{self, Observed};
 use super::{CLEANUP_BUDGET, Context, HEALTH_CHECK};
-use crate::controllers::children::pod_problems;
 
 /// Budget of one API-bound step.
 const STEP_BUDGET: Duration = Duration::from_secs(30);
@@ -141,27 +143,27 @@ pub(super) async fn apply(ctx: Arc<Context>, pm: Arc<PodManager>) -> Result<Acti
     // A failure the next attempt will not fix by itself is shown in status; the error
     // still goes to the error policy whatever the report does.
     if matches!(error.class(), Class::Permanent | Class::Blocked)
-        && let Err(report_error) = report(&run, Some(&error)).await
+        && let Err(report_error) = report(&run, Some(&Failure::of(&error))).await
     {
         tracing::warn!(error = %report_error, "could not report failure");
     }
     Err(error)
 }
 
-/// Writes the status (only if it changed) and publishes the events about it.
-async fn report(run: &Run, failure: Option<&Error>) -> Result<Action> {
+/// Writes the status (only if it changed) and publishes the events about it: Warning
+/// `Failed` (the source document's reason) once per distinct failure, `Running` when
+/// the PodManager becomes ready.
+async fn report(run: &Run, failure: Option<&Failure>) -> Result<Action> {
     let pm = run.pm.as_ref();
     let previous = pm.status.clone().unwrap_or_default();
     let next = status::compute(pm, &run.observed, failure, Timestamp::now());
     status_patch::patch_if_changed(&run.api, pm, pm.status.as_ref(), &next).await?;
 
     let reference = pm.object_ref(&());
-    if let Some(error) = failure {
-        let message = reconcile_kit::events::error_chain(error);
-        // Once per distinct failure: a retry of the same one adds nothing.
-        if previous.message.as_deref() != Some(message.as_str()) {
-            run.ctx.events.warning(&reference, "Failed", format!("{}: {message}", error.reason())).await;
-        }
+    if let Some(failure) = failure
+        && previous.message.as_deref() != Some(failure.message.as_str())
+    {
+        run.ctx.events.warning(&reference, "Failed", format!("{}: {}", failure.reason, failure.message)).await;
     }
     if next.phase != previous.phase {
         tracing::info!(from = ?previous.phase, to = ?next.phase, "phase changed");

@@ -1,9 +1,10 @@
 //! The WebApp controller: a Deployment, a Service and, with `spec.domain`, an Ingress,
 //! driven through `Pending → Creating → Running` (with `Failed` and `Deleting`).
 //!
-//! [`plan`] and [`status`] are pure; this module and [`steps`] do the I/O: the
-//! reconcile is a pipeline of named steps (`plan`, `deployment`, `service`, `ingress`,
-//! `observe`), and deletion a pipeline that removes the children in order.
+//! Built on the kit's workload layer, which plans, applies and observes the Deployment
+//! and Service: [`plan`] maps the spec to them (and to the Ingress), [`status`] maps the
+//! lifecycle assessment to the WebApp's status, and [`steps`] adds the Ingress and the
+//! ordered cleanup behind the finalizer.
 
 pub mod plan;
 pub mod status;
@@ -12,46 +13,43 @@ mod steps;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::runtime::reflector::Store;
+use kube::{Api, ResourceExt};
+use reconcile_kit::assess::Assessment;
 use reconcile_kit::driver::Reconciler;
-use reconcile_kit::events::Events;
+use reconcile_kit::workload::labels::kind_selector;
+use reconcile_kit::workload::{self, Observed, Shape, Shared, Workload, WorkloadCaches};
 use reconcile_kit::{Error, Result};
-use webapp_api::WebApp;
+use webapp_api::{WebApp, WebAppStatus};
 
-use crate::controllers::children::{reflect, scoped_api};
-use crate::controllers::kind_selector;
-use crate::controllers::labels;
+use super::Setup;
 
 /// Finalizer that holds a WebApp until its children are cleaned up.
 pub const FINALIZER: &str = "apps.example.com/webapp-cleanup";
-/// How often a healthy WebApp is looked at again even when nothing happens.
-pub const HEALTH_CHECK: Duration = Duration::from_secs(30);
 /// How long deletion waits for a child to go before giving up on it.
 pub const CLEANUP_BUDGET: Duration = Duration::from_secs(120);
 
-/// Shared state of the WebApp controller: the client, events and the child caches.
-pub struct Context {
-    client: Client,
-    events: Events,
-    deployments: Store<Deployment>,
-    services: Store<Service>,
-    ingresses: Store<Ingress>,
-    pods: Store<Pod>,
-}
+/// The WebApp kind in the workload layer's terms. Beyond the Deployment and Service,
+/// the controller keeps the cache of its Ingresses.
+pub struct WebAppKind;
 
-impl Context {
-    fn api<K>(&self, namespace: &str) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-    {
-        Api::namespaced(self.client.clone(), namespace)
-    }
+/// Shared state of the WebApp controller: client, events, child caches.
+pub type Context = Shared<WebAppKind>;
+
+impl Workload for WebAppKind {
+    type Object = WebApp;
+    type Status = WebAppStatus;
+    const APP: &'static str = plan::APP;
+    type Extra = Store<Ingress>;
+
+    const SHAPE: fn(&WebApp) -> Result<Shape, String> = |webapp| {
+        plan::validate(webapp)?;
+        Ok(plan::shape(webapp))
+    };
+    const STATUS: fn(&WebApp, &Observed, Assessment) -> WebAppStatus = status::compute;
 }
 
 /// The WebApp reconciler.
@@ -61,30 +59,14 @@ pub struct WebAppReconciler {
 
 /// Builds the WebApp controller: watches of WebApps and of their children (filtered on
 /// our labels, cached once and shared with the reconciler), and the reconciler.
-pub fn controller(
-    client: Client,
-    namespace: Option<&str>,
-    events: Events,
-    concurrency: u16,
-) -> (Controller<WebApp>, WebAppReconciler) {
-    let selector = kind_selector(plan::APP);
-    let (deployments, deployment_events) = reflect(scoped_api::<Deployment>(&client, namespace), &selector);
-    let (services, service_events) = reflect(scoped_api::<Service>(&client, namespace), &selector);
-    let (ingresses, ingress_events) = reflect(scoped_api::<Ingress>(&client, namespace), &selector);
-    let (pods, pod_events) = reflect(scoped_api::<Pod>(&client, namespace), &selector);
-
-    let controller =
-        Controller::new(scoped_api::<WebApp>(&client, namespace), watcher::Config::default().any_semantic())
-            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-            .owns_stream(deployment_events)
-            .owns_stream(service_events)
-            .owns_stream(ingress_events)
-            // Pods are not owned by the WebApp (their ReplicaSet is), so map them by label.
-            .watches_stream(pod_events, |pod: Pod| {
-                let instance = pod.labels().get(labels::INSTANCE)?.clone();
-                Some(ObjectRef::new(&instance).within(&pod.namespace()?))
-            });
-    let ctx = Context { client, events, deployments, services, ingresses, pods };
+pub fn controller(setup: &Setup) -> (Controller<WebApp>, WebAppReconciler) {
+    let (client, namespace) = (setup.client.clone(), setup.namespace.as_deref());
+    let controller = workload::controller::<WebApp>(&client, namespace, setup.concurrency);
+    let (controller, caches) = WorkloadCaches::watch(&client, namespace, plan::APP, controller);
+    let (ingresses, ingress_events) =
+        workload::reflect(workload::scoped_api::<Ingress>(&client, namespace), &kind_selector(plan::APP));
+    let controller = controller.owns_stream(ingress_events);
+    let ctx = Context { client, events: setup.events.clone(), caches, extra: ingresses };
     (controller, WebAppReconciler { ctx: Arc::new(ctx) })
 }
 
@@ -94,7 +76,7 @@ impl Reconciler for WebAppReconciler {
 
     async fn reconcile(&self, webapp: Arc<WebApp>) -> Result<Action> {
         let namespace = webapp.namespace().ok_or_else(|| Error::InvalidSpec("WebApp has no namespace".into()))?;
-        let api: Api<WebApp> = self.ctx.api(&namespace);
+        let api: Api<WebApp> = Api::namespaced(self.ctx.client.clone(), &namespace);
         let (ctx, cleanup_ctx) = (self.ctx.clone(), self.ctx.clone());
         reconcile_kit::finalizer::run(
             &api,

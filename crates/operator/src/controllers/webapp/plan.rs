@@ -1,20 +1,18 @@
 //! The pure plan: what a WebApp's children should look like. No I/O, no clock.
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, Service, ServicePort,
-    ServiceSpec, TCPSocketAction,
+    Container, ContainerPort, EnvVar, HTTPGetAction, Probe, Service, ServicePort, TCPSocketAction,
 };
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend, IngressSpec,
     ServiceBackendPort,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
+use reconcile_kit::workload::{self, Exposure, Owner, Plan, Shape};
 use webapp_api::WebApp;
-
-use crate::controllers::{child_labels, selector_labels};
 
 /// The `app.kubernetes.io/name` of WebApp children.
 pub const APP: &str = "webapp";
@@ -49,27 +47,22 @@ pub fn validate(webapp: &WebApp) -> Result<(), String> {
     Ok(())
 }
 
-/// What `webapp` should own. `owner` is its controller owner reference. Children are
-/// named like the WebApp, as users of the seeds expect (`kubectl get deploy <name>`).
-pub fn desired(webapp: &WebApp, owner: OwnerReference) -> Children {
-    let name = webapp.name_any();
-    let metadata = ObjectMeta {
-        name: Some(name.clone()),
-        namespace: webapp.namespace(),
-        labels: Some(child_labels(APP, &name)),
-        owner_references: Some(vec![owner]),
-        ..ObjectMeta::default()
-    };
-    Children {
-        deployment: deployment(webapp, metadata.clone()),
-        service: service(webapp, metadata.clone()),
-        ingress: webapp.spec.domain.as_ref().map(|domain| ingress(webapp, domain, metadata)),
-    }
+/// Who a WebApp's children belong to.
+pub fn owner(webapp: &WebApp, reference: OwnerReference) -> Owner {
+    Owner { name: webapp.name_any(), namespace: webapp.namespace(), app: APP, reference }
 }
 
-fn deployment(webapp: &WebApp, metadata: ObjectMeta) -> Deployment {
+/// What `webapp` should own. `owner` is its controller owner reference. Children are
+/// named like the WebApp, as users of the seeds expect (`kubectl get deploy <name>`).
+pub fn desired(webapp: &WebApp, owner_reference: OwnerReference) -> Children {
+    let owner = owner(webapp, owner_reference);
+    let Plan { deployment, service } = workload::shape::plan(&owner, shape(webapp));
+    Children { deployment, service, ingress: ingress(webapp, &owner) }
+}
+
+/// The Deployment and Service of `webapp`, in the workload layer's terms.
+pub fn shape(webapp: &WebApp) -> Shape {
     let spec = &webapp.spec;
-    let selector = selector_labels(APP, &webapp.name_any());
     let probe = match &spec.probe_path {
         Some(path) => Probe {
             http_get: Some(HTTPGetAction {
@@ -102,46 +95,25 @@ fn deployment(webapp: &WebApp, metadata: ObjectMeta) -> Deployment {
         readiness_probe: Some(probe),
         ..Container::default()
     };
-    Deployment {
-        metadata,
-        spec: Some(DeploymentSpec {
-            // Unset: an autoscaler owns the count; sending it would fight the autoscaler.
-            replicas: spec.replicas,
-            selector: LabelSelector { match_labels: Some(selector.clone()), ..LabelSelector::default() },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(child_labels(APP, &webapp.name_any())),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec { containers: vec![container], ..PodSpec::default() }),
-            },
-            ..DeploymentSpec::default()
-        }),
-        status: None,
+    Shape {
+        // Unset: an autoscaler owns the count; sending it would fight the autoscaler.
+        replicas: spec.replicas,
+        container,
+        security_context: None,
+        exposure: Exposure::Typed(spec.service_type.as_str().into()),
+        ports: vec![ServicePort {
+            name: Some("http".into()),
+            port: spec.port,
+            target_port: Some(IntOrString::Int(spec.port)),
+            protocol: Some("TCP".into()),
+            ..ServicePort::default()
+        }],
     }
 }
 
-fn service(webapp: &WebApp, metadata: ObjectMeta) -> Service {
-    let spec = &webapp.spec;
-    Service {
-        metadata,
-        spec: Some(ServiceSpec {
-            type_: Some(spec.service_type.as_str().into()),
-            selector: Some(selector_labels(APP, &webapp.name_any())),
-            ports: Some(vec![ServicePort {
-                name: Some("http".into()),
-                port: spec.port,
-                target_port: Some(IntOrString::Int(spec.port)),
-                protocol: Some("TCP".into()),
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
-        }),
-        status: None,
-    }
-}
-
-fn ingress(webapp: &WebApp, domain: &str, metadata: ObjectMeta) -> Ingress {
+/// The Ingress routing `spec.domain` to the Service, when a domain is set.
+pub fn ingress(webapp: &WebApp, owner: &Owner) -> Option<Ingress> {
+    let domain = webapp.spec.domain.as_deref()?;
     let backend = IngressBackend {
         service: Some(IngressServiceBackend {
             name: webapp.name_any(),
@@ -149,8 +121,8 @@ fn ingress(webapp: &WebApp, domain: &str, metadata: ObjectMeta) -> Ingress {
         }),
         ..IngressBackend::default()
     };
-    Ingress {
-        metadata,
+    Some(Ingress {
+        metadata: owner.child_meta(),
         spec: Some(IngressSpec {
             rules: Some(vec![IngressRule {
                 host: Some(domain.to_owned()),
@@ -161,7 +133,7 @@ fn ingress(webapp: &WebApp, domain: &str, metadata: ObjectMeta) -> Ingress {
             ..IngressSpec::default()
         }),
         status: None,
-    }
+    })
 }
 
 #[cfg(test)]

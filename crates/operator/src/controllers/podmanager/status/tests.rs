@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::jiff::Timestamp;
 use proptest::prelude::*;
 use reconcile_kit::conditions::{DEGRADED, PROGRESSING, READY, is_true};
+use reconcile_kit::phase::Phase;
 use webapp_api::{PodManagerSpec, PodManagerStatus};
 
 use super::*;
@@ -66,9 +67,8 @@ fn a_rolling_update_is_progressing_and_says_how_far_it_is() {
     let status = compute(&pm(3, Some(running)), &pods, None, now());
     assert_eq!(status.phase, Some(Phase::Creating));
     assert_eq!(status.updated_replicas, 1);
-    assert_eq!(status.message.as_deref(), Some("rolling update: 1/3 pods updated, 3/3 pods ready"));
-    let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
-    assert_eq!(ready.reason, "RollingUpdate");
+    assert_eq!(status.message.as_deref(), Some("waiting: rolling update: 1/3 pods updated, 3/3 pods ready"));
+    assert!(is_true(&status.conditions, PROGRESSING) && !is_true(&status.conditions, READY));
 }
 
 #[test]
@@ -89,7 +89,7 @@ fn failing_pods_and_errors_are_degraded_with_their_reason() {
     assert!(status.message.unwrap().contains("ImagePullBackOff"));
 
     let error = reconcile_kit::Error::NotOwned { kind: "Pod".into(), name: "pm-0".into(), owner: "PodManager".into() };
-    let status = compute(&pm(1, None), &observed(vec![]), Some(&error), now());
+    let status = compute(&pm(1, None), &observed(vec![]), Some(&Failure::of(&error)), now());
     assert_eq!(status.phase, Some(Phase::Failed));
     let degraded = status.conditions.iter().find(|c| c.type_ == DEGRADED).unwrap();
     assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "NotOwned"));

@@ -1,6 +1,10 @@
+use std::sync::Arc;
+
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use proptest::prelude::*;
+use reconcile_kit::assess::{Failure, Previous, assess};
 use reconcile_kit::conditions::{DEGRADED, READY, is_true};
 use serde_json::json;
 use webapp_api::webapp::ServiceType;
@@ -32,7 +36,25 @@ fn deployment(ready: i32) -> Deployment {
 }
 
 fn observed(ready: i32) -> Observed {
-    Observed { deployment: Some(deployment(ready)), service: true, ingress: true, ..Observed::default() }
+    Observed { deployment: Some(deployment(ready)), ..Observed::default() }
+}
+
+fn failing_pod(reason: &str) -> Arc<Pod> {
+    Arc::new(
+        serde_json::from_value(json!({"metadata": {"name": "web-1"}, "status": {"containerStatuses": [{"name": "app",
+        "image": "x", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": reason}}}]}}))
+        .unwrap(),
+    )
+}
+
+/// The whole calculation a report makes: the kit's assessment, then the WebApp mapping.
+fn compute(webapp: &WebApp, observed: &Observed, failure: Option<&Failure>, now: Timestamp) -> WebAppStatus {
+    let before = webapp.status.as_ref().map(Previous::of).unwrap_or_default();
+    super::compute(webapp, observed, assess(before, webapp.metadata.generation, &observed.progress(), failure, now))
+}
+
+fn pending(webapp: &WebApp, now: Timestamp) -> WebAppStatus {
+    super::compute(webapp, &Observed::default(), reconcile_kit::assess::pending(webapp.metadata.generation, now))
 }
 
 fn now() -> Timestamp {
@@ -73,7 +95,7 @@ fn a_change_sends_a_running_webapp_back_to_creating() {
 
 #[test]
 fn failing_pods_are_named_in_the_message_and_degraded_condition() {
-    let failing = Observed { pod_problems: vec!["pod web-1: container app: ImagePullBackOff".into()], ..observed(0) };
+    let failing = Observed { pods: vec![failing_pod("ImagePullBackOff")], ..observed(0) };
     let status = compute(&webapp(1, None), &failing, None, now());
     assert_eq!(status.phase, Some(Phase::Creating));
     assert!(status.message.as_deref().unwrap().contains("ImagePullBackOff"));
@@ -127,8 +149,6 @@ proptest! {
     fn no_observation_makes_status_panic(
         phase in any_phase(),
         ready in -3i32..5,
-        service: bool,
-        ingress: bool,
         changed: bool,
         problems in proptest::collection::vec(".{0,20}", 0..3),
         fail: bool,
@@ -137,7 +157,8 @@ proptest! {
         let previous = WebAppStatus { phase, ..WebAppStatus::default() };
         let mut app = webapp(1, Some(previous));
         app.metadata.generation = generation;
-        let observed = Observed { deployment: Some(deployment(ready)), service, ingress, changed, pod_problems: problems };
+        let pods = problems.iter().map(|reason| failing_pod(reason)).collect();
+        let observed = Observed { deployment: Some(deployment(ready)), pods, changed };
         let failure = fail.then(|| Failure { reason: "X".into(), message: "y".into() });
         let status = compute(&app, &observed, failure.as_ref(), now());
         let next = status.phase.unwrap();

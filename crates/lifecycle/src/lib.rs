@@ -1,8 +1,64 @@
-//! The lifecycle state machine: `Pending → Creating → Running`, with `Failed` and
-//! `Deleting` reachable from any live phase. [`next`] is the one place that decides a
-//! phase; [`transition`] refuses the moves the machine does not have.
+//! The lifecycle of a custom resource: `Pending → Creating → Running`, with `Failed`
+//! and `Deleting` reachable from any live phase. [`next`] is the one place that decides
+//! a phase; [`transition`] refuses the moves the machine does not have.
+//!
+//! A crate of its own, knowing no kind and no client: the API types put [`Phase`] in
+//! their status schemas and implement [`LifecycleStatus`], and the reconcile kit drives
+//! them, without either depending on the other.
 
-pub use webapp_api::Phase;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A kstatus condition (`Ready`, `Progressing`, `Degraded`), as Kubernetes defines it.
+pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+/// What every status of a kind with a lifecycle carries: the phase, the generation it
+/// describes and its kstatus conditions. The reconcile kit computes the next status
+/// from these without knowing the kind.
+pub trait LifecycleStatus {
+    /// `status.phase`.
+    fn phase(&self) -> Option<Phase>;
+    /// `status.observedGeneration`.
+    fn observed_generation(&self) -> Option<i64>;
+    /// `status.conditions`.
+    fn conditions(&self) -> &[Condition];
+}
+
+/// Lifecycle phase: Pending (accepted), Creating (children being made ready), Running
+/// (everything ready), Failed (needs a change to make progress), Deleting (cleaning up).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum Phase {
+    /// Accepted, nothing created yet.
+    #[default]
+    Pending,
+    /// Children are being created or updated and are not all ready yet.
+    Creating,
+    /// Every child exists and is ready.
+    Running,
+    /// The operator cannot make progress without a change of the spec or of the cluster.
+    Failed,
+    /// The object is being deleted; children are being cleaned up.
+    Deleting,
+}
+
+impl Phase {
+    /// The phase as it is written in `status.phase`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Creating => "Creating",
+            Phase::Running => "Running",
+            Phase::Failed => "Failed",
+            Phase::Deleting => "Deleting",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What a reconcile observed, reduced to what decides the phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

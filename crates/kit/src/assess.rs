@@ -1,0 +1,153 @@
+//! The part of every status that does not depend on the kind: the phase and the kstatus
+//! conditions, decided from what one reconcile found. Pure and deterministic (same
+//! inputs, same result whatever the clock says, apart from new transitions), so a
+//! converged object computes the status it already has and nothing is written.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::conditions::{Conditions, DEGRADED, PROGRESSING, READY};
+use crate::phase::{self, Observation, Phase};
+
+/// What a reconcile found, reduced to what decides phase and conditions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Every child exists and is ready (the kind decides what ready means).
+    pub ready: bool,
+    /// This reconcile changed a child: the rollout it starts is not visible yet.
+    pub changed: bool,
+    /// Why pods fail, one line each (see [`crate::workload::pods::pod_problems`]).
+    pub problems: Vec<String>,
+    /// How far along the children are, for humans: `2/3 pods ready`.
+    pub summary: String,
+}
+
+/// A reconcile failure to report: a CamelCase reason and a message for humans.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// Reason, e.g. `NotOwned`.
+    pub reason: String,
+    /// Message for humans.
+    pub message: String,
+}
+
+impl Failure {
+    /// The failure an error reports: its reason and its whole chain of causes.
+    pub fn of(error: &crate::Error) -> Self {
+        Failure { reason: error.reason().to_owned(), message: crate::events::error_chain(error) }
+    }
+}
+
+/// The lifecycle part of a status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Assessment {
+    /// The new phase, reached by an allowed edge from the previous one.
+    pub phase: Phase,
+    /// One line for `status.message`.
+    pub message: String,
+    /// Ready, Progressing and Degraded, merged with the previous conditions.
+    pub conditions: Vec<Condition>,
+}
+
+/// The lifecycle part of a status as it is now, which the next one is computed from.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Previous<'a> {
+    /// `status.phase`.
+    pub phase: Option<Phase>,
+    /// `status.observedGeneration`.
+    pub observed_generation: Option<i64>,
+    /// `status.conditions`.
+    pub conditions: &'a [Condition],
+}
+
+impl<'a> Previous<'a> {
+    /// The lifecycle part of `status`.
+    pub fn of(status: &'a impl crate::phase::LifecycleStatus) -> Self {
+        Previous {
+            phase: status.phase(),
+            observed_generation: status.observed_generation(),
+            conditions: status.conditions(),
+        }
+    }
+}
+
+/// Phase and conditions after a reconcile of generation `generation` that found
+/// `progress`, or failed with `failure`.
+pub fn assess(
+    previous: Previous<'_>,
+    generation: Option<i64>,
+    progress: &Progress,
+    failure: Option<&Failure>,
+    now: Timestamp,
+) -> Assessment {
+    let ready = failure.is_none() && progress.ready && !progress.changed && progress.problems.is_empty();
+    let observation = match (failure, ready) {
+        (Some(_), _) => Observation::Broken,
+        (None, true) => Observation::Ready,
+        (None, false) => Observation::Progressing,
+    };
+    let phase = phase::next(previous.phase.unwrap_or_default(), observation);
+    let conditions = Conditions::new(previous.conditions, generation, now);
+    let problems = progress.problems.join("; ");
+    let (message, conditions) = match (failure, phase) {
+        (Some(failure), _) => (
+            failure.message.clone(),
+            conditions
+                .set(READY, false, &failure.reason, &failure.message)
+                .set(PROGRESSING, false, &failure.reason, "stopped until the cause is fixed")
+                .set(DEGRADED, true, &failure.reason, &failure.message),
+        ),
+        (None, Phase::Running) => (
+            progress.summary.clone(),
+            conditions
+                .set(READY, true, "Running", &progress.summary)
+                .set(PROGRESSING, false, "Complete", "all resources are up to date")
+                .set(DEGRADED, false, "Healthy", ""),
+        ),
+        (None, _) if !problems.is_empty() => (
+            problems.clone(),
+            conditions
+                .set(READY, false, "PodsFailing", &problems)
+                .set(PROGRESSING, true, "Creating", &progress.summary)
+                .set(DEGRADED, true, "PodsFailing", &problems),
+        ),
+        (None, _) => {
+            let waiting = if progress.changed {
+                "resources updated, rollout starting".to_owned()
+            } else {
+                format!("waiting: {}", progress.summary)
+            };
+            (
+                waiting.clone(),
+                conditions
+                    .set(READY, false, "Creating", &waiting)
+                    .set(PROGRESSING, true, "Creating", &waiting)
+                    .set(DEGRADED, false, "Healthy", ""),
+            )
+        }
+    };
+    Assessment { phase, message, conditions: conditions.build() }
+}
+
+/// The first assessment of a new object: accepted, nothing created yet.
+pub fn pending(generation: Option<i64>, now: Timestamp) -> Assessment {
+    let message = "accepted; creating resources".to_owned();
+    let conditions = Conditions::new(&[], generation, now)
+        .set(READY, false, "Pending", &message)
+        .set(PROGRESSING, true, "Pending", &message)
+        .build();
+    Assessment { phase: Phase::Pending, message, conditions }
+}
+
+/// The assessment of an object being deleted, `what` saying what deletion waits for.
+pub fn deleting(previous: Previous<'_>, generation: Option<i64>, what: &str, now: Timestamp) -> Assessment {
+    let message = format!("deleting: {what}");
+    let conditions = Conditions::new(previous.conditions, generation, now)
+        .set(READY, false, "Deleting", &message)
+        .set(PROGRESSING, true, "Deleting", &message)
+        .build();
+    Assessment { phase: phase::next(previous.phase.unwrap_or_default(), Observation::Deleting), message, conditions }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,80 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::conditions::is_true;
+
+fn now() -> Timestamp {
+    Timestamp::from_second(1_000).unwrap()
+}
+
+fn progress(ready: bool) -> Progress {
+    Progress { ready, summary: format!("{}/2 pods ready", if ready { 2 } else { 0 }), ..Progress::default() }
+}
+
+fn previous(assessment: &Assessment) -> Previous<'_> {
+    Previous { phase: Some(assessment.phase), observed_generation: Some(1), conditions: &assessment.conditions }
+}
+
+#[test]
+fn a_new_object_goes_creating_then_running_when_ready() {
+    let first = assess(Previous::default(), Some(1), &progress(false), None, now());
+    assert_eq!(first.phase, Phase::Creating);
+    assert_eq!(first.message, "waiting: 0/2 pods ready");
+    assert!(!is_true(&first.conditions, READY) && is_true(&first.conditions, PROGRESSING));
+    let second = assess(previous(&first), Some(1), &progress(true), None, now());
+    assert_eq!(second.phase, Phase::Running);
+    assert!(is_true(&second.conditions, READY) && !is_true(&second.conditions, PROGRESSING));
+    assert!(second.conditions.iter().all(|c| c.observed_generation == Some(1)));
+}
+
+#[test]
+fn a_converged_object_assesses_to_what_it_has_whatever_the_clock() {
+    let running = assess(Previous::default(), Some(1), &progress(true), None, now());
+    let running = assess(previous(&running), Some(1), &progress(true), None, now());
+    let later = Timestamp::from_second(9_999).unwrap();
+    assert_eq!(assess(previous(&running), Some(1), &progress(true), None, later), running);
+}
+
+#[test]
+fn a_change_or_failing_pods_keep_it_creating() {
+    let running = assess(Previous::default(), Some(1), &progress(true), None, now());
+    let running = assess(previous(&running), Some(1), &progress(true), None, now());
+    let changed = assess(previous(&running), Some(2), &Progress { changed: true, ..progress(true) }, None, now());
+    assert_eq!((changed.phase, changed.message.as_str()), (Phase::Creating, "resources updated, rollout starting"));
+    let failing = Progress { problems: vec!["pod a: container app: CrashLoopBackOff".into()], ..progress(true) };
+    let failing = assess(previous(&running), Some(1), &failing, None, now());
+    assert_eq!(failing.phase, Phase::Creating);
+    assert!(is_true(&failing.conditions, DEGRADED) && failing.message.contains("CrashLoopBackOff"));
+}
+
+#[test]
+fn a_failure_is_failed_and_degraded_with_its_reason() {
+    let failure = Failure { reason: "NotOwned".into(), message: "Deployment web already exists".into() };
+    let failed = assess(Previous::default(), Some(1), &progress(true), Some(&failure), now());
+    assert_eq!(failed.phase, Phase::Failed);
+    let degraded = failed.conditions.iter().find(|c| c.type_ == DEGRADED).unwrap();
+    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "NotOwned"));
+}
+
+#[test]
+fn pending_and_deleting_say_so() {
+    let pending = pending(Some(1), now());
+    assert_eq!(pending.phase, Phase::Pending);
+    let deleting = deleting(previous(&pending), Some(1), "removing children", now());
+    assert_eq!((deleting.phase, deleting.message.as_str()), (Phase::Deleting, "deleting: removing children"));
+}
+
+proptest! {
+    #[test]
+    fn every_assessment_takes_an_allowed_edge(
+        from in prop::sample::select(vec![Phase::Pending, Phase::Creating, Phase::Running, Phase::Failed, Phase::Deleting]),
+        ready: bool, changed: bool, failing: bool, failed: bool,
+    ) {
+        let progress = Progress { ready, changed, problems: if failing { vec!["x".into()] } else { vec![] }, summary: "s".into() };
+        let failure = failed.then(|| Failure { reason: "R".into(), message: "m".into() });
+        let previous = Previous { phase: Some(from), ..Previous::default() };
+        let next = assess(previous, Some(1), &progress, failure.as_ref(), now());
+        prop_assert!(crate::phase::transition(from, next.phase).is_ok());
+        prop_assert_eq!(next.conditions.len(), 3);
+    }
+}

@@ -1,0 +1,120 @@
+//! Cached, label-filtered watches of a controller's children: one reflector per child
+//! kind, whose store the steps read and whose stream of touched objects triggers the
+//! owner's reconcile.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use super::labels::{INSTANCE, kind_selector};
+
+/// An API for namespaced kind `K`: in one namespace, or all when `None`.
+pub fn scoped_api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A cached watch of children selected by `labels`: the store to read, and the stream of
+/// touched objects to hand to `Controller::owns_stream` (which must be polled for the
+/// store to fill). `managedFields` are dropped before caching: they are large and we
+/// never read them.
+pub fn reflect<K>(
+    api: Api<K>,
+    labels: &str,
+) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    let (store, writer) = reflector::store();
+    let config = watcher::Config::default().labels(labels).any_semantic();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(|object| {
+            object.meta_mut().managed_fields = None;
+        })
+        .reflect(writer)
+        .touched_objects()
+        .boxed();
+    (store, stream)
+}
+
+/// The controller of kind `K`, in one namespace or all, reconciling at most
+/// `concurrency` objects at a time.
+pub fn controller<K>(client: &Client, namespace: Option<&str>, concurrency: u16) -> Controller<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    Controller::new(scoped_api::<K>(client, namespace), watcher::Config::default().any_semantic())
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+}
+
+/// The caches of a kind whose pods run in a Deployment behind a Service: its
+/// Deployments, Services and Pods, found by the labels of [`super::labels`].
+#[derive(Clone)]
+pub struct WorkloadCaches {
+    /// Deployments of the kind.
+    pub deployments: Store<Deployment>,
+    /// Services of the kind.
+    pub services: Store<Service>,
+    /// Pods of the kind (owned by ReplicaSets, found by label).
+    pub pods: Store<Pod>,
+}
+
+impl WorkloadCaches {
+    /// Watches the children of kind `app` and wires them into `controller`: a change to
+    /// an owned Deployment or Service, or to one of their Pods, reconciles the owner.
+    pub fn watch<K>(
+        client: &Client,
+        namespace: Option<&str>,
+        app: &str,
+        controller: Controller<K>,
+    ) -> (Controller<K>, Self)
+    where
+        K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    {
+        let selector = kind_selector(app);
+        let (deployments, deployment_events) = reflect(scoped_api::<Deployment>(client, namespace), &selector);
+        let (services, service_events) = reflect(scoped_api::<Service>(client, namespace), &selector);
+        let (pods, pod_events) = reflect(scoped_api::<Pod>(client, namespace), &selector);
+        let controller = controller
+            .owns_stream(deployment_events)
+            .owns_stream(service_events)
+            .watches_stream(pod_events, owner_by_instance_label::<K, Pod>);
+        (controller, WorkloadCaches { deployments, services, pods })
+    }
+
+    /// The cached pods of instance `instance` in `namespace`.
+    pub fn pods_of(&self, namespace: &str, instance: &str) -> Vec<Arc<Pod>> {
+        self.pods.state_filter(|pod| {
+            pod.metadata.namespace.as_deref() == Some(namespace)
+                && pod.labels().get(INSTANCE).map(String::as_str) == Some(instance)
+        })
+    }
+}
+
+/// The owner of a child that does not carry an owner reference to it (a Deployment's
+/// pods belong to its ReplicaSet), found by the instance label.
+pub fn owner_by_instance_label<K: Resource<DynamicType = ()>, C: Resource>(child: C) -> Option<ObjectRef<K>> {
+    let instance = child.meta().labels.as_ref()?.get(INSTANCE)?.clone();
+    Some(ObjectRef::new(&instance).within(child.meta().namespace.as_deref()?))
+}

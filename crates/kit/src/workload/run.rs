@@ -1,0 +1,347 @@
+//! The reconcile of a kind whose pods run in a Deployment behind a Service, as a
+//! pipeline of shared steps: `accept` (a new object is marked Pending), `plan` (the
+//! kind's pure spec → [`Shape`] mapping), `deployment`, `service`, `observe` (pods),
+//! then one report (status only when it changed, events). A kind implements
+//! [`Workload`] (its mapping and its status) and may add steps of its own.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
+use k8s_openapi::jiff::Timestamp;
+use kube::core::object::HasStatus;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::cache::WorkloadCaches;
+use super::pods::pod_problems;
+use super::rollout::{Rollout, rollout};
+use super::shape::{self, Owner, Plan, Shape};
+use crate::apply::{self, Applied, Deletion};
+use crate::assess::{self, Assessment, Failure, Previous, Progress};
+use crate::events::Events;
+use crate::owned::Owned;
+use crate::phase::{LifecycleStatus, Phase};
+use crate::step::{Flow, Pipeline, StepContext, StepFuture, step, timeout, when};
+use crate::{Class, Error, Result, status as status_patch};
+
+/// Budget of one API-bound step.
+pub const STEP_BUDGET: Duration = Duration::from_secs(30);
+/// How soon to look again while a child is being deleted.
+pub const DELETE_POLL: Duration = Duration::from_secs(1);
+
+/// A kind whose pods run in a Deployment behind a Service: its pure mappings. Usually
+/// implemented by a unit struct next to the kind's controller.
+pub trait Workload: Send + Sync + Sized + 'static {
+    /// The custom resource reconciled.
+    type Object: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + HasStatus<Status = Self::Status>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static;
+    /// Its status.
+    type Status: LifecycleStatus + Serialize + PartialEq + Clone + Debug + Send + Sync;
+    /// `app.kubernetes.io/name` of its children, e.g. `webserver`.
+    const APP: &'static str;
+    /// How often a healthy object is looked at again even when nothing happens.
+    const HEALTH_CHECK: Duration = Duration::from_secs(30);
+    /// How often an object that is not ready yet is looked at again, on top of the
+    /// watch events of its children.
+    const NOT_READY_RECHECK: Duration = Self::HEALTH_CHECK;
+    /// What the controller keeps beyond the shared caches (the cache of an extra child
+    /// kind); `()` for nothing.
+    type Extra: Send + Sync + 'static;
+    /// The pure plan: the Deployment and Service an object asks for, or why its spec
+    /// cannot be realised (checks the schema cannot make).
+    const SHAPE: fn(&Self::Object) -> std::result::Result<Shape, String>;
+    /// The whole status: the lifecycle assessment plus what the kind reports of what
+    /// was observed.
+    const STATUS: fn(&Self::Object, &Observed, Assessment) -> Self::Status;
+}
+
+/// The shared state of a workload controller: client, events, the child caches and the
+/// kind's extra state.
+pub struct Shared<W: Workload> {
+    /// The client of the process.
+    pub client: Client,
+    /// Where Events go.
+    pub events: Events,
+    /// Deployments, Services and Pods of the kind.
+    pub caches: WorkloadCaches,
+    /// What the kind keeps of its own.
+    pub extra: W::Extra,
+}
+
+/// What one reconcile saw of the children.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// The Deployment as applied (never an older cached copy), once the step ran.
+    pub deployment: Option<Deployment>,
+    /// The cached pods of the object.
+    pub pods: Vec<Arc<Pod>>,
+    /// Whether this reconcile changed a child.
+    pub changed: bool,
+}
+
+impl Observed {
+    /// The Deployment's rollout (all zero before it exists).
+    pub fn rollout(&self) -> Rollout {
+        self.deployment.as_ref().map(rollout).unwrap_or_default()
+    }
+
+    /// Ready pods, by name, sorted: what a client can use.
+    pub fn ready_pods(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .pods
+            .iter()
+            .filter(|pod| pod.metadata.deletion_timestamp.is_none() && super::pods::is_ready(pod))
+            .filter_map(|pod| pod.metadata.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// What decides the phase: ready once the rollout is complete and no pod fails.
+    pub fn progress(&self) -> Progress {
+        let rollout = self.rollout();
+        Progress {
+            ready: self.deployment.is_some() && rollout.complete,
+            changed: self.changed,
+            problems: pod_problems(&self.pods),
+            summary: format!("{}/{} pods ready", rollout.ready, rollout.desired),
+        }
+    }
+}
+
+/// One reconcile of one object.
+pub struct Run<W: Workload> {
+    /// The controller's shared state.
+    pub ctx: Arc<Shared<W>>,
+    /// The object, as last read or written.
+    pub object: Arc<W::Object>,
+    /// Its namespace.
+    pub namespace: String,
+    /// The API of its kind in its namespace.
+    pub api: Api<W::Object>,
+    /// Its children, applied and deleted with events.
+    pub owned: Owned,
+    /// The planned Deployment and Service, once the `plan` step ran.
+    pub plan: Option<Plan>,
+    /// What was seen.
+    pub observed: Observed,
+}
+
+impl<W: Workload> StepContext for Run<W> {
+    fn object(&self) -> String {
+        format!("{}/{}", self.namespace, self.object.name_any())
+    }
+}
+
+impl<W: Workload> Run<W> {
+    /// Starts a reconcile of `object`.
+    pub fn new(ctx: Arc<Shared<W>>, object: Arc<W::Object>) -> Self {
+        let namespace = object.namespace().unwrap_or_default();
+        let api = Api::namespaced(ctx.client.clone(), &namespace);
+        let owned = Owned::new(ctx.client.clone(), ctx.events.clone(), object.as_ref());
+        Run { ctx, object, namespace, api, owned, plan: None, observed: Observed::default() }
+    }
+
+    /// The object's name, which its children share.
+    pub fn name(&self) -> String {
+        self.object.name_any()
+    }
+
+    /// A reference to the object, for Events.
+    pub fn reference(&self) -> ObjectReference {
+        self.object.object_ref(&())
+    }
+
+    /// The owner the kind's children point at.
+    pub fn owner(&self) -> Result<Owner> {
+        Ok(Owner {
+            name: self.name(),
+            namespace: Some(self.namespace.clone()),
+            app: W::APP,
+            reference: apply::owner_reference(self.object.as_ref())?,
+        })
+    }
+
+    fn planned(&self) -> Result<&Plan> {
+        self.plan.as_ref().ok_or_else(|| Error::InvalidSpec("plan step did not run".into()))
+    }
+
+    /// Applies one child (its cached copy from `store` first) and returns it as it is now.
+    pub async fn apply_child<K>(&mut self, store: &Store<K>, desired: K, synced: &str) -> Result<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
+    {
+        let cached = store.get(&ObjectRef::new(&self.name()).within(&self.namespace));
+        let (outcome, live) = self.owned.apply(cached.as_deref(), desired, synced).await?;
+        self.observed.changed |= outcome != Applied::Unchanged;
+        Ok(live)
+    }
+
+    /// Deletes the child of kind `K` if it is ours; `Continue` once it is gone, `Requeue`
+    /// while it goes.
+    pub async fn delete_child<K>(&mut self) -> Result<Flow>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
+    {
+        match self.owned.delete::<K>(&self.name()).await? {
+            Deletion::Gone => Ok(Flow::Continue),
+            Deletion::Requested | Deletion::InProgress => Ok(Flow::Requeue(DELETE_POLL)),
+        }
+    }
+
+    fn previous(&self) -> Previous<'_> {
+        self.object.status().map(Previous::of).unwrap_or_default()
+    }
+}
+
+/// The shared steps up to the children: `accept` (new objects only), `plan`,
+/// `deployment`, `service`. A kind appends its own children's steps and then
+/// [`observe`].
+pub fn pipeline<W: Workload>() -> Pipeline<Run<W>> {
+    Pipeline::new()
+        .then(when(|run: &Run<W>| run.object.status().is_none(), step("accept", accept::<W>)))
+        .then(step("plan", plan::<W>))
+        .then(timeout(STEP_BUDGET, step("deployment", apply_deployment::<W>)))
+        .then(timeout(STEP_BUDGET, step("service", apply_service::<W>)))
+}
+
+/// The step that reads the pods, last in a pipeline.
+pub fn observe<W: Workload>() -> impl crate::step::Step<Run<W>> {
+    step("observe", observe_pods::<W>)
+}
+
+/// A step named `name` that deletes the child of kind `K` and waits until it is gone
+/// (`Requeue` while it goes), for ordered cleanup behind a finalizer.
+pub fn delete<W, K>(name: &'static str) -> impl crate::step::Step<Run<W>>
+where
+    W: Workload,
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned + Send + 'static,
+{
+    step(name, delete_child::<W, K>)
+}
+
+fn delete_child<W, K>(run: &mut Run<W>) -> StepFuture<'_>
+where
+    W: Workload,
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned + Send + 'static,
+{
+    Box::pin(run.delete_child::<K>())
+}
+
+/// A new object is first marked `Pending` (accepted, nothing created yet), so that
+/// `kubectl get -w` shows the whole lifecycle.
+fn accept<W: Workload>(run: &mut Run<W>) -> StepFuture<'_> {
+    Box::pin(async move {
+        let pending = (W::STATUS)(
+            &run.object,
+            &Observed::default(),
+            assess::pending(run.object.meta().generation, Timestamp::now()),
+        );
+        // The rest of this reconcile starts from what is now written (status and
+        // resourceVersion, the precondition of the next status write).
+        if let Some(accepted) = status_patch::patch_if_changed(&run.api, run.object.as_ref(), None, &pending).await? {
+            run.object = Arc::new(accepted);
+        }
+        Ok(Flow::Continue)
+    })
+}
+
+fn plan<W: Workload>(run: &mut Run<W>) -> StepFuture<'_> {
+    Box::pin(async move {
+        let shape = (W::SHAPE)(&run.object).map_err(Error::InvalidSpec)?;
+        run.plan = Some(shape::plan(&run.owner()?, shape));
+        Ok(Flow::Continue)
+    })
+}
+
+fn apply_deployment<W: Workload>(run: &mut Run<W>) -> StepFuture<'_> {
+    Box::pin(async move {
+        let (ctx, desired) = (run.ctx.clone(), run.planned()?.deployment.clone());
+        run.observed.deployment = Some(run.apply_child(&ctx.caches.deployments, desired, "DeploymentSynced").await?);
+        Ok(Flow::Continue)
+    })
+}
+
+fn apply_service<W: Workload>(run: &mut Run<W>) -> StepFuture<'_> {
+    Box::pin(async move {
+        let (ctx, desired) = (run.ctx.clone(), run.planned()?.service.clone());
+        run.apply_child::<Service>(&ctx.caches.services, desired, "ServiceSynced").await?;
+        Ok(Flow::Continue)
+    })
+}
+
+fn observe_pods<W: Workload>(run: &mut Run<W>) -> StepFuture<'_> {
+    Box::pin(async move {
+        run.observed.pods = run.ctx.caches.pods_of(&run.namespace, &run.name());
+        Ok(Flow::Continue)
+    })
+}
+
+/// Runs `pipeline` on a live object, then reports: status (only if it changed) and
+/// events. A permanent or blocking error is reported in status before it goes on to
+/// the error policy.
+pub async fn reconcile<W: Workload>(mut run: Run<W>, pipeline: &Pipeline<Run<W>>) -> Result<Action> {
+    match pipeline.run(&mut run).await {
+        Ok(Flow::Requeue(after)) => report(&mut run, None).await.map(|_| Action::requeue(after)),
+        Ok(_) => report(&mut run, None).await,
+        Err(error) => {
+            if matches!(error.class(), Class::Permanent | Class::Blocked) {
+                // The error goes on to the error policy whatever the report does.
+                if let Err(report_error) = report(&mut run, Some(&Failure::of(&error))).await {
+                    tracing::warn!(error = %report_error, "could not report failure");
+                }
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Writes the status (only if it changed) and publishes the events about it:
+/// `ResourcesSynced` when a new generation was handled, a Warning for a new failure,
+/// `Running` when the object becomes ready.
+pub async fn report<W: Workload>(run: &mut Run<W>, failure: Option<&Failure>) -> Result<Action> {
+    let object = run.object.clone();
+    let generation = object.meta().generation;
+    let previous = run.previous();
+    let assessment = assess::assess(previous, generation, &run.observed.progress(), failure, Timestamp::now());
+    let next = (W::STATUS)(&object, &run.observed, assessment);
+    status_patch::patch_if_changed(&run.api, object.as_ref(), object.status(), &next).await?;
+
+    let after = Previous::of(&next);
+    let reference = run.reference();
+    let events = &run.ctx.events;
+    let spec_changed = previous.observed_generation.is_some_and(|seen| Some(seen) < generation);
+    if spec_changed && failure.is_none() {
+        let generation = generation.unwrap_or_default();
+        events.normal(&reference, "ResourcesSynced", format!("Resources synced to generation {generation}")).await;
+    }
+    if let Some(failure) = failure
+        && previous.conditions.iter().all(|c| c.message != failure.message)
+    {
+        events.warning(&reference, &failure.reason, &failure.message).await;
+    }
+    if after.phase != previous.phase
+        && let Some(phase) = after.phase
+    {
+        tracing::info!(from = ?previous.phase, to = %phase, "phase changed");
+        if phase == Phase::Running {
+            let summary = run.observed.progress().summary;
+            events.normal(&reference, "Running", summary).await;
+        }
+    }
+    Ok(Action::requeue(if after.phase == Some(Phase::Running) { W::HEALTH_CHECK } else { W::NOT_READY_RECHECK }))
+}
