@@ -226,6 +226,7 @@ async fn an_image_change_rolls_one_pod_at_a_time() {
     #[derive(Default)]
     struct Seen {
         pods: BTreeMap<String, Pod>,
+        listed: bool,
         max_down: usize,
         replaced: Vec<String>,
     }
@@ -246,14 +247,22 @@ async fn an_image_change_rolls_one_pod_at_a_time() {
                     watcher::Event::Delete(pod) => {
                         seen.pods.remove(&pod.name_any());
                     }
-                    _ => continue,
+                    watcher::Event::InitDone => seen.listed = true,
+                    watcher::Event::Init => continue,
+                }
+                // Count only once the initial list is complete.
+                if !seen.listed {
+                    continue;
                 }
                 let up = seen.pods.values().filter(|p| p.metadata.deletion_timestamp.is_none() && ready(p)).count();
                 seen.max_down = seen.max_down.max(3usize.saturating_sub(up));
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually(Duration::from_secs(10), || async { seen.lock().unwrap().listed.then_some(()) })
+        .await
+        .expect("no pod list");
+    assert_eq!(seen.lock().unwrap().max_down, 0, "all Pods Ready before the update");
     api.patch("pm", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"image": "nginx:1.21"}}))).await.unwrap();
     let done = wait_for(&api, "pm", "Running on the new image", running(2, 3)).await;
     assert_eq!(done.status.unwrap().updated_replicas, 3);
