@@ -328,25 +328,11 @@ async fn a_no_op_reconcile_makes_zero_writes_and_is_counted() {
     // Let the last events and status writes of convergence land.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let writes = || async {
-        let mut total = 0.0;
-        for method in ["POST", "PUT", "PATCH", "DELETE"] {
-            total += operator.metric(&format!("kube_client_requests_total{{method=\"{method}\"}}")).await;
-        }
-        total
-    };
-    let reconciles = || operator.metric("podmanager_reconcile_total{result=\"success\"}");
-    let (writes_before, reconciles_before) = (writes().await, reconciles().await);
+    let reconciles = "podmanager_reconcile_total{result=\"success\"}";
+    let (writes_before, reconciles_before) = (operator.writes().await, operator.metric(reconciles).await);
     assert!(reconciles_before >= 1.0, "podmanager_reconcile_total is exported");
-    for i in 0..3 {
-        let patch = json!({"metadata": {"annotations": {"test/resync": i.to_string()}}});
-        api.patch("pm", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-        let seen = reconciles_before + f64::from(i) + 1.0;
-        eventually(Duration::from_secs(20), || async { (reconciles().await >= seen).then_some(()) })
-            .await
-            .expect("no reconcile");
-    }
-    assert_eq!(writes().await, writes_before, "a converged PodManager was written to");
+    operator.resync(&api, "pm", reconciles, 3).await;
+    assert_eq!(operator.writes().await, writes_before, "a converged PodManager was written to");
     let shared =
         operator.metric("controller_runtime_reconcile_total{controller=\"podmanager\",result=\"success\"}").await;
     assert!(shared >= reconciles_before + 3.0, "the shared metric counts the same reconciles");

@@ -292,6 +292,32 @@ impl Operator {
         body.lines().find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
     }
 
+    /// Requests the operator's client has sent that write (POST, PUT, PATCH, DELETE).
+    pub async fn writes(&self) -> f64 {
+        let mut total = 0.0;
+        for method in ["POST", "PUT", "PATCH", "DELETE"] {
+            total += self.metric(&format!("kube_client_requests_total{{method=\"{method}\"}}")).await;
+        }
+        total
+    }
+
+    /// Forces `times` reconciles of object `name` with metadata-only changes (no new
+    /// generation), waiting for each through the counter `sample` of the metrics.
+    pub async fn resync<K>(&self, api: &Api<K>, name: &str, sample: &str, times: u32)
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let before = self.metric(sample).await;
+        for i in 0..times {
+            let patch = serde_json::json!({"metadata": {"annotations": {"test/resync": i.to_string()}}});
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+            let seen = before + f64::from(i) + 1.0;
+            eventually(Duration::from_secs(20), || async { (self.metric(sample).await >= seen).then_some(()) })
+                .await
+                .expect("no reconcile");
+        }
+    }
+
     /// Stops the operator and waits for in-flight reconciles to finish.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

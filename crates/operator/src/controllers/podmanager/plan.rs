@@ -127,6 +127,21 @@ impl PodView {
     }
 }
 
+#[cfg(test)]
+impl PodView {
+    /// A live Pod `pm-<ordinal>` made from template `hash`, for tests.
+    pub(crate) fn test(ordinal: i32, hash: &str, ready: bool) -> Self {
+        PodView {
+            name: pod_name("pm", ordinal),
+            ordinal: Some(ordinal),
+            hash: Some(hash.into()),
+            ended: false,
+            ready,
+            terminating: false,
+        }
+    }
+}
+
 /// Why a Pod is deleted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Why {

@@ -7,14 +7,7 @@ use webapp_api::podmanager::conversion;
 use super::*;
 
 fn view(ordinal: i32, hash: &str, ready: bool) -> PodView {
-    PodView {
-        name: pod_name("pm", ordinal),
-        ordinal: Some(ordinal),
-        hash: Some(hash.into()),
-        ended: false,
-        ready,
-        terminating: false,
-    }
+    PodView::test(ordinal, hash, ready)
 }
 
 fn pm(pod_labels: BTreeMap<String, String>) -> PodManager {

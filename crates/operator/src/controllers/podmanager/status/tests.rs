@@ -7,7 +7,6 @@ use reconcile_kit::phase::Phase;
 use webapp_api::{PodManagerSpec, PodManagerStatus};
 
 use super::*;
-use crate::controllers::podmanager::plan::pod_name;
 
 fn pm(replicas: i32, status: Option<PodManagerStatus>) -> PodManager {
     let mut pm =
@@ -18,14 +17,7 @@ fn pm(replicas: i32, status: Option<PodManagerStatus>) -> PodManager {
 }
 
 fn pod(ordinal: i32, hash: &str, ready: bool) -> PodView {
-    PodView {
-        name: pod_name("pm", ordinal),
-        ordinal: Some(ordinal),
-        hash: Some(hash.into()),
-        ended: false,
-        ready,
-        terminating: false,
-    }
+    PodView::test(ordinal, hash, ready)
 }
 
 fn observed(pods: Vec<PodView>) -> Observed {
