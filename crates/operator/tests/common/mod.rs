@@ -123,6 +123,11 @@ pub fn test_crds() -> Vec<CustomResourceDefinition> {
 /// Installs (server-side apply, idempotent) every CRD and waits until established.
 pub async fn install_crds(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    // A PodManager CRD installed from config/crd points at a Service that another field
+    // manager owns; the apply below would add a URL next to it (invalid). Point it at
+    // this process's webhook first, as the operator does (fails harmlessly without a CRD).
+    let (url, ca) = test_webhook();
+    let _ = webapp_operator::webhook::crd::register(client, ca, Some(url)).await;
     for crd in test_crds() {
         let name = crd.metadata.name.clone().unwrap();
         api.patch(&name, &PatchParams::apply("webapp-operator-tests").force(), &Patch::Apply(&crd))
