@@ -2,8 +2,10 @@
 SHELL := /usr/bin/env bash
 CARGO ?= cargo
 CLUSTER := hack/cluster
+IMG ?= webapp-operator:dev
+CONTAINER_TOOL ?= docker
 
-.PHONY: help manifests generate build run install uninstall deploy undeploy test lint unit cluster-up cluster-down bench
+.PHONY: help manifests generate build docker-build docker-push run install uninstall deploy undeploy test lint unit cluster-up cluster-down bench
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -15,6 +17,12 @@ generate: manifests ## Same as manifests: Rust types need no generated deep-copy
 
 build: ## Build the operator binary (target/release/webapp-operator).
 	$(CARGO) build --release --locked -p webapp-operator
+
+docker-build: ## Build the operator image $$IMG (needs a container runtime; see docs/development.md).
+	$(CONTAINER_TOOL) build -t $(IMG) .
+
+docker-push: ## Push the operator image $$IMG.
+	$(CONTAINER_TOOL) push $(IMG)
 
 run: ## Local control plane + CRDs + operator + samples; Ctrl-C stops the operator.
 	hack/run-local

@@ -106,23 +106,35 @@ fn kinds_with_replicas_have_a_scale_subresource() {
     assert_eq!(scale(version(&WebApp::crd()))["specReplicasPath"], ".spec.replicas");
     assert_eq!(scale(version(&WebApp::crd()))["labelSelectorPath"], ".status.selector");
     assert_eq!(scale(version(&WebServer::crd()))["specReplicasPath"], ".spec.replicas");
+    assert_eq!(scale(version(&WebServer::crd()))["labelSelectorPath"], ".status.selector");
+    assert_eq!(scale(version(&Memcached::crd()))["labelSelectorPath"], ".status.selector");
     assert_eq!(scale(version(&PodManager::crd()))["specReplicasPath"], ".spec.replicas");
     assert_eq!(scale(version(&Memcached::crd()))["specReplicasPath"], ".spec.size");
     assert!(scale(version(&Database::crd())).is_null());
 }
 
-#[test]
-fn webapp_printer_columns_show_phase_ready_and_replicas() {
-    let v = version(&WebApp::crd());
-    let columns: Vec<(String, String)> = v["additionalPrinterColumns"]
+/// The columns `kubectl get` shows by default (no priority).
+fn default_columns(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> Vec<String> {
+    version(crd)["additionalPrinterColumns"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|c| c["priority"].is_null())
-        .map(|c| (c["name"].as_str().unwrap().to_owned(), c["jsonPath"].as_str().unwrap().to_owned()))
-        .collect();
-    let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["Phase", "Ready", "Replicas", "Age"]);
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn webapp_printer_columns_show_phase_ready_and_replicas() {
+    assert_eq!(default_columns(&WebApp::crd()), ["Phase", "Ready", "Replicas", "Age"]);
+}
+
+#[test]
+fn webserver_and_memcached_columns_lead_with_the_phase() {
+    assert_eq!(default_columns(&WebServer::crd()), ["Phase", "Ready", "Replicas", "Age"]);
+    assert_eq!(default_columns(&Memcached::crd()), ["Phase", "Size", "Ready", "Age"]);
 }
 
 #[test]

@@ -320,6 +320,40 @@ async fn a_no_op_reconcile_makes_zero_writes() {
     assert_eq!(operator.writes().await, writes_before, "a converged WebApp was written to");
 }
 
+/// At rest, a WebApp costs no request at all: a forced resync of a converged WebApp
+/// without a domain reads its children (and the absent Ingress) from the caches only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_converged_webapp_sends_no_request_at_all() {
+    let (client, ns, operator) = setup("noread").await;
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+    let requests = || async {
+        let mut total = 0.0;
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            total += operator.metric(&format!("kube_client_requests_total{{method=\"{method}\"}}")).await;
+        }
+        total
+    };
+    let reconciles = || operator.metric("controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"}");
+    // Convergence's own events and status writes settle first: two quiet seconds.
+    let before = eventually(Duration::from_secs(30), || async {
+        let before = (requests().await, reconciles().await);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        (before == (requests().await, reconciles().await)).then_some(before)
+    })
+    .await
+    .expect("the operator never settled");
+    for i in 0..3 {
+        let patch = json!({"metadata": {"annotations": {"test/resync": i.to_string()}}});
+        api.patch("web", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+        let seen = before.1 + f64::from(i) + 1.0;
+        eventually(Duration::from_secs(20), || async { (reconciles().await >= seen).then_some(()) })
+            .await
+            .expect("no reconcile");
+    }
+    assert_eq!(requests().await, before.0, "a converged WebApp sent requests");
+}
+
 /// A permanently broken WebApp goes Failed and is not retried in a loop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permanent_error_does_not_hot_loop() {
@@ -488,4 +522,71 @@ async fn a_paused_webapp_is_left_alone() {
     let followed =
         eventually(Duration::from_secs(20), || async { (image().await == "nginx:1.21").then_some(()) }).await;
     assert!(followed.is_some(), "the spec change was not applied after resuming");
+}
+
+/// kstatus (sigs.k8s.io/cli-utils), which Flux, Argo CD and kpt judge health with, reads
+/// a Running WebApp as Current, one still creating as InProgress, and a Failed one as
+/// Failed (so a pipeline fails at once instead of waiting for its timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kstatus_reads_running_creating_and_failed() {
+    use std::io::Write;
+    let (client, ns, _operator) = setup("kstatus").await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let theirs: Deployment = serde_json::from_value(json!({"metadata": {"name": "failed"},
+        "spec": {"selector": {"matchLabels": {"app": "theirs"}},
+            "template": {"metadata": {"labels": {"app": "theirs"}}, "spec": {"containers": [{"name": "c", "image": "httpd:2"}]}}}}))
+    .unwrap();
+    deployments.create(&PostParams::default(), &theirs).await.unwrap();
+    let api = create(&client, &ns.name, "running", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    create(&client, &ns.name, "creating", json!({"image": "nginx:does-not-exist", "replicas": 1})).await;
+    create(&client, &ns.name, "failed", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    wait_for(&api, "running", "Running", running_at(1)).await;
+    wait_for(&api, "failed", "Failed", |w| phase(w) == Some(Phase::Failed)).await;
+    wait_for(&api, "creating", "failing pods", |w| {
+        w.status.as_ref().and_then(|s| s.message.as_deref()).is_some_and(|m| m.contains("ImagePullBackOff"))
+    })
+    .await;
+
+    let objects = kubectl_ok(&["-n", &ns.name, "get", "webapps", "-o", "json"]);
+    let mut checker = tool("kstatus")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("cannot run kstatus");
+    checker.stdin.take().unwrap().write_all(objects.as_bytes()).unwrap();
+    let output = checker.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let mut verdicts: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect();
+    verdicts.sort();
+    assert_eq!(verdicts, ["creating InProgress", "failed Failed", "running Current"]);
+}
+
+/// Pods that are never created (a full ResourceQuota) leave no pod to explain them: the
+/// WebApp says so from its Deployment's conditions, and recovers once the quota allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_quota_is_explained_and_recovers_when_raised() {
+    use k8s_openapi::api::core::v1::ResourceQuota;
+    let (client, ns, _operator) = setup("quota").await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), &ns.name);
+    let quota: ResourceQuota =
+        serde_json::from_value(json!({"metadata": {"name": "pods"}, "spec": {"hard": {"pods": "0"}}})).unwrap();
+    quotas.create(&PostParams::default(), &quota).await.unwrap();
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    let webapp = wait_for(&api, "web", "a message naming the quota", |w| {
+        w.status.as_ref().and_then(|s| s.message.as_deref()).is_some_and(|m| m.contains("exceeded quota"))
+    })
+    .await;
+    let status = webapp.status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Creating));
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Degraded" && c.status == "True" && c.message.contains("FailedCreate")),
+        "{status:#?}"
+    );
+
+    let raise = json!({"spec": {"hard": {"pods": "10"}}});
+    quotas.patch("pods", &PatchParams::default(), &Patch::Merge(&raise)).await.unwrap();
+    wait_for(&api, "web", "Running once the quota allows", running_at(1)).await;
 }

@@ -6,14 +6,15 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
+use super::index::InstanceIndex;
 use super::labels::{INSTANCE, kind_selector};
 
 /// An API for namespaced kind `K`: in one namespace, or all when `None`.
@@ -39,17 +40,45 @@ where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone,
 {
+    reflect_with(api, labels, |_| {}, None)
+}
+
+/// [`reflect`], with the cached objects trimmed by `trim` to what the controller reads,
+/// and `index` (if any) fed with the same events as the store.
+pub fn reflect_with<K>(
+    api: Api<K>,
+    labels: &str,
+    trim: fn(&mut K),
+    index: Option<Arc<InstanceIndex>>,
+) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
     let (store, writer) = reflector::store();
     let config = watcher::Config::default().labels(labels).any_semantic();
     let stream = watcher(api, config)
         .default_backoff()
-        .modify(|object| {
+        .modify(move |object| {
             object.meta_mut().managed_fields = None;
+            trim(object);
         })
         .reflect(writer)
+        .inspect_ok(move |event| {
+            if let Some(index) = &index {
+                index.observe(event);
+            }
+        })
         .touched_objects()
         .boxed();
     (store, stream)
+}
+
+/// What the workload layer reads of a pod: its identity, labels, deletion and status.
+/// The spec (containers, volumes, ...) and annotations are most of a pod's size.
+pub fn trim_pod(pod: &mut Pod) {
+    pod.spec = None;
+    pod.metadata.annotations = None;
 }
 
 /// The controller of kind `K`, in one namespace or all, reconciling at most
@@ -76,8 +105,10 @@ pub struct WorkloadCaches {
     pub deployments: Store<Deployment>,
     /// Services of the kind.
     pub services: Store<Service>,
-    /// Pods of the kind (owned by ReplicaSets, found by label).
+    /// Pods of the kind (owned by ReplicaSets, found by label), trimmed by [`trim_pod`].
     pub pods: Store<Pod>,
+    /// The pods of each instance.
+    pub pod_index: Arc<InstanceIndex>,
 }
 
 impl WorkloadCaches {
@@ -95,20 +126,20 @@ impl WorkloadCaches {
         let selector = kind_selector(app);
         let (deployments, deployment_events) = reflect(scoped_api::<Deployment>(client, namespace), &selector);
         let (services, service_events) = reflect(scoped_api::<Service>(client, namespace), &selector);
-        let (pods, pod_events) = reflect(scoped_api::<Pod>(client, namespace), &selector);
+        let pod_index = Arc::new(InstanceIndex::default());
+        let (pods, pod_events) =
+            reflect_with(scoped_api::<Pod>(client, namespace), &selector, trim_pod, Some(pod_index.clone()));
         let controller = controller
             .owns_stream(deployment_events)
             .owns_stream(service_events)
             .watches_stream(pod_events, owner_by_instance_label::<K, Pod>);
-        (controller, WorkloadCaches { deployments, services, pods })
+        (controller, WorkloadCaches { deployments, services, pods, pod_index })
     }
 
-    /// The cached pods of instance `instance` in `namespace`.
+    /// The cached pods of instance `instance` in `namespace`, found through the index.
     pub fn pods_of(&self, namespace: &str, instance: &str) -> Vec<Arc<Pod>> {
-        self.pods.state_filter(|pod| {
-            pod.metadata.namespace.as_deref() == Some(namespace)
-                && pod.labels().get(INSTANCE).map(String::as_str) == Some(instance)
-        })
+        let names = self.pod_index.names(namespace, instance);
+        names.iter().filter_map(|name| self.pods.get(&ObjectRef::new(name).within(namespace))).collect()
     }
 }
 

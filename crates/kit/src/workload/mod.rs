@@ -1,6 +1,6 @@
 //! The workload layer: what every controller whose pods run in built-in workload objects
 //! shares. Labels and selectors ([`labels`]), cached label-filtered watches of the
-//! children ([`cache`]), why pods fail ([`pods`]), a Deployment's rollout ([`rollout`]),
+//! children ([`cache`]) and the pods of each instance ([`index`]), why pods fail ([`pods`]), a Deployment's rollout ([`rollout`]),
 //! the pure Deployment + Service plan ([`shape`]), the reconcile of a
 //! Deployment-and-Service kind as a pipeline of shared steps ([`run`]), and the whole
 //! controller of a kind that needs nothing more ([`plain`]).
@@ -10,6 +10,7 @@
 //! use the pieces that fit.
 
 pub mod cache;
+pub mod index;
 pub mod labels;
 pub mod plain;
 pub mod pods;

@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 
 use super::cache::WorkloadCaches;
 use super::pods::pod_problems;
-use super::rollout::{Rollout, rollout};
+use super::rollout::{Rollout, deployment_problems, rollout};
 use super::shape::{self, Owner, Plan, Shape};
 use crate::apply::{self, Applied, Deletion};
 use crate::assess::{self, Assessment, Failure, Previous, Progress};
@@ -112,12 +112,15 @@ impl Observed {
     }
 
     /// What decides the phase: ready once the rollout is complete and no pod fails.
+    /// Problems are the Deployment's own (pods refused at creation) and its pods'.
     pub fn progress(&self) -> Progress {
         let rollout = self.rollout();
+        let mut problems = self.deployment.as_ref().map(deployment_problems).unwrap_or_default();
+        problems.extend(pod_problems(&self.pods));
         Progress {
             ready: self.deployment.is_some() && rollout.complete,
             changed: self.changed,
-            problems: pod_problems(&self.pods),
+            problems,
             summary: format!("{}/{} pods ready", rollout.ready, rollout.desired),
         }
     }
@@ -201,6 +204,19 @@ impl<W: Workload> Run<W> {
             Deletion::Gone => Ok(Flow::Continue),
             Deletion::Requested | Deletion::InProgress => Ok(Flow::Requeue(DELETE_POLL)),
         }
+    }
+
+    /// Deletes the child of kind `K` if `store` holds it, like [`Run::delete_child`]. A
+    /// child the cache does not hold was never ours (ours carry the labels the cache
+    /// selects on), so a reconcile that finds nothing to remove sends no request.
+    pub async fn delete_cached_child<K>(&mut self, store: &Store<K>) -> Result<Flow>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
+    {
+        if store.get(&ObjectRef::new(&self.name()).within(&self.namespace)).is_none() {
+            return Ok(Flow::Continue);
+        }
+        self.delete_child::<K>().await
     }
 
     fn previous(&self) -> Previous<'_> {

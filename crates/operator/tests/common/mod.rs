@@ -51,15 +51,20 @@ pub fn kubeconfig_path() -> &'static Path {
     })
 }
 
-/// The built kubectl (next to the control plane binaries).
-pub fn kubectl() -> Command {
+/// A binary that `hack/cluster/build` builds (kubectl, helm, kstatus, ...).
+pub fn tool(name: &str) -> Command {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     let bin = BIN.get_or_init(|| {
         let output = Command::new(repo().join("hack/cluster/build")).output().expect("cannot run hack/cluster/build");
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join("kubectl")
+        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
     });
-    let mut command = Command::new(bin);
+    Command::new(bin.join(name))
+}
+
+/// The built kubectl (next to the control plane binaries), on the local control plane.
+pub fn kubectl() -> Command {
+    let mut command = tool("kubectl");
     command.arg("--kubeconfig").arg(kubeconfig_path());
     command
 }

@@ -52,10 +52,12 @@ fn apply_ingress(run: &mut Run<WebAppKind>) -> StepFuture<'_> {
 }
 
 /// The domain was removed: the Ingress goes. Nothing else waits for it, so the
-/// reconcile goes on while it is deleted.
+/// reconcile goes on while it is deleted. Without a domain, the cache knows there is no
+/// Ingress of ours, and no request is sent.
 fn remove_ingress(run: &mut Run<WebAppKind>) -> StepFuture<'_> {
     Box::pin(async move {
-        run.delete_child::<Ingress>().await?;
+        let ctx = run.ctx.clone();
+        run.delete_cached_child::<Ingress>(&ctx.extra).await?;
         Ok(Flow::Continue)
     })
 }
