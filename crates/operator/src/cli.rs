@@ -64,6 +64,10 @@ pub struct RunArgs {
     /// Name of this instance in the Lease and on Events (default: the host name).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
+    /// Seconds a deletion waits for an object's children to go, counted from its first
+    /// cleanup attempt, before it reports CleanupTimeout and releases the finalizer.
+    #[arg(long, default_value_t = 120, env = "CLEANUP_BUDGET_SECONDS")]
+    pub cleanup_budget_seconds: u64,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "LOG_FORMAT")]
     pub log_format: LogFormat,
@@ -107,6 +111,7 @@ impl From<RunArgs> for Config {
             leader_election_namespace: args.leader_election_namespace,
             instance: args.instance,
             webhook,
+            cleanup_budget: std::time::Duration::from_secs(args.cleanup_budget_seconds),
         }
     }
 }

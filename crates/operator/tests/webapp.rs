@@ -21,6 +21,8 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::json;
 use webapp_api::{Phase, WebApp};
+use webapp_operator::controllers::ControllerKind;
+use webapp_operator::manager::Config;
 
 /// Waits up to a minute for the WebApp to satisfy `check`; panics with its last status.
 async fn wait_for(api: &Api<WebApp>, name: &str, what: &str, check: impl Fn(&WebApp) -> bool) -> WebApp {
@@ -142,6 +144,72 @@ async fn drift_is_repaired() {
     assert!(repaired.is_some(), "drift not repaired within 15 s");
 }
 
+/// The order in which the children of a namespace are deleted, as watches see it.
+struct Deletions {
+    order: Arc<Mutex<Vec<&'static str>>>,
+    watches: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Deletions {
+    /// Starts watching Ingresses, Services and Deployments of `ns`, and waits until each
+    /// watch has listed what is there (so no later deletion is missed).
+    async fn record(client: &Client, ns: &str) -> Self {
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let listed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let watches = vec![
+            Self::watch::<Ingress>(client, ns, "Ingress", &order, &listed),
+            Self::watch::<Service>(client, ns, "Service", &order, &listed),
+            Self::watch::<Deployment>(client, ns, "Deployment", &order, &listed),
+        ];
+        let all_listed = || async { (listed.load(std::sync::atomic::Ordering::SeqCst) == 3).then_some(()) };
+        eventually(Duration::from_secs(10), all_listed).await.expect("watches never listed");
+        Deletions { order, watches }
+    }
+
+    fn watch<K>(
+        client: &Client,
+        ns: &str,
+        kind: &'static str,
+        order: &Arc<Mutex<Vec<&'static str>>>,
+        listed: &Arc<std::sync::atomic::AtomicUsize>,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + 'static,
+    {
+        let api: Api<K> = Api::namespaced(client.clone(), ns);
+        let (order, listed) = (order.clone(), listed.clone());
+        tokio::spawn(async move {
+            let mut stream = watcher(api, watcher::Config::default()).boxed();
+            while let Some(Ok(event)) = stream.next().await {
+                match event {
+                    watcher::Event::InitDone => {
+                        listed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    watcher::Event::Delete(_) => order.lock().unwrap().push(kind),
+                    _ => {}
+                }
+            }
+        })
+    }
+
+    fn order(&self) -> Vec<&'static str> {
+        self.order.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Deletions {
+    fn drop(&mut self) {
+        for watch in &self.watches {
+            watch.abort();
+        }
+    }
+}
+
 /// Exercise 4: deletion removes Ingress, Service and Deployment in that order, then the WebApp.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletion_cleans_up_in_order() {
@@ -153,35 +221,13 @@ async fn deletion_cleans_up_in_order() {
     let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &ns.name);
     assert!(ingresses.get_opt("web").await.unwrap().is_some(), "a domain makes an Ingress");
 
-    let order = Arc::new(Mutex::new(Vec::<&'static str>::new()));
-    let mut watches = Vec::new();
-    macro_rules! record_deletes {
-        ($kind:ty, $label:literal) => {{
-            let api: Api<$kind> = Api::namespaced(client.clone(), &ns.name);
-            let order = order.clone();
-            watches.push(tokio::spawn(async move {
-                let mut stream = watcher(api, watcher::Config::default()).boxed();
-                while let Some(Ok(event)) = stream.next().await {
-                    if let watcher::Event::Delete(_) = event {
-                        order.lock().unwrap().push($label);
-                    }
-                }
-            }));
-        }};
-    }
-    record_deletes!(Ingress, "Ingress");
-    record_deletes!(Service, "Service");
-    record_deletes!(Deployment, "Deployment");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let deletions = Deletions::record(&client, &ns.name).await;
 
     api.delete("web", &DeleteParams::default()).await.unwrap();
     let gone =
         eventually(Duration::from_secs(60), || async { api.get_opt("web").await.ok()?.is_none().then_some(()) }).await;
     assert!(gone.is_some(), "WebApp still there: {:?}", api.get_opt("web").await.unwrap().and_then(|w| w.status));
-    for watch in watches {
-        watch.abort();
-    }
-    assert_eq!(*order.lock().unwrap(), ["Ingress", "Service", "Deployment"]);
+    assert_eq!(deletions.order(), ["Ingress", "Service", "Deployment"]);
     let reasons = event_reasons(&client, &ns.name).await;
     assert!(reasons.iter().any(|r| r == "Deleted"), "{reasons:?}");
 }
@@ -589,4 +635,38 @@ async fn a_full_quota_is_explained_and_recovers_when_raised() {
     let raise = json!({"spec": {"hard": {"pods": "10"}}});
     quotas.patch("pods", &PatchParams::default(), &Patch::Merge(&raise)).await.unwrap();
     wait_for(&api, "web", "Running once the quota allows", running_at(1)).await;
+}
+
+/// The cleanup budget counts from the first cleanup attempt, not from the deletion: an
+/// operator that was down for longer than the budget still cleans up in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_down_longer_than_the_budget_still_cleans_up_in_order() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "budget").await;
+    let config = || Config {
+        cleanup_budget: Duration::from_secs(10),
+        ..Operator::config(&ns.name, vec![ControllerKind::Webapp])
+    };
+    let operator = Operator::start_config(config()).await;
+    let api =
+        create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1, "domain": "web.example.com"}))
+            .await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+    operator.stop().await;
+
+    let deletions = Deletions::record(&client, &ns.name).await;
+    api.delete("web", &DeleteParams::default()).await.unwrap();
+    // The operator stays down for longer than its budget; the finalizer holds the WebApp.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert!(api.get_opt("web").await.unwrap().is_some(), "the finalizer did not hold the WebApp");
+
+    let _operator = Operator::start_config(config()).await;
+    let gone =
+        eventually(Duration::from_secs(60), || async { api.get_opt("web").await.ok()?.is_none().then_some(()) }).await;
+    assert!(gone.is_some(), "WebApp stuck in deletion");
+    assert_eq!(deletions.order(), ["Ingress", "Service", "Deployment"]);
+    let reasons = event_reasons(&client, &ns.name).await;
+    assert!(!reasons.iter().any(|r| r == "CleanupTimeout"), "gave up instead of cleaning up: {reasons:?}");
+    assert!(reasons.iter().any(|r| r == "Deleted"), "{reasons:?}");
 }

@@ -53,6 +53,9 @@ pub struct Setup {
     pub metrics: Metrics,
     /// The source document's own `podmanager_reconcile_total`.
     pub podmanager_metrics: podmanager::PodManagerMetrics,
+    /// How long a deletion waits for children to go, from its first attempt, before it
+    /// releases the finalizer anyway.
+    pub cleanup_budget: std::time::Duration,
 }
 
 impl Setup {

@@ -38,6 +38,8 @@ pub struct Config {
     pub instance: Option<String>,
     /// PodManager's conversion webhook server; `None` runs none.
     pub webhook: Option<WebhookConfig>,
+    /// How long a deletion waits for children to go before releasing the finalizer.
+    pub cleanup_budget: std::time::Duration,
 }
 
 /// Why the manager stopped with an error.
@@ -153,6 +155,7 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
         concurrency: config.concurrency,
         metrics,
         podmanager_metrics,
+        cleanup_budget: config.cleanup_budget,
     };
     // The controllers run as futures of this one, not as spawned tasks, so that
     // dropping the manager (an aborted task, a test) stops every reconcile with it.

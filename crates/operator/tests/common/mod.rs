@@ -258,6 +258,7 @@ impl Operator {
             instance: Some(format!("test-{namespace}")),
             // The webhook patches the cluster-wide CRD: only tests of it start one.
             webhook: None,
+            cleanup_budget: Duration::from_secs(120),
         }
     }
 

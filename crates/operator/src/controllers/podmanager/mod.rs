@@ -35,8 +35,6 @@ use super::Setup;
 pub const FINALIZER: &str = "apps.mycompany.com/podmanager-cleanup";
 /// How often a PodManager is looked at again even when nothing happens (the seed's 30 s).
 pub const HEALTH_CHECK: Duration = Duration::from_secs(30);
-/// How long deletion waits for the Pods to go before giving up on them.
-pub const CLEANUP_BUDGET: Duration = Duration::from_secs(120);
 
 /// Labels of `podmanager_reconcile_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -76,6 +74,8 @@ pub struct Context {
     events: Events,
     pods: Store<Pod>,
     metrics: PodManagerMetrics,
+    /// How long deletion waits for the Pods to go before releasing the finalizer anyway.
+    cleanup_budget: Duration,
 }
 
 /// The PodManager reconciler.
@@ -90,7 +90,13 @@ pub fn controller(setup: &Setup) -> (Controller<PodManager>, PodManagerReconcile
     let (pods, pod_events) = reflect(scoped_api::<Pod>(&client, namespace), &kind_selector(plan::APP));
     // No predicate: a deleted or failed Pod must trigger its replacement.
     let controller = workload::controller::<PodManager>(&client, namespace, setup.concurrency).owns_stream(pod_events);
-    let ctx = Context { client, events: setup.events.clone(), pods, metrics: setup.podmanager_metrics.clone() };
+    let ctx = Context {
+        client,
+        events: setup.events.clone(),
+        pods,
+        metrics: setup.podmanager_metrics.clone(),
+        cleanup_budget: setup.cleanup_budget,
+    };
     (controller, PodManagerReconciler { ctx: Arc::new(ctx) })
 }
 

@@ -21,7 +21,7 @@ use webapp_api::podmanager::v2::PodTemplate;
 
 use super::plan::{self, Changes, PodView};
 use super::status::{self, Observed};
-use super::{CLEANUP_BUDGET, Context, HEALTH_CHECK};
+use super::{Context, HEALTH_CHECK};
 
 /// Budget of one API-bound step.
 const STEP_BUDGET: Duration = Duration::from_secs(30);
@@ -175,7 +175,7 @@ async fn report(run: &Run, failure: Option<&Failure>) -> Result<Action> {
 }
 
 /// Deletes every Pod of a PodManager and waits until they are gone; returns `Ok` (which
-/// releases the finalizer) only then, or after [`CLEANUP_BUDGET`], with a warning
+/// releases the finalizer) only then, or once the cleanup budget is spent, with a warning
 /// naming what still blocks, so that no PodManager is stuck.
 pub(super) async fn cleanup(ctx: Arc<Context>, pm: Arc<PodManager>) -> Result<Action> {
     let run = Run::new(ctx, pm.clone());
@@ -201,8 +201,10 @@ pub(super) async fn cleanup(ctx: Arc<Context>, pm: Arc<PodManager>) -> Result<Ac
         Ok(remaining) => format!("{remaining} pods are still being deleted"),
         Err(error) => reconcile_kit::events::error_chain(&error),
     };
-    if reconcile_kit::finalizer::overdue(&pm.metadata, CLEANUP_BUDGET) {
-        let note = format!("Cleanup incomplete after {CLEANUP_BUDGET:?} ({blocked}); releasing the finalizer anyway");
+    let started = reconcile_kit::finalizer::cleanup_started(&run.api, pm.as_ref()).await?;
+    let budget = run.ctx.cleanup_budget;
+    if reconcile_kit::finalizer::overdue(started, budget) {
+        let note = format!("Cleanup incomplete after {budget:?} ({blocked}); releasing the finalizer anyway");
         run.ctx.events.warning(&pm.object_ref(&()), "CleanupTimeout", note).await;
         return Ok(Action::await_change());
     }
