@@ -184,3 +184,32 @@ fn field_docs_reach_kubectl_explain() {
     assert!(prop(&v, "spec.replicas")["description"].as_str().unwrap().contains("autoscaler"));
     assert!(prop(&v, "status.phase")["description"].as_str().unwrap().contains("Pending"));
 }
+
+#[test]
+fn podmanager_serves_v1_as_storage_and_v2_through_the_conversion_webhook() {
+    use webapp_api::WebhookEndpoint;
+    use webapp_api::podmanager::crd;
+    let merged = crd(&WebhookEndpoint::Service);
+    let versions: Vec<(&str, bool, bool)> =
+        merged.spec.versions.iter().map(|v| (v.name.as_str(), v.served, v.storage)).collect();
+    assert_eq!(versions, [("v1", true, true), ("v2", true, false)]);
+    let conversion = serde_json::to_value(merged.spec.conversion.as_ref().unwrap()).unwrap();
+    assert_eq!(conversion["strategy"], "Webhook");
+    assert_eq!(conversion["webhook"]["conversionReviewVersions"], serde_json::json!(["v1"]));
+    let service = &conversion["webhook"]["clientConfig"]["service"];
+    assert_eq!(
+        (service["name"].as_str(), service["path"].as_str()),
+        (Some("webapp-operator-webhook"), Some("/convert"))
+    );
+
+    let local = crd(&WebhookEndpoint::Url("https://127.0.0.1:9443/convert".into()));
+    let config = &local.spec.conversion.unwrap().webhook.unwrap().client_config.unwrap();
+    assert_eq!(config.url.as_deref(), Some("https://127.0.0.1:9443/convert"));
+    assert!(config.service.is_none());
+
+    let v2 = serde_json::to_value(&merged.spec.versions[1]).unwrap();
+    let containers = prop(&v2, "spec.template.spec.containers");
+    assert_eq!(containers["minItems"], 1);
+    assert_eq!(prop(&v2, "spec.replicas")["minimum"].as_f64(), Some(1.0));
+    assert!(v2["subresources"]["scale"].is_object() && v2["subresources"]["status"].is_object());
+}

@@ -180,9 +180,19 @@ fn intent_hash<T: Serialize>(desired: &T) -> Result<String> {
     if let Some(annotations) = value.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
         annotations.remove(APPLIED_HASH);
     }
-    let bytes = value.to_string();
-    let hash = bytes.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    Ok(format!("{hash:016x}"))
+    Ok(fnv(&value.to_string()))
+}
+
+/// A stable hash of `value` as JSON, for a label or annotation that says which intent
+/// an object was made from (for example the template of a bare Pod).
+pub fn hash<T: Serialize>(value: &T) -> String {
+    fnv(&serde_json::to_string(value).unwrap_or_default())
+}
+
+/// FNV-1a, 64 bit, as 16 hex digits.
+fn fnv(text: &str) -> String {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{hash:016x}")
 }
 
 /// Lists of the built-in kinds whose elements are merged by key

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use webapp_api::WebhookEndpoint;
 
 /// Errors while rendering or writing CRDs.
 #[derive(Debug, thiserror::Error)]
@@ -44,9 +45,10 @@ fn matches(crd: &CustomResourceDefinition, query: &str) -> bool {
     candidates.iter().any(|name| name.eq_ignore_ascii_case(query))
 }
 
-/// The CRDs to print: all of them, or the one `kind` names.
-pub fn select(kind: Option<&str>) -> Result<Vec<CustomResourceDefinition>, CrdError> {
-    let all = webapp_api::crds();
+/// The CRDs to print: all of them, or the one `kind` names, with PodManager's
+/// conversion webhook at `endpoint`.
+pub fn select(kind: Option<&str>, endpoint: &WebhookEndpoint) -> Result<Vec<CustomResourceDefinition>, CrdError> {
+    let all = webapp_api::crds_with(endpoint);
     let Some(kind) = kind else { return Ok(all) };
     let known = all.iter().map(|c| c.spec.names.kind.clone()).collect::<Vec<_>>().join(", ");
     let chosen: Vec<_> = all.into_iter().filter(|crd| matches(crd, kind)).collect();
@@ -91,7 +93,7 @@ mod tests {
     #[test]
     fn selects_a_crd_by_kind_plural_or_short_name() {
         for query in ["WebApp", "webapps", "wa", "WEBAPP"] {
-            let chosen = select(Some(query)).unwrap();
+            let chosen = select(Some(query), &WebhookEndpoint::Service).unwrap();
             assert_eq!(chosen.len(), 1, "{query}");
             assert_eq!(chosen[0].spec.names.kind, "WebApp");
         }
@@ -99,8 +101,16 @@ mod tests {
 
     #[test]
     fn unknown_kind_names_the_known_ones() {
-        let error = select(Some("Nope")).unwrap_err().to_string();
+        let error = select(Some("Nope"), &WebhookEndpoint::Service).unwrap_err().to_string();
         assert!(error.contains("WebApp") && error.contains("Database"), "{error}");
+    }
+
+    #[test]
+    fn the_podmanager_crd_points_at_a_webhook_url_on_request() {
+        let url = WebhookEndpoint::Url("https://127.0.0.1:9443/convert".into());
+        let yaml = render_all(&select(Some("pm"), &url).unwrap()).unwrap();
+        assert!(yaml.contains("url: https://127.0.0.1:9443/convert"), "{yaml}");
+        assert!(!yaml.contains("name: webapp-operator-webhook"), "no Service reference: {yaml}");
     }
 
     /// `config/crd/` must be exactly what the binary generates (run `make manifests`).

@@ -98,10 +98,53 @@ pub async fn client() -> Client {
     Client::try_from(kube_config().await).expect("cannot build client")
 }
 
+/// The PodManager conversion webhook of this test process: one HTTPS server on a thread
+/// of its own (so it outlives every test's runtime), with a self-signed CA. Returns its
+/// URL and CA bundle. kubectl reads PodManagers through v2, the preferred version, so
+/// every test that touches them needs a webhook, whether or not it runs the operator.
+pub fn test_webhook() -> &'static (String, String) {
+    static WEBHOOK: OnceLock<(String, String)> = OnceLock::new();
+    WEBHOOK.get_or_init(|| {
+        let tls = webapp_operator::webhook::certs::self_signed(&webapp_operator::webhook::default_hosts()).unwrap();
+        let ca = tls.ca_pem.clone();
+        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let never = futures::future::pending::<()>().boxed().shared();
+                let (addr, task) = webapp_operator::webhook::server::serve(free_port(), &tls, never).unwrap();
+                bound_tx.send(addr).unwrap();
+                let _ = task.await;
+            });
+        });
+        let addr = bound_rx.recv().expect("test webhook did not start");
+        (format!("https://{addr}{}", webapp_api::podmanager::CONVERT_PATH), ca)
+    })
+}
+
+/// Every CRD as the tests install it: PodManager's conversion through [`test_webhook`].
+pub fn test_crds() -> Vec<CustomResourceDefinition> {
+    let (url, ca) = test_webhook();
+    let mut crds = webapp_api::crds_with(&webapp_api::WebhookEndpoint::Url(url.clone()));
+    for crd in &mut crds {
+        let config =
+            crd.spec.conversion.as_mut().and_then(|c| c.webhook.as_mut()).and_then(|w| w.client_config.as_mut());
+        if let Some(config) = config {
+            config.ca_bundle = Some(k8s_openapi::ByteString(ca.as_bytes().to_vec()));
+        }
+    }
+    crds
+}
+
 /// Installs (server-side apply, idempotent) every CRD and waits until established.
 pub async fn install_crds(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in webapp_api::crds() {
+    // A PodManager CRD installed from config/crd points at a Service that another field
+    // manager owns; the apply below would add a URL next to it (invalid). Point it at
+    // this process's webhook first, as the operator does (fails harmlessly without a CRD).
+    let (url, ca) = test_webhook();
+    let _ = webapp_operator::webhook::crd::register(client, ca, Some(url)).await;
+    for crd in test_crds() {
         let name = crd.metadata.name.clone().unwrap();
         api.patch(&name, &PatchParams::apply("webapp-operator-tests").force(), &Patch::Apply(&crd))
             .await
@@ -224,6 +267,8 @@ impl Operator {
             leader_elect: false,
             leader_election_namespace: None,
             instance: Some(format!("test-{namespace}")),
+            // The webhook patches the cluster-wide CRD: only tests of it start one.
+            webhook: None,
             cleanup_budget: Duration::from_secs(120),
         }
     }
@@ -272,6 +317,32 @@ impl Operator {
     pub async fn metric(&self, sample: &str) -> f64 {
         let body = self.get("/metrics").await.expect("no metrics");
         body.lines().find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
+    }
+
+    /// Requests the operator's client has sent that write (POST, PUT, PATCH, DELETE).
+    pub async fn writes(&self) -> f64 {
+        let mut total = 0.0;
+        for method in ["POST", "PUT", "PATCH", "DELETE"] {
+            total += self.metric(&format!("kube_client_requests_total{{method=\"{method}\"}}")).await;
+        }
+        total
+    }
+
+    /// Forces `times` reconciles of object `name` with metadata-only changes (no new
+    /// generation), waiting for each through the counter `sample` of the metrics.
+    pub async fn resync<K>(&self, api: &Api<K>, name: &str, sample: &str, times: u32)
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let before = self.metric(sample).await;
+        for i in 0..times {
+            let patch = serde_json::json!({"metadata": {"annotations": {"test/resync": i.to_string()}}});
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+            let seen = before + f64::from(i) + 1.0;
+            eventually(Duration::from_secs(20), || async { (self.metric(sample).await >= seen).then_some(()) })
+                .await
+                .expect("no reconcile");
+        }
     }
 
     /// Stops the operator and waits for in-flight reconciles to finish.
