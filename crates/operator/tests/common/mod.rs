@@ -51,15 +51,19 @@ pub fn kubeconfig_path() -> &'static Path {
     })
 }
 
-/// The built kubectl (next to the control plane binaries).
-pub fn kubectl() -> Command {
+/// The directory of the control plane binaries `hack/cluster/build` made (kubectl, helm).
+pub fn cluster_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    let bin = BIN.get_or_init(|| {
+    BIN.get_or_init(|| {
         let output = Command::new(repo().join("hack/cluster/build")).output().expect("cannot run hack/cluster/build");
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join("kubectl")
-    });
-    let mut command = Command::new(bin);
+        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+    })
+}
+
+/// The built kubectl (next to the control plane binaries).
+pub fn kubectl() -> Command {
+    let mut command = Command::new(cluster_bin().join("kubectl"));
     command.arg("--kubeconfig").arg(kubeconfig_path());
     command
 }
@@ -213,6 +217,12 @@ impl Operator {
 
     /// Starts the operator with `config` and waits until it is ready.
     pub async fn start_config(config: Config) -> Self {
+        Self::start_as(config, kube_config().await).await
+    }
+
+    /// Starts the operator with `config`, authenticated by `kube_config` (the test's
+    /// admin identity, or a ServiceAccount token), and waits until it is ready.
+    pub async fn start_as(config: Config, kube_config: kube::Config) -> Self {
         trace();
         let metrics = config.metrics_addr;
         let (stop, stopped) = oneshot::channel::<()>();
@@ -221,7 +231,6 @@ impl Operator {
         }
         .boxed()
         .shared();
-        let kube_config = kube_config().await;
         let task = tokio::spawn(async move {
             manager::run_with(config, kube_config, shutdown).await.expect("operator failed");
         });
