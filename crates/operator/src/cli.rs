@@ -98,7 +98,7 @@ impl Cli {
                 print!("{}", crdgen::render_all(&crdgen::select(kind.as_deref())?)?);
             }
             Command::Run(args) => {
-                telemetry::init(args.log_format);
+                let _telemetry = telemetry::init(args.log_format);
                 manager::run(Config::from(args)).await?;
             }
         }
