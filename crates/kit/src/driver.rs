@@ -90,7 +90,9 @@ impl<R: Reconciler> Driver<R> {
 
 async fn reconcile<R: Reconciler>(object: Arc<R::Object>, driver: Arc<Driver<R>>) -> Result<Action> {
     let (key, backoff) = (object_key(object.as_ref()), backoff_key(object.as_ref()));
-    let span = tracing::info_span!("reconcile", controller = R::NAME, object = %key);
+    // `k8s.namespace.name` is OpenTelemetry's semantic convention, for trace backends.
+    let namespace = object.meta().namespace.clone().unwrap_or_default();
+    let span = tracing::info_span!("reconcile", controller = R::NAME, object = %key, k8s.namespace.name = %namespace);
     if is_paused(object.as_ref()) && object.meta().deletion_timestamp.is_none() {
         span.in_scope(|| tracing::info!("paused by annotation; not reconciling"));
         return Ok(Action::await_change());

@@ -137,7 +137,7 @@ impl Cli {
                 print!("{}", crdgen::render_all(&crdgen::select(kind.as_deref(), &endpoint)?)?);
             }
             Command::Run(args) => {
-                telemetry::init(args.log_format);
+                let _telemetry = telemetry::init(args.log_format);
                 manager::run(Config::from(args)).await?;
             }
         }

@@ -76,15 +76,28 @@ pub fn file_name(crd: &CustomResourceDefinition) -> String {
     format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural)
 }
 
-/// Writes every CRD into `dir`, one file each.
-pub fn write_dir(dir: &Path) -> Result<(), CrdError> {
-    for crd in webapp_api::crds() {
-        let path = dir.join(file_name(&crd));
-        std::fs::write(&path, render(&crd)?)
-            .map_err(|source| CrdError::Write { path: path.display().to_string(), source })?;
-    }
-    Ok(())
+/// The `kustomization.yaml` listing the CRD files, so that `config/default` (and
+/// `kubectl apply -k config/crd`) installs exactly the generated set.
+pub fn kustomization(crds: &[CustomResourceDefinition]) -> String {
+    let files: String = crds.iter().map(|crd| format!("- {}\n", file_name(crd))).collect();
+    format!("{HEADER}apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{files}")
 }
+
+/// Writes every CRD into `dir`, one file each, and their `kustomization.yaml`.
+pub fn write_dir(dir: &Path) -> Result<(), CrdError> {
+    let crds = webapp_api::crds();
+    let write = |name: String, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|source| CrdError::Write { path: path.display().to_string(), source })
+    };
+    for crd in &crds {
+        write(file_name(crd), render(crd)?)?;
+    }
+    write(KUSTOMIZATION.to_owned(), kustomization(&crds))
+}
+
+/// Name of the kustomize file written next to the CRDs.
+pub const KUSTOMIZATION: &str = "kustomization.yaml";
 
 #[cfg(test)]
 mod tests {
@@ -125,6 +138,9 @@ mod tests {
                 .unwrap_or_else(|e| panic!("config/crd/{name}: {e}; run `make manifests`"));
             assert!(on_disk == render(&crd).unwrap(), "config/crd/{name} is stale; run `make manifests`");
         }
+        let kustomization = std::fs::read_to_string(dir.join(KUSTOMIZATION)).unwrap_or_default();
+        assert!(kustomization == super::kustomization(&webapp_api::crds()), "config/crd/{KUSTOMIZATION} is stale");
+        expected.push(KUSTOMIZATION.to_owned());
         let mut present: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -1,7 +1,12 @@
-//! Logging set-up: `tracing` with an env filter (`RUST_LOG`), as text or JSON. Text is
-//! coloured only on a terminal: `make run > log`, CI and `kubectl logs` get plain lines.
+//! Logging set-up: `tracing` with an env filter (`RUST_LOG`), as text or JSON, and, in a
+//! build with the `otel` feature, OpenTelemetry export of the reconcile and step spans
+//! when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Text is coloured only on a terminal:
+//! `make run > log`, CI and `kubectl logs` get plain lines.
 
 use std::io::IsTerminal;
+
+#[cfg(feature = "otel")]
+pub mod otel;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -20,10 +25,39 @@ pub enum LogFormat {
     Json,
 }
 
+/// What must live as long as the process traces: the span exporter, if any, which
+/// sends its last batch when this is dropped.
+#[must_use = "dropping it stops the trace export"]
+#[derive(Default)]
+pub struct Telemetry {
+    #[cfg(feature = "otel")]
+    otel: Option<otel::Otel>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        #[cfg(feature = "otel")]
+        if let Some(otel) = self.otel.take() {
+            otel.shutdown();
+        }
+    }
+}
+
 /// Installs the global subscriber. `RUST_LOG` overrides the default `info,kube=warn`.
-pub fn init(format: LogFormat) {
+/// Call it inside the tokio runtime: the trace exporter's gRPC channel lives there.
+pub fn init(format: LogFormat) -> Telemetry {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
-    let registry = tracing_subscriber::registry().with(filter);
+    #[cfg(feature = "otel")]
+    let (telemetry, otel_error) = match otel::Otel::from_env() {
+        Ok(otel) => (Telemetry { otel }, None),
+        Err(error) => (Telemetry::default(), Some(error)),
+    };
+    #[cfg(feature = "otel")]
+    let export = telemetry.otel.as_ref().map(otel::Otel::layer);
+    #[cfg(not(feature = "otel"))]
+    let (telemetry, export) = (Telemetry::default(), None::<tracing_subscriber::layer::Identity>);
+
+    let registry = tracing_subscriber::registry().with(filter).with(export);
     let installed = match format {
         LogFormat::Text => {
             // The NO_COLOR convention (no-color.org) turns colours off on a terminal too.
@@ -42,6 +76,18 @@ pub fn init(format: LogFormat) {
     };
     // A second init (tests running several managers in one process) keeps the first.
     let _ = installed;
+
+    #[cfg(feature = "otel")]
+    if let Some(error) = otel_error {
+        tracing::error!(error = %reconcile_kit::events::error_chain(&error), "traces are not exported");
+    }
+    #[cfg(not(feature = "otel"))]
+    if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
+        tracing::warn!(
+            "OTEL_EXPORTER_OTLP_ENDPOINT is set, but this build has no `otel` feature: traces are not exported"
+        );
+    }
+    telemetry
 }
 
 /// Human-readable lines to `writer`, with ANSI colours only when `colour` says so: when

@@ -36,14 +36,13 @@ pub enum ControllerKind {
 
 impl ControllerKind {
     /// Every controller there is: what a manager runs by default.
-    pub const ALL: &'static [ControllerKind] =
-        &[
-            ControllerKind::Webapp,
-            ControllerKind::Webserver,
-            ControllerKind::Memcached,
-            ControllerKind::Podmanager,
-            ControllerKind::Database,
-        ];
+    pub const ALL: &'static [ControllerKind] = &[
+        ControllerKind::Webapp,
+        ControllerKind::Webserver,
+        ControllerKind::Memcached,
+        ControllerKind::Podmanager,
+        ControllerKind::Database,
+    ];
 }
 
 /// What every controller is built from: the process's client and events, the watched

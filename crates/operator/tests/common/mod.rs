@@ -62,20 +62,24 @@ pub fn kubeconfig_path() -> &'static Path {
     })
 }
 
-/// A binary that `hack/cluster/build` builds (kubectl, helm, kstatus, ...).
-pub fn tool(name: &str) -> Command {
+/// The directory of the control plane binaries `hack/cluster/build` made (kubectl, helm).
+pub fn cluster_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    let bin = BIN.get_or_init(|| {
+    BIN.get_or_init(|| {
         let output = Command::new(repo().join("hack/cluster/build")).output().expect("cannot run hack/cluster/build");
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
-    });
-    Command::new(bin.join(name))
+    })
+}
+
+/// A binary that `hack/cluster/build` builds (kubectl, helm, kstatus, ...).
+pub fn tool(name: &str) -> Command {
+    Command::new(cluster_bin().join(name))
 }
 
 /// The built kubectl (next to the control plane binaries), on the local control plane.
 pub fn kubectl() -> Command {
-    let mut command = tool("kubectl");
+    let mut command = Command::new(cluster_bin().join("kubectl"));
     command.arg("--kubeconfig").arg(kubeconfig_path());
     command
 }
@@ -278,8 +282,8 @@ impl Operator {
         Self::start_as(config, kube_config().await).await
     }
 
-    /// Starts the operator with `config` and client configuration `kube_config` (say,
-    /// impersonating a user with less privilege) and waits until it is ready.
+    /// Starts the operator with `config`, authenticated by `kube_config` (the test's
+    /// admin identity, or a ServiceAccount token), and waits until it is ready.
     pub async fn start_as(config: Config, kube_config: kube::Config) -> Self {
         trace();
         let metrics = config.metrics_addr;
