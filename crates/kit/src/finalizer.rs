@@ -47,6 +47,33 @@ where
     }
 }
 
+/// [`run`] for a namespaced object, with the controller's shared state `ctx` handed to
+/// `apply` or `cleanup`: what every controller with a finalizer does in its reconcile.
+pub async fn guard<K, C, A, D>(
+    client: &kube::Client,
+    name: &str,
+    object: Arc<K>,
+    ctx: &Arc<C>,
+    apply: impl FnOnce(Arc<C>, Arc<K>) -> A,
+    cleanup: impl FnOnce(Arc<C>, Arc<K>) -> D,
+) -> Result<Action>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+    A: Future<Output = Result<Action>>,
+    D: Future<Output = Result<Action>>,
+{
+    let kind = K::kind(&());
+    let namespace =
+        object.meta().namespace.clone().ok_or_else(|| Error::InvalidSpec(format!("{kind} has no namespace")))?;
+    let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+    let (for_apply, for_cleanup) = (ctx.clone(), ctx.clone());
+    run(&api, name, object, |o| apply(for_apply, o), |o| cleanup(for_cleanup, o)).await
+}
+
 /// Annotation recording when the operator first tried to clean an object up.
 pub const CLEANUP_STARTED: &str = "apps.example.com/cleanup-started";
 

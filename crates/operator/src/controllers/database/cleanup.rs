@@ -23,7 +23,7 @@ use super::plan;
 use super::status;
 use super::steps::Run;
 use super::volumes::is_ours;
-use super::{CLEANUP_BUDGET, Context, STEP_BUDGET};
+use super::{Context, STEP_BUDGET};
 
 /// How soon to look again while a child is being deleted.
 const DELETE_POLL: Duration = Duration::from_secs(1);
@@ -109,7 +109,7 @@ fn delete_volumes(run: &mut Run) -> StepFuture<'_> {
 }
 
 /// Deletes a Database's children in order; returns `Ok` only when all are gone, which
-/// lets the finalizer go. Bounded: after [`CLEANUP_BUDGET`] whatever still blocks is
+/// lets the finalizer go. Bounded: once the cleanup budget is spent whatever still blocks is
 /// reported in a Warning and the finalizer released, so no Database is stuck; what may
 /// then be left behind is a volume, never data deleted early.
 pub(super) async fn cleanup(ctx: Arc<Context>, db: Arc<Database>) -> Result<Action> {
@@ -129,6 +129,6 @@ pub(super) async fn cleanup(ctx: Arc<Context>, db: Arc<Database>) -> Result<Acti
         DeletionPolicy::Delete => "",
     };
     let deleted = format!("All children deleted{kept}");
-    let since = db.metadata.deletion_timestamp.as_ref();
-    reconcile_kit::cleanup::conclude(outcome, since, CLEANUP_BUDGET, &run.ctx.events, &run.reference(), &deleted).await
+    let budget = run.ctx.cleanup_budget;
+    reconcile_kit::cleanup::conclude(&run.api, db.as_ref(), outcome, budget, &run.ctx.events, &deleted).await
 }

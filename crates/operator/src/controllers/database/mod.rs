@@ -28,10 +28,10 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use kube::{Api, Client, ResourceExt};
+use kube::{Client, ResourceExt};
+use reconcile_kit::Result;
 use reconcile_kit::driver::Reconciler;
 use reconcile_kit::events::Events;
-use reconcile_kit::{Error, Result};
 use webapp_api::Database;
 
 use reconcile_kit::workload::cache::owner_by_instance_label;
@@ -44,8 +44,6 @@ use super::Setup;
 pub const FINALIZER: &str = "database.example.com/cleanup";
 /// How often a healthy Database is looked at again even when nothing happens.
 pub const HEALTH_CHECK: Duration = Duration::from_secs(30);
-/// How long deletion waits for children to go before giving up on them.
-pub const CLEANUP_BUDGET: Duration = Duration::from_secs(120);
 /// Budget of one API-bound step.
 const STEP_BUDGET: Duration = Duration::from_secs(30);
 
@@ -61,6 +59,8 @@ pub struct Context {
     /// takes to create the Secret.
     secrets: Store<PartialObjectMeta<Secret>>,
     pods: Store<Pod>,
+    /// How long deletion waits for children to go, from its first attempt.
+    cleanup_budget: Duration,
 }
 
 impl Context {
@@ -102,7 +102,8 @@ pub fn controller(setup: &Setup) -> (Controller<Database>, DatabaseReconciler) {
         .watches_stream(claim_events, owner_by_instance_label::<Database, PersistentVolumeClaim>)
         .watches_stream(pod_events, owner_by_instance_label::<Database, Pod>);
     let events = setup.events.clone();
-    let ctx = Context { client, events, statefulsets, services, cronjobs, claims, secrets, pods };
+    let cleanup_budget = setup.cleanup_budget;
+    let ctx = Context { client, events, statefulsets, services, cronjobs, claims, secrets, pods, cleanup_budget };
     (controller, DatabaseReconciler { ctx: Arc::new(ctx) })
 }
 
@@ -111,16 +112,7 @@ impl Reconciler for DatabaseReconciler {
     const NAME: &'static str = "database";
 
     async fn reconcile(&self, db: Arc<Database>) -> Result<Action> {
-        let namespace = db.namespace().ok_or_else(|| Error::InvalidSpec("Database has no namespace".into()))?;
-        let api: Api<Database> = Api::namespaced(self.ctx.client.clone(), &namespace);
-        let (ctx, cleanup_ctx) = (self.ctx.clone(), self.ctx.clone());
-        reconcile_kit::finalizer::run(
-            &api,
-            FINALIZER,
-            db,
-            |d| steps::apply(ctx, d),
-            |d| cleanup::cleanup(cleanup_ctx, d),
-        )
-        .await
+        reconcile_kit::finalizer::guard(&self.ctx.client, FINALIZER, db, &self.ctx, steps::apply, cleanup::cleanup)
+            .await
     }
 }

@@ -14,19 +14,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use kube::{Api, Client, ResourceExt};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
+use reconcile_kit::Result;
 use reconcile_kit::driver::Reconciler;
 use reconcile_kit::events::Events;
 use reconcile_kit::workload::labels::kind_selector;
 use reconcile_kit::workload::{self, reflect, scoped_api};
-use reconcile_kit::{Error, Result};
 use webapp_api::PodManager;
 
 use super::Setup;
@@ -105,17 +105,9 @@ impl Reconciler for PodManagerReconciler {
     const NAME: &'static str = "podmanager";
 
     async fn reconcile(&self, pm: Arc<PodManager>) -> Result<Action> {
-        let namespace = pm.namespace().ok_or_else(|| Error::InvalidSpec("PodManager has no namespace".into()))?;
-        let api: Api<PodManager> = Api::namespaced(self.ctx.client.clone(), &namespace);
-        let (ctx, cleanup_ctx) = (self.ctx.clone(), self.ctx.clone());
-        let result = reconcile_kit::finalizer::run(
-            &api,
-            FINALIZER,
-            pm,
-            |pm| steps::apply(ctx, pm),
-            |pm| steps::cleanup(cleanup_ctx, pm),
-        )
-        .await;
+        let result =
+            reconcile_kit::finalizer::guard(&self.ctx.client, FINALIZER, pm, &self.ctx, steps::apply, steps::cleanup)
+                .await;
         self.ctx.metrics.count(&result);
         result
     }

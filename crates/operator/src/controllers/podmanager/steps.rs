@@ -193,20 +193,11 @@ pub(super) async fn cleanup(ctx: Arc<Context>, pm: Arc<PodManager>) -> Result<Ac
         Ok::<_, Error>(remaining)
     }
     .await;
-    let blocked = match outcome {
-        Ok(0) => {
-            run.ctx.events.normal(&pm.object_ref(&()), "Deleted", "All pods deleted; releasing the finalizer").await;
-            return Ok(Action::await_change());
-        }
-        Ok(remaining) => format!("{remaining} pods are still being deleted"),
-        Err(error) => reconcile_kit::events::error_chain(&error),
-    };
-    let started = reconcile_kit::finalizer::cleanup_started(&run.api, pm.as_ref()).await?;
+    let outcome = outcome.and_then(|remaining| match remaining {
+        0 => Ok(Flow::Continue),
+        remaining => Err(Error::Waiting(format!("{remaining} pods are still being deleted"))),
+    });
+    let deleted = "All pods deleted; releasing the finalizer";
     let budget = run.ctx.cleanup_budget;
-    if reconcile_kit::finalizer::overdue(started, budget) {
-        let note = format!("Cleanup incomplete after {budget:?} ({blocked}); releasing the finalizer anyway");
-        run.ctx.events.warning(&pm.object_ref(&()), "CleanupTimeout", note).await;
-        return Ok(Action::await_change());
-    }
-    Err(Error::Waiting(blocked))
+    reconcile_kit::cleanup::conclude(&run.api, pm.as_ref(), outcome, budget, &run.ctx.events, deleted).await
 }

@@ -17,12 +17,11 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use kube::{Api, ResourceExt};
+use reconcile_kit::Result;
 use reconcile_kit::assess::Assessment;
 use reconcile_kit::driver::Reconciler;
 use reconcile_kit::workload::labels::kind_selector;
 use reconcile_kit::workload::{self, Observed, Shape, Shared, Workload, WorkloadCaches};
-use reconcile_kit::{Error, Result};
 use webapp_api::{WebApp, WebAppStatus};
 
 use super::Setup;
@@ -81,16 +80,7 @@ impl Reconciler for WebAppReconciler {
     const NAME: &'static str = "webapp";
 
     async fn reconcile(&self, webapp: Arc<WebApp>) -> Result<Action> {
-        let namespace = webapp.namespace().ok_or_else(|| Error::InvalidSpec("WebApp has no namespace".into()))?;
-        let api: Api<WebApp> = Api::namespaced(self.ctx.client.clone(), &namespace);
-        let (ctx, cleanup_ctx) = (self.ctx.clone(), self.ctx.clone());
-        reconcile_kit::finalizer::run(
-            &api,
-            FINALIZER,
-            webapp,
-            |w| steps::apply(ctx, w),
-            |w| steps::cleanup(cleanup_ctx, w),
-        )
-        .await
+        reconcile_kit::finalizer::guard(&self.ctx.client, FINALIZER, webapp, &self.ctx, steps::apply, steps::cleanup)
+            .await
     }
 }

@@ -11,7 +11,7 @@ use kube::runtime::controller::Action;
 use reconcile_kit::step::{Flow, Pipeline, StepFuture, branch, step, timeout};
 use reconcile_kit::workload::Run;
 use reconcile_kit::workload::run::{self, STEP_BUDGET};
-use reconcile_kit::{Error, Result, status as status_patch};
+use reconcile_kit::{Result, status as status_patch};
 use webapp_api::WebApp;
 
 use super::{Context, WebAppKind, plan, status};
@@ -69,8 +69,9 @@ pub(super) async fn apply(ctx: Arc<Context>, webapp: Arc<WebApp>) -> Result<Acti
 
 /// Deletes a WebApp's children in order (Ingress → Service → Deployment), waiting for
 /// each; returns `Ok` only when all are gone, which lets the finalizer go. Bounded: once
-/// the cleanup budget (counted from the first attempt) is spent, whatever still blocks (a child that will not go, an API error
-/// that keeps coming) is reported and the finalizer released, so that no WebApp is stuck.
+/// the cleanup budget (counted from the first attempt) is spent, whatever still blocks
+/// (a child that will not go, an API error that keeps coming) is reported and the
+/// finalizer released, so that no WebApp is stuck.
 pub(super) async fn cleanup(ctx: Arc<Context>, webapp: Arc<WebApp>) -> Result<Action> {
     let mut run = Run::new(ctx, webapp.clone());
     let outcome = async {
@@ -83,22 +84,7 @@ pub(super) async fn cleanup(ctx: Arc<Context>, webapp: Arc<WebApp>) -> Result<Ac
         CLEANUP.run(&mut run).await
     }
     .await;
-    let events = &run.ctx.events;
-    let blocked = match outcome {
-        Ok(Flow::Continue | Flow::Done) => {
-            events.normal(&run.reference(), "Deleted", "All children deleted; releasing the finalizer").await;
-            return Ok(Action::await_change());
-        }
-        Ok(Flow::Requeue(_)) => "children are still being deleted".to_owned(),
-        Err(error) => reconcile_kit::events::error_chain(&error),
-    };
-    let started = reconcile_kit::finalizer::cleanup_started(&run.api, webapp.as_ref()).await?;
+    let deleted = "All children deleted; releasing the finalizer";
     let budget = run.ctx.extra.cleanup_budget;
-    if reconcile_kit::finalizer::overdue(started, budget) {
-        let note = format!("Cleanup incomplete after {budget:?} ({blocked}); releasing the finalizer anyway");
-        events.warning(&run.reference(), "CleanupTimeout", note).await;
-        return Ok(Action::await_change());
-    }
-    // Even a permanent error is retried here: the deletion must end, and the budget does end it.
-    Err(Error::Waiting(blocked))
+    reconcile_kit::cleanup::conclude(&run.api, webapp.as_ref(), outcome, budget, &run.ctx.events, deleted).await
 }
