@@ -108,13 +108,21 @@ impl Error {
     /// Whether this is part of normal operation (waiting for the cluster, a stale read)
     /// rather than a failure worth a warning.
     pub fn is_expected(&self) -> bool {
-        matches!(self, Error::Waiting(_) | Error::Stale { .. })
+        matches!(self, Error::Waiting(_) | Error::Stale { .. }) || self.namespace_terminating()
+    }
+
+    /// Whether the API server refused new content because the object's namespace is
+    /// being deleted: the object goes with it, nothing is wrong with it or with us.
+    fn namespace_terminating(&self) -> bool {
+        matches!(self, Error::Kube { error: kube::Error::Api(status), .. }
+            if status.code == 403 && status.message.contains("because it is being terminated"))
     }
 
     /// A short CamelCase reason for conditions, events and the metric label. Bounded:
     /// never contains names, so metric cardinality stays small.
     pub fn reason(&self) -> &'static str {
         match self {
+            _ if self.namespace_terminating() => "NamespaceTerminating",
             Error::Kube { error: kube::Error::Api(status), .. } => match status.code {
                 403 => "Forbidden",
                 409 => "Conflict",
@@ -204,6 +212,18 @@ mod tests {
     fn a_full_quota_blocks_instead_of_failing_for_good() {
         let status = Status::failure("exceeded quota: compute, requested: pods=1", "Forbidden").with_code(403);
         assert_eq!(Error::kube("apply", kube::Error::Api(Box::new(status))).class(), Class::Blocked);
+    }
+
+    #[test]
+    fn a_terminating_namespace_is_expected_not_forbidden() {
+        let message = "deployments.apps \"web\" is forbidden: unable to create new content in namespace ns because it is being terminated";
+        let error = Error::kube(
+            "apply Deployment web",
+            kube::Error::Api(Box::new(Status::failure(message, "Forbidden").with_code(403))),
+        );
+        assert_eq!(error.reason(), "NamespaceTerminating");
+        assert!(error.is_expected());
+        assert!(!api(403).is_expected());
     }
 
     #[test]
