@@ -10,8 +10,9 @@ CONTAINER_TOOL ?= docker
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-manifests: ## Regenerate config/crd/ from the Rust types.
+manifests: ## Regenerate config/crd/ from the Rust types and bring the Helm chart along.
 	$(CARGO) run --quiet -p webapp-operator -- crd --out-dir config/crd
+	hack/sync-chart
 
 generate: manifests ## Same as manifests: Rust types need no generated deep-copy code.
 
@@ -28,16 +29,16 @@ run: ## Local control plane + CRDs + operator + samples; Ctrl-C stops the operat
 	hack/run-local
 
 install: ## Install the CRDs into the cluster of $$KUBECONFIG (default: the local one).
-	hack/kubectl apply --server-side -f config/crd
+	hack/kubectl apply --server-side -k config/crd
 
 uninstall: ## Remove the CRDs (and every custom resource with them).
-	hack/kubectl delete --ignore-not-found -f config/crd
+	hack/kubectl delete --ignore-not-found -k config/crd
 
-deploy: install ## Install CRDs, RBAC and the manager Deployment.
-	hack/kubectl apply --server-side -f config/rbac -f config/manager
+deploy: ## Install CRDs, RBAC and the manager Deployment (config/default).
+	hack/kubectl apply --server-side -k config/default
 
 undeploy: ## Remove the manager Deployment and RBAC.
-	hack/kubectl delete --ignore-not-found -f config/manager -f config/rbac
+	hack/kubectl delete --ignore-not-found -f config/manager/manager.yaml -f config/rbac/role.yaml -f config/rbac/binding.yaml
 
 test: ## fmt + clippy + unit tests + integration tests on the local control plane.
 	hack/test

@@ -19,17 +19,24 @@ pub mod webserver;
 
 pub use common::{CATEGORY, LifecycleStatus, Phase};
 
-common::lifecycle_status!(WebAppStatus, WebServerStatus, MemcachedStatus, DatabaseStatus);
+common::lifecycle_status!(WebAppStatus, WebServerStatus, MemcachedStatus, DatabaseStatus, PodManagerStatus);
 pub use database::{Database, DatabaseSpec, DatabaseStatus};
 pub use memcached::{Memcached, MemcachedSpec, MemcachedStatus};
-pub use podmanager::{PodManager, PodManagerSpec, PodManagerStatus};
+pub use podmanager::{PodManager, PodManagerSpec, PodManagerStatus, WebhookEndpoint};
 pub use webapp::{WebApp, WebAppSpec, WebAppStatus};
 pub use webserver::{WebServer, WebServerSpec, WebServerStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-/// Every CustomResourceDefinition of the family, in a stable order (by kind).
+/// Every CustomResourceDefinition of the family, in a stable order (by kind), as
+/// installed in a cluster (`config/crd`): PodManager's conversion webhook is the
+/// operator's in-cluster Service.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![Database::crd(), Memcached::crd(), PodManager::crd(), WebApp::crd(), WebServer::crd()]
+    crds_with(&WebhookEndpoint::Service)
+}
+
+/// Every CustomResourceDefinition, with PodManager's conversion webhook at `endpoint`.
+pub fn crds_with(endpoint: &WebhookEndpoint) -> Vec<CustomResourceDefinition> {
+    vec![Database::crd(), Memcached::crd(), podmanager::crd(endpoint), WebApp::crd(), WebServer::crd()]
 }

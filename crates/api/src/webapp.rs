@@ -10,6 +10,56 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{Condition, Phase, conditions_schema, default_http_port};
 
+/// A container image reference as container runtimes parse it (the grammar of
+/// `distribution/reference`, less IPv6 registry hosts): `[host[:port]/]path[:tag][@digest]`,
+/// where the path is lower case and the first part is a host only if it holds a `.`
+/// or a port or is `localhost` (so `MyRepo/app` is an upper-case path, not a host).
+fn image_reference_pattern() -> String {
+    let host_part = "[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?";
+    let host = format!("(?:(?:localhost|{host_part}(?:[.]{host_part})+)(?::[0-9]+)?|{host_part}:[0-9]+)");
+    let path_part = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
+    let tag = "[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,127}";
+    let digest = "[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+";
+    format!("^(?:{host}/)?{path_part}(?:/{path_part})*(?::{tag})?(?:@{digest})?$")
+}
+
+/// Bounds on the `limits` and `requests` maps of a `ResourceRequirements` schema. The
+/// API server refuses a CEL rule whose worst case it cannot bound; these let it bound
+/// the `isQuantity` rules (and no real container has 32 kinds of resources or a
+/// 64-character quantity).
+fn bounded_quantities(schema: &mut schemars::Schema) {
+    for list in ["limits", "requests"] {
+        let Some(map) = schema.pointer_mut(&format!("/properties/{list}")).and_then(|m| m.as_object_mut()) else {
+            continue;
+        };
+        map.insert("maxProperties".into(), 32.into());
+        if let Some(value) = map.get_mut("additionalProperties").and_then(|v| v.as_object_mut()) {
+            value.insert("maxLength".into(), 64.into());
+        }
+    }
+}
+
+/// Schema of `spec.image`: bounded length, and CEL rules that refuse what no runtime
+/// could pull, each with a message that says what is wrong.
+fn image_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 512,
+        "x-kubernetes-validations": [
+            {"rule": "!self.matches('[[:space:]]')", "message": "image must not contain spaces"},
+            {
+                "rule": "!self.contains('@') || self.matches('@sha256:[a-f0-9]{64}$') || self.matches('@sha512:[a-f0-9]{128}$')",
+                "message": "the digest after '@' in image must be sha256: followed by 64 lower-case hex digits (or sha512: and 128)"
+            },
+            {
+                "rule": format!("self.matches('{}')", image_reference_pattern()),
+                "message": "image must be an image reference such as nginx:1.21 or registry.example.com:5000/team/app:v2: a lower-case repository path, then an optional :tag and @digest"
+            }
+        ]
+    })
+}
+
 /// What the user asks for: one web application.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
@@ -20,7 +70,12 @@ use crate::common::{Condition, Phase, conditions_schema, default_http_port};
     status = "WebAppStatus",
     shortname = "wa",
     category = "webapp-operator",
-    doc = "A web application: the operator runs it as a Deployment behind a Service, and an Ingress when a domain is set.",
+    doc = "A web application: the operator runs it as a Deployment behind a Service, and an Ingress when a domain is set. Its name names them all, so it must be a DNS-1035 label of at most 63 characters (lower-case letters, digits and '-', starting with a letter).",
+    validation = Rule::new("size(self.metadata.name) <= 63")
+        .message("the WebApp name must be at most 63 characters: it becomes the name of its Service and a label value"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message(
+        "the WebApp name must be lower-case letters, digits and '-', start with a letter and end with a letter or digit (a DNS-1035 label): it becomes the name of its Service"
+    ),
     scale(
         spec_replicas_path = ".spec.replicas",
         status_replicas_path = ".status.replicas",
@@ -40,8 +95,11 @@ use crate::common::{Condition, Phase, conditions_schema, default_http_port};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct WebAppSpec {
-    /// Container image to run, for example `nginx:1.21`.
-    #[schemars(length(min = 1, max = 512))]
+    /// Container image to run, for example `nginx:1.21` or
+    /// `registry.example.com:5000/team/app:v2@sha256:<64 hex digits>`: a lower-case
+    /// repository path (after an optional registry host), an optional `:tag` and an
+    /// optional `@digest`, without spaces.
+    #[schemars(schema_with = "image_schema")]
     pub image: String,
 
     /// Number of pods. Leave unset to let an autoscaler own it through the scale
@@ -77,8 +135,22 @@ pub struct WebAppSpec {
     ))]
     pub domain: Option<String>,
 
-    /// CPU and memory requests and limits of the container.
+    /// CPU and memory requests and limits of the container. Every value is a quantity,
+    /// such as `500m` or `2` (CPU) and `128Mi` or `1Gi` (memory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = bounded_quantities)]
+    #[schemars(extend(
+        "x-kubernetes-validations" = [
+            {
+                "rule": "!has(self.limits) || self.limits.all(k, isQuantity(string(self.limits[k])))",
+                "message": "every value of resources.limits must be a quantity such as 500m, 2, 128Mi or 1Gi"
+            },
+            {
+                "rule": "!has(self.requests) || self.requests.all(k, isQuantity(string(self.requests[k])))",
+                "message": "every value of resources.requests must be a quantity such as 500m, 2, 128Mi or 1Gi"
+            }
+        ]
+    ))]
     pub resources: Option<ResourceRequirements>,
 
     /// HTTP path of the readiness probe, for example `/healthz`. Unset: a TCP probe on

@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use webapp_api::database::DeletionPolicy;
 use webapp_api::{Database, Memcached, PodManager, WebApp, WebServer};
 
 fn sample(name: &str) -> String {
@@ -63,4 +64,6 @@ fn database_sample() {
     let db: Database = round_trip("database_v1alpha1_database.yaml");
     assert_eq!(db.spec.backup.schedule.as_deref(), Some("0 2 * * *"));
     assert_eq!(db.spec.storage.size, "10Gi");
+    assert_eq!(db.spec.deletion_policy, DeletionPolicy::Retain, "volumes are kept by default");
+    assert_eq!((db.spec.backup.retain, db.spec.credentials_secret), (7, None));
 }

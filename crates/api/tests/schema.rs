@@ -75,11 +75,52 @@ fn webapp_bounds_ports_images_env_names_and_domains() {
 }
 
 #[test]
+fn webapp_admission_refuses_bad_images_names_and_quantities_by_cel() {
+    let v = version(&WebApp::crd());
+    let image = rules(&prop(&v, "spec.image"));
+    assert_eq!(image.len(), 3, "{image:?}");
+    assert!(
+        image[0].contains("[[:space:]]") && image[1].contains("@sha256:") && image[2].starts_with("self.matches('^")
+    );
+    let name = rules(&v["schema"]["openAPIV3Schema"]);
+    assert_eq!(name[0], "size(self.metadata.name) <= 63");
+    assert!(name[1].starts_with("self.metadata.name.matches('^[a-z]"), "{name:?}");
+    let resources = rules(&prop(&v, "spec.resources"));
+    assert!(resources.iter().all(|r| r.contains("isQuantity")) && resources.len() == 2, "{resources:?}");
+    // Every rule carries a message a person can act on, not the CEL expression.
+    for node in [prop(&v, "spec.image"), prop(&v, "spec.resources"), v["schema"]["openAPIV3Schema"].clone()] {
+        for rule in node["x-kubernetes-validations"].as_array().unwrap() {
+            assert!(rule["message"].as_str().is_some_and(|m| m.len() > 20), "{rule}");
+        }
+    }
+}
+
+#[test]
 fn database_type_is_an_enum_and_backup_schedule_is_required_when_enabled() {
     let v = version(&Database::crd());
     assert_eq!(prop(&v, "spec.type")["enum"], serde_json::json!(["postgresql"]));
     assert_eq!(rules(&prop(&v, "spec.backup")), ["!self.enabled || has(self.schedule)"]);
     assert_eq!(prop(&v, "spec.storage.size")["default"], "1Gi");
+    assert_eq!(prop(&v, "spec.deletionPolicy")["default"], "Retain", "volumes are kept unless asked");
+    assert_eq!(prop(&v, "spec.deletionPolicy")["enum"], serde_json::json!(["Retain", "Delete"]));
+    assert_eq!(prop(&v, "spec.backup.retain")["default"], 7);
+    assert!(rules(&prop(&v, "spec.backup.schedule"))[0].contains("@(yearly"));
+}
+
+/// What cannot be changed safely on a live database is refused by transition rules
+/// (`oldSelf`), which the API server checks on every update.
+#[test]
+fn database_transition_rules_refuse_unsafe_changes() {
+    let v = version(&Database::crd());
+    assert_eq!(rules(&prop(&v, "spec.type")), ["self == oldSelf"]);
+    let size = rules(&prop(&v, "spec.storage.size"));
+    assert!(size.iter().any(|r| r.contains("quantity(self).compareTo(quantity(oldSelf)) >= 0")), "{size:?}");
+    let storage = rules(&prop(&v, "spec.storage"));
+    assert!(storage.iter().any(|r| r.contains("oldSelf.storageClassName")), "{storage:?}");
+    // The backup volume is a Storage too, with the same rules.
+    assert_eq!(rules(&prop(&v, "spec.backup.storage.size")), size);
+    let spec = rules(&prop(&v, "spec"));
+    assert!(spec.iter().any(|r| r.contains("oldSelf.credentialsSecret")), "{spec:?}");
 }
 
 #[test]
@@ -142,4 +183,33 @@ fn field_docs_reach_kubectl_explain() {
     let v = version(&WebApp::crd());
     assert!(prop(&v, "spec.replicas")["description"].as_str().unwrap().contains("autoscaler"));
     assert!(prop(&v, "status.phase")["description"].as_str().unwrap().contains("Pending"));
+}
+
+#[test]
+fn podmanager_serves_v1_as_storage_and_v2_through_the_conversion_webhook() {
+    use webapp_api::WebhookEndpoint;
+    use webapp_api::podmanager::crd;
+    let merged = crd(&WebhookEndpoint::Service);
+    let versions: Vec<(&str, bool, bool)> =
+        merged.spec.versions.iter().map(|v| (v.name.as_str(), v.served, v.storage)).collect();
+    assert_eq!(versions, [("v1", true, true), ("v2", true, false)]);
+    let conversion = serde_json::to_value(merged.spec.conversion.as_ref().unwrap()).unwrap();
+    assert_eq!(conversion["strategy"], "Webhook");
+    assert_eq!(conversion["webhook"]["conversionReviewVersions"], serde_json::json!(["v1"]));
+    let service = &conversion["webhook"]["clientConfig"]["service"];
+    assert_eq!(
+        (service["name"].as_str(), service["path"].as_str()),
+        (Some("webapp-operator-webhook"), Some("/convert"))
+    );
+
+    let local = crd(&WebhookEndpoint::Url("https://127.0.0.1:9443/convert".into()));
+    let config = &local.spec.conversion.unwrap().webhook.unwrap().client_config.unwrap();
+    assert_eq!(config.url.as_deref(), Some("https://127.0.0.1:9443/convert"));
+    assert!(config.service.is_none());
+
+    let v2 = serde_json::to_value(&merged.spec.versions[1]).unwrap();
+    let containers = prop(&v2, "spec.template.spec.containers");
+    assert_eq!(containers["minItems"], 1);
+    assert_eq!(prop(&v2, "spec.replicas")["minimum"].as_f64(), Some(1.0));
+    assert!(v2["subresources"]["scale"].is_object() && v2["subresources"]["status"].is_object());
 }

@@ -5,16 +5,25 @@
 //! (zero writes per no-op reconcile); everything else is one server-side apply with the
 //! operator's field manager, which also undoes hand-made drift on the fields we own.
 //!
+//! Writes to an existing child carry the uid of the object whose ownership was checked,
+//! so an object deleted and re-created under the same name in between (by someone
+//! else) is neither overwritten nor deleted: the write is refused and the next
+//! reconcile looks again ([`Error::Stale`]).
+//!
 //! "Already matches" is two checks. The annotation [`APPLIED_HASH`] holds a hash of the
 //! last applied intent, which catches fields we stopped setting (an env var removed from
 //! the spec must be removed from the child). And every field we set must still hold
 //! our value in the live object, which catches drift made by hand. Server defaults add
-//! fields; that is fine, we only compare what we set.
+//! fields; that is fine, we only compare what we set. So may other field managers: an
+//! env var added by `kubectl set env`, a sidecar container or a volume added by a
+//! webhook are theirs, not drift. Lists whose elements are merged by key (containers,
+//! env, ports, volumes: [`KEYED_LISTS`]) are compared element by element on that key,
+//! and elements we did not set are ignored.
 
 use std::fmt::Debug;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{DeleteParams, Patch, PatchParams, PropagationPolicy};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions, PropagationPolicy};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -102,13 +111,28 @@ where
     }
 
     desired.annotations_mut().insert(APPLIED_HASH.into(), hash);
+    // A server-side apply takes no preconditions, but the uid of the object we checked
+    // ownership on works as one: the API server refuses the patch if the object was
+    // replaced meanwhile (422, `metadata.uid` is immutable) or deleted (409, "uid
+    // mismatch"), so an object swapped in after our check is never taken over.
+    desired.meta_mut().uid = live.as_ref().and_then(|live| live.uid());
     let params = PatchParams::apply(MANAGER).force();
-    let applied = api
-        .patch(&name, &params, &Patch::Apply(&desired))
-        .await
-        .map_err(|e| Error::kube(format!("apply {kind} {name}"), e))?;
+    let applied = api.patch(&name, &params, &Patch::Apply(&desired)).await.map_err(|e| match e {
+        kube::Error::Api(status) if is_uid_refusal(&status) => Error::Stale { kind: kind.clone(), name: name.clone() },
+        e => Error::kube(format!("apply {kind} {name}"), e),
+    })?;
     let outcome = if live.is_some() { Applied::Updated } else { Applied::Created };
     Ok((outcome, applied))
+}
+
+/// Whether the API server refused a write because the object is no longer the one
+/// whose uid the write carried: a precondition failure or a patch of an object that is
+/// gone (409), or a patch of an object re-created under the same name (422, the
+/// immutable `metadata.uid`).
+pub fn is_uid_refusal(status: &kube::core::Status) -> bool {
+    let uid_cause = status.details.iter().flat_map(|d| &d.causes).any(|c| c.field == "metadata.uid");
+    (status.code == 409 && (status.message.contains("UID") || status.message.contains("uid")))
+        || (status.code == 422 && uid_cause)
 }
 
 /// Deletes the child `name` if it is controlled by `owner_uid`, and reports whether it
@@ -127,10 +151,19 @@ where
     if live.meta().deletion_timestamp.is_some() {
         return Ok(Deletion::InProgress);
     }
-    let params = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
+    // The uid we checked ownership on: an object of the same name swapped in after the
+    // check is not deleted (the API server answers 409).
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        preconditions: Some(Preconditions { uid: live.uid(), resource_version: None }),
+        ..DeleteParams::default()
+    };
     match api.delete(name, &params).await {
         Ok(_) => Ok(Deletion::Requested),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(Deletion::Gone),
+        Err(kube::Error::Api(status)) if is_uid_refusal(&status) => {
+            Err(Error::Stale { kind: kind.into_owned(), name: name.to_owned() })
+        }
         Err(e) => Err(Error::kube(format!("delete {kind} {name}"), e)),
     }
 }
@@ -147,31 +180,91 @@ fn intent_hash<T: Serialize>(desired: &T) -> Result<String> {
     if let Some(annotations) = value.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
         annotations.remove(APPLIED_HASH);
     }
-    let bytes = value.to_string();
-    let hash = bytes.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    Ok(format!("{hash:016x}"))
+    Ok(fnv(&value.to_string()))
 }
+
+/// A stable hash of `value` as JSON, for a label or annotation that says which intent
+/// an object was made from (for example the template of a bare Pod).
+pub fn hash<T: Serialize>(value: &T) -> String {
+    fnv(&serde_json::to_string(value).unwrap_or_default())
+}
+
+/// FNV-1a, 64 bit, as 16 hex digits.
+fn fnv(text: &str) -> String {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{hash:016x}")
+}
+
+/// Lists of the built-in kinds whose elements are merged by key
+/// (`x-kubernetes-list-type: map`, or a strategic-merge `patchMergeKey`), by the field
+/// that holds them, with the key fields (the first one present in our element is used:
+/// container ports are keyed on `containerPort`, Service ports on `port`). Another
+/// field manager can add elements to these lists without taking ours; every other list
+/// is atomic, owned whole by whoever applied it last, so it must equal ours.
+pub const KEYED_LISTS: &[(&str, &[&str])] = &[
+    ("containers", &["name"]),
+    ("initContainers", &["name"]),
+    ("ephemeralContainers", &["name"]),
+    ("env", &["name"]),
+    ("ports", &["containerPort", "port"]),
+    ("volumes", &["name"]),
+    ("volumeMounts", &["mountPath"]),
+    ("volumeDevices", &["devicePath"]),
+    ("imagePullSecrets", &["name"]),
+    ("hostAliases", &["ip"]),
+    ("ownerReferences", &["uid"]),
+];
 
 /// Whether every field set in `wanted` holds the same value in `live`. Objects may
-/// have more fields in `live` (server defaults); lists must have the same length and
-/// match element by element. What the API server normalises is not a difference:
-/// quantities under `limits`/`requests` compare by value, and an empty value we send
-/// (`""`, `{}`, `[]`) may be absent from the stored object.
+/// have more fields in `live` (server defaults, other managers' fields). Keyed lists
+/// ([`KEYED_LISTS`]) must hold each of our elements under its key, in any order, next to
+/// elements of others; other lists must have the same length and match element by
+/// element. What the API server normalises is not a difference: quantities under
+/// `limits`/`requests` compare by value, and an empty value we send (`""`, `{}`, `[]`)
+/// may be absent from the stored object.
 pub fn contains(live: &Value, wanted: &Value) -> bool {
-    contains_in(live, wanted, false)
+    contains_in(live, wanted, Within::Other)
 }
 
-fn contains_in(live: &Value, wanted: &Value, quantities: bool) -> bool {
+/// What the value being compared sits in: the keys of a keyed list, or quantities.
+#[derive(Clone, Copy)]
+enum Within {
+    Quantities,
+    KeyedList(&'static [&'static str]),
+    Other,
+}
+
+fn contains_in(live: &Value, wanted: &Value, within: Within) -> bool {
     match (live, wanted) {
         (Value::Object(live), Value::Object(wanted)) => wanted.iter().all(|(key, w)| match live.get(key) {
-            Some(l) => contains_in(l, w, quantities || key == "limits" || key == "requests"),
+            Some(l) => contains_in(l, w, within_field(key, within)),
             None => is_empty(w),
         }),
-        (Value::Array(live), Value::Array(wanted)) => {
-            live.len() == wanted.len() && live.iter().zip(wanted).all(|(l, w)| contains_in(l, w, false))
+        (Value::Array(live), Value::Array(wanted)) => match within {
+            Within::KeyedList(keys) => wanted.iter().all(|w| {
+                let Some(key) = keys.iter().find(|k| w.get(**k).is_some()) else {
+                    // An element without its key cannot be told apart: it must be there as is.
+                    return live.iter().any(|l| contains_in(l, w, Within::Other));
+                };
+                live.iter().any(|l| l.get(*key) == w.get(*key) && contains_in(l, w, Within::Other))
+            }),
+            _ => live.len() == wanted.len() && live.iter().zip(wanted).all(|(l, w)| contains_in(l, w, Within::Other)),
+        },
+        (Value::String(l), Value::String(w)) if matches!(within, Within::Quantities) => {
+            l == w || crate::quantity::same(l, w)
         }
-        (Value::String(l), Value::String(w)) if quantities => l == w || crate::quantity::same(l, w),
         (live, wanted) => live == wanted,
+    }
+}
+
+/// How the value of field `key` is compared, given where its object sits.
+fn within_field(key: &str, parent: Within) -> Within {
+    if matches!(parent, Within::Quantities) || key == "limits" || key == "requests" {
+        return Within::Quantities;
+    }
+    match KEYED_LISTS.iter().find(|(list, _)| *list == key) {
+        Some((_, keys)) => Within::KeyedList(keys),
+        None => Within::Other,
     }
 }
 
@@ -214,8 +307,56 @@ mod tests {
         let edited = json!({"spec": {"containers": [{"name": "app", "image": "nginx:evil"}]}});
         let extra = json!({"spec": {"containers": [{"name": "app", "image": "nginx:1.20"}, {"name": "sidecar"}]}});
         assert!(!contains(&edited, &wanted));
-        assert!(!contains(&extra, &wanted));
+        assert!(contains(&extra, &wanted), "another container is not drift of ours");
         assert!(!contains(&json!({}), &wanted));
+        let ours_gone = json!({"spec": {"containers": [{"name": "sidecar", "image": "nginx:1.20"}]}});
+        assert!(!contains(&ours_gone, &wanted), "our container replaced by another is drift");
+    }
+
+    #[test]
+    fn elements_other_managers_add_to_keyed_lists_are_theirs() {
+        let wanted = json!({"spec": {"template": {"spec": {
+            "containers": [{"name": "app", "image": "nginx:1.20", "env": [{"name": "ENV", "value": "prod"}],
+                "ports": [{"name": "http", "containerPort": 80}]}],
+            "volumes": [{"name": "data", "emptyDir": {}}]}}}});
+        // `kubectl set env FOO=1`, a sidecar injected before our container, an extra
+        // port and volume: all added by others, in any position.
+        let live = json!({"spec": {"template": {"spec": {
+            "containers": [
+                {"name": "sidecar", "image": "envoy:1"},
+                {"name": "app", "image": "nginx:1.20", "imagePullPolicy": "IfNotPresent",
+                    "env": [{"name": "FOO", "value": "1"}, {"name": "ENV", "value": "prod"}],
+                    "ports": [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+                        {"name": "http", "containerPort": 80, "protocol": "TCP"}]}],
+            "volumes": [{"name": "istio", "emptyDir": {}}, {"name": "data", "emptyDir": {}}]}}}});
+        assert!(contains(&live, &wanted));
+
+        // Our own elements are still compared, field by field.
+        let mut changed = live.clone();
+        changed["spec"]["template"]["spec"]["containers"][1]["env"][1]["value"] = json!("dev");
+        assert!(!contains(&changed, &wanted), "our env var changed");
+        let mut missing = live.clone();
+        missing["spec"]["template"]["spec"]["containers"][1]["env"] = json!([{"name": "FOO", "value": "1"}]);
+        assert!(!contains(&missing, &wanted), "our env var removed");
+        let mut moved = live;
+        moved["spec"]["template"]["spec"]["containers"][1]["ports"][1]["containerPort"] = json!(8080);
+        assert!(!contains(&moved, &wanted), "our port changed");
+    }
+
+    #[test]
+    fn service_ports_are_keyed_on_port_and_atomic_lists_must_be_equal() {
+        let wanted = json!({"spec": {"ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}});
+        let live = json!({"spec": {"ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 80},
+            {"name": "extra", "port": 9000, "protocol": "TCP"}]}});
+        assert!(contains(&live, &wanted));
+        // The same port over UDP is another element; ours must still be there.
+        let udp_only = json!({"spec": {"ports": [{"name": "http", "port": 80, "protocol": "UDP"}]}});
+        assert!(!contains(&udp_only, &wanted));
+        // Ingress rules and container args are atomic: an extra element is a change.
+        let rules = json!({"spec": {"rules": [{"host": "a.example.com"}]}});
+        let more_rules = json!({"spec": {"rules": [{"host": "a.example.com"}, {"host": "b.example.com"}]}});
+        assert!(!contains(&more_rules, &rules));
+        assert!(!contains(&json!({"args": ["a", "b"]}), &json!({"args": ["a"]})));
     }
 
     #[test]

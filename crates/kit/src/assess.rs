@@ -1,12 +1,15 @@
 //! The part of every status that does not depend on the kind: the phase and the kstatus
-//! conditions, decided from what one reconcile found. Pure and deterministic (same
+//! conditions, decided from what one reconcile found. Besides `Ready`, `Progressing`
+//! and `Degraded`, kstatus's abnormal-true `Reconciling` (while working towards the spec)
+//! and `Stalled` (when Failed) are set, so that kstatus, and the GitOps tools built on it,
+//! read Running as `Current`, Pending/Creating as `InProgress` and Failed as `Failed`. Pure and deterministic (same
 //! inputs, same result whatever the clock says, apart from new transitions), so a
 //! converged object computes the status it already has and nothing is written.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::conditions::{Conditions, DEGRADED, PROGRESSING, READY};
+use crate::conditions::{Conditions, DEGRADED, PROGRESSING, READY, RECONCILING, STALLED};
 use crate::phase::{self, Observation, Phase};
 
 /// What a reconcile found, reduced to what decides phase and conditions.
@@ -95,21 +98,27 @@ pub fn assess(
             conditions
                 .set(READY, false, &failure.reason, &failure.message)
                 .set(PROGRESSING, false, &failure.reason, "stopped until the cause is fixed")
-                .set(DEGRADED, true, &failure.reason, &failure.message),
+                .set(DEGRADED, true, &failure.reason, &failure.message)
+                .set(RECONCILING, false, &failure.reason, "stopped until the cause is fixed")
+                .set(STALLED, true, &failure.reason, &failure.message),
         ),
         (None, Phase::Running) => (
             progress.summary.clone(),
             conditions
                 .set(READY, true, "Running", &progress.summary)
                 .set(PROGRESSING, false, "Complete", "all resources are up to date")
-                .set(DEGRADED, false, "Healthy", ""),
+                .set(DEGRADED, false, "Healthy", "")
+                .set(RECONCILING, false, "Complete", "")
+                .set(STALLED, false, "Healthy", ""),
         ),
         (None, _) if !problems.is_empty() => (
             problems.clone(),
             conditions
                 .set(READY, false, "PodsFailing", &problems)
                 .set(PROGRESSING, true, "Creating", &progress.summary)
-                .set(DEGRADED, true, "PodsFailing", &problems),
+                .set(DEGRADED, true, "PodsFailing", &problems)
+                .set(RECONCILING, true, "Creating", &progress.summary)
+                .set(STALLED, false, "PodsFailing", ""),
         ),
         (None, _) => {
             let waiting = if progress.changed {
@@ -122,7 +131,9 @@ pub fn assess(
                 conditions
                     .set(READY, false, "Creating", &waiting)
                     .set(PROGRESSING, true, "Creating", &waiting)
-                    .set(DEGRADED, false, "Healthy", ""),
+                    .set(DEGRADED, false, "Healthy", "")
+                    .set(RECONCILING, true, "Creating", &waiting)
+                    .set(STALLED, false, "Healthy", ""),
             )
         }
     };
@@ -135,6 +146,7 @@ pub fn pending(generation: Option<i64>, now: Timestamp) -> Assessment {
     let conditions = Conditions::new(&[], generation, now)
         .set(READY, false, "Pending", &message)
         .set(PROGRESSING, true, "Pending", &message)
+        .set(RECONCILING, true, "Pending", &message)
         .build();
     Assessment { phase: Phase::Pending, message, conditions }
 }
@@ -145,6 +157,7 @@ pub fn deleting(previous: Previous<'_>, generation: Option<i64>, what: &str, now
     let conditions = Conditions::new(previous.conditions, generation, now)
         .set(READY, false, "Deleting", &message)
         .set(PROGRESSING, true, "Deleting", &message)
+        .set(RECONCILING, true, "Deleting", &message)
         .build();
     Assessment { phase: phase::next(previous.phase.unwrap_or_default(), Observation::Deleting), message, conditions }
 }

@@ -4,19 +4,32 @@
 //! memory, so a broken object would be retried at a fixed pace (kube#1916). This keeps
 //! one `backon` backoff per object: each failure waits longer (with jitter, so many
 //! broken objects do not retry in lockstep), and a success resets it.
+//!
+//! The key names one object, not one name: the driver keys on `namespace/name/uid`, so
+//! a WebApp deleted while it failed and re-created under the same name starts afresh.
+//! The state of an object that stopped failing without a success (it was deleted) is
+//! dropped once it has not failed for twice the longest delay: a failing object fails
+//! again at least that often.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 
-/// Backoffs keyed by object (`namespace/name`).
+/// Backoffs keyed by object.
 #[derive(Debug)]
 pub struct Backoffs {
     builder: ExponentialBuilder,
     max_delay: Duration,
-    by_object: Mutex<HashMap<String, ExponentialBackoff>>,
+    by_object: Mutex<HashMap<String, Failing>>,
+}
+
+/// The backoff of one failing object and when it last failed.
+#[derive(Debug)]
+struct Failing {
+    backoff: ExponentialBackoff,
+    last: Instant,
 }
 
 impl Default for Backoffs {
@@ -40,10 +53,17 @@ impl Backoffs {
 
     /// The wait before the next attempt on `key`, one step longer than the last one.
     pub fn next_delay(&self, key: &str) -> Duration {
+        self.next_delay_at(key, Instant::now())
+    }
+
+    fn next_delay_at(&self, key: &str, now: Instant) -> Duration {
         let mut map = self.by_object.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let backoff = map.entry(key.to_owned()).or_insert_with(|| self.builder.build());
+        // Objects that no longer fail and never succeeded are gone: forget them.
+        map.retain(|_, failing| now.saturating_duration_since(failing.last) <= self.max_delay * 2);
+        let failing = map.entry(key.to_owned()).or_insert_with(|| Failing { backoff: self.builder.build(), last: now });
+        failing.last = now;
         // backon's jitter adds up to one more delay on top; keep the promise of `max`.
-        backoff.next().unwrap_or(self.max_delay).min(self.max_delay)
+        failing.backoff.next().unwrap_or(self.max_delay).min(self.max_delay)
     }
 
     /// Forgets `key`'s failures after a success (or when the object is gone).
@@ -72,6 +92,20 @@ mod tests {
         assert!(backoffs.next_delay("ns/b") < Duration::from_millis(201));
         backoffs.reset("ns/a");
         assert!(backoffs.next_delay("ns/a") < Duration::from_millis(201));
+    }
+
+    #[test]
+    fn objects_that_stopped_failing_without_a_success_are_forgotten() {
+        let backoffs = Backoffs::new(Duration::from_millis(100), Duration::from_secs(10));
+        let start = Instant::now();
+        for _ in 0..5 {
+            backoffs.next_delay_at("ns/a/uid-1", start);
+        }
+        backoffs.next_delay_at("ns/b/uid-2", start + Duration::from_secs(20));
+        assert_eq!(backoffs.by_object.lock().unwrap().len(), 2, "within twice the longest delay: kept");
+        backoffs.next_delay_at("ns/b/uid-2", start + Duration::from_secs(21));
+        assert_eq!(backoffs.by_object.lock().unwrap().len(), 1, "ns/a stopped failing long ago: dropped");
+        assert!(backoffs.next_delay_at("ns/a/uid-1", start + Duration::from_secs(21)) < Duration::from_millis(201));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! kstatus conditions: `Ready`, `Progressing` and `Degraded`, each with its own
-//! `observedGeneration`. Merging with the previous list keeps `lastTransitionTime`
+//! kstatus conditions: `Ready`, `Progressing` and `Degraded`, and kstatus's own
+//! abnormal-true `Reconciling` and `Stalled`, each with its own `observedGeneration`. Merging with the previous list keeps `lastTransitionTime`
 //! unless the condition's status flipped, so a reconcile that changes nothing produces
 //! a status equal to the old one and writes nothing (kube#354).
 
@@ -13,6 +13,12 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 /// Condition type: something is wrong that needs attention.
 pub const DEGRADED: &str = "Degraded";
+/// kstatus abnormal-true condition: the operator is working and the object is not yet
+/// what the spec asks for (kstatus reads `InProgress`).
+pub const RECONCILING: &str = "Reconciling";
+/// kstatus abnormal-true condition: progress stopped until something changes (kstatus
+/// reads `Failed`, so a GitOps pipeline fails at once instead of waiting for its timeout).
+pub const STALLED: &str = "Stalled";
 
 /// The new conditions of one reconcile, merged into the previous ones.
 #[derive(Debug)]

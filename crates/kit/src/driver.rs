@@ -51,6 +51,12 @@ pub fn object_key<K: Resource>(object: &K) -> String {
     }
 }
 
+/// The key of `object`'s backoff: `namespace/name/uid`, so that an object re-created
+/// under the same name does not inherit the failures of the one it replaces.
+fn backoff_key<K: Resource>(object: &K) -> String {
+    format!("{}/{}", object_key(object), object.uid().unwrap_or_default())
+}
+
 /// Whether the pause annotation is set on `object`.
 pub fn is_paused<K: Resource>(object: &K) -> bool {
     object.annotations().get(PAUSED).is_some_and(|v| v == "true")
@@ -83,8 +89,10 @@ impl<R: Reconciler> Driver<R> {
 }
 
 async fn reconcile<R: Reconciler>(object: Arc<R::Object>, driver: Arc<Driver<R>>) -> Result<Action> {
-    let key = object_key(object.as_ref());
-    let span = tracing::info_span!("reconcile", controller = R::NAME, object = %key);
+    let (key, backoff) = (object_key(object.as_ref()), backoff_key(object.as_ref()));
+    // `k8s.namespace.name` is OpenTelemetry's semantic convention, for trace backends.
+    let namespace = object.meta().namespace.clone().unwrap_or_default();
+    let span = tracing::info_span!("reconcile", controller = R::NAME, object = %key, k8s.namespace.name = %namespace);
     if is_paused(object.as_ref()) && object.meta().deletion_timestamp.is_none() {
         span.in_scope(|| tracing::info!("paused by annotation; not reconciling"));
         return Ok(Action::await_change());
@@ -103,7 +111,7 @@ async fn reconcile<R: Reconciler>(object: Arc<R::Object>, driver: Arc<Driver<R>>
     };
     driver.metrics.reconciles.get_or_create(&ResultLabels { controller: R::NAME, result: outcome }).inc();
     match &result {
-        Ok(_) => driver.backoffs.reset(&key),
+        Ok(_) => driver.backoffs.reset(&backoff),
         Err(error) if error.is_expected() => {}
         Err(error) => {
             driver.metrics.errors.get_or_create(&ErrorLabels { controller: R::NAME, reason: error.reason() }).inc();
@@ -121,7 +129,7 @@ fn error_policy<R: Reconciler>(object: Arc<R::Object>, error: &Error, driver: Ar
             Action::await_change()
         }
         class @ (Class::Retryable | Class::Blocked) => {
-            let delay = driver.backoffs.next_delay(&key);
+            let delay = driver.backoffs.next_delay(&backoff_key(object.as_ref()));
             if error.is_expected() {
                 tracing::debug!(controller = R::NAME, object = %key, reason = %chain, retry_in = ?delay, "reconciling again");
             } else {
@@ -129,5 +137,25 @@ fn error_policy<R: Reconciler>(object: Arc<R::Object>, error: &Error, driver: Ar
             }
             Action::requeue(delay)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    fn object(uid: &str) -> ConfigMap {
+        let mut object = ConfigMap::default();
+        object.metadata.name = Some("web".into());
+        object.metadata.namespace = Some("ns".into());
+        object.metadata.uid = Some(uid.into());
+        object
+    }
+
+    #[test]
+    fn an_object_re_created_under_the_same_name_has_a_backoff_of_its_own() {
+        assert_eq!(object_key(&object("uid-1")), object_key(&object("uid-2")));
+        assert_ne!(backoff_key(&object("uid-1")), backoff_key(&object("uid-2")));
     }
 }

@@ -9,13 +9,14 @@ use std::time::Duration;
 pub enum Class {
     /// Transient (network, 5xx, 409, 429, timeouts): retry with per-object backoff.
     Retryable,
-    /// Cannot succeed until the spec changes (invalid spec, forbidden): phase Failed,
-    /// a Warning event, and no requeue: the next generation triggers the next attempt.
+    /// Cannot succeed until the spec changes (invalid spec): phase Failed, a Warning
+    /// event, and no requeue: the next generation triggers the next attempt.
     Permanent,
     /// Cannot succeed until something else in the cluster changes, something this
-    /// operator does not watch (an object of the same name that it does not own):
-    /// phase Failed like `Permanent`, but re-checked with the per-object backoff so the
-    /// object recovers by itself once the conflict is gone.
+    /// operator does not watch (an object of the same name that it does not own, a
+    /// full quota, RBAC or a policy webhook that forbids the request): phase Failed
+    /// like `Permanent`, but re-checked with the per-object backoff so the object
+    /// recovers by itself once the cause is gone.
     Blocked,
 }
 
@@ -145,12 +146,13 @@ fn describe(error: &kube::Error) -> String {
 /// below HTTP (connection, TLS, decoding a truncated body) is transient.
 fn classify_kube(error: &kube::Error) -> Class {
     match error {
-        // A full quota is a state of the cluster, not of the request: it clears when
-        // something else is deleted, which no watch of ours will tell us.
-        kube::Error::Api(status) if status.code == 403 && status.message.contains("exceeded quota") => Class::Blocked,
         kube::Error::Api(status) => match status.code {
-            // Invalid or forbidden: sending the same request again gives the same answer.
-            400 | 403 | 422 => Class::Permanent,
+            // Forbidden is a state of the cluster, not of the request: a full quota clears
+            // when something else is deleted, RBAC or a policy webhook when an
+            // administrator fixes them, and no watch of ours tells us when.
+            403 => Class::Blocked,
+            // Invalid: sending the same request again gives the same answer.
+            400 | 422 => Class::Permanent,
             _ => Class::Retryable,
         },
         _ => Class::Retryable,
@@ -172,9 +174,21 @@ mod tests {
         for code in [404, 409, 429, 500, 503, 504] {
             assert_eq!(api(code).class(), Class::Retryable, "{code}");
         }
-        for code in [400, 403, 422] {
+        for code in [400, 422] {
             assert_eq!(api(code).class(), Class::Permanent, "{code}");
         }
+    }
+
+    #[test]
+    fn forbidden_is_re_checked_because_fixing_rbac_changes_nothing_we_watch() {
+        let status = Status::failure(
+            "deployments.apps \"web\" is forbidden: User \"system:serviceaccount:x:op\" cannot patch resource",
+            "Forbidden",
+        )
+        .with_code(403);
+        let error = Error::kube("apply Deployment web", kube::Error::Api(Box::new(status)));
+        assert_eq!(error.class(), Class::Blocked);
+        assert_eq!(error.reason(), "Forbidden");
     }
 
     #[test]

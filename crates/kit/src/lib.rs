@@ -14,6 +14,7 @@
 //! - [`status`]: status patches sent only when the status changed;
 //! - [`events`]: Kubernetes Events with the operator's reporter;
 //! - [`finalizer`]: cleanup before deletion, tolerant of the object already being gone;
+//! - [`cleanup`]: how a cleanup run ends: done, waiting, or released after its budget;
 //! - [`owned`]: a controller's children, applied and deleted with an Event for each change;
 //! - [`metrics`]: controller-runtime-compatible reconcile metrics;
 //! - [`workload`]: labels, child caches, pod problems, rollouts, and the shared reconcile
@@ -23,6 +24,7 @@
 pub mod apply;
 pub mod assess;
 pub mod backoff;
+pub mod cleanup;
 pub mod conditions;
 pub mod driver;
 pub mod error;

@@ -67,6 +67,16 @@ impl Owned {
     where
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
     {
+        let note = format!("Deleting {} {name}", K::kind(&()));
+        self.delete_because::<K>(name, "Deleting", note).await
+    }
+
+    /// Like [`Owned::delete`], with the event's reason and note chosen by the caller
+    /// (a controller whose children come and go, like bare Pods, says why each goes).
+    pub async fn delete_because<K>(&self, name: &str, reason: &str, note: String) -> Result<Deletion>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
+    {
         let deletion = apply::delete::<K>(&self.api(), name, &self.owner_uid).await?;
         if deletion == Deletion::Requested {
             let related = ObjectReference {
@@ -76,8 +86,7 @@ impl Owned {
                 namespace: Some(self.namespace.clone()),
                 ..ObjectReference::default()
             };
-            let note = format!("Deleting {} {name}", K::kind(&()));
-            self.events.normal_about(&self.owner, related, "Deleting", note).await;
+            self.events.normal_about(&self.owner, related, reason, note).await;
         }
         Ok(deletion)
     }

@@ -1,5 +1,5 @@
-//! `apply` against scripted API replies (tower-test): what it sends, and what it never
-//! sends. The same behaviour is shown on the real control plane by the operator's
+//! `apply` and `delete` against scripted API replies (tower-test): what they send, and
+//! what they never send. The same behaviour is shown on the real control plane by the operator's
 //! integration tests; these pin down the request sequence.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,7 +8,7 @@ use http::{Method, Request, Response};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::client::Body;
 use kube::{Api, Client};
-use reconcile_kit::apply::{APPLIED_HASH, Applied, apply};
+use reconcile_kit::apply::{APPLIED_HASH, Applied, Deletion, apply, delete};
 use reconcile_kit::{Class, Error};
 use serde_json::{Value, json};
 
@@ -59,6 +59,7 @@ async fn creates_a_missing_child_with_one_server_side_apply() {
             expect(&mut handle, Method::PATCH, "/configmaps/web", reply(&serde_json::to_value(desired()).unwrap()))
                 .await;
         assert!(sent["metadata"]["annotations"][APPLIED_HASH].is_string(), "the intent hash is recorded");
+        assert!(sent["metadata"]["uid"].is_null(), "a new child has no uid to hold on to");
         assert_eq!(sent["data"]["a"], "1");
     });
     assert_eq!(apply(&api, None, desired()).await.unwrap().0, Applied::Created);
@@ -116,5 +117,62 @@ async fn never_touches_an_object_it_does_not_own() {
     let error = apply(&api, None, desired()).await.unwrap_err();
     assert!(matches!(error, Error::NotOwned { .. }), "{error}");
     assert_eq!(error.class(), Class::Blocked);
+    server.await.unwrap();
+}
+
+/// The API server's refusal of a write that carried the uid of an object that was
+/// replaced meanwhile, as `kube-apiserver` answers it (see `apply`'s module docs).
+fn refusal(code: u16, message: &str, field: &str) -> Response<Body> {
+    let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "message": message,
+        "reason": if code == 409 { "Conflict" } else { "Invalid" },
+        "details": {"name": "web", "kind": "configmaps", "causes": [{"reason": "FieldValueInvalid", "field": field}]}});
+    Response::builder().status(code).body(Body::from(status.to_string().into_bytes())).unwrap()
+}
+
+fn owned_live(uid: &str) -> Value {
+    let mut live = serde_json::to_value(desired()).unwrap();
+    live["metadata"]["uid"] = json!(uid);
+    live["data"]["a"] = json!("0");
+    live
+}
+
+#[tokio::test]
+async fn an_apply_to_an_existing_child_holds_on_to_the_uid_it_checked() {
+    let (client, mut handle) = client();
+    let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+    let server = tokio::spawn(async move {
+        expect(&mut handle, Method::GET, "/configmaps/web", reply(&owned_live("cm-1"))).await;
+        let sent = expect(&mut handle, Method::PATCH, "/configmaps/web", reply(&owned_live("cm-1"))).await;
+        assert_eq!(sent["metadata"]["uid"], "cm-1", "the apply carries the uid ownership was checked on");
+
+        // Replaced between our check and our write: the API server refuses the uid.
+        expect(&mut handle, Method::GET, "/configmaps/web", reply(&owned_live("cm-1"))).await;
+        let immutable = "ConfigMap \"web\" is invalid: metadata.uid: Invalid value: \"cm-1\": field is immutable";
+        expect(&mut handle, Method::PATCH, "/configmaps/web", refusal(422, immutable, "metadata.uid")).await;
+    });
+    assert_eq!(apply(&api, None, desired()).await.unwrap().0, Applied::Updated);
+    let error = apply(&api, None, desired()).await.unwrap_err();
+    assert!(matches!(error, Error::Stale { .. }), "{error}");
+    assert_eq!(error.class(), Class::Retryable, "the next reconcile looks again");
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_delete_holds_on_to_the_uid_it_checked() {
+    let (client, mut handle) = client();
+    let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+    let server = tokio::spawn(async move {
+        expect(&mut handle, Method::GET, "/configmaps/web", reply(&owned_live("cm-1"))).await;
+        let sent = expect(&mut handle, Method::DELETE, "/configmaps/web", reply(&owned_live("cm-1"))).await;
+        assert_eq!(sent["preconditions"]["uid"], "cm-1", "{sent}");
+        assert_eq!(sent["propagationPolicy"], "Background");
+
+        expect(&mut handle, Method::GET, "/configmaps/web", reply(&owned_live("cm-1"))).await;
+        let failed = "Operation cannot be fulfilled on configmaps \"web\": Precondition failed: UID in precondition: cm-1, UID in object meta: cm-2";
+        expect(&mut handle, Method::DELETE, "/configmaps/web", refusal(409, failed, "")).await;
+    });
+    assert_eq!(delete(&api, "web", "uid-1").await.unwrap(), Deletion::Requested);
+    let error = delete(&api, "web", "uid-1").await.unwrap_err();
+    assert!(matches!(error, Error::Stale { .. }), "{error}");
     server.await.unwrap();
 }

@@ -4,10 +4,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use webapp_api::WebhookEndpoint;
 
 use crate::controllers::ControllerKind;
 use crate::manager::{self, Config};
 use crate::telemetry::{self, LogFormat};
+use crate::webhook::{self, WebhookConfig};
 use crate::{crdgen, manager::ManagerError};
 
 /// Kubernetes operators for WebApp, PodManager, WebServer, Memcached and Database.
@@ -31,6 +33,10 @@ pub enum Command {
         /// Write one file per CRD into this directory instead of printing.
         #[arg(long, conflicts_with = "kind")]
         out_dir: Option<PathBuf>,
+        /// PodManager's conversion webhook URL, for an operator outside the cluster
+        /// (e.g. https://127.0.0.1:9443/convert). Default: the in-cluster Service.
+        #[arg(long)]
+        webhook_url: Option<String>,
     },
 }
 
@@ -58,14 +64,44 @@ pub struct RunArgs {
     /// Name of this instance in the Lease and on Events (default: the host name).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
+    /// Seconds a deletion waits for an object's children to go, counted from its first
+    /// cleanup attempt, before it reports CleanupTimeout and releases the finalizer.
+    #[arg(long, default_value_t = 120, env = "CLEANUP_BUDGET_SECONDS")]
+    pub cleanup_budget_seconds: u64,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "LOG_FORMAT")]
     pub log_format: LogFormat,
+    /// Address of PodManager's conversion webhook (HTTPS).
+    #[arg(long, default_value = "127.0.0.1:9443", env = "WEBHOOK_ADDR")]
+    pub webhook_addr: SocketAddr,
+    /// Directory with the webhook's tls.crt, tls.key and ca.crt (e.g. a cert-manager
+    /// Secret). Unset: a self-signed CA and certificate are generated at start.
+    #[arg(long, env = "WEBHOOK_CERT_DIR")]
+    pub webhook_cert_dir: Option<PathBuf>,
+    /// URL the API server calls for conversions, written into the CRD; for an operator
+    /// outside the cluster (`make run`: https://127.0.0.1:9443/convert). Unset: the CRD
+    /// keeps its Service reference and only the CA bundle is written.
+    #[arg(long, env = "WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+    /// Host names of the generated certificate (repeat or comma-separate). Default:
+    /// localhost, 127.0.0.1 and the in-cluster Service's names.
+    #[arg(long, value_delimiter = ',', env = "WEBHOOK_HOSTS")]
+    pub webhook_host: Vec<String>,
+    /// Run PodManager's controller without serving conversions (v2 is then unreadable).
+    #[arg(long, env = "NO_WEBHOOK")]
+    pub no_webhook: bool,
 }
 
 impl From<RunArgs> for Config {
     fn from(args: RunArgs) -> Self {
         let controllers = if args.controllers.is_empty() { ControllerKind::ALL.to_vec() } else { args.controllers };
+        // The webhook converts PodManagers: it runs with their controller.
+        let webhook = (controllers.contains(&ControllerKind::Podmanager) && !args.no_webhook).then(|| WebhookConfig {
+            addr: args.webhook_addr,
+            cert_dir: args.webhook_cert_dir,
+            url: args.webhook_url,
+            hosts: if args.webhook_host.is_empty() { webhook::default_hosts() } else { args.webhook_host },
+        });
         Config {
             namespace: args.namespace,
             controllers,
@@ -74,6 +110,8 @@ impl From<RunArgs> for Config {
             leader_elect: args.leader_elect,
             leader_election_namespace: args.leader_election_namespace,
             instance: args.instance,
+            webhook,
+            cleanup_budget: std::time::Duration::from_secs(args.cleanup_budget_seconds),
         }
     }
 }
@@ -94,11 +132,12 @@ impl Cli {
     pub async fn execute(self) -> Result<(), CliError> {
         match self.command {
             Command::Crd { out_dir: Some(dir), .. } => crdgen::write_dir(&dir)?,
-            Command::Crd { kind, out_dir: None } => {
-                print!("{}", crdgen::render_all(&crdgen::select(kind.as_deref())?)?);
+            Command::Crd { kind, out_dir: None, webhook_url } => {
+                let endpoint = webhook_url.map_or(WebhookEndpoint::Service, WebhookEndpoint::Url);
+                print!("{}", crdgen::render_all(&crdgen::select(kind.as_deref(), &endpoint)?)?);
             }
             Command::Run(args) => {
-                telemetry::init(args.log_format);
+                let _telemetry = telemetry::init(args.log_format);
                 manager::run(Config::from(args)).await?;
             }
         }

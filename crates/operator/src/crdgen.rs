@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use webapp_api::WebhookEndpoint;
 
 /// Errors while rendering or writing CRDs.
 #[derive(Debug, thiserror::Error)]
@@ -44,9 +45,10 @@ fn matches(crd: &CustomResourceDefinition, query: &str) -> bool {
     candidates.iter().any(|name| name.eq_ignore_ascii_case(query))
 }
 
-/// The CRDs to print: all of them, or the one `kind` names.
-pub fn select(kind: Option<&str>) -> Result<Vec<CustomResourceDefinition>, CrdError> {
-    let all = webapp_api::crds();
+/// The CRDs to print: all of them, or the one `kind` names, with PodManager's
+/// conversion webhook at `endpoint`.
+pub fn select(kind: Option<&str>, endpoint: &WebhookEndpoint) -> Result<Vec<CustomResourceDefinition>, CrdError> {
+    let all = webapp_api::crds_with(endpoint);
     let Some(kind) = kind else { return Ok(all) };
     let known = all.iter().map(|c| c.spec.names.kind.clone()).collect::<Vec<_>>().join(", ");
     let chosen: Vec<_> = all.into_iter().filter(|crd| matches(crd, kind)).collect();
@@ -74,15 +76,28 @@ pub fn file_name(crd: &CustomResourceDefinition) -> String {
     format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural)
 }
 
-/// Writes every CRD into `dir`, one file each.
-pub fn write_dir(dir: &Path) -> Result<(), CrdError> {
-    for crd in webapp_api::crds() {
-        let path = dir.join(file_name(&crd));
-        std::fs::write(&path, render(&crd)?)
-            .map_err(|source| CrdError::Write { path: path.display().to_string(), source })?;
-    }
-    Ok(())
+/// The `kustomization.yaml` listing the CRD files, so that `config/default` (and
+/// `kubectl apply -k config/crd`) installs exactly the generated set.
+pub fn kustomization(crds: &[CustomResourceDefinition]) -> String {
+    let files: String = crds.iter().map(|crd| format!("- {}\n", file_name(crd))).collect();
+    format!("{HEADER}apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{files}")
 }
+
+/// Writes every CRD into `dir`, one file each, and their `kustomization.yaml`.
+pub fn write_dir(dir: &Path) -> Result<(), CrdError> {
+    let crds = webapp_api::crds();
+    let write = |name: String, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|source| CrdError::Write { path: path.display().to_string(), source })
+    };
+    for crd in &crds {
+        write(file_name(crd), render(crd)?)?;
+    }
+    write(KUSTOMIZATION.to_owned(), kustomization(&crds))
+}
+
+/// Name of the kustomize file written next to the CRDs.
+pub const KUSTOMIZATION: &str = "kustomization.yaml";
 
 #[cfg(test)]
 mod tests {
@@ -91,7 +106,7 @@ mod tests {
     #[test]
     fn selects_a_crd_by_kind_plural_or_short_name() {
         for query in ["WebApp", "webapps", "wa", "WEBAPP"] {
-            let chosen = select(Some(query)).unwrap();
+            let chosen = select(Some(query), &WebhookEndpoint::Service).unwrap();
             assert_eq!(chosen.len(), 1, "{query}");
             assert_eq!(chosen[0].spec.names.kind, "WebApp");
         }
@@ -99,8 +114,16 @@ mod tests {
 
     #[test]
     fn unknown_kind_names_the_known_ones() {
-        let error = select(Some("Nope")).unwrap_err().to_string();
+        let error = select(Some("Nope"), &WebhookEndpoint::Service).unwrap_err().to_string();
         assert!(error.contains("WebApp") && error.contains("Database"), "{error}");
+    }
+
+    #[test]
+    fn the_podmanager_crd_points_at_a_webhook_url_on_request() {
+        let url = WebhookEndpoint::Url("https://127.0.0.1:9443/convert".into());
+        let yaml = render_all(&select(Some("pm"), &url).unwrap()).unwrap();
+        assert!(yaml.contains("url: https://127.0.0.1:9443/convert"), "{yaml}");
+        assert!(!yaml.contains("name: webapp-operator-webhook"), "no Service reference: {yaml}");
     }
 
     /// `config/crd/` must be exactly what the binary generates (run `make manifests`).
@@ -115,6 +138,9 @@ mod tests {
                 .unwrap_or_else(|e| panic!("config/crd/{name}: {e}; run `make manifests`"));
             assert!(on_disk == render(&crd).unwrap(), "config/crd/{name} is stale; run `make manifests`");
         }
+        let kustomization = std::fs::read_to_string(dir.join(KUSTOMIZATION)).unwrap_or_default();
+        assert!(kustomization == super::kustomization(&webapp_api::crds()), "config/crd/{KUSTOMIZATION} is stale");
+        expected.push(KUSTOMIZATION.to_owned());
         let mut present: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -130,6 +130,78 @@ async fn bad_input_is_rejected_at_admission_with_a_clear_message() {
     }
 }
 
+/// `kubectl apply --dry-run=server` of one WebApp: the API server's error text, or
+/// `None` when it accepts the object.
+fn kubectl_apply_webapp(ns: &str, name: &str, spec: serde_json::Value) -> Option<String> {
+    use std::io::Write;
+    let webapp =
+        json!({"apiVersion": "apps.example.com/v1alpha1", "kind": "WebApp", "metadata": {"name": name}, "spec": spec});
+    let mut child = kubectl()
+        .args(["-n", ns, "apply", "--dry-run=server", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cannot run kubectl");
+    child.stdin.take().unwrap().write_all(webapp.to_string().as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    (!output.status.success()).then(|| String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// What can never run is refused when it is applied, with a message that says why:
+/// image references no runtime could pull, names that cannot name a Service,
+/// resource values that are not quantities. What is valid still goes through.
+#[tokio::test]
+async fn kubectl_apply_of_a_webapp_that_can_never_run_is_refused() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "admission").await;
+    let n = ns.name.as_str();
+    let image = |image: &str| json!({"image": image});
+    let digest = format!("registry.example.com:5000/team/app:v2@sha256:{}", "a".repeat(64));
+    for (name, spec) in [
+        ("web", image("nginx:1.21")),
+        ("web", image("nginx")),
+        ("web", image(&digest)),
+        ("web", image("localhost:5000/my_app__x/y-z:1.0-rc.1")),
+        ("a".repeat(63).as_str(), image("nginx")),
+        (
+            "web-2",
+            json!({"image": "nginx", "resources": {"limits": {"cpu": 2, "memory": "1Gi"}, "requests": {"cpu": "0.5"}}}),
+        ),
+    ] {
+        assert_eq!(kubectl_apply_webapp(n, name, spec.clone()), None, "{name} {spec} was refused");
+    }
+
+    let long = "a".repeat(64);
+    let cases = [
+        ("web", image("nginx :1.21"), "image must not contain spaces"),
+        ("web", image("Nginx:1.21"), "image must be an image reference such as nginx:1.21"),
+        ("web", image("MyRepo/app"), "a lower-case repository path"),
+        ("web", image("nginx@sha256:1234"), "the digest after '@' in image must be sha256: followed by 64"),
+        ("web", image("nginx:1.21:2"), "image must be an image reference"),
+        (long.as_str(), image("nginx"), "the WebApp name must be at most 63 characters"),
+        ("9web", image("nginx"), "the WebApp name must be lower-case letters, digits and '-', start with a letter"),
+        ("web.app", image("nginx"), "(a DNS-1035 label)"),
+        ("web", json!({"image": "nginx", "domain": "Not_A.Domain"}), "domain must be a lower-case DNS name"),
+        (
+            "web",
+            json!({"image": "nginx", "resources": {"limits": {"cpu": "lots"}}}),
+            "every value of resources.limits must be a quantity such as 500m",
+        ),
+        (
+            "web",
+            json!({"image": "nginx", "resources": {"requests": {"memory": "1 GB"}}}),
+            "every value of resources.requests must be a quantity",
+        ),
+    ];
+    for (name, spec, expected) in cases {
+        let refusal =
+            kubectl_apply_webapp(n, name, spec.clone()).unwrap_or_else(|| panic!("{name} {spec} was accepted"));
+        assert!(refusal.contains(expected), "expected {expected:?} for {name} {spec}, got: {refusal}");
+    }
+}
+
 #[tokio::test]
 async fn a_deployment_gets_ready_pods_on_the_fake_nodes() {
     let client = client().await;

@@ -40,3 +40,26 @@ fn the_image_runs_the_binary_as_a_non_root_user() {
     let docker_build = make_recipe(&read("Makefile"), "docker-build");
     assert_eq!(docker_build, ["$(CONTAINER_TOOL) build -t $(IMG) ."]);
 }
+
+/// The Helm chart carries config/'s CRDs and RBAC rules verbatim (hack/sync-chart copies
+/// them), so that `kubectl apply -k config/default` and `helm install` grant and install
+/// the same things.
+#[test]
+fn the_chart_carries_the_crds_and_rules_of_config() {
+    assert_eq!(read("charts/webapp-operator/files/role.yaml"), read("config/rbac/role.yaml"), "run hack/sync-chart");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let names = |dir: &str| {
+        let mut names: Vec<String> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name != "kustomization.yaml")
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names("charts/webapp-operator/crds"), names("config/crd"), "run hack/sync-chart");
+    for name in names("config/crd") {
+        let (chart, config) = (format!("charts/webapp-operator/crds/{name}"), format!("config/crd/{name}"));
+        assert!(read(&chart) == read(&config), "{chart} differs from {config}: run hack/sync-chart");
+    }
+}

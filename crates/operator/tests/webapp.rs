@@ -21,50 +21,8 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::json;
 use webapp_api::{Phase, WebApp};
-
-/// Waits up to a minute for the WebApp to satisfy `check`; panics with its last status.
-async fn wait_for(api: &Api<WebApp>, name: &str, what: &str, check: impl Fn(&WebApp) -> bool) -> WebApp {
-    let found = eventually(Duration::from_secs(90), || async { api.get(name).await.ok().filter(|w| check(w)) }).await;
-    if let Some(webapp) = found {
-        return webapp;
-    }
-    let last = api.get(name).await.ok().and_then(|w| w.status);
-    panic!("WebApp {name} never got {what}; last status: {last:#?}")
-}
-
-fn phase(webapp: &WebApp) -> Option<Phase> {
-    webapp.status.as_ref()?.phase
-}
-
-fn running_at(generation: i64) -> impl Fn(&WebApp) -> bool {
-    move |w| {
-        phase(w) == Some(Phase::Running) && w.status.as_ref().and_then(|s| s.observed_generation) == Some(generation)
-    }
-}
-
-async fn create(client: &Client, ns: &str, name: &str, spec: serde_json::Value) -> Api<WebApp> {
-    let api: Api<WebApp> = Api::namespaced(client.clone(), ns);
-    let webapp: WebApp = serde_json::from_value(
-        json!({"apiVersion": "apps.example.com/v1alpha1", "kind": "WebApp", "metadata": {"name": name}, "spec": spec}),
-    )
-    .unwrap();
-    api.create(&PostParams::default(), &webapp).await.expect("WebApp rejected");
-    api
-}
-
-async fn event_reasons(client: &Client, ns: &str) -> Vec<String> {
-    let events: Api<Event> = Api::namespaced(client.clone(), ns);
-    let list = events.list(&ListParams::default()).await.unwrap();
-    list.items.into_iter().filter_map(|e| e.reason).collect()
-}
-
-async fn setup(prefix: &str) -> (Client, TestNamespace, Operator) {
-    let client = client().await;
-    install_crds(&client).await;
-    let ns = TestNamespace::new(&client, prefix).await;
-    let operator = Operator::start(&ns.name).await;
-    (client, ns, operator)
-}
+use webapp_operator::controllers::ControllerKind;
+use webapp_operator::manager::Config;
 
 /// Seed ex3, exercises 2 and 3: create, then change replicas, image and port.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,6 +100,72 @@ async fn drift_is_repaired() {
     assert!(repaired.is_some(), "drift not repaired within 15 s");
 }
 
+/// The order in which the children of a namespace are deleted, as watches see it.
+struct Deletions {
+    order: Arc<Mutex<Vec<&'static str>>>,
+    watches: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Deletions {
+    /// Starts watching Ingresses, Services and Deployments of `ns`, and waits until each
+    /// watch has listed what is there (so no later deletion is missed).
+    async fn record(client: &Client, ns: &str) -> Self {
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let listed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let watches = vec![
+            Self::watch::<Ingress>(client, ns, "Ingress", &order, &listed),
+            Self::watch::<Service>(client, ns, "Service", &order, &listed),
+            Self::watch::<Deployment>(client, ns, "Deployment", &order, &listed),
+        ];
+        let all_listed = || async { (listed.load(std::sync::atomic::Ordering::SeqCst) == 3).then_some(()) };
+        eventually(Duration::from_secs(10), all_listed).await.expect("watches never listed");
+        Deletions { order, watches }
+    }
+
+    fn watch<K>(
+        client: &Client,
+        ns: &str,
+        kind: &'static str,
+        order: &Arc<Mutex<Vec<&'static str>>>,
+        listed: &Arc<std::sync::atomic::AtomicUsize>,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + 'static,
+    {
+        let api: Api<K> = Api::namespaced(client.clone(), ns);
+        let (order, listed) = (order.clone(), listed.clone());
+        tokio::spawn(async move {
+            let mut stream = watcher(api, watcher::Config::default()).boxed();
+            while let Some(Ok(event)) = stream.next().await {
+                match event {
+                    watcher::Event::InitDone => {
+                        listed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    watcher::Event::Delete(_) => order.lock().unwrap().push(kind),
+                    _ => {}
+                }
+            }
+        })
+    }
+
+    fn order(&self) -> Vec<&'static str> {
+        self.order.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Deletions {
+    fn drop(&mut self) {
+        for watch in &self.watches {
+            watch.abort();
+        }
+    }
+}
+
 /// Exercise 4: deletion removes Ingress, Service and Deployment in that order, then the WebApp.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletion_cleans_up_in_order() {
@@ -153,35 +177,13 @@ async fn deletion_cleans_up_in_order() {
     let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &ns.name);
     assert!(ingresses.get_opt("web").await.unwrap().is_some(), "a domain makes an Ingress");
 
-    let order = Arc::new(Mutex::new(Vec::<&'static str>::new()));
-    let mut watches = Vec::new();
-    macro_rules! record_deletes {
-        ($kind:ty, $label:literal) => {{
-            let api: Api<$kind> = Api::namespaced(client.clone(), &ns.name);
-            let order = order.clone();
-            watches.push(tokio::spawn(async move {
-                let mut stream = watcher(api, watcher::Config::default()).boxed();
-                while let Some(Ok(event)) = stream.next().await {
-                    if let watcher::Event::Delete(_) = event {
-                        order.lock().unwrap().push($label);
-                    }
-                }
-            }));
-        }};
-    }
-    record_deletes!(Ingress, "Ingress");
-    record_deletes!(Service, "Service");
-    record_deletes!(Deployment, "Deployment");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let deletions = Deletions::record(&client, &ns.name).await;
 
     api.delete("web", &DeleteParams::default()).await.unwrap();
     let gone =
         eventually(Duration::from_secs(60), || async { api.get_opt("web").await.ok()?.is_none().then_some(()) }).await;
     assert!(gone.is_some(), "WebApp still there: {:?}", api.get_opt("web").await.unwrap().and_then(|w| w.status));
-    for watch in watches {
-        watch.abort();
-    }
-    assert_eq!(*order.lock().unwrap(), ["Ingress", "Service", "Deployment"]);
+    assert_eq!(deletions.order(), ["Ingress", "Service", "Deployment"]);
     let reasons = event_reasons(&client, &ns.name).await;
     assert!(reasons.iter().any(|r| r == "Deleted"), "{reasons:?}");
 }
@@ -312,28 +314,12 @@ async fn a_no_op_reconcile_makes_zero_writes() {
     // Let the last events and status writes of convergence land.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let writes = || async {
-        let mut total = 0.0;
-        for method in ["POST", "PUT", "PATCH", "DELETE"] {
-            total += operator.metric(&format!("kube_client_requests_total{{method=\"{method}\"}}")).await;
-        }
-        total
-    };
-    let reconciles = || operator.metric("controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"}");
-    let (writes_before, reconciles_before) = (writes().await, reconciles().await);
-
+    let reconciles = "controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"}";
+    let writes_before = operator.writes().await;
     // Force resyncs: a metadata-only change of the WebApp triggers a reconcile without
     // changing the spec.
-    for i in 0..3 {
-        let patch = json!({"metadata": {"annotations": {"test/resync": i.to_string()}}});
-        api.patch("web", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-        let seen = reconciles_before + f64::from(i) + 1.0;
-        eventually(Duration::from_secs(20), || async { (reconciles().await >= seen).then_some(()) })
-            .await
-            .expect("no reconcile");
-    }
-    assert!(reconciles().await >= reconciles_before + 3.0);
-    assert_eq!(writes().await, writes_before, "a converged WebApp was written to");
+    operator.resync(&api, "web", reconciles, 3).await;
+    assert_eq!(operator.writes().await, writes_before, "a converged WebApp was written to");
 }
 
 /// At rest, a WebApp costs no request at all: a forced resync of a converged WebApp
@@ -538,4 +524,105 @@ async fn a_paused_webapp_is_left_alone() {
     let followed =
         eventually(Duration::from_secs(20), || async { (image().await == "nginx:1.21").then_some(()) }).await;
     assert!(followed.is_some(), "the spec change was not applied after resuming");
+}
+
+/// kstatus (sigs.k8s.io/cli-utils), which Flux, Argo CD and kpt judge health with, reads
+/// a Running WebApp as Current, one still creating as InProgress, and a Failed one as
+/// Failed (so a pipeline fails at once instead of waiting for its timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kstatus_reads_running_creating_and_failed() {
+    use std::io::Write;
+    let (client, ns, _operator) = setup("kstatus").await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let theirs: Deployment = serde_json::from_value(json!({"metadata": {"name": "failed"},
+        "spec": {"selector": {"matchLabels": {"app": "theirs"}},
+            "template": {"metadata": {"labels": {"app": "theirs"}}, "spec": {"containers": [{"name": "c", "image": "httpd:2"}]}}}}))
+    .unwrap();
+    deployments.create(&PostParams::default(), &theirs).await.unwrap();
+    let api = create(&client, &ns.name, "running", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    create(&client, &ns.name, "creating", json!({"image": "nginx:does-not-exist", "replicas": 1})).await;
+    create(&client, &ns.name, "failed", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    wait_for(&api, "running", "Running", running_at(1)).await;
+    wait_for(&api, "failed", "Failed", |w| phase(w) == Some(Phase::Failed)).await;
+    wait_for(&api, "creating", "failing pods", |w| {
+        w.status.as_ref().and_then(|s| s.message.as_deref()).is_some_and(|m| m.contains("ImagePullBackOff"))
+    })
+    .await;
+
+    let objects = kubectl_ok(&["-n", &ns.name, "get", "webapps", "-o", "json"]);
+    let mut checker = tool("kstatus")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("cannot run kstatus");
+    checker.stdin.take().unwrap().write_all(objects.as_bytes()).unwrap();
+    let output = checker.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let mut verdicts: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect();
+    verdicts.sort();
+    assert_eq!(verdicts, ["creating InProgress", "failed Failed", "running Current"]);
+}
+
+/// Pods that are never created (a full ResourceQuota) leave no pod to explain them: the
+/// WebApp says so from its Deployment's conditions, and recovers once the quota allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_quota_is_explained_and_recovers_when_raised() {
+    use k8s_openapi::api::core::v1::ResourceQuota;
+    let (client, ns, _operator) = setup("quota").await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), &ns.name);
+    let quota: ResourceQuota =
+        serde_json::from_value(json!({"metadata": {"name": "pods"}, "spec": {"hard": {"pods": "0"}}})).unwrap();
+    quotas.create(&PostParams::default(), &quota).await.unwrap();
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    let webapp = wait_for(&api, "web", "a message naming the quota", |w| {
+        w.status.as_ref().and_then(|s| s.message.as_deref()).is_some_and(|m| m.contains("exceeded quota"))
+    })
+    .await;
+    let status = webapp.status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Creating));
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Degraded" && c.status == "True" && c.message.contains("FailedCreate")),
+        "{status:#?}"
+    );
+
+    let raise = json!({"spec": {"hard": {"pods": "10"}}});
+    quotas.patch("pods", &PatchParams::default(), &Patch::Merge(&raise)).await.unwrap();
+    wait_for(&api, "web", "Running once the quota allows", running_at(1)).await;
+}
+
+/// The cleanup budget counts from the first cleanup attempt, not from the deletion: an
+/// operator that was down for longer than the budget still cleans up in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_down_longer_than_the_budget_still_cleans_up_in_order() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "budget").await;
+    let config = || Config {
+        cleanup_budget: Duration::from_secs(10),
+        ..Operator::config(&ns.name, vec![ControllerKind::Webapp])
+    };
+    let operator = Operator::start_config(config()).await;
+    let api =
+        create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1, "domain": "web.example.com"}))
+            .await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+    operator.stop().await;
+
+    let deletions = Deletions::record(&client, &ns.name).await;
+    api.delete("web", &DeleteParams::default()).await.unwrap();
+    // The operator stays down for longer than its budget; the finalizer holds the WebApp.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert!(api.get_opt("web").await.unwrap().is_some(), "the finalizer did not hold the WebApp");
+
+    let _operator = Operator::start_config(config()).await;
+    let gone =
+        eventually(Duration::from_secs(60), || async { api.get_opt("web").await.ok()?.is_none().then_some(()) }).await;
+    assert!(gone.is_some(), "WebApp stuck in deletion");
+    assert_eq!(deletions.order(), ["Ingress", "Service", "Deployment"]);
+    let reasons = event_reasons(&client, &ns.name).await;
+    assert!(!reasons.iter().any(|r| r == "CleanupTimeout"), "gave up instead of cleaning up: {reasons:?}");
+    assert!(reasons.iter().any(|r| r == "Deleted"), "{reasons:?}");
 }

@@ -21,6 +21,7 @@ fn a_new_object_goes_creating_then_running_when_ready() {
     assert_eq!(first.phase, Phase::Creating);
     assert_eq!(first.message, "waiting: 0/2 pods ready");
     assert!(!is_true(&first.conditions, READY) && is_true(&first.conditions, PROGRESSING));
+    assert!(is_true(&first.conditions, RECONCILING) && !is_true(&first.conditions, STALLED));
     let second = assess(previous(&first), Some(1), &progress(true), None, now());
     assert_eq!(second.phase, Phase::Running);
     assert!(is_true(&second.conditions, READY) && !is_true(&second.conditions, PROGRESSING));
@@ -54,6 +55,7 @@ fn a_failure_is_failed_and_degraded_with_its_reason() {
     assert_eq!(failed.phase, Phase::Failed);
     let degraded = failed.conditions.iter().find(|c| c.type_ == DEGRADED).unwrap();
     assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "NotOwned"));
+    assert!(is_true(&failed.conditions, STALLED) && !is_true(&failed.conditions, RECONCILING));
 }
 
 #[test]
@@ -75,6 +77,10 @@ proptest! {
         let previous = Previous { phase: Some(from), ..Previous::default() };
         let next = assess(previous, Some(1), &progress, failure.as_ref(), now());
         prop_assert!(crate::phase::transition(from, next.phase).is_ok());
-        prop_assert_eq!(next.conditions.len(), 3);
+        prop_assert_eq!(next.conditions.len(), 5);
+        // kstatus: exactly one verdict among Ready, Reconciling and Stalled.
+        let verdicts = [READY, RECONCILING, STALLED].iter().filter(|t| is_true(&next.conditions, t)).count();
+        prop_assert_eq!(verdicts, 1);
+        prop_assert_eq!(is_true(&next.conditions, STALLED), failed);
     }
 }

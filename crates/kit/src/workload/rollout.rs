@@ -1,4 +1,8 @@
-//! A Deployment's rollout, reduced to what status reports need.
+//! A Deployment's rollout, reduced to what status reports need, and why it is stuck when
+//! its pods are never even created (a full ResourceQuota, Pod Security admission, a
+//! webhook refusing pods): that shows only on the ReplicaSet, which the Deployment
+//! controller copies into the Deployment's `ReplicaFailure` condition, and later as
+//! `ProgressDeadlineExceeded`. No pod exists to tell it.
 
 use k8s_openapi::api::apps::v1::Deployment;
 
@@ -30,10 +34,52 @@ pub fn rollout(deployment: &Deployment) -> Rollout {
     Rollout { desired, current: status.replicas.unwrap_or(0), ready, complete }
 }
 
+/// Why `deployment` cannot make progress, one line each, from its conditions.
+pub fn deployment_problems(deployment: &Deployment) -> Vec<String> {
+    let name = deployment.metadata.name.as_deref().unwrap_or("?");
+    let conditions = deployment.status.as_ref().and_then(|s| s.conditions.as_ref());
+    let mut problems = Vec::new();
+    for condition in conditions.into_iter().flatten() {
+        let detail = condition.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+        let reason = condition.reason.as_deref().unwrap_or(condition.type_.as_str());
+        let stuck = match (condition.type_.as_str(), condition.status.as_str()) {
+            ("ReplicaFailure", "True") => true,
+            ("Progressing", "False") => reason == "ProgressDeadlineExceeded",
+            _ => false,
+        };
+        if stuck {
+            problems.push(format!("deployment {name}: {reason}{detail}"));
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn pods_refused_at_creation_are_named() {
+        let deployment: Deployment = serde_json::from_value(json!({"metadata": {"name": "w"}, "spec": {"selector": {}, "template": {}},
+            "status": {"conditions": [
+                {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"},
+                {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": "pods \"w-1\" is forbidden: exceeded quota: q"},
+                {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"w-1\" has timed out progressing."}]}}))
+        .unwrap();
+        assert_eq!(
+            deployment_problems(&deployment),
+            [
+                "deployment w: FailedCreate: pods \"w-1\" is forbidden: exceeded quota: q",
+                "deployment w: ProgressDeadlineExceeded: ReplicaSet \"w-1\" has timed out progressing."
+            ]
+        );
+        let progressing: Deployment =
+            serde_json::from_value(json!({"metadata": {"name": "w"}, "spec": {"selector": {}, "template": {}},
+            "status": {"conditions": [{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}]}}))
+            .unwrap();
+        assert!(deployment_problems(&progressing).is_empty());
+    }
 
     #[test]
     fn rollout_is_complete_only_when_every_pod_is_ready_on_the_latest_spec() {

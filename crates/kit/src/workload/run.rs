@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 
 use super::cache::WorkloadCaches;
 use super::pods::pod_problems;
-use super::rollout::{Rollout, rollout};
+use super::rollout::{Rollout, deployment_problems, rollout};
 use super::shape::{self, Owner, Plan, Shape};
 use crate::apply::{self, Applied, Deletion};
 use crate::assess::{self, Assessment, Failure, Previous, Progress};
@@ -112,12 +112,15 @@ impl Observed {
     }
 
     /// What decides the phase: ready once the rollout is complete and no pod fails.
+    /// Problems are the Deployment's own (pods refused at creation) and its pods'.
     pub fn progress(&self) -> Progress {
         let rollout = self.rollout();
+        let mut problems = self.deployment.as_ref().map(deployment_problems).unwrap_or_default();
+        problems.extend(pod_problems(&self.pods));
         Progress {
             ready: self.deployment.is_some() && rollout.complete,
             changed: self.changed,
-            problems: pod_problems(&self.pods),
+            problems,
             summary: format!("{}/{} pods ready", rollout.ready, rollout.desired),
         }
     }

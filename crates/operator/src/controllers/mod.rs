@@ -1,9 +1,12 @@
 //! One module per controller. Each is a thin I/O shell around a pure plan:
 //! observe (reflector stores) → plan (pure) → act (kit apply/delete) → report (status,
 //! conditions, events). WebApp, WebServer and Memcached are built on the kit's workload
-//! layer (a Deployment behind a Service) and keep only their own mappings.
+//! layer (a Deployment behind a Service) and keep only their own mappings; PodManager
+//! owns bare Pods and uses the pieces of it that fit (labels, caches, pod problems).
 
+pub mod database;
 pub mod memcached;
+pub mod podmanager;
 pub mod webapp;
 pub mod webserver;
 
@@ -25,12 +28,21 @@ pub enum ControllerKind {
     Webserver,
     /// Memcached: Deployment + headless Service, `status.nodes`.
     Memcached,
+    /// Database: PostgreSQL StatefulSet + Services + credentials Secret + backup CronJob.
+    Database,
+    /// PodManager: bare Pods `<name>-<i>`.
+    Podmanager,
 }
 
 impl ControllerKind {
     /// Every controller there is: what a manager runs by default.
-    pub const ALL: &'static [ControllerKind] =
-        &[ControllerKind::Webapp, ControllerKind::Webserver, ControllerKind::Memcached];
+    pub const ALL: &'static [ControllerKind] = &[
+        ControllerKind::Webapp,
+        ControllerKind::Webserver,
+        ControllerKind::Memcached,
+        ControllerKind::Podmanager,
+        ControllerKind::Database,
+    ];
 }
 
 /// What every controller is built from: the process's client and events, the watched
@@ -47,6 +59,11 @@ pub struct Setup {
     pub concurrency: u16,
     /// Reconcile metrics, shared by every controller.
     pub metrics: Metrics,
+    /// The source document's own `podmanager_reconcile_total`.
+    pub podmanager_metrics: podmanager::PodManagerMetrics,
+    /// How long a deletion waits for children to go, from its first attempt, before it
+    /// releases the finalizer anyway.
+    pub cleanup_budget: std::time::Duration,
 }
 
 impl Setup {
@@ -56,6 +73,8 @@ impl Setup {
             ControllerKind::Webapp => self.drive(webapp::controller(self), stop),
             ControllerKind::Webserver => self.drive(webserver::controller(self), stop),
             ControllerKind::Memcached => self.drive(memcached::controller(self), stop),
+            ControllerKind::Database => self.drive(database::controller(self), stop),
+            ControllerKind::Podmanager => self.drive(podmanager::controller(self), stop),
         }
     }
 

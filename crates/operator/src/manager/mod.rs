@@ -14,7 +14,8 @@ use reconcile_kit::events::Events;
 use reconcile_kit::metrics::Metrics;
 use tokio::sync::watch;
 
-use crate::controllers::{ControllerKind, Setup};
+use crate::controllers::{ControllerKind, Setup, podmanager};
+use crate::webhook::{self, WebhookConfig, WebhookError};
 
 pub use client::ClientMetrics;
 
@@ -35,6 +36,10 @@ pub struct Config {
     pub leader_election_namespace: Option<String>,
     /// Identity of this instance.
     pub instance: Option<String>,
+    /// PodManager's conversion webhook server; `None` runs none.
+    pub webhook: Option<WebhookConfig>,
+    /// How long a deletion waits for children to go before releasing the finalizer.
+    pub cleanup_budget: std::time::Duration,
 }
 
 /// Why the manager stopped with an error.
@@ -61,6 +66,9 @@ pub enum ManagerError {
     /// Another replica took the Lease over; this one stopped reconciling.
     #[error("lost the leader Lease")]
     LostLeadership,
+    /// The conversion webhook could not start.
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
 }
 
 /// A future that resolves once shutdown was asked for; cheap to clone.
@@ -105,9 +113,15 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
     let client_metrics = ClientMetrics::register(&mut registry);
     let client = client::build(kube_config, &client_metrics).map_err(ManagerError::Client)?;
     let metrics = Metrics::register(&mut registry);
+    let podmanager_metrics = podmanager::PodManagerMetrics::register(&mut registry);
 
     let (ready_tx, ready_rx) = watch::channel(false);
     let server = http::serve(config.metrics_addr, Arc::new(registry), ready_rx, shutdown.clone()).await?;
+    // Every replica serves conversions (the API server may call any of them), leader or not.
+    let webhook_server = match &config.webhook {
+        Some(webhook) => Some(start_webhook(&client, webhook, shutdown.clone()).await?),
+        None => None,
+    };
 
     // Ready means able to serve, like controller-runtime's readyz: a standby replica
     // waiting for the Lease is ready too, or a Deployment of two could never roll out.
@@ -140,6 +154,8 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
         events: Events::new(client.clone(), config.instance.clone()),
         concurrency: config.concurrency,
         metrics,
+        podmanager_metrics,
+        cleanup_budget: config.cleanup_budget,
     };
     // The controllers run as futures of this one, not as spawned tasks, so that
     // dropping the manager (an aborted task, a test) stops every reconcile with it.
@@ -155,6 +171,24 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
         leadership.release().await;
     }
     let _ = server.await;
+    if let Some(webhook_server) = webhook_server {
+        let _ = webhook_server.await;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves the conversion webhook and registers it (CA bundle, URL) in the PodManager CRD.
+async fn start_webhook(
+    client: &kube::Client,
+    config: &WebhookConfig,
+    shutdown: Shutdown,
+) -> Result<tokio::task::JoinHandle<()>, ManagerError> {
+    let tls = match &config.cert_dir {
+        Some(dir) => webhook::certs::from_dir(dir).map_err(WebhookError::from)?,
+        None => webhook::certs::self_signed(&config.hosts).map_err(WebhookError::from)?,
+    };
+    let (_, task) = webhook::server::serve(config.addr, &tls, shutdown)?;
+    webhook::crd::register(client, &tls.ca_pem, config.url.as_deref()).await?;
+    Ok(task)
 }

@@ -17,14 +17,16 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use reconcile_kit::testing::StepTrace;
 use tokio::sync::oneshot;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
+use webapp_api::{Phase, WebApp};
 use webapp_operator::controllers::ControllerKind;
 use webapp_operator::manager::{self, Config};
 
@@ -33,15 +35,24 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The cluster tests start when `WEBAPP_TEST_KUBECONFIG` is unset: `CLUSTER_NAME`, by
+/// default one of their own, never the `make run` one (whose operator would reconcile
+/// the tests' objects).
+pub const TEST_CLUSTER: &str = "webapp-operator-test";
+
 /// Path of the local control plane's kubeconfig: `WEBAPP_TEST_KUBECONFIG`, or what
-/// `hack/cluster/up` prints (starting the cluster if needed).
+/// `hack/cluster/up` prints (starting the test cluster if needed).
 pub fn kubeconfig_path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
         if let Ok(path) = std::env::var("WEBAPP_TEST_KUBECONFIG") {
             return PathBuf::from(path);
         }
-        let output = Command::new(repo().join("hack/cluster/up")).output().expect("cannot run hack/cluster/up");
+        let cluster = std::env::var("CLUSTER_NAME").unwrap_or_else(|_| TEST_CLUSTER.to_owned());
+        let output = Command::new(repo().join("hack/cluster/up"))
+            .env("CLUSTER_NAME", cluster)
+            .output()
+            .expect("cannot run hack/cluster/up");
         assert!(
             output.status.success(),
             "hack/cluster/up failed; integration tests need the local control plane:\n{}",
@@ -51,15 +62,24 @@ pub fn kubeconfig_path() -> &'static Path {
     })
 }
 
-/// The built kubectl (next to the control plane binaries).
-pub fn kubectl() -> Command {
+/// The directory of the control plane binaries `hack/cluster/build` made (kubectl, helm).
+pub fn cluster_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    let bin = BIN.get_or_init(|| {
+    BIN.get_or_init(|| {
         let output = Command::new(repo().join("hack/cluster/build")).output().expect("cannot run hack/cluster/build");
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join("kubectl")
-    });
-    let mut command = Command::new(bin);
+        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+    })
+}
+
+/// A binary that `hack/cluster/build` builds (kubectl, helm, kstatus, ...).
+pub fn tool(name: &str) -> Command {
+    Command::new(cluster_bin().join(name))
+}
+
+/// The built kubectl (next to the control plane binaries), on the local control plane.
+pub fn kubectl() -> Command {
+    let mut command = Command::new(cluster_bin().join("kubectl"));
     command.arg("--kubeconfig").arg(kubeconfig_path());
     command
 }
@@ -82,10 +102,53 @@ pub async fn client() -> Client {
     Client::try_from(kube_config().await).expect("cannot build client")
 }
 
+/// The PodManager conversion webhook of this test process: one HTTPS server on a thread
+/// of its own (so it outlives every test's runtime), with a self-signed CA. Returns its
+/// URL and CA bundle. kubectl reads PodManagers through v2, the preferred version, so
+/// every test that touches them needs a webhook, whether or not it runs the operator.
+pub fn test_webhook() -> &'static (String, String) {
+    static WEBHOOK: OnceLock<(String, String)> = OnceLock::new();
+    WEBHOOK.get_or_init(|| {
+        let tls = webapp_operator::webhook::certs::self_signed(&webapp_operator::webhook::default_hosts()).unwrap();
+        let ca = tls.ca_pem.clone();
+        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let never = futures::future::pending::<()>().boxed().shared();
+                let (addr, task) = webapp_operator::webhook::server::serve(free_port(), &tls, never).unwrap();
+                bound_tx.send(addr).unwrap();
+                let _ = task.await;
+            });
+        });
+        let addr = bound_rx.recv().expect("test webhook did not start");
+        (format!("https://{addr}{}", webapp_api::podmanager::CONVERT_PATH), ca)
+    })
+}
+
+/// Every CRD as the tests install it: PodManager's conversion through [`test_webhook`].
+pub fn test_crds() -> Vec<CustomResourceDefinition> {
+    let (url, ca) = test_webhook();
+    let mut crds = webapp_api::crds_with(&webapp_api::WebhookEndpoint::Url(url.clone()));
+    for crd in &mut crds {
+        let config =
+            crd.spec.conversion.as_mut().and_then(|c| c.webhook.as_mut()).and_then(|w| w.client_config.as_mut());
+        if let Some(config) = config {
+            config.ca_bundle = Some(k8s_openapi::ByteString(ca.as_bytes().to_vec()));
+        }
+    }
+    crds
+}
+
 /// Installs (server-side apply, idempotent) every CRD and waits until established.
 pub async fn install_crds(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in webapp_api::crds() {
+    // A PodManager CRD installed from config/crd points at a Service that another field
+    // manager owns; the apply below would add a URL next to it (invalid). Point it at
+    // this process's webhook first, as the operator does (fails harmlessly without a CRD).
+    let (url, ca) = test_webhook();
+    let _ = webapp_operator::webhook::crd::register(client, ca, Some(url)).await;
+    for crd in test_crds() {
         let name = crd.metadata.name.clone().unwrap();
         api.patch(&name, &PatchParams::apply("webapp-operator-tests").force(), &Patch::Apply(&crd))
             .await
@@ -208,11 +271,20 @@ impl Operator {
             leader_elect: false,
             leader_election_namespace: None,
             instance: Some(format!("test-{namespace}")),
+            // The webhook patches the cluster-wide CRD: only tests of it start one.
+            webhook: None,
+            cleanup_budget: Duration::from_secs(120),
         }
     }
 
     /// Starts the operator with `config` and waits until it is ready.
     pub async fn start_config(config: Config) -> Self {
+        Self::start_as(config, kube_config().await).await
+    }
+
+    /// Starts the operator with `config`, authenticated by `kube_config` (the test's
+    /// admin identity, or a ServiceAccount token), and waits until it is ready.
+    pub async fn start_as(config: Config, kube_config: kube::Config) -> Self {
         trace();
         let metrics = config.metrics_addr;
         let (stop, stopped) = oneshot::channel::<()>();
@@ -221,7 +293,6 @@ impl Operator {
         }
         .boxed()
         .shared();
-        let kube_config = kube_config().await;
         let task = tokio::spawn(async move {
             manager::run_with(config, kube_config, shutdown).await.expect("operator failed");
         });
@@ -252,6 +323,32 @@ impl Operator {
         body.lines().find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
     }
 
+    /// Requests the operator's client has sent that write (POST, PUT, PATCH, DELETE).
+    pub async fn writes(&self) -> f64 {
+        let mut total = 0.0;
+        for method in ["POST", "PUT", "PATCH", "DELETE"] {
+            total += self.metric(&format!("kube_client_requests_total{{method=\"{method}\"}}")).await;
+        }
+        total
+    }
+
+    /// Forces `times` reconciles of object `name` with metadata-only changes (no new
+    /// generation), waiting for each through the counter `sample` of the metrics.
+    pub async fn resync<K>(&self, api: &Api<K>, name: &str, sample: &str, times: u32)
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let before = self.metric(sample).await;
+        for i in 0..times {
+            let patch = serde_json::json!({"metadata": {"annotations": {"test/resync": i.to_string()}}});
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+            let seen = before + f64::from(i) + 1.0;
+            eventually(Duration::from_secs(20), || async { (self.metric(sample).await >= seen).then_some(()) })
+                .await
+                .expect("no reconcile");
+        }
+    }
+
     /// Stops the operator and waits for in-flight reconciles to finish.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -277,4 +374,53 @@ impl Drop for Operator {
 fn free_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
+}
+
+/// Waits up to 90 s for the WebApp to satisfy `check`; panics with its last status.
+pub async fn wait_for(api: &Api<WebApp>, name: &str, what: &str, check: impl Fn(&WebApp) -> bool) -> WebApp {
+    let found = eventually(Duration::from_secs(90), || async { api.get(name).await.ok().filter(|w| check(w)) }).await;
+    if let Some(webapp) = found {
+        return webapp;
+    }
+    let last = api.get(name).await.ok().and_then(|w| w.status);
+    panic!("WebApp {name} never got {what}; last status: {last:#?}")
+}
+
+/// The WebApp's `status.phase`.
+pub fn phase(webapp: &WebApp) -> Option<Phase> {
+    webapp.status.as_ref()?.phase
+}
+
+/// Whether a WebApp is Running with `generation` observed.
+pub fn running_at(generation: i64) -> impl Fn(&WebApp) -> bool {
+    move |w| {
+        phase(w) == Some(Phase::Running) && w.status.as_ref().and_then(|s| s.observed_generation) == Some(generation)
+    }
+}
+
+/// Creates WebApp `name` with `spec` in `ns`; returns the namespace's WebApp API.
+pub async fn create(client: &Client, ns: &str, name: &str, spec: serde_json::Value) -> Api<WebApp> {
+    let api: Api<WebApp> = Api::namespaced(client.clone(), ns);
+    let webapp: WebApp = serde_json::from_value(
+        serde_json::json!({"apiVersion": "apps.example.com/v1alpha1", "kind": "WebApp", "metadata": {"name": name}, "spec": spec}),
+    )
+    .unwrap();
+    api.create(&PostParams::default(), &webapp).await.expect("WebApp rejected");
+    api
+}
+
+/// The reasons of every Event in `ns`.
+pub async fn event_reasons(client: &Client, ns: &str) -> Vec<String> {
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let list = events.list(&ListParams::default()).await.unwrap();
+    list.items.into_iter().filter_map(|e| e.reason).collect()
+}
+
+/// A client, the CRDs, a namespace of the test's own and the operator watching it.
+pub async fn setup(prefix: &str) -> (Client, TestNamespace, Operator) {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, prefix).await;
+    let operator = Operator::start(&ns.name).await;
+    (client, ns, operator)
 }

@@ -29,12 +29,17 @@ use super::Setup;
 
 /// Finalizer that holds a WebApp until its children are cleaned up.
 pub const FINALIZER: &str = "apps.example.com/webapp-cleanup";
-/// How long deletion waits for a child to go before giving up on it.
-pub const CLEANUP_BUDGET: Duration = Duration::from_secs(120);
 
-/// The WebApp kind in the workload layer's terms. Beyond the Deployment and Service,
-/// the controller keeps the cache of its Ingresses.
+/// The WebApp kind in the workload layer's terms.
 pub struct WebAppKind;
+
+/// What the WebApp controller keeps beyond the Deployment and Service caches.
+pub struct WebAppExtra {
+    /// The cache of its Ingresses.
+    pub ingresses: Store<Ingress>,
+    /// How long deletion waits for the children to go, from its first attempt.
+    pub cleanup_budget: Duration,
+}
 
 /// Shared state of the WebApp controller: client, events, child caches.
 pub type Context = Shared<WebAppKind>;
@@ -43,7 +48,7 @@ impl Workload for WebAppKind {
     type Object = WebApp;
     type Status = WebAppStatus;
     const APP: &'static str = plan::APP;
-    type Extra = Store<Ingress>;
+    type Extra = WebAppExtra;
 
     const SHAPE: fn(&WebApp) -> Result<Shape, String> = |webapp| {
         plan::validate(webapp)?;
@@ -66,7 +71,8 @@ pub fn controller(setup: &Setup) -> (Controller<WebApp>, WebAppReconciler) {
     let (ingresses, ingress_events) =
         workload::reflect(workload::scoped_api::<Ingress>(&client, namespace), &kind_selector(plan::APP));
     let controller = controller.owns_stream(ingress_events);
-    let ctx = Context { client, events: setup.events.clone(), caches, extra: ingresses };
+    let extra = WebAppExtra { ingresses, cleanup_budget: setup.cleanup_budget };
+    let ctx = Context { client, events: setup.events.clone(), caches, extra };
     (controller, WebAppReconciler { ctx: Arc::new(ctx) })
 }
 

@@ -14,7 +14,7 @@ use reconcile_kit::workload::run::{self, STEP_BUDGET};
 use reconcile_kit::{Error, Result, status as status_patch};
 use webapp_api::WebApp;
 
-use super::{CLEANUP_BUDGET, Context, WebAppKind, plan, status};
+use super::{Context, WebAppKind, plan, status};
 
 /// The reconcile pipeline of a live WebApp: the workload layer's steps, the Ingress,
 /// then the pods.
@@ -46,7 +46,7 @@ fn apply_ingress(run: &mut Run<WebAppKind>) -> StepFuture<'_> {
             return Ok(Flow::Continue);
         };
         let ctx = run.ctx.clone();
-        run.apply_child(&ctx.extra, desired, "IngressSynced").await?;
+        run.apply_child(&ctx.extra.ingresses, desired, "IngressSynced").await?;
         Ok(Flow::Continue)
     })
 }
@@ -57,7 +57,7 @@ fn apply_ingress(run: &mut Run<WebAppKind>) -> StepFuture<'_> {
 fn remove_ingress(run: &mut Run<WebAppKind>) -> StepFuture<'_> {
     Box::pin(async move {
         let ctx = run.ctx.clone();
-        run.delete_cached_child::<Ingress>(&ctx.extra).await?;
+        run.delete_cached_child::<Ingress>(&ctx.extra.ingresses).await?;
         Ok(Flow::Continue)
     })
 }
@@ -68,8 +68,8 @@ pub(super) async fn apply(ctx: Arc<Context>, webapp: Arc<WebApp>) -> Result<Acti
 }
 
 /// Deletes a WebApp's children in order (Ingress → Service → Deployment), waiting for
-/// each; returns `Ok` only when all are gone, which lets the finalizer go. Bounded: after
-/// [`CLEANUP_BUDGET`], whatever still blocks (a child that will not go, an API error
+/// each; returns `Ok` only when all are gone, which lets the finalizer go. Bounded: once
+/// the cleanup budget (counted from the first attempt) is spent, whatever still blocks (a child that will not go, an API error
 /// that keeps coming) is reported and the finalizer released, so that no WebApp is stuck.
 pub(super) async fn cleanup(ctx: Arc<Context>, webapp: Arc<WebApp>) -> Result<Action> {
     let mut run = Run::new(ctx, webapp.clone());
@@ -92,19 +92,13 @@ pub(super) async fn cleanup(ctx: Arc<Context>, webapp: Arc<WebApp>) -> Result<Ac
         Ok(Flow::Requeue(_)) => "children are still being deleted".to_owned(),
         Err(error) => reconcile_kit::events::error_chain(&error),
     };
-    if over_budget(&webapp) {
-        let note = format!("Cleanup incomplete after {CLEANUP_BUDGET:?} ({blocked}); releasing the finalizer anyway");
+    let started = reconcile_kit::finalizer::cleanup_started(&run.api, webapp.as_ref()).await?;
+    let budget = run.ctx.extra.cleanup_budget;
+    if reconcile_kit::finalizer::overdue(started, budget) {
+        let note = format!("Cleanup incomplete after {budget:?} ({blocked}); releasing the finalizer anyway");
         events.warning(&run.reference(), "CleanupTimeout", note).await;
         return Ok(Action::await_change());
     }
     // Even a permanent error is retried here: the deletion must end, and the budget does end it.
     Err(Error::Waiting(blocked))
-}
-
-fn over_budget(webapp: &WebApp) -> bool {
-    let Some(since) = &webapp.metadata.deletion_timestamp else {
-        return false;
-    };
-    let elapsed = Timestamp::now().duration_since(since.0);
-    elapsed.as_secs() >= CLEANUP_BUDGET.as_secs() as i64
 }

@@ -1,10 +1,12 @@
-//! `PodManager` (apps.mycompany.com/v1): a set of bare Pods `<name>-<i>`.
+//! `PodManager` apps.mycompany.com/v1: the seed's API, the hub and storage version.
+
+use std::collections::BTreeMap;
 
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{Condition, conditions_schema};
+use super::PodManagerStatus;
 
 /// A fixed number of bare Pods running one image.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -14,11 +16,13 @@ use crate::common::{Condition, conditions_schema};
     kind = "PodManager",
     namespaced,
     status = "PodManagerStatus",
+    derive = "PartialEq",
     shortname = "pm",
     category = "webapp-operator",
     doc = "Keeps a number of bare Pods named <name>-<index> running one image.",
     scale(spec_replicas_path = ".spec.replicas", status_replicas_path = ".status.currentReplicas"),
-    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas", description = "Running pods"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase", description = "Lifecycle phase"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas", description = "Ready pods"),
     printcolumn(
         name = "Current",
         type_ = "integer",
@@ -26,6 +30,7 @@ use crate::common::{Condition, conditions_schema};
         description = "Existing pods"
     ),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas", description = "Desired pods"),
+    printcolumn(name = "Image", type_ = "string", json_path = ".spec.image", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -37,27 +42,13 @@ pub struct PodManagerSpec {
     /// Container image of every Pod.
     #[schemars(length(min = 1, max = 512))]
     pub image: String,
+    /// Extra labels of every Pod, for example `app: my-app` (so that
+    /// `kubectl get pods -l app=my-app` finds them). The operator's own labels win.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub pod_labels: BTreeMap<String, String>,
 }
 
-fn default_replicas() -> i32 {
+pub(super) fn default_replicas() -> i32 {
     3
-}
-
-/// Observed state of a PodManager.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PodManagerStatus {
-    /// Pods in phase Running.
-    #[serde(default)]
-    pub ready_replicas: i32,
-    /// Pods that exist.
-    #[serde(default)]
-    pub current_replicas: i32,
-    /// The `metadata.generation` this status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// Ready, Progressing and Degraded, kstatus-style.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(schema_with = "conditions_schema")]
-    pub conditions: Vec<Condition>,
 }

@@ -1,0 +1,126 @@
+//! The Database controller: PostgreSQL as a StatefulSet of one pod, a headless and a
+//! client Service, a credentials Secret made once, and scheduled backups into a volume
+//! of their own, driven through `Pending → Creating → Running` (with `Failed` and
+//! `Deleting`).
+//!
+//! [`plan`], [`backup`], [`storage`] and [`status`] are pure; [`credentials`] draws the
+//! password from the OS; this module, `steps`, `volumes` and `cleanup` do the I/O.
+//! Data safety decides the shape: volumes carry no owner reference and the
+//! StatefulSet retains its claims, so only the finalizer, and only with
+//! `deletionPolicy: Delete`, ever deletes data.
+
+pub mod backup;
+mod cleanup;
+pub mod credentials;
+pub mod plan;
+pub mod status;
+mod steps;
+pub mod storage;
+mod volumes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
+use kube::core::PartialObjectMeta;
+use kube::runtime::Controller;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::Store;
+use kube::{Api, Client, ResourceExt};
+use reconcile_kit::driver::Reconciler;
+use reconcile_kit::events::Events;
+use reconcile_kit::{Error, Result};
+use webapp_api::Database;
+
+use reconcile_kit::workload::cache::owner_by_instance_label;
+use reconcile_kit::workload::labels::{self, kind_selector};
+use reconcile_kit::workload::{reflect, scoped_api};
+
+use super::Setup;
+
+/// Finalizer that holds a Database until its children are cleaned up.
+pub const FINALIZER: &str = "database.example.com/cleanup";
+/// How often a healthy Database is looked at again even when nothing happens.
+pub const HEALTH_CHECK: Duration = Duration::from_secs(30);
+/// How long deletion waits for children to go before giving up on them.
+pub const CLEANUP_BUDGET: Duration = Duration::from_secs(120);
+/// Budget of one API-bound step.
+const STEP_BUDGET: Duration = Duration::from_secs(30);
+
+/// Shared state of the Database controller: the client, events and the child caches.
+pub struct Context {
+    client: Client,
+    events: Events,
+    statefulsets: Store<StatefulSet>,
+    services: Store<Service>,
+    cronjobs: Store<CronJob>,
+    claims: Store<PersistentVolumeClaim>,
+    /// Metadata only: the operator never holds a password in memory longer than it
+    /// takes to create the Secret.
+    secrets: Store<PartialObjectMeta<Secret>>,
+    pods: Store<Pod>,
+}
+
+impl Context {
+    /// The cached pods of the server (not of the backup Jobs) of Database `name`.
+    fn server_pods(&self, namespace: &str, name: &str) -> Vec<Arc<Pod>> {
+        self.pods.state_filter(|pod| {
+            let label = |key: &str| pod.labels().get(key).map(String::as_str);
+            pod.namespace().as_deref() == Some(namespace)
+                && label(labels::INSTANCE) == Some(name)
+                && label(plan::COMPONENT) == Some("server")
+        })
+    }
+}
+
+/// The Database reconciler.
+pub struct DatabaseReconciler {
+    ctx: Arc<Context>,
+}
+
+/// Builds the Database controller: watches of Databases and of their children (filtered
+/// on our labels, cached once and shared with the reconciler), and the reconciler.
+pub fn controller(setup: &Setup) -> (Controller<Database>, DatabaseReconciler) {
+    let (client, namespace) = (setup.client.clone(), setup.namespace.as_deref());
+    let selector = kind_selector(plan::APP);
+    let (statefulsets, statefulset_events) = reflect(scoped_api::<StatefulSet>(&client, namespace), &selector);
+    let (services, service_events) = reflect(scoped_api::<Service>(&client, namespace), &selector);
+    let (cronjobs, cronjob_events) = reflect(scoped_api::<CronJob>(&client, namespace), &selector);
+    let (claims, claim_events) = reflect(scoped_api::<PersistentVolumeClaim>(&client, namespace), &selector);
+    let (pods, pod_events) = reflect(scoped_api::<Pod>(&client, namespace), &selector);
+    // An Api of PartialObjectMeta asks for metadata only: Secret data never reaches us.
+    let (secrets, secret_events) = reflect(scoped_api::<PartialObjectMeta<Secret>>(&client, namespace), &selector);
+
+    let controller = reconcile_kit::workload::controller::<Database>(&client, namespace, setup.concurrency)
+        .owns_stream(statefulset_events)
+        .owns_stream(service_events)
+        .owns_stream(cronjob_events)
+        .owns_stream(secret_events)
+        // Neither volumes nor pods point at the Database: found by label.
+        .watches_stream(claim_events, owner_by_instance_label::<Database, PersistentVolumeClaim>)
+        .watches_stream(pod_events, owner_by_instance_label::<Database, Pod>);
+    let events = setup.events.clone();
+    let ctx = Context { client, events, statefulsets, services, cronjobs, claims, secrets, pods };
+    (controller, DatabaseReconciler { ctx: Arc::new(ctx) })
+}
+
+impl Reconciler for DatabaseReconciler {
+    type Object = Database;
+    const NAME: &'static str = "database";
+
+    async fn reconcile(&self, db: Arc<Database>) -> Result<Action> {
+        let namespace = db.namespace().ok_or_else(|| Error::InvalidSpec("Database has no namespace".into()))?;
+        let api: Api<Database> = Api::namespaced(self.ctx.client.clone(), &namespace);
+        let (ctx, cleanup_ctx) = (self.ctx.clone(), self.ctx.clone());
+        reconcile_kit::finalizer::run(
+            &api,
+            FINALIZER,
+            db,
+            |d| steps::apply(ctx, d),
+            |d| cleanup::cleanup(cleanup_ctx, d),
+        )
+        .await
+    }
+}

@@ -1,0 +1,311 @@
+//! The steps of a Database reconcile, and the report that turns their outcome into
+//! status and events. The order matters: the Secret exists before the StatefulSet whose
+//! pod reads it, and the plan reads the live StatefulSet (its claim template is fixed).
+
+use std::fmt::Debug;
+use std::sync::{Arc, LazyLock};
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{ObjectReference, Secret, Service};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::PostParams;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Resource, ResourceExt};
+use reconcile_kit::apply::{self, Applied};
+use reconcile_kit::owned::Owned;
+use reconcile_kit::step::{Flow, Pipeline, StepContext, StepFuture, branch, step, timeout, when};
+use reconcile_kit::{Class, Error, MANAGER, Result, status as status_patch};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use webapp_api::{Database, Phase};
+
+use super::credentials::{self, Password};
+use super::plan::{self, Children, Live};
+use super::status::{self, Observed};
+use super::{Context, HEALTH_CHECK, STEP_BUDGET, storage, volumes};
+use reconcile_kit::assess::Failure;
+
+/// One reconcile of one Database.
+pub(super) struct Run {
+    pub(super) ctx: Arc<Context>,
+    pub(super) db: Arc<Database>,
+    pub(super) namespace: String,
+    pub(super) api: Api<Database>,
+    pub(super) owned: Owned,
+    pub(super) live: Option<StatefulSet>,
+    pub(super) children: Option<Children>,
+    pub(super) observed: Observed,
+}
+
+impl StepContext for Run {
+    fn object(&self) -> String {
+        format!("{}/{}", self.namespace, self.db.name_any())
+    }
+}
+
+impl Run {
+    pub(super) fn new(ctx: Arc<Context>, db: Arc<Database>) -> Self {
+        let namespace = db.namespace().unwrap_or_default();
+        let api = Api::namespaced(ctx.client.clone(), &namespace);
+        let owned = Owned::new(ctx.client.clone(), ctx.events.clone(), db.as_ref());
+        Run { ctx, db, namespace, api, owned, live: None, children: None, observed: Observed::default() }
+    }
+
+    pub(super) fn name(&self) -> String {
+        self.db.name_any()
+    }
+
+    pub(super) fn reference(&self) -> ObjectReference {
+        self.db.object_ref(&())
+    }
+
+    pub(super) fn api_of<K: Resource<DynamicType = (), Scope = NamespaceResourceScope>>(&self) -> Api<K> {
+        Api::namespaced(self.ctx.client.clone(), &self.namespace)
+    }
+
+    pub(super) fn uid(&self) -> String {
+        self.db.uid().unwrap_or_default()
+    }
+
+    fn children(&self) -> Result<&Children> {
+        self.children.as_ref().ok_or_else(|| Error::InvalidSpec("plan step did not run".into()))
+    }
+
+    /// Applies one child named `name` (its cached copy from `store` first) and returns
+    /// it as it is now.
+    pub(super) async fn apply_child<K>(&mut self, store: &Store<K>, desired: K, synced: &str) -> Result<(Applied, K)>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
+    {
+        let name = desired.name_any();
+        let cached = store.get(&ObjectRef::new(&name).within(&self.namespace));
+        let (outcome, live) = self.owned.apply(cached.as_deref(), desired, synced).await?;
+        self.observed.changed |= outcome != Applied::Unchanged;
+        Ok((outcome, live))
+    }
+
+    /// The child `name` of kind `K` from `store`, or (when the cache does not have it
+    /// yet) from the API server.
+    pub(super) async fn cached_or_read<K>(&self, store: &Store<K>, name: &str) -> Result<Option<K>>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
+    {
+        if let Some(cached) = store.get(&ObjectRef::new(name).within(&self.namespace)) {
+            return Ok(Some(cached.as_ref().clone()));
+        }
+        let kind = K::kind(&());
+        self.api_of::<K>().get_opt(name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))
+    }
+}
+
+/// The reconcile pipeline of a live Database.
+static APPLY: LazyLock<Pipeline<Run>> = LazyLock::new(|| {
+    Pipeline::new()
+        .then(when(|run: &Run| run.db.status.is_none(), step("accept", accept)))
+        .then(when(
+            |run: &Run| run.db.spec.credentials_secret.is_none(),
+            timeout(STEP_BUDGET, step("credentials", ensure_credentials)),
+        ))
+        .then(timeout(STEP_BUDGET, step("plan", plan_children)))
+        .then(timeout(STEP_BUDGET, step("services", apply_services)))
+        .then(timeout(STEP_BUDGET, step("statefulset", apply_statefulset)))
+        .then(timeout(
+            STEP_BUDGET,
+            branch(
+                "backup",
+                |run: &Run| run.db.spec.backup.enabled,
+                step("backup", volumes::apply_backup),
+                step("backup", remove_backup_job),
+            ),
+        ))
+        .then(timeout(STEP_BUDGET, step("volumes", volumes::grow)))
+        .then(step("observe", observe))
+});
+
+/// A new Database is first marked `Pending` (accepted, nothing created yet).
+fn accept(run: &mut Run) -> StepFuture<'_> {
+    Box::pin(async move {
+        let pending = status::pending(&run.db, Timestamp::now());
+        if let Some(accepted) = status_patch::patch_if_changed(&run.api, run.db.as_ref(), None, &pending).await? {
+            run.db = Arc::new(accepted);
+        }
+        Ok(Flow::Continue)
+    })
+}
+
+/// Makes the generated credentials Secret once. An existing one is never rewritten
+/// (nor read: only its metadata is cached). A missing one is made again only while the
+/// server does not exist: PostgreSQL keeps the password it was initialised with, so a
+/// new password would lock every client out; that is reported instead.
+fn ensure_credentials(run: &mut Run) -> StepFuture<'_> {
+    Box::pin(async move {
+        let name = plan::generated_secret_name(&run.name());
+        let secrets: Api<Secret> = run.api_of();
+        let cached = run.ctx.secrets.get(&ObjectRef::new(&name).within(&run.namespace));
+        let meta = match cached {
+            Some(meta) => Some(meta.metadata.clone()),
+            // The cache may lag behind our own create: the API server decides.
+            None => secrets
+                .get_metadata_opt(&name)
+                .await
+                .map_err(|e| Error::kube(format!("get Secret {name}"), e))?
+                .map(|m| m.metadata),
+        };
+        if let Some(meta) = meta {
+            if !apply::is_controlled_by(&meta, &run.uid()) {
+                return Err(Error::NotOwned { kind: "Secret".into(), name, owner: "Database".into() });
+            }
+            return Ok(Flow::Continue);
+        }
+        let statefulsets: Api<StatefulSet> = run.api_of();
+        let server = statefulsets
+            .get_metadata_opt(&run.name())
+            .await
+            .map_err(|e| Error::kube(format!("get StatefulSet {}", run.name()), e))?;
+        if server.is_some() {
+            run.observed.credentials_missing = Some(format!(
+                "the credentials Secret {name} was deleted; PostgreSQL keeps the password it was initialised with, \
+                 so a new one would lock clients out: restore the Secret, or recreate the Database"
+            ));
+            return Ok(Flow::Continue);
+        }
+        let password = Password::generate().map_err(|e| Error::Waiting(e.to_string()))?;
+        let owner = apply::owner_reference(run.db.as_ref())?;
+        let secret = credentials::secret(&run.db, owner, &password);
+        drop(password);
+        let params = PostParams { field_manager: Some(MANAGER.into()), ..PostParams::default() };
+        match secrets.create(&params, &secret).await {
+            // The answer holds the password too: dropped unread.
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                return Err(Error::Stale { kind: "Secret".into(), name });
+            }
+            Err(e) => return Err(Error::kube(format!("create Secret {name}"), e)),
+        }
+        let related = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Secret".into()),
+            name: Some(name.clone()),
+            namespace: Some(run.namespace.clone()),
+            ..ObjectReference::default()
+        };
+        let note = format!("Created Secret {name} with generated credentials");
+        run.ctx.events.normal_about(&run.reference(), related, "Created", note).await;
+        Ok(Flow::Continue)
+    })
+}
+
+fn plan_children(run: &mut Run) -> StepFuture<'_> {
+    Box::pin(async move {
+        let (ctx, name) = (run.ctx.clone(), run.name());
+        run.live = run.cached_or_read(&ctx.statefulsets, &name).await?;
+        let owner = apply::owner_reference(run.db.as_ref())?;
+        run.children = Some(plan::desired(&run.db, owner, &Live::of(run.live.as_ref())));
+        Ok(Flow::Continue)
+    })
+}
+
+fn apply_services(run: &mut Run) -> StepFuture<'_> {
+    Box::pin(async move {
+        let ctx = run.ctx.clone();
+        let (headless, service) = (run.children()?.headless.clone(), run.children()?.service.clone());
+        run.apply_child::<Service>(&ctx.services, headless, "ServiceSynced").await?;
+        run.apply_child::<Service>(&ctx.services, service, "ServiceSynced").await?;
+        Ok(Flow::Continue)
+    })
+}
+
+/// Applies the StatefulSet. A new image restarts the pod (a rolling update of one); a
+/// new major version is also a data migration the operator does not do, which a
+/// Warning event says when the restart starts.
+fn apply_statefulset(run: &mut Run) -> StepFuture<'_> {
+    Box::pin(async move {
+        let (ctx, desired) = (run.ctx.clone(), run.children()?.statefulset.clone());
+        let change = run
+            .live
+            .as_ref()
+            .and_then(storage::live_image)
+            .and_then(|image| storage::major_change(image, &run.db.spec.version));
+        let (outcome, live) = run.apply_child(&ctx.statefulsets, desired, "StatefulSetSynced").await?;
+        if let (Applied::Updated, Some((from, to))) = (outcome, change) {
+            let note = format!(
+                "PostgreSQL major version changes from {from} to {to}: the server restarts on {}, which cannot \
+                 read a data directory of version {from}. Migrate the data (pg_upgrade, or pg_dump with {from} \
+                 and restore into {to}); the operator does not do it.",
+                plan::image(&run.db)
+            );
+            ctx.events.warning(&run.reference(), "MajorVersionChange", note).await;
+        }
+        run.observed.statefulset = Some(live);
+        Ok(Flow::Continue)
+    })
+}
+
+/// Backups disabled: the CronJob goes (its Jobs with it), the backup volume stays.
+/// Only a CronJob the cache knows is deleted, so a converged Database sends nothing.
+fn remove_backup_job(run: &mut Run) -> StepFuture<'_> {
+    Box::pin(async move {
+        let name = super::backup::name(&run.name());
+        if run.ctx.cronjobs.get(&ObjectRef::new(&name).within(&run.namespace)).is_some() {
+            run.owned.delete::<CronJob>(&name).await?;
+        }
+        Ok(Flow::Continue)
+    })
+}
+
+fn observe(run: &mut Run) -> StepFuture<'_> {
+    Box::pin(async move {
+        run.observed.pods = run.ctx.server_pods(&run.namespace, &run.name());
+        Ok(Flow::Continue)
+    })
+}
+
+/// Reconciles a live Database: runs the pipeline, then reports.
+pub(super) async fn apply(ctx: Arc<Context>, db: Arc<Database>) -> Result<Action> {
+    let mut run = Run::new(ctx, db);
+    match APPLY.run(&mut run).await {
+        Ok(Flow::Requeue(after)) => report(&mut run, None).await.map(|_| Action::requeue(after)),
+        Ok(_) => report(&mut run, None).await,
+        Err(error) => {
+            if matches!(error.class(), Class::Permanent | Class::Blocked) {
+                let failure = Failure::of(&error);
+                // The error goes on to the error policy whatever the report does.
+                if let Err(report_error) = report(&mut run, Some(&failure)).await {
+                    tracing::warn!(error = %report_error, "could not report failure");
+                }
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Writes the status (only if it changed) and publishes the events about it.
+async fn report(run: &mut Run, failure: Option<&Failure>) -> Result<Action> {
+    let db = run.db.clone();
+    let previous = db.status.clone().unwrap_or_default();
+    let next = status::compute(&db, &run.observed, failure, Timestamp::now());
+    status_patch::patch_if_changed(&run.api, db.as_ref(), db.status.as_ref(), &next).await?;
+
+    let reference = run.reference();
+    let events = &run.ctx.events;
+    let generation = db.metadata.generation;
+    if failure.is_none() && previous.observed_generation.is_some_and(|seen| Some(seen) < generation) {
+        let note = format!("Resources synced to generation {}", generation.unwrap_or_default());
+        events.normal(&reference, "ResourcesSynced", note).await;
+    }
+    // A new problem is worth one Warning; the same one again is not.
+    let degraded =
+        next.conditions.iter().find(|c| c.type_ == reconcile_kit::conditions::DEGRADED && c.status == "True");
+    if let Some(condition) = degraded
+        && previous.conditions.iter().all(|c| c.message != condition.message)
+    {
+        events.warning(&reference, &condition.reason, &condition.message).await;
+    }
+    if next.phase != previous.phase && next.phase == Some(Phase::Running) {
+        events.normal(&reference, "Running", next.message.clone().unwrap_or_default()).await;
+    }
+    Ok(Action::requeue(HEALTH_CHECK))
+}

@@ -1,0 +1,556 @@
+//! The Database operator on the real local control plane: PostgreSQL's children, the
+//! credentials Secret made once and never rewritten, a user's Secret never touched,
+//! backups on and off, volume growth, deletion policies, drift, zero writes when
+//! converged, and what admission refuses.
+//!
+//! kwok runs no containers, so the server pod becomes Ready without PostgreSQL; what
+//! would run in it (probes, commands) is covered by the plan's unit tests. Volumes bind
+//! to PersistentVolumes each test creates, pre-bound to its claims.
+
+// Test helpers panic on purpose: a failed call is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Secret, Service, ServiceAccount};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use webapp_api::{Database, Phase};
+use webapp_operator::controllers::ControllerKind;
+
+/// PersistentVolumes made for one test, deleted with it.
+struct Volumes {
+    names: Vec<String>,
+}
+
+impl Drop for Volumes {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = kubectl().args(["delete", "pv", name, "--wait=false"]).output();
+        }
+    }
+}
+
+/// The cluster's StorageClasses (as `hack/cluster/up` applies them) and one
+/// PersistentVolume per `(claim, size)`, pre-bound to that claim in `ns`.
+async fn volumes(client: &Client, ns: &str, class: &str, claims: &[(&str, &str)]) -> Volumes {
+    let classes: Api<StorageClass> = Api::all(client.clone());
+    for document in include_str!("../../../hack/cluster/storage.yaml").split("\n---\n") {
+        let class: StorageClass = serde_saphyr::from_str(document).unwrap();
+        let params = PatchParams::apply("webapp-operator-tests").force();
+        classes.patch(&class.name_any(), &params, &Patch::Apply(&class)).await.unwrap();
+    }
+    let api: Api<PersistentVolume> = Api::all(client.clone());
+    let mut names = Vec::new();
+    for (claim, size) in claims {
+        let name = format!("{ns}-{claim}");
+        let volume: PersistentVolume = serde_json::from_value(json!({"metadata": {"name": name},
+            "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"], "storageClassName": class,
+                "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": format!("/tmp/webapp-operator/{name}")},
+                "claimRef": {"namespace": ns, "name": claim}}}))
+        .unwrap();
+        api.create(&PostParams::default(), &volume).await.unwrap();
+        names.push(name);
+    }
+    Volumes { names }
+}
+
+async fn setup(prefix: &str) -> (Client, TestNamespace, Operator) {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, prefix).await;
+    let operator = Operator::start_with(&ns.name, vec![ControllerKind::Database]).await;
+    (client, ns, operator)
+}
+
+/// A Database `db` made from `spec` in a namespace of its own, with a volume of `size`
+/// for each claim of `claims` (in the spec's storage class), once it is Running.
+struct Fixture {
+    client: Client,
+    ns: TestNamespace,
+    operator: Operator,
+    api: Api<Database>,
+    volumes: Volumes,
+}
+
+async fn running(prefix: &str, spec: serde_json::Value, claims: &[(&str, &str)]) -> Fixture {
+    let (client, ns, operator) = setup(prefix).await;
+    let class = spec["storage"]["storageClassName"].as_str().unwrap_or("standard").to_owned();
+    let volumes = volumes(&client, &ns.name, &class, claims).await;
+    let api = create(&client, &ns.name, "db", spec).await;
+    wait_for(&api, "db", "Running", running_at(1)).await;
+    Fixture { client, ns, operator, api, volumes }
+}
+
+fn database(name: &str, spec: serde_json::Value) -> Database {
+    serde_json::from_value(json!({"apiVersion": "database.example.com/v1alpha1", "kind": "Database",
+        "metadata": {"name": name}, "spec": spec}))
+    .unwrap()
+}
+
+async fn create(client: &Client, ns: &str, name: &str, spec: serde_json::Value) -> Api<Database> {
+    let api: Api<Database> = Api::namespaced(client.clone(), ns);
+    api.create(&PostParams::default(), &database(name, spec)).await.expect("Database rejected");
+    api
+}
+
+/// Waits for the Database to satisfy `check`; panics with its last status.
+async fn wait_for(api: &Api<Database>, name: &str, what: &str, check: impl Fn(&Database) -> bool) -> Database {
+    let found = eventually(Duration::from_secs(90), || async { api.get(name).await.ok().filter(|d| check(d)) }).await;
+    if let Some(db) = found {
+        return db;
+    }
+    let last = api.get(name).await.ok().and_then(|d| d.status);
+    panic!("Database {name} never got {what}; last status: {last:#?}")
+}
+
+fn running_at(generation: i64) -> impl Fn(&Database) -> bool {
+    move |d| {
+        let status = d.status.as_ref();
+        status.and_then(|s| s.phase) == Some(Phase::Running)
+            && status.and_then(|s| s.observed_generation) == Some(generation)
+    }
+}
+
+async fn event_reasons(client: &Client, ns: &str) -> Vec<String> {
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    events.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|e| e.reason).collect()
+}
+
+/// Until `check` holds for the object named `name` (or `None`: until it is gone).
+async fn until<K, F>(api: &Api<K>, name: &str, what: &str, check: F) -> Option<K>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    F: Fn(Option<&K>) -> bool,
+{
+    let found =
+        eventually(Duration::from_secs(60), || async { api.get_opt(name).await.ok().filter(|o| check(o.as_ref())) })
+            .await;
+    found.unwrap_or_else(|| panic!("{name}: never {what}"))
+}
+
+const SEED: &str = "0 2 * * *";
+
+fn seed_spec() -> serde_json::Value {
+    json!({"type": "postgresql", "version": "13", "storage": {"size": "2Gi"},
+        "backup": {"enabled": true, "schedule": SEED}})
+}
+
+/// Seed exercise 2: every child exists, the Database is Running, and its status says
+/// where to connect and which Secret to read, never what is in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_database_gets_its_children_and_runs() {
+    let (client, ns, _operator) = setup("db-seed").await;
+    let _volumes = volumes(&client, &ns.name, "standard", &[("data-my-db-0", "2Gi"), ("my-db-backup", "2Gi")]).await;
+    let api = create(&client, &ns.name, "my-db", seed_spec()).await;
+    let db = wait_for(&api, "my-db", "Running", running_at(1)).await;
+    let status = db.status.unwrap();
+    assert_eq!(status.endpoint, Some(format!("my-db.{}.svc:5432", ns.name)));
+    assert_eq!(status.credentials_secret.as_deref(), Some("my-db-credentials"));
+    assert_eq!(status.capacity.as_deref(), Some("2Gi"));
+
+    let statefulset = Api::<StatefulSet>::namespaced(client.clone(), &ns.name).get("my-db").await.unwrap();
+    let owner = &statefulset.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!((owner.kind.as_str(), owner.controller), ("Database", Some(true)));
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
+    assert_eq!(services.get("my-db-headless").await.unwrap().spec.unwrap().cluster_ip.as_deref(), Some("None"));
+    assert_eq!(services.get("my-db").await.unwrap().spec.unwrap().type_.as_deref(), Some("ClusterIP"));
+    let cronjob = Api::<CronJob>::namespaced(client.clone(), &ns.name).get("my-db-backup").await.unwrap();
+    assert_eq!(cronjob.spec.schedule, SEED);
+    assert_eq!(cronjob.spec.concurrency_policy.as_deref(), Some("Forbid"));
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns.name);
+    for claim in ["data-my-db-0", "my-db-backup"] {
+        let claim = claims.get(claim).await.unwrap();
+        assert_eq!(claim.status.unwrap().phase.as_deref(), Some("Bound"));
+        assert!(
+            claim.metadata.owner_references.is_none(),
+            "volumes are never owned: the garbage collector cannot take them"
+        );
+    }
+
+    let secret = Api::<Secret>::namespaced(client.clone(), &ns.name).get("my-db-credentials").await.unwrap();
+    let data = secret.data.unwrap();
+    let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["database", "host", "password", "port", "uri", "username"]);
+    let password = String::from_utf8(data["password"].0.clone()).unwrap();
+    assert!(password.len() >= 24 && password.chars().all(|c| c.is_ascii_alphanumeric()));
+    let uri = String::from_utf8(data["uri"].0.clone()).unwrap();
+    assert_eq!(uri, format!("postgresql://postgres:{password}@my-db.{}.svc:5432/postgres", ns.name));
+    let shown = serde_json::to_string(&api.get("my-db").await.unwrap()).unwrap();
+    assert!(!shown.contains(&password), "the password leaked into the Database");
+    kubectl_ok(&["-n", &ns.name, "wait", "--for=condition=Ready", "database/my-db", "--timeout=30s"]);
+    // kstatus, which GitOps tools judge health with, reads it as Current.
+    let objects = kubectl_ok(&["-n", &ns.name, "get", "databases", "-o", "json"]);
+    let mut checker = tool("kstatus").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("cannot run kstatus");
+    checker.stdin.take().unwrap().write_all(objects.as_bytes()).unwrap();
+    let output = checker.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "my-db Current");
+}
+
+/// The generated Secret is made once: a reconcile, a restart of the operator and a spec
+/// change leave it byte for byte (and resourceVersion) as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generated_secret_is_never_rewritten() {
+    let Fixture { client, ns, operator, api, volumes: _volumes } =
+        running("db-secret", json!({"type": "postgresql", "version": "16"}), &[("data-db-0", "1Gi")]).await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let before = secrets.get("db-credentials").await.unwrap();
+
+    let resync = json!({"metadata": {"annotations": {"test/resync": "1"}}});
+    api.patch("db", &PatchParams::default(), &Patch::Merge(&resync)).await.unwrap();
+    operator.stop().await;
+    let _operator = Operator::start_with(&ns.name, vec![ControllerKind::Database]).await;
+    let change = json!({"spec": {"version": "16.4"}});
+    api.patch("db", &PatchParams::default(), &Patch::Merge(&change)).await.unwrap();
+    wait_for(&api, "db", "Running at generation 2", running_at(2)).await;
+
+    let after = secrets.get("db-credentials").await.unwrap();
+    assert_eq!(after.data, before.data, "the credentials changed");
+    assert_eq!(after.metadata.resource_version, before.metadata.resource_version, "the Secret was written to");
+}
+
+/// A Secret the user names is used by the server and never touched; none is generated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_secret_is_used_and_never_touched() {
+    let (client, ns, _operator) = setup("db-usersecret").await;
+    let _volumes = volumes(&client, &ns.name, "standard", &[("data-db-0", "1Gi")]).await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let mine: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "mine"}, "stringData": {"password": "s3cret-of-mine"}}))
+            .unwrap();
+    let mine = secrets.create(&PostParams::default(), &mine).await.unwrap();
+    let api =
+        create(&client, &ns.name, "db", json!({"type": "postgresql", "version": "16", "credentialsSecret": "mine"}))
+            .await;
+    let db = wait_for(&api, "db", "Running", running_at(1)).await;
+    assert_eq!(db.status.unwrap().credentials_secret.as_deref(), Some("mine"));
+
+    let statefulset = Api::<StatefulSet>::namespaced(client.clone(), &ns.name).get("db").await.unwrap();
+    let container = &statefulset.spec.unwrap().template.spec.unwrap().containers[0];
+    let password = container.env.iter().flatten().find(|e| e.name == "POSTGRES_PASSWORD").unwrap();
+    assert_eq!(password.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap().name, "mine");
+    let after = secrets.get("mine").await.unwrap();
+    assert_eq!(after.metadata.resource_version, mine.metadata.resource_version, "the user's Secret was written to");
+    assert!(after.metadata.owner_references.is_none());
+    assert!(secrets.get_opt("db-credentials").await.unwrap().is_none(), "a Secret was generated anyway");
+}
+
+/// Backups on: a CronJob on the schedule. Off: the CronJob goes, the backup volume stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_backups_removes_the_cronjob_and_keeps_the_volume() {
+    let spec = json!({"type": "postgresql", "version": "16",
+        "backup": {"enabled": true, "schedule": "*/30 1-5 * * MON-FRI", "storage": {"size": "3Gi"}}});
+    let Fixture { client, ns, operator: _operator, api, volumes: _volumes } =
+        running("db-backup", spec, &[("data-db-0", "1Gi"), ("db-backup", "3Gi")]).await;
+    let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), &ns.name);
+    assert_eq!(cronjobs.get("db-backup").await.unwrap().spec.schedule, "*/30 1-5 * * MON-FRI");
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns.name);
+    let backup = claims.get("db-backup").await.unwrap();
+
+    let off = json!({"spec": {"backup": {"enabled": false}}});
+    api.patch("db", &PatchParams::default(), &Patch::Merge(&off)).await.unwrap();
+    wait_for(&api, "db", "Running at generation 2", running_at(2)).await;
+    until(&cronjobs, "db-backup", "deleted", |c| c.is_none()).await;
+    let kept = claims.get("db-backup").await.unwrap();
+    assert_eq!(kept.metadata.uid, backup.metadata.uid, "the backup volume was replaced");
+    assert!(kept.metadata.deletion_timestamp.is_none(), "the backup volume is being deleted");
+}
+
+/// A larger size grows the claim (the class allows it; nothing here resizes the volume,
+/// so the status says it is growing); a smaller one is refused at admission.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_grows_and_never_shrinks() {
+    let Fixture { client, ns, operator: _operator, api, volumes: _volumes } = running(
+        "db-grow",
+        json!({"type": "postgresql", "version": "16", "storage": {"size": "1Gi"}}),
+        &[("data-db-0", "1Gi")],
+    )
+    .await;
+
+    let shrink = json!({"spec": {"storage": {"size": "512Mi"}}});
+    let refused = api.patch("db", &PatchParams::default(), &Patch::Merge(&shrink)).await.unwrap_err();
+    assert!(refused.to_string().contains("size cannot shrink"), "{refused}");
+
+    let grow = json!({"spec": {"storage": {"size": "2Gi"}}});
+    api.patch("db", &PatchParams::default(), &Patch::Merge(&grow)).await.unwrap();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns.name);
+    until(&claims, "data-db-0", "asked for 2Gi", |c| {
+        c.and_then(|c| c.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?.get("storage").cloned())
+            .is_some_and(|q| q.0 == "2Gi")
+    })
+    .await;
+    let db = wait_for(&api, "db", "Resizing", |d| {
+        d.status
+            .as_ref()
+            .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Progressing" && c.reason == "Resizing"))
+    })
+    .await;
+    let status = db.status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Running), "the server keeps serving while its volume grows");
+    assert_eq!(status.capacity.as_deref(), Some("1Gi"));
+    // The StatefulSet's claim template cannot change and was not asked to.
+    let statefulset = Api::<StatefulSet>::namespaced(client.clone(), &ns.name).get("db").await.unwrap();
+    let template = &statefulset.spec.unwrap().volume_claim_templates.unwrap()[0];
+    assert_eq!(
+        template.spec.as_ref().unwrap().resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0,
+        "1Gi"
+    );
+}
+
+/// A class that does not allow expansion: nothing is sent, the status says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_that_cannot_grow_is_reported() {
+    let spec =
+        json!({"type": "postgresql", "version": "16", "storage": {"size": "1Gi", "storageClassName": "fixed-size"}});
+    let Fixture { client, ns, operator: _operator, api, volumes: _volumes } =
+        running("db-fixed", spec, &[("data-db-0", "1Gi")]).await;
+    api.patch("db", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"storage": {"size": "2Gi"}}})))
+        .await
+        .unwrap();
+    let db = wait_for(&api, "db", "StorageNotExpandable", |d| {
+        d.status
+            .as_ref()
+            .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Degraded" && c.reason == "StorageNotExpandable"))
+    })
+    .await;
+    assert!(db.status.unwrap().message.unwrap().contains("does not allow volume expansion"));
+    let claim = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns.name).get("data-db-0").await.unwrap();
+    assert_eq!(claim.spec.unwrap().resources.unwrap().requests.unwrap()["storage"].0, "1Gi");
+}
+
+async fn delete_and_wait(api: &Api<Database>, name: &str) {
+    api.delete(name, &DeleteParams::default()).await.unwrap();
+    let gone =
+        eventually(Duration::from_secs(60), || async { api.get_opt(name).await.ok()?.is_none().then_some(()) }).await;
+    assert!(gone.is_some(), "Database stuck: {:?}", api.get_opt(name).await.unwrap().and_then(|d| d.status));
+}
+
+/// `deletionPolicy: Retain` (the default) keeps the data and backup volumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_with_retain_keeps_the_volumes() {
+    let spec = json!({"type": "postgresql", "version": "16", "backup": {"enabled": true, "schedule": "@daily"}});
+    let Fixture { client, ns, operator: _operator, api, volumes: _volumes } =
+        running("db-retain", spec, &[("data-db-0", "1Gi"), ("db-backup", "1Gi")]).await;
+    delete_and_wait(&api, "db").await;
+
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns.name);
+    for claim in ["data-db-0", "db-backup"] {
+        let claim = claims.get(claim).await.unwrap();
+        assert!(claim.metadata.deletion_timestamp.is_none(), "{} is being deleted", claim.name_any());
+    }
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
+    assert!(statefulsets.get_opt("db").await.unwrap().is_none());
+    assert!(Api::<CronJob>::namespaced(client.clone(), &ns.name).get_opt("db-backup").await.unwrap().is_none());
+    let reasons = event_reasons(&client, &ns.name).await;
+    assert!(reasons.iter().any(|r| r == "Deleted"), "{reasons:?}");
+}
+
+/// `deletionPolicy: Delete` takes the volumes along, after the server's pod is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_with_delete_removes_the_volumes() {
+    let spec = json!({"type": "postgresql", "version": "16", "deletionPolicy": "Delete",
+        "backup": {"enabled": true, "schedule": "@daily"}});
+    let Fixture { client, ns, operator: _operator, api, volumes: _volumes } =
+        running("db-delete", spec, &[("data-db-0", "1Gi"), ("db-backup", "1Gi")]).await;
+    delete_and_wait(&api, "db").await;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns.name);
+    for claim in ["data-db-0", "db-backup"] {
+        assert!(claims.get_opt(claim).await.unwrap().is_none(), "{claim} is still there");
+    }
+}
+
+/// Hand-made drift is undone from the watch events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_repaired() {
+    let Fixture { client, ns, operator: _operator, api: _, volumes: _volumes } =
+        running("db-drift", json!({"type": "postgresql", "version": "16"}), &[("data-db-0", "1Gi")]).await;
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
+    let edit =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "postgres", "image": "postgres:hacked"}]}}}});
+    statefulsets.patch("db", &PatchParams::default(), &Patch::Strategic(&edit)).await.unwrap();
+    services.delete("db", &DeleteParams::default()).await.unwrap();
+    let repaired = eventually(Duration::from_secs(15), || async {
+        let image = statefulsets.get("db").await.ok()?.spec?.template.spec?.containers[0].image.clone()?;
+        let service = services.get_opt("db").await.ok()??;
+        (image == "postgres:16" && service.metadata.deletion_timestamp.is_none()).then_some(())
+    })
+    .await;
+    assert!(repaired.is_some(), "drift not repaired within 15 s");
+}
+
+/// A converged Database costs no writes: forced resyncs send no POST, PUT, PATCH or DELETE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_op_reconcile_makes_zero_writes() {
+    let spec = json!({"type": "postgresql", "version": "16", "backup": {"enabled": true, "schedule": "@hourly"}});
+    let Fixture { client: _, ns: _ns, operator, api, volumes: _volumes } =
+        running("db-nowrite", spec, &[("data-db-0", "1Gi"), ("db-backup", "1Gi")]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let requests = |methods: &'static [&'static str]| {
+        let operator = &operator;
+        async move {
+            let mut total = 0.0;
+            for method in methods {
+                total += operator.metric(&format!("kube_client_requests_total{{method=\"{method}\"}}")).await;
+            }
+            total
+        }
+    };
+    const WRITES: &[&str] = &["POST", "PUT", "PATCH", "DELETE"];
+    let reconciles =
+        || operator.metric("controller_runtime_reconcile_total{controller=\"database\",result=\"success\"}");
+    let (writes_before, reads_before, reconciles_before) =
+        (requests(WRITES).await, requests(&["GET"]).await, reconciles().await);
+    for i in 0..3 {
+        let patch = json!({"metadata": {"annotations": {"test/resync": i.to_string()}}});
+        api.patch("db", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+        let seen = reconciles_before + f64::from(i) + 1.0;
+        eventually(Duration::from_secs(20), || async { (reconciles().await >= seen).then_some(()) })
+            .await
+            .expect("no reconcile");
+    }
+    assert_eq!(requests(WRITES).await, writes_before, "a converged Database was written to");
+    assert_eq!(
+        requests(&["GET"]).await,
+        reads_before,
+        "a converged Database was read from the API server, not the caches"
+    );
+}
+
+/// A new major version restarts the server on it, with a Warning that the data needs
+/// migrating (which the operator does not do).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_major_version_change_warns() {
+    let Fixture { client, ns, operator: _operator, api, volumes: _volumes } =
+        running("db-major", json!({"type": "postgresql", "version": "13"}), &[("data-db-0", "1Gi")]).await;
+    api.patch("db", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"version": "16"}}))).await.unwrap();
+    wait_for(&api, "db", "Running at generation 2", running_at(2)).await;
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
+    let warning = eventually(Duration::from_secs(20), || async {
+        events
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("MajorVersionChange"))
+    })
+    .await
+    .expect("no MajorVersionChange event");
+    assert_eq!(warning.type_.as_deref(), Some("Warning"));
+    assert!(warning.note.unwrap().contains("pg_upgrade"));
+    let statefulset = Api::<StatefulSet>::namespaced(client.clone(), &ns.name).get("db").await.unwrap();
+    assert_eq!(statefulset.spec.unwrap().template.spec.unwrap().containers[0].image.as_deref(), Some("postgres:16"));
+}
+
+/// What cannot be realised or done safely is refused before any controller sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_are_rejected_at_admission() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "db-admission").await;
+    let api: Api<Database> = Api::namespaced(client.clone(), &ns.name);
+    // Untyped, so that what the Rust types cannot even hold reaches the API server.
+    let raw: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &ApiResource::erase::<Database>(&()));
+    let refused = |spec: serde_json::Value, expected: &'static str| {
+        let raw = raw.clone();
+        async move {
+            let object: DynamicObject = serde_json::from_value(json!({"apiVersion": "database.example.com/v1alpha1",
+                "kind": "Database", "metadata": {"name": "bad"}, "spec": spec}))
+            .unwrap();
+            let error = raw.create(&PostParams::default(), &object).await.unwrap_err();
+            assert!(error.to_string().contains(expected), "{spec}: {error}");
+        }
+    };
+    refused(json!({"type": "mysql", "version": "8"}), "Unsupported value: \"mysql\"").await;
+    refused(json!({"type": "postgresql", "version": ""}), "spec.version").await;
+    refused(json!({"type": "postgresql", "version": "latest"}), "version must be an image tag").await;
+    refused(json!({"type": "postgresql", "version": "16", "storage": {"size": "10Gb"}}), "size must be a quantity")
+        .await;
+    for schedule in ["every night", "61 * * * *", "0 2 * *", "0 25 * * *", "0 2 * * 8"] {
+        let spec = json!({"type": "postgresql", "version": "16", "backup": {"enabled": true, "schedule": schedule}});
+        refused(spec, "must be a cron schedule").await;
+    }
+    refused(json!({"type": "postgresql", "version": "16", "backup": {"enabled": true}}), "backup.schedule is required")
+        .await;
+    for schedule in ["0 2 * * *", "*/15 1-5 * * mon-fri", "@daily", "0 0 1,15 jan,jul ?"] {
+        let spec = json!({"type": "postgresql", "version": "16", "backup": {"enabled": true, "schedule": schedule}});
+        let db = api.create(&PostParams::default(), &database("good", spec)).await;
+        assert!(db.is_ok(), "{schedule}: {db:?}");
+        api.delete("good", &DeleteParams::default()).await.unwrap();
+        eventually(Duration::from_secs(10), || async { api.get_opt("good").await.ok()?.is_none().then_some(()) }).await;
+    }
+
+    // Transition rules, on updates of an existing Database (no operator runs here).
+    let spec =
+        json!({"type": "postgresql", "version": "16", "storage": {"size": "10Gi", "storageClassName": "standard"}});
+    api.create(&PostParams::default(), &database("db", spec)).await.unwrap();
+    for (patch, expected) in [
+        (json!({"spec": {"storage": {"size": "5Gi"}}}), "size cannot shrink"),
+        (json!({"spec": {"storage": {"storageClassName": "fast"}}}), "storageClassName cannot be changed"),
+        (json!({"spec": {"credentialsSecret": "other"}}), "credentialsSecret cannot be changed"),
+    ] {
+        let error = api.patch("db", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap_err();
+        assert!(error.to_string().contains(expected), "{patch}: {error}");
+    }
+    api.patch("db", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"storage": {"size": "20Gi"}}})))
+        .await
+        .unwrap();
+}
+
+/// The Database controller needs no more than `config/rbac/role.yaml` grants: run as a
+/// ServiceAccount bound to that ClusterRole in its namespace, it makes a Database run
+/// and deletes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_works_with_the_least_privilege_role() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "db-rbac").await;
+    let _volumes = volumes(&client, &ns.name, "standard", &[("data-db-0", "1Gi"), ("db-backup", "1Gi")]).await;
+    let role = include_str!("../../../config/rbac/role.yaml").split("\n---\n").next().unwrap();
+    let role: ClusterRole = serde_saphyr::from_str(role).unwrap();
+    let params = PatchParams::apply("webapp-operator-tests").force();
+    Api::<ClusterRole>::all(client.clone()).patch(&role.name_any(), &params, &Patch::Apply(&role)).await.unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({"metadata": {"name": "operator"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role.name_any()},
+        "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": ns.name}]}))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(client.clone(), &ns.name).create(&PostParams::default(), &binding).await.unwrap();
+    let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "operator"}})).unwrap();
+    Api::<ServiceAccount>::namespaced(client.clone(), &ns.name).create(&PostParams::default(), &account).await.unwrap();
+
+    let mut as_operator = kube_config().await;
+    as_operator.auth_info.impersonate = Some(format!("system:serviceaccount:{}:operator", ns.name));
+    // The identity is really the ServiceAccount's: what the role does not grant is refused.
+    let restricted = Client::try_from(as_operator.clone()).unwrap();
+    let refused = Api::<k8s_openapi::api::core::v1::Namespace>::all(restricted).list(&ListParams::default()).await;
+    assert!(matches!(refused, Err(kube::Error::Api(ref s)) if s.code == 403), "{refused:?}");
+    let config = Operator::config(&ns.name, vec![ControllerKind::Database]);
+    let operator = Operator::start_as(config, as_operator).await;
+    let spec = json!({"type": "postgresql", "version": "16", "deletionPolicy": "Delete",
+        "backup": {"enabled": true, "schedule": "@daily"}});
+    let api = create(&client, &ns.name, "db", spec).await;
+    wait_for(&api, "db", "Running", running_at(1)).await;
+    delete_and_wait(&api, "db").await;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns.name);
+    assert!(
+        claims.list(&ListParams::default()).await.unwrap().items.is_empty(),
+        "volumes left with deletionPolicy Delete"
+    );
+    let errors = operator
+        .metric("controller_runtime_reconcile_errors_total{controller=\"database\",reason=\"Forbidden\"}")
+        .await;
+    assert_eq!(errors, 0.0, "the role lacks a permission");
+}

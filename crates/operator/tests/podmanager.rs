@@ -1,0 +1,374 @@
+//! The PodManager operator (seed 002) on the real local control plane: the seed's quick
+//! start verbatim, ordinals on scale up and down, Pods replaced when deleted or ended,
+//! a rolling update with at most one Pod down, cleanup on deletion, ownership
+//! conflicts, zero writes when converged, the seed's metric, and admission.
+
+// Test helpers panic on purpose: a failed call is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use webapp_api::{Phase, PodManager};
+use webapp_operator::controllers::ControllerKind;
+
+async fn setup(prefix: &str) -> (Client, TestNamespace, Operator) {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, prefix).await;
+    let operator = Operator::start_with(&ns.name, vec![ControllerKind::Podmanager]).await;
+    (client, ns, operator)
+}
+
+async fn create(client: &Client, ns: &str, name: &str, spec: serde_json::Value) -> Api<PodManager> {
+    let api: Api<PodManager> = Api::namespaced(client.clone(), ns);
+    let pm: PodManager = serde_json::from_value(
+        json!({"apiVersion": "apps.mycompany.com/v1", "kind": "PodManager", "metadata": {"name": name}, "spec": spec}),
+    )
+    .unwrap();
+    api.create(&PostParams::default(), &pm).await.expect("PodManager rejected");
+    api
+}
+
+/// Waits up to 90 s for the PodManager to satisfy `check`; panics with its last status.
+async fn wait_for(api: &Api<PodManager>, name: &str, what: &str, check: impl Fn(&PodManager) -> bool) -> PodManager {
+    let found = eventually(Duration::from_secs(90), || async { api.get(name).await.ok().filter(|pm| check(pm)) }).await;
+    if let Some(pm) = found {
+        return pm;
+    }
+    let last = api.get(name).await.ok().and_then(|pm| pm.status);
+    panic!("PodManager {name} never got {what}; last status: {last:#?}")
+}
+
+/// Running, at `generation`, with `replicas` Pods ready.
+fn running(generation: i64, replicas: i32) -> impl Fn(&PodManager) -> bool {
+    move |pm| {
+        pm.status.as_ref().is_some_and(|s| {
+            s.phase == Some(Phase::Running)
+                && s.observed_generation == Some(generation)
+                && s.ready_replicas == replicas
+                && s.current_replicas == replicas
+        })
+    }
+}
+
+/// Names of the live (not terminating) Pods of PodManager `name`, sorted.
+async fn pod_names(client: &Client, ns: &str, name: &str) -> Vec<String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let list = pods.list(&ListParams::default().labels(&format!("podmanager={name}"))).await.unwrap();
+    let mut names: Vec<String> =
+        list.items.into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).map(|p| p.name_any()).collect();
+    names.sort();
+    names
+}
+
+fn names(name: &str, ordinals: impl IntoIterator<Item = i32>) -> Vec<String> {
+    let mut names: Vec<String> = ordinals.into_iter().map(|i| format!("{name}-{i}")).collect();
+    names.sort();
+    names
+}
+
+async fn events(client: &Client, ns: &str) -> Vec<Event> {
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    events.list(&ListParams::default()).await.unwrap().items
+}
+
+fn ready(pod: &Pod) -> bool {
+    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The seed's quick start, command for command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_quick_start_works_verbatim() {
+    let (client, ns, _operator) = setup("pmquick").await;
+    let n = ns.name.as_str();
+    let sample = repo().join("config/samples/apps_v1_podmanager.yaml");
+    kubectl_ok(&["-n", n, "apply", "-f", sample.to_str().unwrap()]);
+    kubectl_ok(&["-n", n, "wait", "--for=condition=Ready", "podmanager/my-pod-manager", "--timeout=90s"]);
+
+    let table = kubectl_ok(&["-n", n, "get", "podmanager"]);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "PHASE", "READY", "CURRENT", "REPLICAS", "AGE"]);
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(&row[..5], ["my-pod-manager", "Running", "3", "3", "3"]);
+    let described = kubectl_ok(&["-n", n, "describe", "podmanager", "my-pod-manager"]);
+    assert!(described.contains("Ready Replicas:") && described.contains("Created"), "{described}");
+
+    let pods = kubectl_ok(&["-n", n, "get", "pods", "-l", "app=my-app", "-o", "name"]);
+    assert_eq!(
+        pods.lines().collect::<Vec<_>>(),
+        ["pod/my-pod-manager-0", "pod/my-pod-manager-1", "pod/my-pod-manager-2"]
+    );
+    let pod: Pod = Api::namespaced(client.clone(), n).get("my-pod-manager-0").await.unwrap();
+    let labels = pod.labels();
+    assert_eq!(labels["podmanager"], "my-pod-manager");
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "webapp-operator");
+    assert!(!labels["podmanager-uid"].is_empty());
+    let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!((owner.kind.as_str(), owner.controller), ("PodManager", Some(true)));
+    assert_eq!(pod.spec.unwrap().containers[0].image.as_deref(), Some("nginx:latest"));
+
+    // `kubectl delete` waits for the finalizer, which waits for the Pods.
+    kubectl_ok(&["-n", n, "delete", "podmanager", "my-pod-manager", "--timeout=60s"]);
+    let left = kubectl_ok(&["-n", n, "get", "pods", "-l", "app=my-app", "-o", "name"]);
+    assert_eq!(left, "", "Pods left after deletion");
+    let reasons: Vec<String> = events(&client, n).await.into_iter().filter_map(|e| e.reason).collect();
+    assert!(reasons.iter().any(|r| r == "Deleted"), "{reasons:?}");
+}
+
+/// Scale up creates the missing ordinals; scale down removes the highest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_keeps_ordinals_and_removes_the_highest_first() {
+    let (client, ns, _operator) = setup("pmscale").await;
+    let api = create(&client, &ns.name, "pm", json!({"image": "nginx:1.20", "replicas": 2})).await;
+    wait_for(&api, "pm", "2 Running Pods", running(1, 2)).await;
+    assert_eq!(pod_names(&client, &ns.name, "pm").await, names("pm", 0..2));
+
+    kubectl_ok(&["-n", &ns.name, "scale", "podmanager/pm", "--replicas=5"]);
+    wait_for(&api, "pm", "5 Running Pods", running(2, 5)).await;
+    assert_eq!(pod_names(&client, &ns.name, "pm").await, names("pm", 0..5));
+
+    // Record the order in which Pods start terminating.
+    let order = Arc::new(Mutex::new(Vec::<String>::new()));
+    let recorder = {
+        let (pods, order) = (Api::<Pod>::namespaced(client.clone(), &ns.name), order.clone());
+        tokio::spawn(async move {
+            let mut stream = watcher(pods, watcher::Config::default()).boxed();
+            while let Some(Ok(event)) = stream.next().await {
+                if let watcher::Event::Apply(pod) = event
+                    && pod.metadata.deletion_timestamp.is_some()
+                {
+                    let mut order = order.lock().unwrap();
+                    if !order.contains(&pod.name_any()) {
+                        order.push(pod.name_any());
+                    }
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    kubectl_ok(&["-n", &ns.name, "scale", "podmanager/pm", "--replicas=2"]);
+    wait_for(&api, "pm", "2 Running Pods", running(3, 2)).await;
+    recorder.abort();
+    assert_eq!(pod_names(&client, &ns.name, "pm").await, names("pm", 0..2));
+    assert_eq!(*order.lock().unwrap(), ["pm-4", "pm-3", "pm-2"]);
+
+    let created: Vec<String> = events(&client, &ns.name)
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Created"))
+        .filter_map(|e| e.related?.name)
+        .collect();
+    for i in 0..5 {
+        assert!(created.contains(&format!("pm-{i}")), "no Created event about pm-{i}: {created:?}");
+    }
+}
+
+/// A Pod deleted by hand comes back under the same name; one that Failed is replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_and_failed_pods_are_replaced_under_the_same_name() {
+    let (client, ns, _operator) = setup("pmreplace").await;
+    let api = create(&client, &ns.name, "pm", json!({"image": "nginx:1.20", "replicas": 2})).await;
+    wait_for(&api, "pm", "Running", running(1, 2)).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+
+    let old = pods.get("pm-1").await.unwrap().uid().unwrap();
+    pods.delete("pm-1", &DeleteParams::default()).await.unwrap();
+    let back = eventually(Duration::from_secs(30), || async {
+        let pod = pods.get_opt("pm-1").await.ok()??;
+        (pod.uid() != Some(old.clone()) && ready(&pod)).then_some(())
+    })
+    .await;
+    assert!(back.is_some(), "pm-1 did not come back");
+
+    // kwok's test Stage (hack/cluster/stages/pod-failed.yaml) ends a labelled Pod as Failed.
+    let old = pods.get("pm-0").await.unwrap().uid().unwrap();
+    let fail = json!({"metadata": {"labels": {"webapp-operator.test/fail": "Failed"}}});
+    pods.patch("pm-0", &PatchParams::default(), &Patch::Merge(&fail)).await.unwrap();
+    let replaced = eventually(Duration::from_secs(30), || async {
+        let pod = pods.get_opt("pm-0").await.ok()??;
+        (pod.uid() != Some(old.clone()) && ready(&pod)).then_some(pod)
+    })
+    .await
+    .expect("the Failed pm-0 was not replaced");
+    assert!(!replaced.labels().contains_key("webapp-operator.test/fail"));
+    wait_for(&api, "pm", "Running again", running(1, 2)).await;
+    let deleted: Vec<String> = events(&client, &ns.name)
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Deleted"))
+        .filter_map(|e| e.note)
+        .collect();
+    assert!(deleted.iter().any(|n| n.contains("pm-0") && n.contains("ended")), "{deleted:?}");
+}
+
+/// A new image replaces the Pods one at a time, highest ordinal first, never with more
+/// than one Pod down (asserted on every Pod event seen).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_change_rolls_one_pod_at_a_time() {
+    let (client, ns, _operator) = setup("pmroll").await;
+    let api = create(&client, &ns.name, "pm", json!({"image": "nginx:1.20", "replicas": 3})).await;
+    wait_for(&api, "pm", "Running", running(1, 3)).await;
+
+    #[derive(Default)]
+    struct Seen {
+        pods: BTreeMap<String, Pod>,
+        listed: bool,
+        max_down: usize,
+        replaced: Vec<String>,
+    }
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let recorder = {
+        let (pods, seen) = (Api::<Pod>::namespaced(client.clone(), &ns.name), seen.clone());
+        tokio::spawn(async move {
+            let mut stream = watcher(pods, watcher::Config::default().labels("podmanager=pm")).boxed();
+            while let Some(Ok(event)) = stream.next().await {
+                let mut seen = seen.lock().unwrap();
+                match event {
+                    watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
+                        if pod.metadata.deletion_timestamp.is_some() && !seen.replaced.contains(&pod.name_any()) {
+                            seen.replaced.push(pod.name_any());
+                        }
+                        seen.pods.insert(pod.name_any(), pod);
+                    }
+                    watcher::Event::Delete(pod) => {
+                        seen.pods.remove(&pod.name_any());
+                    }
+                    watcher::Event::InitDone => seen.listed = true,
+                    watcher::Event::Init => continue,
+                }
+                // Count only once the initial list is complete.
+                if !seen.listed {
+                    continue;
+                }
+                let up = seen.pods.values().filter(|p| p.metadata.deletion_timestamp.is_none() && ready(p)).count();
+                seen.max_down = seen.max_down.max(3usize.saturating_sub(up));
+            }
+        })
+    };
+    eventually(Duration::from_secs(10), || async { seen.lock().unwrap().listed.then_some(()) })
+        .await
+        .expect("no pod list");
+    assert_eq!(seen.lock().unwrap().max_down, 0, "all Pods Ready before the update");
+    api.patch("pm", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"image": "nginx:1.21"}}))).await.unwrap();
+    let done = wait_for(&api, "pm", "Running on the new image", running(2, 3)).await;
+    assert_eq!(done.status.unwrap().updated_replicas, 3);
+    recorder.abort();
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    for i in 0..3 {
+        let pod = pods.get(&format!("pm-{i}")).await.unwrap();
+        assert_eq!(pod.spec.unwrap().containers[0].image.as_deref(), Some("nginx:1.21"));
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.replaced, ["pm-2", "pm-1", "pm-0"], "replacement order");
+    assert_eq!(seen.max_down, 1, "at most one Pod down at any time");
+}
+
+/// A Pod of the same name that the PodManager does not own is never touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_it_does_not_own_is_left_alone() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "pmnotowned").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let theirs: Pod = serde_json::from_value(json!({"metadata": {"name": "pm-1", "labels": {"team": "other"}},
+        "spec": {"containers": [{"name": "c", "image": "httpd:2"}]}}))
+    .unwrap();
+    pods.create(&PostParams::default(), &theirs).await.unwrap();
+
+    let _operator = Operator::start_with(&ns.name, vec![ControllerKind::Podmanager]).await;
+    let api = create(&client, &ns.name, "pm", json!({"image": "nginx:1.20", "replicas": 2})).await;
+    let failed = wait_for(&api, "pm", "Failed/NotOwned", |pm| {
+        pm.status.as_ref().is_some_and(|s| s.phase == Some(Phase::Failed))
+    })
+    .await;
+    let status = failed.status.unwrap();
+    assert!(
+        status.conditions.iter().any(|c| c.type_ == "Degraded" && c.status == "True" && c.reason == "NotOwned"),
+        "{status:#?}"
+    );
+    let after = pods.get("pm-1").await.unwrap();
+    let managers: Vec<String> =
+        after.metadata.managed_fields.iter().flatten().filter_map(|f| f.manager.clone()).collect();
+    assert!(!managers.iter().any(|m| m == "webapp-operator"), "their Pod was written by us: {managers:?}");
+    assert!(after.metadata.owner_references.is_none());
+    let warnings: Vec<String> = events(&client, &ns.name)
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Failed"))
+        .filter_map(|e| e.note)
+        .collect();
+    assert!(warnings.iter().any(|n| n.contains("NotOwned")), "{warnings:?}");
+
+    pods.delete("pm-1", &DeleteParams::default()).await.unwrap();
+    wait_for(&api, "pm", "Running after the conflict is gone", running(1, 2)).await;
+}
+
+/// A converged PodManager costs no writes; the seed's metric counts the reconciles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_op_reconcile_makes_zero_writes_and_is_counted() {
+    let (client, ns, operator) = setup("pmnowrite").await;
+    let api =
+        create(&client, &ns.name, "pm", json!({"image": "nginx:1.20", "replicas": 2, "podLabels": {"a": "b"}})).await;
+    wait_for(&api, "pm", "Running", running(1, 2)).await;
+    // Let the last events and status writes of convergence land.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let reconciles = "podmanager_reconcile_total{result=\"success\"}";
+    let (writes_before, reconciles_before) = (operator.writes().await, operator.metric(reconciles).await);
+    assert!(reconciles_before >= 1.0, "podmanager_reconcile_total is exported");
+    operator.resync(&api, "pm", reconciles, 3).await;
+    assert_eq!(operator.writes().await, writes_before, "a converged PodManager was written to");
+    let shared =
+        operator.metric("controller_runtime_reconcile_total{controller=\"podmanager\",result=\"success\"}").await;
+    assert!(shared >= reconciles_before + 3.0, "the shared metric counts the same reconciles");
+}
+
+/// Bad input is refused by the API server before the operator sees it.
+#[tokio::test]
+async fn bad_specs_are_rejected_at_admission() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "pmadmit").await;
+    let reject = |version: &'static str, spec: serde_json::Value| {
+        let (client, ns) = (client.clone(), ns.name.clone());
+        async move {
+            let resource = ApiResource {
+                group: "apps.mycompany.com".into(),
+                version: version.into(),
+                api_version: format!("apps.mycompany.com/{version}"),
+                kind: "PodManager".into(),
+                plural: "podmanagers".into(),
+            };
+            let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &resource);
+            let object: DynamicObject = serde_json::from_value(json!({"apiVersion": resource.api_version,
+                "kind": "PodManager", "metadata": {"name": "bad"}, "spec": spec}))
+            .unwrap();
+            match api.create(&PostParams::default(), &object).await {
+                Err(kube::Error::Api(status)) if status.code == 422 => status.message,
+                other => panic!("{version} {spec} not rejected with 422: {other:?}"),
+            }
+        }
+    };
+    assert!(reject("v1", json!({"image": "nginx", "replicas": 0})).await.contains("spec.replicas"));
+    assert!(
+        reject("v1", json!({"image": "nginx", "replicas": -3})).await.contains("should be greater than or equal to 1")
+    );
+    assert!(reject("v1", json!({"replicas": 2})).await.contains("spec.image: Required value"));
+    let empty = reject("v2", json!({"replicas": 1, "template": {"spec": {"containers": []}}})).await;
+    assert!(empty.contains("spec.template.spec.containers"), "{empty}");
+}

@@ -1,0 +1,241 @@
+//! The WebApp operator among other writers, on the real local control plane: fields
+//! other field managers own are theirs (no apply war with `kubectl set env` or a
+//! sidecar injector); a child swapped for another object of the same name is neither
+//! overwritten nor deleted (the API server's answers that the kit relies on); a 403
+//! clears by itself once RBAC is fixed.
+
+// Test helpers panic on purpose: a failed call is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::{Api, ResourceExt};
+use reconcile_kit::apply::is_uid_refusal;
+use serde_json::{Value, json};
+use webapp_api::{Phase, WebApp};
+use webapp_operator::controllers::ControllerKind;
+
+/// The PATCH requests the operator has sent (status, applies, event series).
+async fn patches(operator: &Operator) -> f64 {
+    operator.metric("kube_client_requests_total{method=\"PATCH\"}").await
+}
+
+/// Forces one reconcile of WebApp `web` (a metadata-only change) and waits until the
+/// operator has finished it.
+async fn resync(operator: &Operator, api: &Api<WebApp>, mark: &str) {
+    let reconciles = || operator.metric("controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"}");
+    let before = reconciles().await;
+    let patch = json!({"metadata": {"annotations": {"test/resync": mark}}});
+    api.patch("web", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    eventually(Duration::from_secs(20), || async { (reconciles().await > before).then_some(()) })
+        .await
+        .expect("the forced resync was never reconciled");
+}
+
+/// The `fieldsV1` of field manager `manager` on `deployment`, as JSON text.
+fn fields_of(deployment: &Deployment, manager: &str) -> String {
+    let entries = deployment.metadata.managed_fields.iter().flatten().filter(|f| f.manager.as_deref() == Some(manager));
+    entries.map(|f| serde_json::to_string(&f.fields_v1).unwrap()).collect::<Vec<_>>().join("\n")
+}
+
+/// Asserts what the operator still owns on Deployment `web`: its container's image and
+/// its env var, and not `other_field` (a field another manager added).
+fn assert_ours(deployment: &Deployment, other_field: &str) {
+    let ours = fields_of(deployment, "webapp-operator");
+    for field in [r#"k:{\"name\":\"app\"}"#, "f:image", r#"k:{\"name\":\"ENV\"}"#] {
+        assert!(ours.contains(field), "the operator no longer owns {field}: {ours}");
+    }
+    assert!(!ours.contains(other_field), "the operator took {other_field}: {ours}");
+}
+
+/// Waits until the rollout of Deployment `web` that another manager's change started
+/// is over and the WebApp is Running again, then proves the operator is at rest: forced
+/// resyncs are reconciled and send no PATCH at all (no apply, no status, no event).
+async fn settles(operator: &Operator, deployments: &Api<Deployment>, api: &Api<WebApp>) {
+    eventually(Duration::from_secs(60), || async {
+        let deployment = deployments.get("web").await.ok()?;
+        let status = deployment.status?;
+        let done = status.observed_generation == deployment.metadata.generation
+            && status.updated_replicas == Some(1)
+            && status.ready_replicas == Some(1)
+            && status.replicas == Some(1);
+        done.then_some(())
+    })
+    .await
+    .expect("the rollout of the changed Deployment never finished");
+    wait_for(api, "web", "Running again", running_at(1)).await;
+    // The first resync is reconciled from the final state of the rollout, so whatever
+    // the operator still had to say about it is said before the count starts.
+    resync(operator, api, "1").await;
+    let before = patches(operator).await;
+    resync(operator, api, "2").await;
+    resync(operator, api, "3").await;
+    assert_eq!(patches(operator).await, before, "the operator keeps writing to a converged WebApp");
+}
+
+/// `kubectl set env` adds an env var the WebApp does not have: it is kubectl's, not drift.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_set_env_is_not_fought() {
+    let (client, ns, operator) = setup("setenv").await;
+    let api =
+        create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1, "env": {"ENV": "prod"}})).await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    kubectl_ok(&["-n", &ns.name, "set", "env", "deployment/web", "FOO=1"]);
+    settles(&operator, &deployments, &api).await;
+
+    let deployment = deployments.get("web").await.unwrap();
+    let container = &deployment.spec.clone().unwrap().template.spec.unwrap().containers[0];
+    let env: Vec<(String, Option<String>)> =
+        container.env.iter().flatten().map(|e| (e.name.clone(), e.value.clone())).collect();
+    assert_eq!(
+        env,
+        [("ENV".to_owned(), Some("prod".to_owned())), ("FOO".to_owned(), Some("1".to_owned()))],
+        "both env vars stay"
+    );
+    assert_ours(&deployment, r#"k:{\"name\":\"FOO\"}"#);
+}
+
+/// Another field manager's server-side apply adds a sidecar container: it stays, and
+/// the operator neither removes it nor re-applies on every reconcile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_added_by_another_manager_is_not_fought() {
+    let (client, ns, operator) = setup("sidecar").await;
+    let api =
+        create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1, "env": {"ENV": "prod"}})).await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let sidecar: Value = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"template": {"spec": {"containers": [{"name": "proxy", "image": "envoyproxy/envoy:v1.31"}]}}}});
+    deployments.patch("web", &PatchParams::apply("sidecar-injector"), &Patch::Apply(&sidecar)).await.unwrap();
+    settles(&operator, &deployments, &api).await;
+
+    let deployment = deployments.get("web").await.unwrap();
+    let containers = deployment.spec.clone().unwrap().template.spec.unwrap().containers;
+    let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["app", "proxy"], "the sidecar stays next to our container");
+    assert_ours(&deployment, r#"k:{\"name\":\"proxy\"}"#);
+    assert!(fields_of(&deployment, "sidecar-injector").contains(r#"k:{\"name\":\"proxy\"}"#));
+}
+
+/// What `reconcile_kit::apply` relies on for its uid preconditions, checked on the real
+/// API server: a server-side apply or a delete carrying the uid of an object that was
+/// deleted and re-created under the same name (or that is gone) is refused, and the
+/// new object is left as it was.
+#[tokio::test]
+async fn writes_carrying_the_uid_of_a_replaced_object_are_refused() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "uid").await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
+    let object = |value: &str| -> ConfigMap {
+        serde_json::from_value(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web"}, "data": {"a": value}}),
+        )
+        .unwrap()
+    };
+    let checked = api.create(&PostParams::default(), &object("ours")).await.unwrap();
+    api.delete("web", &DeleteParams::default()).await.unwrap();
+    let theirs = api.create(&PostParams::default(), &object("theirs")).await.unwrap();
+    assert_ne!(checked.uid(), theirs.uid());
+
+    let refused = |result: Result<(), kube::Error>| match result {
+        Err(kube::Error::Api(status)) => {
+            assert!(is_uid_refusal(&status), "not recognised as a uid refusal: {status:?}");
+            status.code
+        }
+        other => panic!("the write went through: {other:?}"),
+    };
+    let mut apply = object("taken over");
+    apply.metadata.uid = checked.uid();
+    let params = PatchParams::apply("webapp-operator").force();
+    assert_eq!(
+        refused(api.patch("web", &params, &Patch::Apply(&apply)).await.map(|_| ())),
+        422,
+        "apply to a replaced object"
+    );
+    let stale = DeleteParams {
+        preconditions: Some(Preconditions { uid: checked.uid(), resource_version: None }),
+        ..DeleteParams::default()
+    };
+    assert_eq!(refused(api.delete("web", &stale).await.map(|_| ())), 409, "delete of a replaced object");
+    let after = api.get("web").await.unwrap();
+    assert_eq!((after.uid(), after.data.unwrap()["a"].as_str()), (theirs.uid(), "theirs"), "their object is untouched");
+
+    // Gone altogether: an apply carrying a uid does not create a new object either.
+    api.delete("web", &DeleteParams::default()).await.unwrap();
+    assert_eq!(
+        refused(api.patch("web", &params, &Patch::Apply(&apply)).await.map(|_| ())),
+        409,
+        "apply to a deleted object"
+    );
+    assert!(api.get_opt("web").await.unwrap().is_none());
+}
+
+/// The operator's rules (config/rbac/role.yaml) as a Role in one namespace, with
+/// `deployments` read-only unless `deployments_writable`.
+fn operator_role(deployments_writable: bool) -> Role {
+    let writable = json!(["get", "list", "watch", "create", "patch", "delete"]);
+    let deployment_verbs = if deployments_writable { writable.clone() } else { json!(["get", "list", "watch"]) };
+    serde_json::from_value(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "operator"}, "rules": [
+        {"apiGroups": ["apps.example.com"], "resources": ["webapps"], "verbs": ["get", "list", "watch", "patch"]},
+        {"apiGroups": ["apps.example.com"], "resources": ["webapps/status"], "verbs": ["patch"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": deployment_verbs},
+        {"apiGroups": [""], "resources": ["services"], "verbs": writable},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": writable},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}]}))
+    .unwrap()
+}
+
+/// A 403 is not a spec problem: the WebApp shows it (Failed, Forbidden) and comes back
+/// by itself once RBAC allows the request, without any change to the WebApp. (Nothing
+/// the operator watches changes when a Role does: only the re-check can notice.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_child_recovers_once_rbac_is_fixed() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "forbidden").await;
+    let user = format!("webapp-operator-{}", ns.name);
+    let apply = PatchParams::apply("webapp-operator-tests").force();
+    let roles: Api<Role> = Api::namespaced(client.clone(), &ns.name);
+    roles.patch("operator", &apply, &Patch::Apply(&operator_role(false))).await.unwrap();
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), &ns.name);
+    let binding: RoleBinding =
+        serde_json::from_value(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "operator"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "operator"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]}))
+        .unwrap();
+    bindings.patch("operator", &apply, &Patch::Apply(&binding)).await.unwrap();
+
+    let mut kube_config = kube_config().await;
+    kube_config.auth_info.impersonate = Some(user);
+    let operator = Operator::start_as(Operator::config(&ns.name, vec![ControllerKind::Webapp]), kube_config).await;
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    let failed = wait_for(&api, "web", "Failed/Forbidden", |w| phase(w) == Some(Phase::Failed)).await;
+    let status = failed.status.unwrap();
+    assert!(
+        status.conditions.iter().any(|c| c.type_ == "Degraded" && c.status == "True" && c.reason == "Forbidden"),
+        "{status:#?}"
+    );
+    // The operator looks again by itself, with no event to wake it up.
+    let forbidden =
+        || operator.metric("controller_runtime_reconcile_errors_total{controller=\"webapp\",reason=\"Forbidden\"}");
+    let seen = forbidden().await;
+    eventually(Duration::from_secs(30), || async { (forbidden().await > seen).then_some(()) })
+        .await
+        .expect("a forbidden WebApp is never looked at again");
+
+    roles.patch("operator", &apply, &Patch::Apply(&operator_role(true))).await.unwrap();
+    let recovered = wait_for(&api, "web", "Running after the RBAC fix", running_at(1)).await;
+    assert_eq!(recovered.metadata.generation, Some(1), "the WebApp itself was not touched");
+}
