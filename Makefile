@@ -5,7 +5,7 @@ CLUSTER := hack/cluster
 IMG ?= webapp-operator:dev
 CONTAINER_TOOL ?= docker
 
-.PHONY: help manifests generate build docker-build docker-push run install uninstall deploy undeploy test lint unit cluster-up cluster-down bench
+.PHONY: help manifests generate build docker-build docker-push run install uninstall deploy undeploy test lint unit cluster-up cluster-down bench bench-scale
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -49,5 +49,8 @@ cluster-up: ## Build (first time) and start the local control plane; prints the 
 cluster-down: ## Stop and delete the local control plane.
 	$(CLUSTER)/down
 
-bench: ## Benchmark convergence, writes, memory and restart (N=50 WebApps).
+bench: ## Operator vs the control plane's floor at one size (N=50 WebApps): time, CPU, memory, writes, restart, latency.
 	bench/converge $(N)
+
+bench-scale: ## The growth curve over N = 100, 300, 1000, 3000 (or SIZES="..."): table and docs/benchmarks-growth.svg.
+	bench/scale $(SIZES)

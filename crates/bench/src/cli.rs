@@ -1,0 +1,138 @@
+//! The command line: `webapp-bench run` (one size) and `webapp-bench growth` (table and
+//! plot over the sizes run).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use kube::Client;
+
+use crate::error::{Result, io, kube};
+use crate::figures::Figures;
+use crate::measure::{self, Setup};
+use crate::operator::Launch;
+use crate::{cluster, growth};
+
+/// Benchmark of the WebApp operator against the control plane's own floor.
+#[derive(Debug, Parser)]
+#[command(name = "webapp-bench", about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Measure one size on the cluster of $KUBECONFIG (CRDs installed): floor, then operator.
+    Run(RunArgs),
+    /// Print the growth table of a results file and write its plot.
+    Growth {
+        /// The results file written by `run`.
+        #[arg(long)]
+        results: PathBuf,
+        /// Where the SVG plot goes.
+        #[arg(long)]
+        svg: PathBuf,
+    },
+}
+
+/// Flags of `run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// WebApps.
+    #[arg(long, default_value_t = 50)]
+    pub n: usize,
+    /// The operator binary (the release build).
+    #[arg(long, default_value = "target/release/webapp-operator")]
+    pub operator: PathBuf,
+    /// Fake nodes of the cluster (recorded with the figures).
+    #[arg(long, default_value_t = 0)]
+    pub nodes: usize,
+    /// Address of the operator's metrics server.
+    #[arg(long, default_value = "127.0.0.1:18089")]
+    pub metrics_addr: SocketAddr,
+    /// Spec changes timed per latency figure (at most N/2).
+    #[arg(long, default_value_t = 100)]
+    pub samples: usize,
+    /// Bound of every wait, in seconds.
+    #[arg(long, default_value_t = 1200)]
+    pub timeout: u64,
+    /// Append the figures as one JSON line to this file.
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Where the operator's logs go.
+    #[arg(long, default_value = "/tmp")]
+    pub log_dir: PathBuf,
+    /// Extra argument of `webapp-operator run` (repeatable), e.g. `--operator-arg=--concurrency=16`.
+    #[arg(long, allow_hyphen_values = true)]
+    pub operator_arg: Vec<String>,
+}
+
+impl Cli {
+    /// Runs the chosen subcommand.
+    pub async fn execute(self) -> Result<()> {
+        match self.command {
+            Command::Run(args) => run(args).await,
+            Command::Growth { results, svg } => {
+                let jsonl = std::fs::read_to_string(&results).map_err(io(format!("read {}", results.display())))?;
+                let sizes = growth::read(&jsonl)?;
+                std::fs::write(&svg, growth::svg(&sizes)).map_err(io(format!("write {}", svg.display())))?;
+                print!("{}", growth::table(&sizes));
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> Result<()> {
+    let client = Client::try_default().await.map_err(kube("connect to the cluster of $KUBECONFIG"))?;
+    let limit = Duration::from_secs(args.timeout);
+    let tag = format!("{}-{}", args.n, std::process::id());
+    let (floor_ns, operator_ns) = (format!("bench-floor-{tag}"), format!("bench-operator-{tag}"));
+    let load_start = cluster::load();
+    let when = utc_now();
+
+    eprintln!("floor: {} Deployments + Services in {floor_ns}", args.n);
+    let floor = measure::floor(&client, &floor_ns, args.n, limit).await;
+    cluster::delete_namespace(&client, &floor_ns, limit).await?;
+    let floor_seconds = floor?.as_secs_f64();
+
+    eprintln!("operator: {} WebApps in {operator_ns}", args.n);
+    let launch = Launch {
+        binary: args.operator.clone(),
+        namespace: operator_ns.clone(),
+        metrics: args.metrics_addr,
+        log: crate::operator::log_path(&args.log_dir, &operator_ns),
+        args: args.operator_arg.clone(),
+    };
+    let setup = Setup { client: &client, launch: &launch, n: args.n, samples: args.samples, limit };
+    let operator = measure::operator(&setup).await;
+    cluster::delete_namespace(&client, &operator_ns, limit).await?;
+    let operator = operator?;
+
+    let figures =
+        Figures { n: args.n, nodes: args.nodes, load_start, load_end: cluster::load(), when, floor_seconds, operator };
+    print!("{}", figures.render());
+    if let Some(path) = &args.results {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io(format!("open {}", path.display())))?;
+        writeln!(file, "{}", serde_json::to_string(&figures)?).map_err(io(format!("write {}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// The time now, as `date -u` would print it, without a time crate for one line.
+fn utc_now() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}

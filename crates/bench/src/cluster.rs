@@ -1,0 +1,125 @@
+//! The bench's own requests: namespaces, creating objects with a fixed number of
+//! requests in flight, counting the operator's Event writes, clearing a namespace.
+
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use reconcile_kit::MANAGER;
+use serde_json::json;
+use tokio::time::Instant;
+use webapp_api::WebApp;
+
+use crate::error::{BenchError, Result, kube};
+
+/// Requests the bench keeps in flight when it creates or patches many objects.
+pub const IN_FLIGHT: usize = 16;
+
+/// Creates namespace `name`.
+pub async fn create_namespace(client: &Client, name: &str) -> Result<()> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let mut namespace = Namespace::default();
+    namespace.metadata.name = Some(name.to_owned());
+    api.create(&PostParams::default(), &namespace).await.map_err(kube(format!("create namespace {name}")))?;
+    Ok(())
+}
+
+/// Deletes namespace `name` and waits until it is gone, so that the next contender or
+/// size starts on a cluster that is not busy deleting. WebApps lose their finalizers
+/// first: the operator that would release them is stopped by then.
+pub async fn delete_namespace(client: &Client, name: &str, limit: Duration) -> Result<()> {
+    let webapps: Api<WebApp> = Api::namespaced(client.clone(), name);
+    let names: Vec<String> = webapps
+        .list_metadata(&ListParams::default())
+        .await
+        .map_err(kube(format!("list WebApps in {name}")))?
+        .items
+        .iter()
+        .filter(|w| !w.finalizers().is_empty())
+        .map(ResourceExt::name_any)
+        .collect();
+    let release = json!({"metadata": {"finalizers": null}});
+    stream::iter(names)
+        .map(|webapp| {
+            let (webapps, release) = (&webapps, &release);
+            async move {
+                match webapps.patch(&webapp, &PatchParams::default(), &Patch::Merge(release)).await {
+                    Ok(_) | Err(::kube::Error::Api(_)) => Ok(()),
+                    Err(e) => Err(BenchError::Kube(format!("release WebApp {webapp}"), e)),
+                }
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect::<()>()
+        .await?;
+    let api: Api<Namespace> = Api::all(client.clone());
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) | Err(::kube::Error::Api(_)) => {}
+        Err(e) => return Err(BenchError::Kube(format!("delete namespace {name}"), e)),
+    }
+    let start = Instant::now();
+    while api.get_opt(name).await.map_err(kube(format!("get namespace {name}")))?.is_some() {
+        if start.elapsed() > limit {
+            return Err(BenchError::Timeout(limit, format!("namespace {name} to go")));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(())
+}
+
+/// Event writes the operator made in `namespace`: one create per Event, one patch per
+/// repetition of its series (kube's recorder counts occurrences in `series.count`).
+pub async fn event_writes(client: &Client, namespace: &str) -> Result<u64> {
+    let api: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let events = api.list(&ListParams::default()).await.map_err(kube(format!("list Events in {namespace}")))?;
+    Ok(events
+        .items
+        .iter()
+        .filter(|e| e.reporting_controller.as_deref() == Some(MANAGER))
+        .map(|e| e.series.as_ref().map_or(1, |s| s.count.max(1) as u64))
+        .sum())
+}
+
+/// Creates every WebApp of `webapps`, [`IN_FLIGHT`] at a time.
+pub async fn create_webapps(api: &Api<WebApp>, webapps: Vec<WebApp>) -> Result<()> {
+    stream::iter(webapps)
+        .map(|webapp| async move {
+            api.create(&PostParams::default(), &webapp)
+                .await
+                .map_err(kube(format!("create WebApp {}", webapp.name_any())))
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .try_for_each(|_| async { Ok(()) })
+        .await
+}
+
+/// Puts annotation `key=value` on every WebApp of `names` (a metadata-only change: one
+/// reconcile each, nothing to do), [`IN_FLIGHT`] at a time.
+pub async fn annotate(api: &Api<WebApp>, names: &[String], key: &str, value: &str) -> Result<()> {
+    let patch = json!({"metadata": {"annotations": {key: value}}});
+    // Owned names: futures borrowing the items would not be `Send` for every lifetime,
+    // which `tokio::spawn` of a resync wave needs.
+    stream::iter(names.to_vec())
+        .map(|name| {
+            let patch = &patch;
+            async move {
+                let name = name.as_str();
+                api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+                    .await
+                    .map_err(kube(format!("annotate WebApp {name}")))
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .try_for_each(|_| async { Ok(()) })
+        .await
+}
+
+/// The 1-, 5- and 15-minute load averages, as `uptime` prints them.
+pub fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}

@@ -1,0 +1,288 @@
+//! The figures of one size, as measured, and their targets from issue 12. Printed next
+//! to each other; never asserted.
+
+use serde::{Deserialize, Serialize};
+
+use crate::operator::Metrics;
+
+/// API traffic of the operator over a stretch of a run, Event writes apart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Writes (POST, PUT, PATCH, DELETE), Event writes not included.
+    pub writes: u64,
+    /// Event writes (creates and series patches), from the Events listed.
+    pub event_writes: u64,
+    /// All requests (watches and lists included), Event writes not included.
+    pub requests: u64,
+    /// Successful WebApp reconciles.
+    pub reconciles: u64,
+    /// Writes per WebApp.
+    pub writes_per_webapp: f64,
+    /// Requests per WebApp.
+    pub requests_per_webapp: f64,
+}
+
+impl Counts {
+    /// The traffic from `before` to `after`, of which `event_writes` were Event writes,
+    /// for `n` WebApps.
+    pub fn between(before: &Metrics, after: &Metrics, event_writes: u64, n: usize) -> Self {
+        let writes = (after.writes() - before.writes().min(after.writes())).saturating_sub(event_writes);
+        let requests = (after.requests() - before.requests().min(after.requests())).saturating_sub(event_writes);
+        let n = n.max(1) as f64;
+        Counts {
+            writes,
+            event_writes,
+            requests,
+            reconciles: after.reconciles().saturating_sub(before.reconciles()),
+            writes_per_webapp: writes as f64 / n,
+            requests_per_webapp: requests as f64 / n,
+        }
+    }
+}
+
+/// Spec-change latencies, in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Changes timed.
+    pub samples: usize,
+    /// Median.
+    pub p50_ms: f64,
+    /// 99th percentile (the largest but one per hundred).
+    pub p99_ms: f64,
+    /// Largest.
+    pub max_ms: f64,
+    /// Resync waves of the other WebApps made meanwhile (0 when idle).
+    pub resync_waves: u64,
+}
+
+impl Latency {
+    /// Percentiles of `millis` (nearest rank).
+    pub fn of(mut millis: Vec<f64>) -> Self {
+        millis.sort_by(f64::total_cmp);
+        let rank = |p: f64| {
+            if millis.is_empty() {
+                return 0.0;
+            }
+            let index = ((p * millis.len() as f64).ceil() as usize).clamp(1, millis.len()) - 1;
+            millis[index]
+        };
+        Latency {
+            samples: millis.len(),
+            p50_ms: rank(0.50),
+            p99_ms: rank(0.99),
+            max_ms: millis.last().copied().unwrap_or(0.0),
+            resync_waves: 0,
+        }
+    }
+}
+
+/// A restart with every WebApp converged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Restart {
+    /// From the new process's start until every WebApp was reconciled once.
+    pub seconds: f64,
+    /// Traffic of the new process until then (its watches and lists included).
+    pub counts: Counts,
+}
+
+/// What the operator contender measured.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OperatorFigures {
+    /// From the first WebApp created until all were Running.
+    pub converge_seconds: f64,
+    /// CPU seconds the operator spent converging.
+    pub cpu_seconds: f64,
+    /// CPU seconds of the first process over the whole run.
+    pub cpu_seconds_total: f64,
+    /// Resident set just after start, with nothing to do.
+    pub idle_rss_kib: u64,
+    /// Peak resident set of the first process over the whole run.
+    pub peak_rss_kib: u64,
+    /// Traffic from creation until the writes stopped.
+    pub converge: Counts,
+    /// Traffic of a forced resync of the converged set.
+    pub resync: Counts,
+    /// Duration of that resync.
+    pub resync_seconds: f64,
+    /// The restart.
+    pub restart: Restart,
+    /// Spec-change latency with the operator otherwise idle.
+    pub latency_idle: Latency,
+    /// Spec-change latency while the other WebApps resync.
+    pub latency_resync: Latency,
+}
+
+/// Everything measured at one size.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// WebApps.
+    pub n: usize,
+    /// Fake nodes of the cluster.
+    pub nodes: usize,
+    /// Load averages (1, 5, 15 min) when the size started.
+    pub load_start: String,
+    /// Load averages when it ended.
+    pub load_end: String,
+    /// UTC time the size started (RFC 3339).
+    pub when: String,
+    /// The floor's time from the first request to all Deployments Available.
+    pub floor_seconds: f64,
+    /// The operator's figures.
+    pub operator: OperatorFigures,
+}
+
+impl Figures {
+    /// Operator convergence time over the floor's.
+    pub fn ratio(&self) -> f64 {
+        self.operator.converge_seconds / self.floor_seconds.max(f64::EPSILON)
+    }
+
+    /// Convergence time per WebApp, in milliseconds.
+    pub fn ms_per_webapp(&self) -> f64 {
+        self.operator.converge_seconds * 1000.0 / self.n.max(1) as f64
+    }
+
+    /// Peak RSS in MiB.
+    pub fn peak_rss_mib(&self) -> f64 {
+        self.operator.peak_rss_kib as f64 / 1024.0
+    }
+
+    /// Peak RSS above the idle process, per WebApp, in KiB.
+    pub fn rss_kib_per_webapp(&self) -> f64 {
+        self.operator.peak_rss_kib.saturating_sub(self.operator.idle_rss_kib) as f64 / self.n.max(1) as f64
+    }
+
+    /// The figures and their targets, one row each: figure, value, target, verdict.
+    pub fn rows(&self) -> Vec<[String; 4]> {
+        let o = &self.operator;
+        let verdict = |met: bool| if met { "met" } else { "MISSED" }.to_owned();
+        vec![
+            ["floor: all Deployments Available".into(), format!("{:.1} s", self.floor_seconds), "-".into(), "-".into()],
+            [
+                "operator: all WebApps Running".into(),
+                format!("{:.1} s ({:.1} ms per WebApp)", o.converge_seconds, self.ms_per_webapp()),
+                "-".into(),
+                "-".into(),
+            ],
+            [
+                "convergence operator/floor".into(),
+                format!("{:.2}", self.ratio()),
+                "≤ 1.2 (at N = 1000)".into(),
+                verdict(self.ratio() <= 1.2),
+            ],
+            [
+                "operator CPU to converge".into(),
+                format!("{:.1} s ({:.1} s whole run)", o.cpu_seconds, o.cpu_seconds_total),
+                "-".into(),
+                "-".into(),
+            ],
+            [
+                "peak RSS".into(),
+                format!("{:.1} MiB (idle {:.1} MiB)", self.peak_rss_mib(), o.idle_rss_kib as f64 / 1024.0),
+                "≤ 40 MiB (at N = 1000)".into(),
+                verdict(self.peak_rss_mib() <= 40.0),
+            ],
+            [
+                "RSS per WebApp (above idle)".into(),
+                format!("{:.1} KiB", self.rss_kib_per_webapp()),
+                "-".into(),
+                "-".into(),
+            ],
+            [
+                "writes per WebApp to converge (Events apart)".into(),
+                format!(
+                    "{:.2} ({} writes, + {} Event writes, {} reconciles)",
+                    o.converge.writes_per_webapp, o.converge.writes, o.converge.event_writes, o.converge.reconciles
+                ),
+                "≤ 5".into(),
+                verdict(o.converge.writes_per_webapp <= 5.0),
+            ],
+            [
+                "requests per WebApp to converge (Events apart)".into(),
+                format!("{:.2} ({} requests)", o.converge.requests_per_webapp, o.converge.requests),
+                "-".into(),
+                "-".into(),
+            ],
+            [
+                "forced resync of the converged set".into(),
+                format!(
+                    "{} requests, {} writes, {} reconciles, {:.1} s",
+                    o.resync.requests, o.resync.writes, o.resync.reconciles, o.resync_seconds
+                ),
+                "0 requests".into(),
+                verdict(o.resync.requests == 0),
+            ],
+            [
+                "restart: all re-verified".into(),
+                format!(
+                    "{:.1} s, {} writes, {} requests",
+                    o.restart.seconds, o.restart.counts.writes, o.restart.counts.requests
+                ),
+                "≤ 10 s, 0 writes (at N = 3000)".into(),
+                verdict(o.restart.seconds <= 10.0 && o.restart.counts.writes == 0),
+            ],
+            [
+                "spec change → Deployment, idle".into(),
+                format!(
+                    "p50 {:.0} ms, p99 {:.0} ms ({} changes)",
+                    o.latency_idle.p50_ms, o.latency_idle.p99_ms, o.latency_idle.samples
+                ),
+                "p99 ≤ 100 ms".into(),
+                verdict(o.latency_idle.p99_ms <= 100.0),
+            ],
+            [
+                "spec change → Deployment, during resync".into(),
+                format!(
+                    "p50 {:.0} ms, p99 {:.0} ms ({} changes, {} waves)",
+                    o.latency_resync.p50_ms,
+                    o.latency_resync.p99_ms,
+                    o.latency_resync.samples,
+                    o.latency_resync.resync_waves
+                ),
+                "p99 ≤ 500 ms (resync of 1000)".into(),
+                verdict(o.latency_resync.p99_ms <= 500.0),
+            ],
+        ]
+    }
+
+    /// The rows as a text table.
+    pub fn render(&self) -> String {
+        let rows = self.rows();
+        let width = |c: usize| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0);
+        let (w0, w1, w2) = (width(0), width(1), width(2));
+        let mut out = format!(
+            "N = {} WebApps (1 replica each), {} kwok nodes, load {} → {}\n",
+            self.n, self.nodes, self.load_start, self.load_end
+        );
+        for [figure, value, target, verdict] in rows {
+            out.push_str(&format!("  {figure:<w0$}  {value:<w1$}  {target:<w2$}  {verdict}\n"));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let latency = Latency::of((1..=100).rev().map(f64::from).collect());
+        assert_eq!((latency.samples, latency.p50_ms, latency.p99_ms, latency.max_ms), (100, 50.0, 99.0, 100.0));
+        let one = Latency::of(vec![7.0]);
+        assert_eq!((one.p50_ms, one.p99_ms), (7.0, 7.0));
+        assert_eq!(Latency::of(vec![]).p99_ms, 0.0);
+    }
+
+    #[test]
+    fn counts_leave_event_writes_apart() {
+        let before = Metrics::parse("kube_client_requests_total{method=\"GET\"} 4\n");
+        let after = Metrics::parse(
+            "kube_client_requests_total{method=\"GET\"} 10\nkube_client_requests_total{method=\"POST\"} 30\n\
+             kube_client_requests_total{method=\"PATCH\"} 20\n",
+        );
+        let counts = Counts::between(&before, &after, 15, 10);
+        assert_eq!((counts.writes, counts.requests, counts.event_writes), (35, 41, 15));
+        assert_eq!(counts.writes_per_webapp, 3.5);
+    }
+}

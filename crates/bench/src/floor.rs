@@ -1,0 +1,58 @@
+//! The floor: no operator. The bench creates the Deployments and Services the operator
+//! would create for N WebApps (server-side apply with the operator's field manager, as
+//! the operator sends them), [`IN_FLIGHT`] requests at a time, and waits until every
+//! Deployment is Available: the fastest this control plane turns N WebApps' worth of
+//! children into running pods.
+
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
+use reconcile_kit::MANAGER;
+use tokio::time::Instant;
+
+use crate::cluster::IN_FLIGHT;
+use crate::error::{BenchError, Result, kube};
+use crate::{fixture, wait};
+
+/// One child to create.
+enum Child {
+    Deployment(Box<Deployment>),
+    Service(Box<Service>),
+}
+
+/// Runs the floor for `n` WebApps in `namespace`; returns the time from the first
+/// request until every Deployment was Available.
+pub async fn run(client: &Client, namespace: &str, n: usize, limit: Duration) -> Result<Duration> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let mut children = Vec::with_capacity(2 * n);
+    for i in 0..n {
+        let (deployment, service) = fixture::floor_children(&fixture::webapp(namespace, i)?);
+        children.extend([Child::Deployment(Box::new(deployment)), Child::Service(Box::new(service))]);
+    }
+    let params = PatchParams::apply(MANAGER).force();
+
+    let start = Instant::now();
+    let all_available =
+        tokio::spawn(wait::until_count(deployments.clone(), n, wait::available, limit, "all Deployments Available"));
+    stream::iter(children)
+        .map(|child| {
+            let (deployments, services, params) = (&deployments, &services, &params);
+            async move {
+                match child {
+                    Child::Deployment(d) => deployments.patch(&d.name_any(), params, &Patch::Apply(&d)).await.map(drop),
+                    Child::Service(s) => services.patch(&s.name_any(), params, &Patch::Apply(&s)).await.map(drop),
+                }
+                .map_err(kube("apply a floor child"))
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .try_for_each(|()| async { Ok(()) })
+        .await?;
+    let done = all_available.await.map_err(|e| BenchError::Task(e.to_string()))??;
+    Ok(done - start)
+}

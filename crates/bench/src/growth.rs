@@ -1,0 +1,257 @@
+//! The growth curve over sizes: a Markdown table and an SVG plot (written by hand: four
+//! small line charts need no plotting crate), from the results file of `run`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use crate::error::Result;
+use crate::figures::Figures;
+
+/// The last figures of each size in `jsonl` (one [`Figures`] per line), by N.
+pub fn read(jsonl: &str) -> Result<Vec<Figures>> {
+    let mut by_n = BTreeMap::new();
+    for line in jsonl.lines().filter(|l| !l.trim().is_empty()) {
+        let figures: Figures = serde_json::from_str(line)?;
+        by_n.insert(figures.n, figures);
+    }
+    Ok(by_n.into_values().collect())
+}
+
+/// The growth table, in Markdown.
+pub fn table(sizes: &[Figures]) -> String {
+    let mut out = String::from(
+        "| N | nodes | floor | operator | ratio | ms per WebApp | CPU | peak RSS | KiB per WebApp | writes per WebApp (+ Events) | requests per WebApp | resync: requests / writes | restart: s / writes | spec change p50 / p99 idle | p50 / p99 during resync | load (1, 5, 15 min) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for f in sizes {
+        let o = &f.operator;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.1} s | {:.1} s | {:.2} | {:.1} | {:.1} s | {:.1} MiB | {:.1} | {:.2} (+ {:.2}) | {:.2} | {} / {} | {:.1} s / {} | {:.0} / {:.0} ms | {:.0} / {:.0} ms | {} → {} |",
+            f.n,
+            f.nodes,
+            f.floor_seconds,
+            o.converge_seconds,
+            f.ratio(),
+            f.ms_per_webapp(),
+            o.cpu_seconds,
+            f.peak_rss_mib(),
+            f.rss_kib_per_webapp(),
+            o.converge.writes_per_webapp,
+            o.converge.event_writes as f64 / f.n.max(1) as f64,
+            o.converge.requests_per_webapp,
+            o.resync.requests,
+            o.resync.writes,
+            o.restart.seconds,
+            o.restart.counts.writes,
+            o.latency_idle.p50_ms,
+            o.latency_idle.p99_ms,
+            o.latency_resync.p50_ms,
+            o.latency_resync.p99_ms,
+            f.load_start,
+            f.load_end,
+        );
+    }
+    if let (Some(first), Some(last)) = (sizes.first(), sizes.last())
+        && sizes.len() > 1
+    {
+        let _ = writeln!(
+            out,
+            "\nTime per WebApp from N = {} to N = {}: ×{:.2} (target: flat, within ×1.5).",
+            first.n,
+            last.n,
+            last.ms_per_webapp() / first.ms_per_webapp().max(f64::EPSILON)
+        );
+    }
+    out
+}
+
+/// One line of a chart.
+struct Series {
+    label: &'static str,
+    color: &'static str,
+    points: Vec<(f64, f64)>,
+}
+
+/// One chart: a title, a unit and its lines.
+struct Chart {
+    title: &'static str,
+    series: Vec<Series>,
+}
+
+const PANEL_W: f64 = 420.0;
+const PANEL_H: f64 = 260.0;
+const MARGIN_L: f64 = 56.0;
+const MARGIN_R: f64 = 16.0;
+const MARGIN_T: f64 = 30.0;
+const MARGIN_B: f64 = 40.0;
+
+/// The plot: convergence time (operator and floor), CPU, peak RSS, and requests and
+/// writes per WebApp, each against N on a log axis.
+pub fn svg(sizes: &[Figures]) -> String {
+    let points = |f: fn(&Figures) -> f64| sizes.iter().map(|s| (s.n as f64, f(s))).collect::<Vec<_>>();
+    let charts = [
+        Chart {
+            title: "Time to all Running / Available (s)",
+            series: vec![
+                Series { label: "operator", color: "#d62728", points: points(|f| f.operator.converge_seconds) },
+                Series { label: "floor (no operator)", color: "#1f77b4", points: points(|f| f.floor_seconds) },
+            ],
+        },
+        Chart {
+            title: "Operator CPU to converge (s)",
+            series: vec![Series { label: "CPU seconds", color: "#d62728", points: points(|f| f.operator.cpu_seconds) }],
+        },
+        Chart {
+            title: "Operator peak RSS (MiB)",
+            series: vec![
+                Series { label: "peak RSS", color: "#d62728", points: points(Figures::peak_rss_mib) },
+                Series { label: "target at N = 1000", color: "#999999", points: points(|_| 40.0) },
+            ],
+        },
+        Chart {
+            title: "API requests and writes per WebApp to converge",
+            series: vec![
+                Series {
+                    label: "requests",
+                    color: "#1f77b4",
+                    points: points(|f| f.operator.converge.requests_per_webapp),
+                },
+                Series {
+                    label: "writes (Events apart)",
+                    color: "#d62728",
+                    points: points(|f| f.operator.converge.writes_per_webapp),
+                },
+                Series { label: "target: writes ≤ 5", color: "#999999", points: points(|_| 5.0) },
+            ],
+        },
+    ];
+    let (width, height) = (2.0 * PANEL_W, 2.0 * PANEL_H + 24.0);
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" \
+         font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{}\" y=\"16\" text-anchor=\"middle\" font-size=\"13\">WebApp operator growth, N WebApps (log axis) — made by webapp-bench</text>\n",
+        width / 2.0
+    );
+    for (i, chart) in charts.iter().enumerate() {
+        let (x, y) = ((i % 2) as f64 * PANEL_W, 24.0 + (i / 2) as f64 * PANEL_H);
+        panel(&mut out, chart, x, y);
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+fn panel(out: &mut String, chart: &Chart, x0: f64, y0: f64) {
+    let all: Vec<(f64, f64)> = chart.series.iter().flat_map(|s| s.points.iter().copied()).collect();
+    let (n_min, n_max) = all.iter().fold((f64::MAX, f64::MIN), |(lo, hi), (n, _)| (lo.min(*n), hi.max(*n)));
+    let (lx_min, lx_max) =
+        if n_min < n_max { (n_min.log10(), n_max.log10()) } else { (n_min.log10() - 0.5, n_min.log10() + 0.5) };
+    let y_max = nice(all.iter().map(|(_, v)| *v).fold(0.0, f64::max));
+    let (left, right, top, bottom) = (x0 + MARGIN_L, x0 + PANEL_W - MARGIN_R, y0 + MARGIN_T, y0 + PANEL_H - MARGIN_B);
+    let sx = |n: f64| left + (n.log10() - lx_min) / (lx_max - lx_min) * (right - left);
+    let sy = |v: f64| bottom - v / y_max * (bottom - top);
+    let _ = writeln!(
+        out,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"12\">{}</text>",
+        (left + right) / 2.0,
+        y0 + 18.0,
+        chart.title
+    );
+    let _ = writeln!(
+        out,
+        "<rect x=\"{left}\" y=\"{top}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#444\"/>",
+        right - left,
+        bottom - top
+    );
+    for k in 0..=4 {
+        let v = y_max * f64::from(k) / 4.0;
+        let y = sy(v);
+        let _ = writeln!(out, "<line x1=\"{left}\" y1=\"{y:.1}\" x2=\"{right}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>");
+        let _ =
+            writeln!(out, "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", left - 4.0, y + 4.0, short(v));
+    }
+    let mut ticks: Vec<f64> = all.iter().map(|(n, _)| *n).collect();
+    ticks.sort_by(f64::total_cmp);
+    ticks.dedup();
+    for n in ticks {
+        let x = sx(n);
+        let _ = writeln!(out, "<line x1=\"{x:.1}\" y1=\"{top}\" x2=\"{x:.1}\" y2=\"{bottom}\" stroke=\"#eee\"/>");
+        let _ = writeln!(out, "<text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{n}</text>", bottom + 14.0);
+    }
+    let _ =
+        writeln!(out, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">N</text>", (left + right) / 2.0, bottom + 30.0);
+    for (k, series) in chart.series.iter().enumerate() {
+        let path: Vec<String> = series.points.iter().map(|(n, v)| format!("{:.1},{:.1}", sx(*n), sy(*v))).collect();
+        let dash = if series.color == "#999999" { " stroke-dasharray=\"4 3\"" } else { "" };
+        let _ = writeln!(
+            out,
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{dash}/>",
+            path.join(" "),
+            series.color
+        );
+        for (n, v) in &series.points {
+            if dash.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{}\"/>",
+                    sx(*n),
+                    sy(*v),
+                    series.color
+                );
+            }
+        }
+        let ly = top + 14.0 + 14.0 * k as f64;
+        let _ = writeln!(
+            out,
+            "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"2\"{dash}/>",
+            left + 8.0,
+            ly - 4.0,
+            left + 24.0,
+            ly - 4.0,
+            series.color
+        );
+        let _ = writeln!(out, "<text x=\"{}\" y=\"{ly}\">{}</text>", left + 28.0, series.label);
+    }
+}
+
+/// The smallest 1, 2 or 5 times a power of ten at or above `v` (the chart's top).
+fn nice(v: f64) -> f64 {
+    if v <= 0.0 {
+        return 1.0;
+    }
+    let magnitude = 10f64.powf(v.log10().floor());
+    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).find(|top| *top >= v).unwrap_or(10.0 * magnitude)
+}
+
+fn short(v: f64) -> String {
+    if v >= 10.0 || v == 0.0 { format!("{v:.0}") } else { format!("{v:.1}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_run_of_each_size_is_kept_in_order_of_n() {
+        let line = |n: usize, floor: f64| {
+            serde_json::to_string(&Figures { n, floor_seconds: floor, ..Figures::default() }).unwrap()
+        };
+        let jsonl = [line(300, 1.0), line(100, 2.0), line(300, 3.0)].join("\n");
+        let sizes = read(&jsonl).unwrap();
+        assert_eq!(sizes.iter().map(|f| (f.n, f.floor_seconds)).collect::<Vec<_>>(), [(100, 2.0), (300, 3.0)]);
+    }
+
+    #[test]
+    fn the_plot_is_one_svg_with_a_point_per_size() {
+        let sizes: Vec<Figures> = [100, 1000].into_iter().map(|n| Figures { n, ..Figures::default() }).collect();
+        let svg = svg(&sizes);
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+        assert_eq!(svg.matches("<circle").count(), 2 * 6);
+        assert!(table(&sizes).contains("| 1000 |"));
+    }
+
+    #[test]
+    fn chart_tops_are_round() {
+        assert_eq!((nice(0.0), nice(3.2), nice(40.0), nice(41.0), nice(730.0)), (1.0, 5.0, 50.0, 50.0, 1000.0));
+    }
+}

@@ -1,0 +1,205 @@
+//! The operator contender, figure by figure: convergence of N new WebApps, a forced
+//! resync of the converged set, spec-change latency (idle, then while the others
+//! resync), and a restart.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::json;
+use tokio::time::Instant;
+use webapp_api::WebApp;
+
+use crate::cluster::{self, annotate, event_writes};
+use crate::error::{BenchError, Result, kube};
+use crate::figures::{Counts, Latency, OperatorFigures, Restart};
+use crate::operator::{Launch, Metrics, Operator, scrape};
+use crate::wait::{self, Images};
+use crate::{fixture, floor};
+
+/// Annotation the bench changes to make the operator look at every WebApp again.
+const RESYNC: &str = "bench.example.com/resync";
+
+/// What the operator contender is run with.
+pub struct Setup<'a> {
+    /// The bench's client.
+    pub client: &'a Client,
+    /// How the operator is started (its namespace included).
+    pub launch: &'a Launch,
+    /// WebApps.
+    pub n: usize,
+    /// Spec changes timed per latency figure.
+    pub samples: usize,
+    /// Bound of every wait.
+    pub limit: Duration,
+}
+
+/// Runs the floor in its own namespace and returns its convergence time.
+pub async fn floor(client: &Client, namespace: &str, n: usize, limit: Duration) -> Result<Duration> {
+    cluster::create_namespace(client, namespace).await?;
+    floor::run(client, namespace, n, limit).await
+}
+
+/// Runs the operator contender.
+pub async fn operator(setup: &Setup<'_>) -> Result<OperatorFigures> {
+    let Setup { client, launch, n, limit, .. } = *setup;
+    let namespace = launch.namespace.as_str();
+    cluster::create_namespace(client, namespace).await?;
+    let api: Api<WebApp> = Api::namespaced(client.clone(), namespace);
+    let webapps = (0..n).map(|i| fixture::webapp(namespace, i)).collect::<Result<Vec<_>>>()?;
+    let names: Vec<String> = (0..n).map(fixture::name).collect();
+
+    let operator = Operator::start(launch).await?;
+    let idle = operator.usage()?;
+    let before = operator.metrics().await?;
+
+    // Convergence: from the first create to all Running.
+    let start = Instant::now();
+    let all_running = tokio::spawn(wait::until_count(api.clone(), n, wait::running, limit, "all WebApps Running"));
+    cluster::create_webapps(&api, webapps).await?;
+    let converged = all_running.await.map_err(|e| BenchError::Task(e.to_string()))??;
+    let converge_seconds = (converged - start).as_secs_f64();
+    let at_converge = operator.usage()?;
+    let settled = settle(&operator, limit).await?;
+    let events = event_writes(client, namespace).await?;
+    let converge = Counts::between(&before, &settled, events, n);
+
+    // Forced resync: a metadata-only change on every WebApp, one reconcile each.
+    let start = Instant::now();
+    annotate(&api, &names, RESYNC, "all").await?;
+    let resynced = reconciled(&operator, settled.reconciles() + n as u64, limit).await?;
+    let resync_seconds = start.elapsed().as_secs_f64();
+    let events_after = event_writes(client, namespace).await?;
+    let resync = Counts::between(&settled, &resynced, events_after - events, n);
+
+    // Spec changes: idle, then while the other WebApps resync wave after wave.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let mut images = Images::watch(deployments);
+    let probes = setup.samples.min(n / 2).max(1);
+    let (probe_names, others) = names.split_at(probes);
+    let latency_idle = spec_changes(&api, &mut images, probe_names, "idle", limit).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let waves = tokio::spawn(resync_waves(api.clone(), others.to_vec(), stop.clone(), launch.metrics, limit));
+    let latency_resync = spec_changes(&api, &mut images, probe_names, "resync", limit).await;
+    stop.store(true, Ordering::Relaxed);
+    let waves = waves.await.map_err(|e| BenchError::Task(e.to_string()))??;
+    let mut latency_resync = latency_resync?;
+    latency_resync.resync_waves = waves;
+
+    wait::until_count(api.clone(), n, wait::running, limit, "all WebApps Running again").await?;
+    settle(&operator, limit).await?;
+    let at_end = operator.usage()?;
+    let events_before_restart = event_writes(client, namespace).await?;
+    operator.stop().await?;
+
+    // Restart: a new process, until every WebApp has been reconciled once.
+    let operator = Operator::start(launch).await?;
+    let started = operator.started;
+    let restarted = reconciled(&operator, n as u64, limit).await?;
+    let restart_seconds = started.elapsed().as_secs_f64();
+    let events_restart = event_writes(client, namespace).await? - events_before_restart;
+    let restart = Restart {
+        seconds: restart_seconds,
+        counts: Counts::between(&Metrics::default(), &restarted, events_restart, n),
+    };
+    operator.stop().await?;
+
+    Ok(OperatorFigures {
+        converge_seconds,
+        cpu_seconds: at_converge.cpu_seconds - idle.cpu_seconds,
+        cpu_seconds_total: at_end.cpu_seconds,
+        idle_rss_kib: idle.rss_kib,
+        peak_rss_kib: at_end.peak_rss_kib,
+        converge,
+        resync,
+        resync_seconds,
+        restart,
+        latency_idle,
+        latency_resync,
+    })
+}
+
+/// Waits until the operator's writes stop (unchanged for a second): the status writes
+/// and Events that trail the last `Running`. Returns the metrics then.
+async fn settle(operator: &Operator, limit: Duration) -> Result<Metrics> {
+    let start = Instant::now();
+    let mut last = operator.metrics().await?;
+    let mut quiet = 0;
+    while quiet < 4 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = operator.metrics().await?;
+        quiet = if now.writes() == last.writes() { quiet + 1 } else { 0 };
+        last = now;
+        if start.elapsed() > limit {
+            return Err(BenchError::Timeout(limit, "the operator's writes to stop".into()));
+        }
+    }
+    Ok(last)
+}
+
+/// Waits until the operator has counted `reconciles` successful reconciles.
+async fn reconciled(operator: &Operator, reconciles: u64, limit: Duration) -> Result<Metrics> {
+    let start = Instant::now();
+    loop {
+        let metrics = operator.metrics().await?;
+        if metrics.reconciles() >= reconciles {
+            return Ok(metrics);
+        }
+        if start.elapsed() > limit {
+            return Err(BenchError::Timeout(limit, format!("{reconciles} reconciles")));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Annotates `names` again and again, each wave waiting until the operator has
+/// reconciled as many WebApps as it annotated, until `stop`. Returns the waves made.
+async fn resync_waves(
+    api: Api<WebApp>,
+    names: Vec<String>,
+    stop: Arc<AtomicBool>,
+    metrics: SocketAddr,
+    limit: Duration,
+) -> Result<u64> {
+    let mut waves = 0;
+    while !stop.load(Ordering::Relaxed) && !names.is_empty() {
+        let before = scrape(metrics).await?.reconciles();
+        waves += 1;
+        annotate(&api, &names, RESYNC, &format!("wave-{waves}")).await?;
+        let start = Instant::now();
+        while scrape(metrics).await?.reconciles() < before + names.len() as u64 {
+            if start.elapsed() > limit {
+                return Err(BenchError::Timeout(limit, "a resync wave".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(waves)
+}
+
+/// Changes the image of each WebApp of `names` in turn and times each change from the
+/// patch until the Deployment carries the new image.
+async fn spec_changes(
+    api: &Api<WebApp>,
+    images: &mut Images,
+    names: &[String],
+    round: &str,
+    limit: Duration,
+) -> Result<Latency> {
+    let mut millis = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let image = format!("nginx:bench-{round}-{i}");
+        let patch = json!({"spec": {"image": image}});
+        let start = Instant::now();
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(kube(format!("patch the image of WebApp {name}")))?;
+        images.wait_for(name, &image, limit).await?;
+        millis.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(Latency::of(millis))
+}

@@ -1,0 +1,240 @@
+//! The operator contender as its own process (the release binary, namespace-scoped,
+//! WebApp controller only): start, scrape its metrics, read its CPU time and memory from
+//! `/proc`, stop it with SIGINT as a user would.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+use crate::error::{BenchError, Result, io};
+
+/// How the operator process is started.
+#[derive(Clone, Debug)]
+pub struct Launch {
+    /// The operator binary.
+    pub binary: PathBuf,
+    /// The namespace it watches.
+    pub namespace: String,
+    /// Where its /metrics and /readyz listen.
+    pub metrics: SocketAddr,
+    /// Its log file (appended to).
+    pub log: PathBuf,
+    /// Extra arguments of `run`, e.g. `--concurrency 16`.
+    pub args: Vec<String>,
+}
+
+/// A running operator process.
+pub struct Operator {
+    child: Child,
+    pid: u32,
+    metrics: SocketAddr,
+    /// When the process was spawned.
+    pub started: Instant,
+}
+
+/// Memory and CPU of a process, from `/proc`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Usage {
+    /// User + system CPU time, in seconds.
+    pub cpu_seconds: f64,
+    /// Peak resident set (VmHWM), in KiB.
+    pub peak_rss_kib: u64,
+    /// Current resident set (VmRSS), in KiB.
+    pub rss_kib: u64,
+}
+
+impl Operator {
+    /// Starts the operator and waits until it serves /readyz.
+    pub async fn start(launch: &Launch) -> Result<Self> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&launch.log)
+            .map_err(io(format!("open {}", launch.log.display())))?;
+        let log_err = log.try_clone().map_err(io("clone log file"))?;
+        let started = Instant::now();
+        let child = Command::new(&launch.binary)
+            .args(["run", "--namespace", &launch.namespace, "--controllers", "webapp"])
+            .args(["--metrics-addr", &launch.metrics.to_string()])
+            .args(&launch.args)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(io(format!("start {}", launch.binary.display())))?;
+        let pid = child.id().ok_or_else(|| BenchError::Operator("exited at once".into()))?;
+        let mut operator = Operator { child, pid, metrics: launch.metrics, started };
+        let limit = Duration::from_secs(60);
+        while get(operator.metrics, "/readyz").await.is_err() {
+            if let Ok(Some(status)) = operator.child.try_wait() {
+                return Err(BenchError::Operator(format!("exited with {status}; see {}", launch.log.display())));
+            }
+            if started.elapsed() > limit {
+                return Err(BenchError::Timeout(limit, "the operator's /readyz".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(operator)
+    }
+
+    /// Its metrics now.
+    pub async fn metrics(&self) -> Result<Metrics> {
+        scrape(self.metrics).await
+    }
+
+    /// Its CPU time and memory now.
+    pub fn usage(&self) -> Result<Usage> {
+        usage(self.pid)
+    }
+
+    /// Stops it with SIGINT (a graceful shutdown) and waits for it to exit.
+    pub async fn stop(mut self) -> Result<()> {
+        // `kill` rather than a signal crate: one signal, once per run.
+        Command::new("kill")
+            .args(["-INT", &self.pid.to_string()])
+            .status()
+            .await
+            .map_err(io("kill -INT the operator"))?;
+        let limit = Duration::from_secs(60);
+        match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(status) => status.map(drop).map_err(io("wait for the operator")),
+            Err(_) => Err(BenchError::Timeout(limit, "the operator to exit".into())),
+        }
+    }
+}
+
+/// The samples of a Prometheus text exposition, keyed by name with labels, e.g.
+/// `kube_client_requests_total{method="GET"}`.
+#[derive(Clone, Debug, Default)]
+pub struct Metrics(HashMap<String, f64>);
+
+/// HTTP methods that write.
+const WRITES: [&str; 4] = ["POST", "PUT", "PATCH", "DELETE"];
+
+impl Metrics {
+    /// Parses the text format; comments and malformed lines are skipped.
+    pub fn parse(text: &str) -> Self {
+        let samples = text
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| line.rsplit_once(' '))
+            .filter_map(|(series, value)| Some((series.to_owned(), value.parse().ok()?)))
+            .collect();
+        Metrics(samples)
+    }
+
+    fn sample(&self, series: &str) -> u64 {
+        self.0.get(series).copied().unwrap_or(0.0) as u64
+    }
+
+    /// Requests sent with `method`.
+    pub fn requests_by(&self, method: &str) -> u64 {
+        self.sample(&format!("kube_client_requests_total{{method=\"{method}\"}}"))
+    }
+
+    /// All API requests sent, watches and Event writes included.
+    pub fn requests(&self) -> u64 {
+        self.0
+            .iter()
+            .filter(|(series, _)| series.starts_with("kube_client_requests_total{"))
+            .map(|(_, value)| *value as u64)
+            .sum()
+    }
+
+    /// API writes sent (POST, PUT, PATCH, DELETE), Event writes included.
+    pub fn writes(&self) -> u64 {
+        WRITES.iter().map(|method| self.requests_by(method)).sum()
+    }
+
+    /// Successful reconciles of the WebApp controller.
+    pub fn reconciles(&self) -> u64 {
+        self.sample("controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"}")
+    }
+}
+
+/// The metrics served at `addr`.
+pub async fn scrape(addr: SocketAddr) -> Result<Metrics> {
+    Ok(Metrics::parse(&get(addr, "/metrics").await?))
+}
+
+/// CPU time and memory of process `pid`.
+pub fn usage(pid: u32) -> Result<Usage> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(io("read /proc/<pid>/stat"))?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(io("read /proc/<pid>/status"))?;
+    Ok(parse_usage(&stat, &status))
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ, 100 on every Linux ABI).
+const TICKS: f64 = 100.0;
+
+fn parse_usage(stat: &str, status: &str) -> Usage {
+    // Fields after the command name (which may hold spaces, hence the last ')'): state
+    // is field 3, utime field 14, stime field 15.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(key))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Usage { cpu_seconds: (ticks(11) + ticks(12)) as f64 / TICKS, peak_rss_kib: kib("VmHWM:"), rss_kib: kib("VmRSS:") }
+}
+
+/// One plain HTTP/1.0 GET (the server closes the connection after the body), so the
+/// bench needs no HTTP client for two local endpoints.
+async fn get(addr: SocketAddr, path: &str) -> Result<String> {
+    let mut stream = TcpStream::connect(addr).await.map_err(io(format!("connect {addr}")))?;
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await.map_err(io("send"))?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.map_err(io("read"))?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    if !head.lines().next().is_some_and(|line| line.contains(" 200 ")) {
+        return Err(BenchError::Operator(format!("GET {path}: {}", head.lines().next().unwrap_or("no answer"))));
+    }
+    Ok(body.to_owned())
+}
+
+/// Where the operator's log of a run goes.
+pub fn log_path(dir: &Path, namespace: &str) -> PathBuf {
+    dir.join(format!("{namespace}.log"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_sum_requests_and_writes_by_method() {
+        let metrics = Metrics::parse(
+            "# HELP x\nkube_client_requests_total{method=\"GET\"} 10\nkube_client_requests_total{method=\"PATCH\"} 3\n\
+             kube_client_requests_total{method=\"POST\"} 2\n\
+             controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"} 7\n",
+        );
+        assert_eq!(metrics.requests(), 15);
+        assert_eq!(metrics.writes(), 5);
+        assert_eq!(metrics.reconciles(), 7);
+        assert_eq!(metrics.requests_by("DELETE"), 0);
+    }
+
+    #[test]
+    fn usage_reads_cpu_ticks_and_memory() {
+        let stat = "42 (webapp operator) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0";
+        let status = "Name:\tx\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\n";
+        let usage = parse_usage(stat, status);
+        assert_eq!(usage.cpu_seconds, 3.0);
+        assert_eq!(usage.peak_rss_kib, 20480);
+        assert_eq!(usage.rss_kib, 10240);
+    }
+}
