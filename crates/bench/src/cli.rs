@@ -111,11 +111,23 @@ async fn run(args: RunArgs) -> Result<()> {
     };
     let setup = Setup { client: &client, launch: &launch, n: args.n, samples: args.samples, limit };
     let operator = measure::operator(&setup).await;
+    // Figures first: a cleanup that fails (a cluster gone meanwhile) must not lose them.
+    let recorded = match operator {
+        Ok(operator) => {
+            let load_end = cluster::load();
+            record(
+                &Figures { n: args.n, nodes: args.nodes, load_start, load_end, when, floor_seconds, operator },
+                &args,
+            )
+        }
+        Err(error) => Err(error),
+    };
     cluster::delete_namespace(&client, &operator_ns, limit).await?;
-    let operator = operator?;
+    recorded
+}
 
-    let figures =
-        Figures { n: args.n, nodes: args.nodes, load_start, load_end: cluster::load(), when, floor_seconds, operator };
+/// Prints the figures and appends them to the results file, if any.
+fn record(figures: &Figures, args: &RunArgs) -> Result<()> {
     print!("{}", figures.render());
     if let Some(path) = &args.results {
         let mut file = std::fs::OpenOptions::new()
@@ -123,7 +135,7 @@ async fn run(args: RunArgs) -> Result<()> {
             .append(true)
             .open(path)
             .map_err(io(format!("open {}", path.display())))?;
-        writeln!(file, "{}", serde_json::to_string(&figures)?).map_err(io(format!("write {}", path.display())))?;
+        writeln!(file, "{}", serde_json::to_string(figures)?).map_err(io(format!("write {}", path.display())))?;
     }
     Ok(())
 }
