@@ -147,7 +147,8 @@ pub async fn install_crds(client: &Client) {
     // manager owns; the apply below would add a URL next to it (invalid). Point it at
     // this process's webhook first, as the operator does (fails harmlessly without a CRD).
     let (url, ca) = test_webhook();
-    let _ = webapp_operator::webhook::crd::register(client, ca, Some(url)).await;
+    let target = webapp_operator::webhook::crd::Target::Url(url.clone());
+    let _ = webapp_operator::webhook::crd::register(client, ca, &target).await;
     for crd in test_crds() {
         let name = crd.metadata.name.clone().unwrap();
         api.patch(&name, &PatchParams::apply("webapp-operator-tests").force(), &Patch::Apply(&crd))
