@@ -425,3 +425,41 @@ pub async fn setup(prefix: &str) -> (Client, TestNamespace, Operator) {
     let operator = Operator::start(&ns.name).await;
     (client, ns, operator)
 }
+
+/// PersistentVolumes made for one test, deleted with it.
+pub struct Volumes {
+    names: Vec<String>,
+}
+
+impl Drop for Volumes {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = kubectl().args(["delete", "pv", name, "--wait=false"]).output();
+        }
+    }
+}
+
+/// The cluster's StorageClasses (as `hack/cluster/up` applies them) and one
+/// PersistentVolume per `(claim, size)`, pre-bound to that claim in `ns`.
+pub async fn volumes(client: &Client, ns: &str, class: &str, claims: &[(&str, &str)]) -> Volumes {
+    let classes: Api<k8s_openapi::api::storage::v1::StorageClass> = Api::all(client.clone());
+    for document in include_str!("../../../../hack/cluster/storage.yaml").split("\n---\n") {
+        let class: k8s_openapi::api::storage::v1::StorageClass = serde_saphyr::from_str(document).unwrap();
+        let params = PatchParams::apply("webapp-operator-tests").force();
+        classes.patch(&kube::ResourceExt::name_any(&class), &params, &Patch::Apply(&class)).await.unwrap();
+    }
+    let api: Api<k8s_openapi::api::core::v1::PersistentVolume> = Api::all(client.clone());
+    let mut names = Vec::new();
+    for (claim, size) in claims {
+        let name = format!("{ns}-{claim}");
+        let volume: k8s_openapi::api::core::v1::PersistentVolume =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name},
+            "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"], "storageClassName": class,
+                "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": format!("/tmp/webapp-operator/{name}")},
+                "claimRef": {"namespace": ns, "name": claim}}}))
+            .unwrap();
+        api.create(&PostParams::default(), &volume).await.unwrap();
+        names.push(name);
+    }
+    Volumes { names }
+}
