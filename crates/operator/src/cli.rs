@@ -26,7 +26,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controllers against the cluster of the current kubeconfig (or in-cluster).
-    Run(RunArgs),
+    // Boxed: the flags outweigh `crd`'s by far (clippy::large_enum_variant).
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as YAML (all, or one kind).
     Crd {
         /// Kind, plural or short name (e.g. WebApp, webapps, wa). All when omitted.
@@ -160,7 +161,7 @@ impl Cli {
             }
             Command::Run(args) => {
                 let _telemetry = telemetry::init(args.log_format);
-                manager::run(Config::from(args)).await?;
+                manager::run(Config::from(*args)).await?;
             }
         }
         Ok(())
