@@ -155,7 +155,8 @@ impl<W: Workload> Run<W> {
     pub fn new(ctx: Arc<Shared<W>>, object: Arc<W::Object>) -> Self {
         let namespace = object.namespace().unwrap_or_default();
         let api = Api::namespaced(ctx.client.clone(), &namespace);
-        let owned = Owned::new(ctx.client.clone(), ctx.events.clone(), object.as_ref());
+        let owned = Owned::new(ctx.client.clone(), ctx.events.clone(), object.as_ref())
+            .adopting(crate::adopt::requested(object.as_ref()));
         Run { ctx, object, namespace, api, owned, plan: None, observed: Observed::default() }
     }
 

@@ -338,9 +338,12 @@ impl Operator {
     where
         K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     {
+        // A value never used before, so that every call changes the object.
+        static MARK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let before = self.metric(sample).await;
         for i in 0..times {
-            let patch = serde_json::json!({"metadata": {"annotations": {"test/resync": i.to_string()}}});
+            let mark = MARK.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let patch = serde_json::json!({"metadata": {"annotations": {"test/resync": mark.to_string()}}});
             api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
             let seen = before + f64::from(i) + 1.0;
             eventually(Duration::from_secs(20), || async { (self.metric(sample).await >= seen).then_some(()) })
