@@ -377,3 +377,101 @@ async fn a_child_another_controller_owns_is_never_adopted() {
     assert_eq!(after.metadata.owner_references.unwrap()[0].kind, "ConfigMap");
     assert!(!event_reasons(&client, &ns.name).await.iter().any(|r| r == "Adopted"));
 }
+
+/// A validating webhook for the Deployments of one namespace that nobody serves, with
+/// `failurePolicy: Fail`: every create or update of a Deployment there gets the API
+/// server's 500 "failed calling webhook", a retryable error. Removed when dropped.
+struct UnreachableWebhook {
+    name: String,
+}
+
+impl UnreachableWebhook {
+    async fn install(client: &kube::Client, ns: &str) -> Self {
+        use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+        let name = format!("unreachable-{ns}");
+        let webhook: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "webhooks": [{"name": "unreachable.webapp-operator.test", "admissionReviewVersions": ["v1"],
+                "sideEffects": "None", "failurePolicy": "Fail", "timeoutSeconds": 2,
+                "clientConfig": {"url": "https://127.0.0.1:1/validate"},
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+                "rules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                    "resources": ["deployments"]}]}]}))
+        .unwrap();
+        let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+        api.create(&PostParams::default(), &webhook).await.unwrap();
+        UnreachableWebhook { name }
+    }
+
+    fn remove(&self) {
+        let _ = kubectl().args(["delete", "validatingwebhookconfiguration", &self.name, "--ignore-not-found"]).output();
+    }
+}
+
+impl Drop for UnreachableWebhook {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// The `Degraded` condition of a WebApp, if True.
+fn degraded(webapp: &WebApp) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    webapp.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Degraded" && c.status == "True").cloned()
+}
+
+/// A retryable error that persists (the API server's 500 from a webhook nobody serves)
+/// shows in status after a bounded time, Degraded with its reason and message and the
+/// phase kept, and clears by itself once the error stops. The backoff state of a
+/// WebApp goes with it: one deleted while failing and re-created under the same name
+/// starts afresh, its first failures not reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_retryable_error_shows_in_status_and_clears() {
+    let (client, ns, _operator) = setup("retryable").await;
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    create(&client, &ns.name, "other", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+    wait_for(&api, "other", "Running", running_at(1)).await;
+
+    let webhook = UnreachableWebhook::install(&client, &ns.name).await;
+    let started = std::time::Instant::now();
+    for name in ["web", "other"] {
+        let patch = json!({"spec": {"image": "nginx:1.21"}});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    }
+    for name in ["web", "other"] {
+        let webapp = wait_for(&api, name, "Degraded", |w| degraded(w).is_some()).await;
+        let condition = degraded(&webapp).unwrap();
+        assert_eq!(condition.reason, "ServerError");
+        assert!(condition.message.contains("failed calling webhook"), "{condition:?}");
+        let status = webapp.status.unwrap();
+        assert_eq!(status.phase, Some(Phase::Running), "the phase stays what it was: the app still serves");
+        assert!(status.message.unwrap().contains("failed calling webhook"));
+    }
+    let bound = reconcile_kit::driver::PERSISTENT_AFTER;
+    assert!(started.elapsed() >= bound - Duration::from_secs(2), "reported before the bound: {:?}", started.elapsed());
+
+    // Deleted while failing and re-created: a new object, with no failures behind it.
+    api.delete("other", &DeleteParams::default()).await.unwrap();
+    eventually(Duration::from_secs(30), || async { api.get_opt("other").await.ok()?.is_none().then_some(()) })
+        .await
+        .expect("WebApp other never went");
+    let object = format!("{}/other", ns.name);
+    let failures =
+        || trace().of(&object).iter().filter(|s| s.step == "deployment" && s.outcome == "ServerError").count();
+    let before = failures();
+    create(&client, &ns.name, "other", json!({"image": "nginx:1.21", "replicas": 1})).await;
+    eventually(Duration::from_secs(30), || async { (failures() > before).then_some(()) })
+        .await
+        .expect("the re-created WebApp was never reconciled");
+    let fresh = api.get("other").await.unwrap();
+    assert!(degraded(&fresh).is_none(), "the re-created WebApp inherited the failures: {:#?}", fresh.status);
+
+    webhook.remove();
+    let cleared = eventually(Duration::from_secs(120), || async {
+        let webapp = api.get("web").await.ok()?;
+        (running_at(2)(&webapp) && degraded(&webapp).is_none()).then_some(webapp)
+    })
+    .await;
+    assert!(cleared.is_some(), "never cleared: {:#?}", api.get("web").await.unwrap().status);
+    wait_for(&api, "other", "Running", running_at(1)).await;
+}
