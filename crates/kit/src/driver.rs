@@ -118,6 +118,8 @@ async fn reconcile<R: Reconciler>(object: Arc<R::Object>, driver: Arc<Driver<R>>
     let span = tracing::info_span!("reconcile", controller = R::NAME, object = %key, k8s.namespace.name = %namespace);
     if is_paused(object.as_ref()) && object.meta().deletion_timestamp.is_none() {
         span.in_scope(|| tracing::info!("paused by annotation; not reconciling"));
+        // Counted, so that "left alone" can be told from "not looked at yet".
+        driver.metrics.reconciles.get_or_create(&ResultLabels { controller: R::NAME, result: "paused" }).inc();
         return Ok(Action::await_change());
     }
     let started = Instant::now();

@@ -176,6 +176,26 @@ async fn deletion_cleans_up_in_order() {
     wait_for(&api, "web", "Running", running_at(1)).await;
     let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &ns.name);
     assert!(ingresses.get_opt("web").await.unwrap().is_some(), "a domain makes an Ingress");
+    let has = |reason: &'static str| {
+        let client = client.clone();
+        let ns = ns.name.clone();
+        async move {
+            eventually(Duration::from_secs(20), || async {
+                event_reasons(&client, &ns).await.iter().any(|r| r == reason).then_some(())
+            })
+            .await
+            .is_some()
+        }
+    };
+    assert!(has("Running").await, "no Running event: {:?}", event_reasons(&client, &ns.name).await);
+
+    // A new domain is an Ingress change of its own.
+    let patch = json!({"spec": {"domain": "www.example.com"}});
+    api.patch("web", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    wait_for(&api, "web", "Running at generation 2", running_at(2)).await;
+    let rules = ingresses.get("web").await.unwrap().spec.unwrap().rules.unwrap();
+    assert_eq!(rules[0].host.as_deref(), Some("www.example.com"));
+    assert!(has("IngressSynced").await, "no IngressSynced event: {:?}", event_reasons(&client, &ns.name).await);
 
     let deletions = Deletions::record(&client, &ns.name).await;
 
@@ -311,10 +331,10 @@ async fn a_no_op_reconcile_makes_zero_writes() {
     )
     .await;
     wait_for(&api, "web", "Running", running_at(1)).await;
-    // Let the last events and status writes of convergence land.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-
     let reconciles = "controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"}";
+    // The first forced reconcile starts from the converged state, so whatever the
+    // operator still had to say about convergence is said before the count starts.
+    operator.resync(&api, "web", reconciles, 1).await;
     let writes_before = operator.writes().await;
     // Force resyncs: a metadata-only change of the WebApp triggers a reconcile without
     // changing the spec.
@@ -370,13 +390,19 @@ async fn a_permanent_error_does_not_hot_loop() {
     let reasons = event_reasons(&client, &ns.name).await;
     assert!(reasons.iter().any(|r| r == "Invalid"), "a Warning event names the reason: {reasons:?}");
 
-    let errors = || operator.metric("controller_runtime_reconcile_total{controller=\"webapp\",result=\"error\"}");
-    // Let the reconcile triggered by our own status write pass.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = errors().await;
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let during = errors().await - before;
-    assert!(during <= 1.0, "{during} reconciles of a permanently broken object in 10 s");
+    let sample = "controller_runtime_reconcile_total{controller=\"webapp\",result=\"error\"}";
+    // A forced reconcile, counted: the operator is at work on this object, and the
+    // reconcile triggered by our own status write has passed.
+    operator.resync(&api, "web", sample, 1).await;
+    let before = operator.metric(sample).await;
+    // Room for a loop to show: retried with backoff (1 s, 2 s, 4 s...), it would fail
+    // several more times before the next forced reconcile...
+    let window = tokio::time::sleep(Duration::from_secs(10));
+    window.await;
+    // ...which is counted too: only it ran.
+    operator.resync(&api, "web", sample, 1).await;
+    let during = operator.metric(sample).await - before;
+    assert_eq!(during, 1.0, "{during} reconciles of a permanently broken object in 10 s, one of them forced");
 
     // A new generation is the next attempt.
     api.patch("web", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"resources": {"limits": {"cpu": "4"}}}})))
@@ -388,7 +414,7 @@ async fn a_permanent_error_does_not_hot_loop() {
 /// Unset replicas are left to an autoscaler: the operator does not fight `kubectl scale`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unset_replicas_are_left_to_the_autoscaler() {
-    let (client, ns, _operator) = setup("hpa").await;
+    let (client, ns, operator) = setup("hpa").await;
     let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20"})).await;
     wait_for(&api, "web", "Running", running_at(1)).await;
     kubectl_ok(&["-n", &ns.name, "scale", "deployment/web", "--replicas=3"]);
@@ -401,9 +427,8 @@ async fn unset_replicas_are_left_to_the_autoscaler() {
     );
 
     // A resync does not take the count back, and the operator owns no replicas field.
-    let patch = json!({"metadata": {"annotations": {"test/resync": "1"}}});
-    api.patch("web", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let reconciles = "controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"}";
+    operator.resync(&api, "web", reconciles, 1).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
     let deployment = deployments.get("web").await.unwrap();
     let ours =
@@ -427,11 +452,15 @@ async fn phases_go_pending_creating_running() {
     let (client, ns, _operator) = setup("phases").await;
     let api: Api<WebApp> = Api::namespaced(client.clone(), &ns.name);
     let seen = Arc::new(Mutex::new(Vec::<Phase>::new()));
+    let listed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let recorder = {
-        let (api, seen) = (api.clone(), seen.clone());
+        let (api, seen, listed) = (api.clone(), seen.clone(), listed.clone());
         tokio::spawn(async move {
             let mut stream = watcher(api, watcher::Config::default()).boxed();
             while let Some(Ok(event)) = stream.next().await {
+                if let watcher::Event::InitDone = event {
+                    listed.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 if let watcher::Event::Apply(webapp) | watcher::Event::InitApply(webapp) = event
                     && let Some(phase) = phase(&webapp)
                 {
@@ -443,10 +472,17 @@ async fn phases_go_pending_creating_running() {
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The watch is established before the WebApp exists: no phase is missed.
+    eventually(Duration::from_secs(10), || async { listed.load(std::sync::atomic::Ordering::SeqCst).then_some(()) })
+        .await
+        .expect("the watch never listed");
     create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 2})).await;
     wait_for(&api, "web", "Running", running_at(1)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually(Duration::from_secs(10), || async {
+        (seen.lock().unwrap().last() == Some(&Phase::Running)).then_some(())
+    })
+    .await
+    .expect("the watch never saw Running");
     recorder.abort();
     assert_eq!(*seen.lock().unwrap(), [Phase::Pending, Phase::Creating, Phase::Running]);
 }
@@ -505,7 +541,7 @@ async fn deletion_with_a_child_already_gone() {
 /// The pause annotation stops changes to one WebApp until it is removed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_webapp_is_left_alone() {
-    let (client, ns, _operator) = setup("paused").await;
+    let (client, ns, operator) = setup("paused").await;
     let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
     wait_for(&api, "web", "Running", running_at(1)).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
@@ -515,8 +551,13 @@ async fn a_paused_webapp_is_left_alone() {
 
     let pause =
         json!({"metadata": {"annotations": {"apps.example.com/paused": "true"}}, "spec": {"image": "nginx:1.21"}});
+    let paused = || operator.metric("controller_runtime_reconcile_total{controller=\"webapp\",result=\"paused\"}");
+    let before = paused().await;
     api.patch("web", &PatchParams::default(), &Patch::Merge(&pause)).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The operator looked at the new generation and left it alone.
+    eventually(Duration::from_secs(20), || async { (paused().await > before).then_some(()) })
+        .await
+        .expect("the paused WebApp was never looked at");
     assert_eq!(image().await, "nginx:1.20", "a paused WebApp was changed");
 
     let resume = json!({"metadata": {"annotations": {"apps.example.com/paused": null}}});
@@ -613,9 +654,15 @@ async fn an_operator_down_longer_than_the_budget_still_cleans_up_in_order() {
 
     let deletions = Deletions::record(&client, &ns.name).await;
     api.delete("web", &DeleteParams::default()).await.unwrap();
-    // The operator stays down for longer than its budget; the finalizer holds the WebApp.
-    tokio::time::sleep(Duration::from_secs(12)).await;
-    assert!(api.get_opt("web").await.unwrap().is_some(), "the finalizer did not hold the WebApp");
+    // The operator stays down for longer than its budget, by the deletion's own clock;
+    // the finalizer holds the WebApp all along.
+    let overdue = eventually(Duration::from_secs(30), || async {
+        let deleted = api.get_opt("web").await.ok()??.metadata.deletion_timestamp?;
+        let age = k8s_openapi::jiff::Timestamp::now().duration_since(deleted.0);
+        (age.as_secs() > 11).then_some(())
+    })
+    .await;
+    assert!(overdue.is_some(), "the finalizer did not hold the WebApp past the budget");
 
     let _operator = Operator::start_config(config()).await;
     let gone =
@@ -625,4 +672,122 @@ async fn an_operator_down_longer_than_the_budget_still_cleans_up_in_order() {
     let reasons = event_reasons(&client, &ns.name).await;
     assert!(!reasons.iter().any(|r| r == "CleanupTimeout"), "gave up instead of cleaning up: {reasons:?}");
     assert!(reasons.iter().any(|r| r == "Deleted"), "{reasons:?}");
+}
+
+/// A child that will not go (a finalizer of someone else's holds it) does not hold the
+/// WebApp for ever: once the cleanup budget is spent, a `CleanupTimeout` warning says
+/// what blocked, and the finalizer is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_that_will_not_go_ends_in_cleanup_timeout() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "cleanuptimeout").await;
+    let config =
+        Config { cleanup_budget: Duration::from_secs(3), ..Operator::config(&ns.name, vec![ControllerKind::Webapp]) };
+    let _operator = Operator::start_config(config).await;
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let hold = json!({"metadata": {"finalizers": ["test.example.com/hold"]}});
+    deployments.patch("web", &PatchParams::default(), &Patch::Merge(&hold)).await.unwrap();
+
+    api.delete("web", &DeleteParams::default()).await.unwrap();
+    let gone =
+        eventually(Duration::from_secs(60), || async { api.get_opt("web").await.ok()?.is_none().then_some(()) }).await;
+    assert!(gone.is_some(), "WebApp stuck in deletion: {:?}", api.get_opt("web").await.unwrap().and_then(|w| w.status));
+    let reasons = event_reasons(&client, &ns.name).await;
+    assert!(reasons.iter().any(|r| r == "CleanupTimeout"), "{reasons:?}");
+    assert!(!reasons.iter().any(|r| r == "Deleted"), "a cleanup that gave up is not a clean deletion: {reasons:?}");
+    let held = deployments.get("web").await.unwrap();
+    assert!(held.metadata.deletion_timestamp.is_some(), "the Deployment was asked to go");
+    let release = json!({"metadata": {"finalizers": null}});
+    deployments.patch("web", &PatchParams::default(), &Patch::Merge(&release)).await.unwrap();
+}
+
+/// A full quota on Deployments refuses the create with 403 "exceeded quota": the
+/// WebApp is Blocked (Failed, Degraded with the API server's message) and comes back by
+/// itself once the quota is raised, without any change to the WebApp.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_that_refuses_the_deployment_blocks_and_recovers() {
+    use k8s_openapi::api::core::v1::ResourceQuota;
+    let (client, ns, operator) = setup("quotablock").await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), &ns.name);
+    let quota: ResourceQuota = serde_json::from_value(
+        json!({"metadata": {"name": "deployments"}, "spec": {"hard": {"count/deployments.apps": "0"}}}),
+    )
+    .unwrap();
+    quotas.create(&PostParams::default(), &quota).await.unwrap();
+    // The quota controller must have counted the namespace before it refuses anything.
+    eventually(Duration::from_secs(30), || async { quotas.get("deployments").await.ok()?.status?.hard })
+        .await
+        .expect("the quota was never counted");
+
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    let failed = wait_for(&api, "web", "Failed by the quota", |w| phase(w) == Some(Phase::Failed)).await;
+    let status = failed.status.unwrap();
+    let degraded = status.conditions.iter().find(|c| c.type_ == "Degraded").unwrap();
+    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "Forbidden"), "{status:#?}");
+    assert!(degraded.message.contains("exceeded quota"), "{}", degraded.message);
+    let errors =
+        operator.metric("controller_runtime_reconcile_errors_total{controller=\"webapp\",reason=\"Forbidden\"}").await;
+    assert!(errors >= 1.0, "the refusal is counted in controller_runtime_reconcile_errors_total");
+
+    let raise = json!({"spec": {"hard": {"count/deployments.apps": "5"}}});
+    quotas.patch("deployments", &PatchParams::default(), &Patch::Merge(&raise)).await.unwrap();
+    let recovered = wait_for(&api, "web", "Running once the quota allows", running_at(1)).await;
+    assert_eq!(recovered.metadata.generation, Some(1), "the WebApp itself was not touched");
+}
+
+/// `--log-format json`: the operator binary writes one JSON object per line, and one
+/// line per finished step with its name, object, outcome and duration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_json_log_has_one_line_per_step() {
+    use std::io::BufRead;
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "jsonlog").await;
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut operator = std::process::Command::new(env!("CARGO_BIN_EXE_webapp-operator"))
+        .args(["run", "--namespace", &ns.name, "--controllers", "webapp", "--log-format", "json", "--no-webhook"])
+        .args(["--metrics-addr", &metrics.to_string()])
+        .env("KUBECONFIG", kubeconfig_path())
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("cannot start the operator binary");
+    let stdout = operator.stdout.take().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        })
+    };
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    let object = format!("{}/web", ns.name);
+    let step_lines = || {
+        let lines = lines.lock().unwrap();
+        let parsed: Vec<serde_json::Value> =
+            lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+        parsed
+            .into_iter()
+            .filter(|v| {
+                v.pointer("/span/name") == Some(&json!("step")) && v.pointer("/span/object") == Some(&json!(object))
+            })
+            .collect::<Vec<_>>()
+    };
+    let deployment = eventually(Duration::from_secs(60), || async {
+        step_lines().into_iter().find(|v| v.pointer("/span/step") == Some(&json!("deployment")))
+    })
+    .await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+    let _ = operator.kill();
+    let _ = operator.wait();
+    let _ = reader.join();
+    let line = deployment.unwrap_or_else(|| panic!("no step line for {object}: {:?}", lines.lock().unwrap()));
+    assert_eq!(line.pointer("/span/outcome"), Some(&json!("continue")), "{line}");
+    assert!(line.pointer("/span/duration_ms").and_then(serde_json::Value::as_f64).is_some(), "{line}");
+    assert!(line.pointer("/level").is_some() && line.pointer("/timestamp").is_some(), "{line}");
 }

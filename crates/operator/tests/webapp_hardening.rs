@@ -426,7 +426,7 @@ fn degraded(webapp: &WebApp) -> Option<k8s_openapi::apimachinery::pkg::apis::met
 /// starts afresh, its first failures not reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_persistent_retryable_error_shows_in_status_and_clears() {
-    let (client, ns, _operator) = setup("retryable").await;
+    let (client, ns, operator) = setup("retryable").await;
     let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
     create(&client, &ns.name, "other", json!({"image": "nginx:1.20", "replicas": 1})).await;
     wait_for(&api, "web", "Running", running_at(1)).await;
@@ -447,6 +447,8 @@ async fn a_persistent_retryable_error_shows_in_status_and_clears() {
         assert_eq!(status.phase, Some(Phase::Running), "the phase stays what it was: the app still serves");
         assert!(status.message.unwrap().contains("failed calling webhook"));
     }
+    let errors = "controller_runtime_reconcile_errors_total{controller=\"webapp\",reason=\"ServerError\"}";
+    assert!(operator.metric(errors).await >= 2.0, "the failures are counted by reason");
     let bound = reconcile_kit::driver::PERSISTENT_AFTER;
     assert!(started.elapsed() >= bound - Duration::from_secs(2), "reported before the bound: {:?}", started.elapsed());
 
