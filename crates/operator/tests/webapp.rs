@@ -262,7 +262,11 @@ async fn failing_pods_are_explained_in_status() {
     wait_for(&api, "web", "Running after the fix", running_at(2)).await;
 }
 
-/// Stopping the operator mid-creation and starting it again converges with no duplicates.
+/// An operator killed before its WebApp converged (the Deployment made, the WebApp not
+/// Running yet, so work was left) and started again converges with no duplicates. What
+/// it shows: nothing a killed operator leaves half done stops a second one. Whether a
+/// reconcile was mid-step at the kill is not controlled (the Service may already exist);
+/// the message of the assertion below says which it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_mid_creation_converges_without_duplicates() {
     let client = client().await;
@@ -276,11 +280,14 @@ async fn restart_mid_creation_converges_without_duplicates() {
         .expect("no Deployment");
     // Killed, not stopped: whatever reconcile is in flight is cut off.
     drop(operator);
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
+    let service_at_kill = services.get_opt("web").await.unwrap().is_some();
+    let at_kill = api.get("web").await.unwrap().status.and_then(|s| s.phase);
+    assert_ne!(at_kill, Some(Phase::Running), "killed too late: no work was left (Service made: {service_at_kill})");
 
     let _operator = Operator::start(&ns.name).await;
     wait_for(&api, "web", "Running", running_at(1)).await;
     let selector = "app.kubernetes.io/instance=web,app.kubernetes.io/managed-by=webapp-operator";
-    let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
     assert_eq!(deployments.list(&ListParams::default().labels(selector)).await.unwrap().items.len(), 1);
     assert_eq!(services.list(&ListParams::default().labels(selector)).await.unwrap().items.len(), 1);
     // No child was created twice: the second operator found them and took them over.
@@ -650,7 +657,7 @@ async fn an_operator_down_longer_than_the_budget_still_cleans_up_in_order() {
         create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1, "domain": "web.example.com"}))
             .await;
     wait_for(&api, "web", "Running", running_at(1)).await;
-    operator.stop().await;
+    assert!(operator.stop().await, "the operator did not stop cleanly");
 
     let deletions = Deletions::record(&client, &ns.name).await;
     api.delete("web", &DeleteParams::default()).await.unwrap();

@@ -352,13 +352,15 @@ impl Operator {
         }
     }
 
-    /// Stops the operator and waits for in-flight reconciles to finish.
-    pub async fn stop(mut self) {
+    /// Stops the operator and waits for in-flight reconciles to finish. Returns whether
+    /// it stopped cleanly: the manager returned `Ok` within 20 s.
+    pub async fn stop(mut self) -> bool {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+        match self.task.take() {
+            Some(task) => matches!(tokio::time::timeout(Duration::from_secs(20), task).await, Ok(Ok(()))),
+            None => false,
         }
     }
 }
