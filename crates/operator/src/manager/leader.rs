@@ -56,7 +56,7 @@ pub async fn acquire(
 ) -> Result<Option<Leadership>, ManagerError> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
     tracing::info!(lease = LEASE, namespace, "waiting for leadership");
-    let (leader, task) = loop {
+    let (mut leader, task) = loop {
         let mut builder = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), LEASE)
             .with_namespace(namespace)
             .with_duration(15)
