@@ -70,12 +70,7 @@ where
     K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
 {
     let (kind, name) = (K::kind(&()).into_owned(), desired.name_any());
-    let owner = desired
-        .owner_references()
-        .iter()
-        .find(|r| r.controller == Some(true))
-        .cloned()
-        .ok_or_else(|| Error::InvalidSpec(format!("{kind} {name} has no controller owner reference")))?;
+    let owner = crate::apply::controller_reference(desired)?;
     let Some(live) = api.get_opt(&name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))? else {
         return Ok(false);
     };

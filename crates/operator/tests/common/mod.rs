@@ -352,6 +352,20 @@ impl Operator {
         }
     }
 
+    /// The writes a converged object costs over `times` forced reconciles (counted by
+    /// `sample`): zero, if it is at rest. One forced reconcile runs first, from the
+    /// converged state, so that whatever the operator still had to say about
+    /// convergence (events, a last status) is said before the count starts.
+    pub async fn writes_at_rest<K>(&self, api: &Api<K>, name: &str, sample: &str, times: u32) -> f64
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        self.resync(api, name, sample, 1).await;
+        let before = self.writes().await;
+        self.resync(api, name, sample, times).await;
+        self.writes().await - before
+    }
+
     /// Stops the operator and waits for in-flight reconciles to finish. Returns whether
     /// it stopped cleanly: the manager returned `Ok` within 20 s.
     pub async fn stop(mut self) -> bool {
@@ -419,6 +433,17 @@ pub async fn event_reasons(client: &Client, ns: &str) -> Vec<String> {
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
     let list = events.list(&ListParams::default()).await.unwrap();
     list.items.into_iter().filter_map(|e| e.reason).collect()
+}
+
+/// Waits up to 20 s until `ns` holds an Event of every reason in `reasons`; panics with
+/// the reasons it holds otherwise.
+pub async fn expect_events(client: &Client, ns: &str, reasons: &[&str]) {
+    let found = eventually(Duration::from_secs(20), || async {
+        let seen = event_reasons(client, ns).await;
+        reasons.iter().all(|r| seen.iter().any(|x| x == r)).then_some(())
+    })
+    .await;
+    assert!(found.is_some(), "missing events {reasons:?}; found {:?}", event_reasons(client, ns).await);
 }
 
 /// A client, the CRDs, a namespace of the test's own and the operator watching it.
