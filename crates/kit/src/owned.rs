@@ -63,9 +63,11 @@ impl Owned {
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
     {
         let api = self.api();
-        let (outcome, live) = match apply::apply(&api, cached, desired.clone()).await {
-            Err(Error::NotOwned { .. }) if self.adopt => return self.adopt(&api, desired).await,
-            result => result?,
+        // Kept only by an owner that may adopt: the common path copies nothing.
+        let adoptable = self.adopt.then(|| desired.clone());
+        let (outcome, live) = match (apply::apply(&api, cached, desired).await, adoptable) {
+            (Err(Error::NotOwned { .. }), Some(desired)) => return self.adopt(&api, desired).await,
+            (result, _) => result?,
         };
         let (kind, name) = (K::kind(&()), live.name_any());
         let (reason, note) = match outcome {

@@ -337,6 +337,35 @@ async fn seed_ex3_adopts_children_that_have_no_owner() {
     assert_eq!(writes, 0.0, "a converged adopted WebApp was written to");
 }
 
+/// The Ingress is adopted like the workload's children: an unowned one of the WebApp's
+/// name gets its owner reference and the WebApp's rules only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unowned_ingress_is_adopted_with_the_webapps_rules() {
+    use k8s_openapi::api::networking::v1::Ingress;
+    let (client, ns, _operator) = setup("adoptingress").await;
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &ns.name);
+    let backend = json!({"service": {"name": "web", "port": {"number": 80}}});
+    let rule = |host: &str| json!({"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}});
+    let theirs: Ingress = serde_json::from_value(
+        json!({"metadata": {"name": "web"}, "spec": {"rules": [rule("old.example.com"), rule("other.example.com")]}}),
+    )
+    .unwrap();
+    ingresses
+        .create(&PostParams { field_manager: Some("kubectl-create".into()), ..PostParams::default() }, &theirs)
+        .await
+        .unwrap();
+
+    let spec = json!({"image": "nginx:1.20", "replicas": 1, "domain": "web.example.com"});
+    let api = create_adopting(&client, &ns.name, "web", spec).await;
+    let webapp = wait_for(&api, "web", "Running", running_at(1)).await;
+    let ingress = ingresses.get("web").await.unwrap();
+    assert_eq!(ingress.metadata.owner_references.as_ref().unwrap()[0].uid, webapp.metadata.uid.unwrap());
+    assert_eq!(managers(&ingress.metadata), ["webapp-operator/Apply"]);
+    let hosts: Vec<String> = ingress.spec.unwrap().rules.unwrap().into_iter().filter_map(|r| r.host).collect();
+    assert_eq!(hosts, ["web.example.com"], "the rules are the WebApp's");
+    expect_events(&client, &ns.name, &["Adopted"]).await;
+}
+
 /// Adoption never takes a child another controller owns: the WebApp is Failed/NotOwned
 /// as without the annotation, and the child is left as it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
