@@ -142,19 +142,13 @@ async fn allowed(
     resource: &str,
     namespace: Option<&str>,
 ) -> bool {
-    allowed_named(client, user, verb, group, resource, namespace, "").await
+    allowed_named(client, user, [verb, group, resource, ""], namespace).await
 }
 
-/// [`allowed`] on the object `name` (rules with `resourceNames` grant only named requests).
-async fn allowed_named(
-    client: &Client,
-    user: &str,
-    verb: &str,
-    group: &str,
-    resource: &str,
-    namespace: Option<&str>,
-    name: &str,
-) -> bool {
+/// [`allowed`] on one object: `[verb, group, resource, name]` (rules with
+/// `resourceNames` grant only requests that name the object).
+async fn allowed_named(client: &Client, user: &str, request: [&str; 4], namespace: Option<&str>) -> bool {
+    let [verb, group, resource, name] = request;
     let account_namespace = user.split(':').nth(2).unwrap();
     let review: SubjectAccessReview = serde_json::from_value(json!({
         "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
@@ -227,21 +221,21 @@ async fn assert_never_granted(client: &Client, install: &Install, watched: &str)
     }
     // The CRD: only PodManager's, only patched (the webhook's client config).
     let crd = ("apiextensions.k8s.io", "customresourcedefinitions");
-    assert!(allowed_named(client, &user, "patch", crd.0, crd.1, None, "podmanagers.apps.mycompany.com").await);
+    assert!(allowed_named(client, &user, ["patch", crd.0, crd.1, "podmanagers.apps.mycompany.com"], None).await);
     for (verb, name) in [
         ("patch", "webapps.apps.example.com"),
         ("patch", ""),
         ("update", "podmanagers.apps.mycompany.com"),
         ("delete", "podmanagers.apps.mycompany.com"),
     ] {
-        assert!(!allowed_named(client, &user, verb, crd.0, crd.1, None, name).await, "{verb} CRD {name:?}");
+        assert!(!allowed_named(client, &user, [verb, crd.0, crd.1, name], None).await, "{verb} CRD {name:?}");
     }
     // The webhook certificate's Secret: read and created, never changed or deleted.
     let certificate = format!("{}-webhook-tls", install.account());
     let home = Some(install.namespace.as_str());
-    assert!(allowed_named(client, &user, "get", "", "secrets", home, &certificate).await);
+    assert!(allowed_named(client, &user, ["get", "", "secrets", &certificate], home).await);
     for verb in ["update", "patch", "delete"] {
-        assert!(!allowed_named(client, &user, verb, "", "secrets", home, &certificate).await, "{verb} {certificate}");
+        assert!(!allowed_named(client, &user, [verb, "", "secrets", &certificate], home).await, "{verb} {certificate}");
     }
     // The reviews can say yes: the operator's own needs are granted.
     assert!(allowed(client, &user, "patch", "apps.example.com", "webapps", Some(watched)).await);
@@ -316,50 +310,35 @@ fn child<K: kube::Resource<DynamicType = ()>>(name: &str) -> (ApiResource, Strin
     (ApiResource::erase::<K>(&()), name.to_owned())
 }
 
+/// A scenario that scales from 2 to 3 through `field` (`replicas` or `size`).
+fn scaled(
+    controller: &'static str,
+    resource: ApiResource,
+    field: &str,
+    mut spec: Value,
+    children: Vec<(ApiResource, String)>,
+) -> Scenario {
+    spec[field] = json!(2);
+    let change = json!({field: 3});
+    Scenario { controller, resource, spec, change, ready: Some((2, 3)), children, dropped: vec![], claims: &[] }
+}
+
 /// Every controller's basic scenario; each object is named after its controller.
 fn scenarios() -> Vec<Scenario> {
     let workload = |name: &str| vec![child::<Deployment>(name), child::<Service>(name)];
+    let webapp = json!({"image": "nginx:1.20", "port": 80, "domain": "rbac.example.com"});
+    let pods = ["podmanager-0", "podmanager-1", "podmanager-2"].map(child::<Pod>).to_vec();
     vec![
-        Scenario {
-            controller: "webapp",
-            resource: ApiResource::erase::<WebApp>(&()),
-            spec: json!({"image": "nginx:1.20", "port": 80, "domain": "rbac.example.com", "replicas": 2}),
-            change: json!({"replicas": 3}),
-            ready: Some((2, 3)),
-            children: [workload("webapp"), vec![child::<Ingress>("webapp")]].concat(),
-            dropped: vec![],
-            claims: &[],
-        },
-        Scenario {
-            controller: "webserver",
-            resource: ApiResource::erase::<WebServer>(&()),
-            spec: json!({"replicas": 2}),
-            change: json!({"replicas": 3}),
-            ready: Some((2, 3)),
-            children: workload("webserver"),
-            dropped: vec![],
-            claims: &[],
-        },
-        Scenario {
-            controller: "memcached",
-            resource: ApiResource::erase::<Memcached>(&()),
-            spec: json!({"size": 2}),
-            change: json!({"size": 3}),
-            ready: Some((2, 3)),
-            children: workload("memcached"),
-            dropped: vec![],
-            claims: &[],
-        },
-        Scenario {
-            controller: "podmanager",
-            resource: ApiResource::erase::<PodManager>(&()),
-            spec: json!({"replicas": 2, "image": "nginx:1.20"}),
-            change: json!({"replicas": 3}),
-            ready: Some((2, 3)),
-            children: ["podmanager-0", "podmanager-1", "podmanager-2"].map(child::<Pod>).to_vec(),
-            dropped: vec![],
-            claims: &[],
-        },
+        scaled(
+            "webapp",
+            ApiResource::erase::<WebApp>(&()),
+            "replicas",
+            webapp,
+            [workload("webapp"), vec![child::<Ingress>("webapp")]].concat(),
+        ),
+        scaled("webserver", ApiResource::erase::<WebServer>(&()), "replicas", json!({}), workload("webserver")),
+        scaled("memcached", ApiResource::erase::<Memcached>(&()), "size", json!({}), workload("memcached")),
+        scaled("podmanager", ApiResource::erase::<PodManager>(&()), "replicas", json!({"image": "nginx:1.20"}), pods),
         // Every verb of the Database rules: the Secret made, the CronJob dropped by the
         // change, the volumes deleted with it (deletionPolicy Delete).
         Scenario {
@@ -543,7 +522,7 @@ async fn the_chart_rbac_is_enough_and_no_more_in_namespace_scope() {
     for verb in ["list", "watch", "get"] {
         assert!(!allowed(&admin, &user, verb, "", "secrets", home_ns).await, "{verb} secrets in its own namespace");
     }
-    assert!(!allowed_named(&admin, &user, "get", "", "secrets", home_ns, "someone-elses").await);
+    assert!(!allowed_named(&admin, &user, ["get", "", "secrets", "someone-elses"], home_ns).await);
     for (group, resource) in [
         ("apps.example.com", "webapps"),
         ("webserver.example.com", "webservers"),
