@@ -25,7 +25,7 @@ use crate::workload::{self, LABEL, Model, Target, lock};
 /// How much chaos.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Profile {
-    /// `make chaos`: 200 objects, 20 kills, 3 restarts of each component, 3 failovers.
+    /// `make chaos`: 200 names, 20 kills, 2 restarts of each component, 2 failovers.
     Full,
     /// `make test` (CI): every fault once or a few times, about 30 objects.
     Small,
@@ -74,7 +74,7 @@ struct Plan {
 impl Plan {
     fn of(profile: Profile, kills: Option<usize>) -> Self {
         let (counts, kills_default, restarts, failovers, fights, fight_seconds, bound) = match profile {
-            Profile::Full => ([80, 40, 40, 30, 10], 20, 3, 3, 2, 10, 300),
+            Profile::Full => ([80, 40, 40, 30, 10], 20, 2, 2, 2, 10, 300),
             Profile::Small => ([10, 6, 6, 5, 3], 3, 1, 1, 1, 4, 180),
         };
         Plan {
@@ -109,16 +109,29 @@ impl Cli {
         let load_start = cluster::load();
         cluster::create_namespace(&client, &namespace).await?;
         let target = Target { client: client.clone(), namespace: namespace.clone() };
+        let started = std::time::Instant::now();
         let result = self.phases(&plan, seed, &target).await;
-        println!("load average (1, 5, 15 min): {load_start} at the start, {} at the end", cluster::load());
-        if !self.keep {
-            cleanup(&target).await?;
+        println!(
+            "run took {:.0} s; load average (1, 5, 15 min): {load_start} at the start, {} at the end",
+            started.elapsed().as_secs_f64(),
+            cluster::load()
+        );
+        // The report first: a cleanup that fails must not lose it.
+        let passed = result.as_ref().map(|rows| {
+            print!("\n{}\n{}", report::table(rows), report::details(rows));
+            rows.iter().all(Row::passed)
+        });
+        if let Ok(passed) = passed {
+            println!("{}", if passed { "all invariants held" } else { "INVARIANTS FAILED (see PROBLEM lines)" });
         }
-        let rows = result?;
-        print!("\n{}\n{}", report::table(&rows), report::details(&rows));
-        let passed = rows.iter().all(Row::passed);
-        println!("{}", if passed { "all invariants held" } else { "INVARIANTS FAILED (see PROBLEM lines)" });
-        Ok(passed)
+        if !self.keep
+            && let Err(error) = cleanup(&target).await
+        {
+            eprintln!("webapp-chaos: cleanup: {}", describe(&error));
+        }
+        let passed = passed.ok();
+        result?;
+        Ok(passed.unwrap_or(false))
     }
 
     async fn phases(&self, plan: &Plan, seed: u64, target: &Target) -> Result<Vec<Row>> {
@@ -150,20 +163,23 @@ impl Cli {
         eprintln!("populated {} objects", lock(&model).slots.iter().filter(|s| s.live).count());
 
         let mut rows = Vec::new();
-        eprintln!("phase: operator kill -9 x{}", plan.kills);
+        let started = std::time::Instant::now();
+        let phase = |name: String| eprintln!("[{:>5.0} s] phase: {name}", started.elapsed().as_secs_f64());
+        phase(format!("operator kill -9 x{}", plan.kills));
         rows.push(suite.kills(&mut solo, plan.kills).await?);
         for component in ["kube-apiserver", "etcd"] {
-            eprintln!("phase: {component} restart x{}", plan.restarts);
+            phase(format!("{component} restart x{}", plan.restarts));
             rows.push(suite.restarts(&mut solo, component, plan.restarts).await?);
         }
-        eprintln!("phase: writer fighting back x{}", plan.fights);
+        phase(format!("writer fighting back x{}", plan.fights));
         rows.push(suite.fighter(&mut solo, plan.fights, plan.fight_seconds).await?);
         solo.kill().await?;
-        eprintln!("phase: leader failover x{}", plan.failovers);
+        phase(format!("leader failover x{}", plan.failovers));
         rows.push(suite.failover(&mut pair, plan.failovers).await?);
         for instance in &mut pair {
             instance.kill().await?;
         }
+        phase("done".into());
 
         // Across the run: no panic in any operator's log.
         let mut total =
@@ -219,7 +235,7 @@ async fn cleanup(target: &Target) -> Result<()> {
         // list PodManagers through v2, which needs the conversion webhook, gone by now.
         let _ = api.delete_collection(&DeleteParams::default(), &ListParams::default()).await;
     }
-    cluster::delete_namespace(&target.client, &target.namespace, Duration::from_secs(300)).await?;
+    cluster::delete_namespace(&target.client, &target.namespace, Duration::from_secs(120)).await?;
     let volumes: kube::Api<PersistentVolume> = kube::Api::all(target.client.clone());
     volumes
         .delete_collection(

@@ -15,6 +15,8 @@ pub struct Instance {
     pub name: String,
     /// Where its /metrics listens.
     pub metrics: SocketAddr,
+    /// Where its PodManager conversion webhook listens.
+    pub webhook: SocketAddr,
     /// Its log file, appended to by every process of this instance.
     pub log: PathBuf,
     /// The running process, if any.
@@ -39,6 +41,7 @@ impl Instance {
         Ok(Instance {
             name: name.to_owned(),
             metrics: free_port()?,
+            webhook: free_port()?,
             log: launch.log_dir.join(format!("{}-{name}.log", launch.namespace)),
             process: None,
             leader_elect,
@@ -55,9 +58,14 @@ impl Instance {
             self.metrics.to_string(),
             "--instance".into(),
             self.name.clone(),
-            // v1 is PodManager's storage version, so nothing needs converting; two
-            // replicas would otherwise fight over one webhook port.
-            "--no-webhook".into(),
+            // Each replica serves conversions on a port of its own and, when it
+            // starts, points the CRD at itself: the API server needs them to read
+            // PodManagers through v2 (the namespace controller and the garbage
+            // collector do), and a killed replica's successor takes them over.
+            "--webhook-addr".into(),
+            self.webhook.to_string(),
+            "--webhook-url".into(),
+            format!("https://{}{}", self.webhook, webapp_api::podmanager::CONVERT_PATH),
         ];
         if self.leader_elect {
             args.extend(["--leader-elect".into(), "--leader-election-namespace".into(), launch.namespace.clone()]);
@@ -102,8 +110,10 @@ pub fn reconciles(metrics: &Metrics, result: &str) -> u64 {
 }
 
 /// Inconsistencies of the error metrics: per controller, errors counted by reason must
-/// add up to the reconciles that ended in error, and no reason may be a permanent one
-/// (a valid churn never makes an invalid spec or a foreign object).
+/// add up to the reconciles that ended in error, and no reason may be one a valid churn
+/// never causes (an invalid spec, a forbidden request). `NotOwned` is expected: a
+/// re-create with the same name meets the children of its predecessor until the
+/// garbage collector has removed them, and is retried.
 pub fn metric_problems(metrics: &Metrics) -> Vec<String> {
     let mut problems = Vec::new();
     for kind in ["webapp", "webserver", "memcached", "podmanager", "database"] {
@@ -123,7 +133,7 @@ pub fn metric_problems(metrics: &Metrics) -> Vec<String> {
         }
     }
     for (series, value) in metrics.matching("controller_runtime_reconcile_errors_total{") {
-        let permanent = ["InvalidSpec", "NotOwned", "Forbidden", "\"Invalid\""];
+        let permanent = ["InvalidSpec", "Forbidden", "\"Invalid\""];
         if value > 0.0 && permanent.iter().any(|p| series.contains(p)) {
             problems.push(format!("a permanent error during a valid churn: {series} {value}"));
         }
