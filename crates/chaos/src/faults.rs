@@ -145,7 +145,7 @@ impl Suite {
             let mut writes = 0u64;
             while start.elapsed() < Duration::from_secs(seconds) {
                 let wrote = Instant::now();
-                let patch = if writes % 2 == 0 {
+                let patch = if writes.is_multiple_of(2) {
                     json!({"spec": {"replicas": probe::REPLICAS + 3}})
                 } else {
                     json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": format!("nginx:fighter-{round}")}]}}}})
@@ -153,7 +153,7 @@ impl Suite {
                 let patch = match self.probe.deployments.get(probe::NAME).await {
                     // A strategic merge keyed on the container name; the container's
                     // real name is used, whatever it is.
-                    Ok(d) if writes % 2 == 1 => {
+                    Ok(d) if !writes.is_multiple_of(2) => {
                         let name = d
                             .spec
                             .and_then(|s| s.template.spec)
