@@ -338,9 +338,12 @@ impl Operator {
     where
         K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     {
+        // A value never used before, so that every call changes the object.
+        static MARK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let before = self.metric(sample).await;
         for i in 0..times {
-            let patch = serde_json::json!({"metadata": {"annotations": {"test/resync": i.to_string()}}});
+            let mark = MARK.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let patch = serde_json::json!({"metadata": {"annotations": {"test/resync": mark.to_string()}}});
             api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
             let seen = before + f64::from(i) + 1.0;
             eventually(Duration::from_secs(20), || async { (self.metric(sample).await >= seen).then_some(()) })
@@ -349,13 +352,29 @@ impl Operator {
         }
     }
 
-    /// Stops the operator and waits for in-flight reconciles to finish.
-    pub async fn stop(mut self) {
+    /// The writes a converged object costs over `times` forced reconciles (counted by
+    /// `sample`): zero, if it is at rest. One forced reconcile runs first, from the
+    /// converged state, so that whatever the operator still had to say about
+    /// convergence (events, a last status) is said before the count starts.
+    pub async fn writes_at_rest<K>(&self, api: &Api<K>, name: &str, sample: &str, times: u32) -> f64
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        self.resync(api, name, sample, 1).await;
+        let before = self.writes().await;
+        self.resync(api, name, sample, times).await;
+        self.writes().await - before
+    }
+
+    /// Stops the operator and waits for in-flight reconciles to finish. Returns whether
+    /// it stopped cleanly: the manager returned `Ok` within 20 s.
+    pub async fn stop(mut self) -> bool {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+        match self.task.take() {
+            Some(task) => matches!(tokio::time::timeout(Duration::from_secs(20), task).await, Ok(Ok(()))),
+            None => false,
         }
     }
 }
@@ -414,6 +433,17 @@ pub async fn event_reasons(client: &Client, ns: &str) -> Vec<String> {
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
     let list = events.list(&ListParams::default()).await.unwrap();
     list.items.into_iter().filter_map(|e| e.reason).collect()
+}
+
+/// Waits up to 20 s until `ns` holds an Event of every reason in `reasons`; panics with
+/// the reasons it holds otherwise.
+pub async fn expect_events(client: &Client, ns: &str, reasons: &[&str]) {
+    let found = eventually(Duration::from_secs(20), || async {
+        let seen = event_reasons(client, ns).await;
+        reasons.iter().all(|r| seen.iter().any(|x| x == r)).then_some(())
+    })
+    .await;
+    assert!(found.is_some(), "missing events {reasons:?}; found {:?}", event_reasons(client, ns).await);
 }
 
 /// A client, the CRDs, a namespace of the test's own and the operator watching it.
