@@ -128,6 +128,18 @@ impl Suite {
             }
         }
         churn.stop().await;
+        // kube-controller-manager and kube-scheduler exit when they cannot renew their
+        // own leader Lease during the outage (about 10 s); a real cluster's supervisor
+        // restarts them, kwokctl's binary runtime does not: `up` does.
+        let up = self.restart.with_file_name("up");
+        let status = tokio::process::Command::new(&up)
+            .stdout(Stdio::null())
+            .status()
+            .await
+            .map_err(io(format!("run {}", up.display())))?;
+        if !status.success() {
+            return Err(BenchError::Operator(format!("{} failed: {status}", up.display())));
+        }
         self.finish(&mut row, &[solo]).await?;
         Ok(row)
     }
