@@ -14,6 +14,15 @@ use super::{ManagerError, Shutdown};
 /// Name of the Lease.
 pub const LEASE: &str = "webapp-operator-leader";
 
+/// Seconds a Lease stays valid after its last renewal: how long a standby waits for a
+/// leader that died without releasing it.
+pub const LEASE_DURATION_SECONDS: u64 = 15;
+
+/// Seconds before expiry at which the holder renews (kube-lease-manager's grace); a
+/// standby retries when the Lease expires, so a takeover takes at most about
+/// `LEASE_DURATION_SECONDS` plus this.
+pub const RENEW_GRACE_SECONDS: u64 = 5;
+
 /// The Lease, held. `lost` resolves if another replica takes it over; dropping every
 /// clone of `lost` and calling [`Leadership::release`] gives it up.
 pub struct Leadership {
@@ -59,8 +68,8 @@ pub async fn acquire(
     let (mut leader, task) = loop {
         let mut builder = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), LEASE)
             .with_namespace(namespace)
-            .with_duration(15)
-            .with_grace(5);
+            .with_duration(LEASE_DURATION_SECONDS)
+            .with_grace(RENEW_GRACE_SECONDS);
         if let Some(identity) = &instance {
             builder = builder.with_identity(identity.clone());
         }

@@ -3,7 +3,7 @@
 
 mod client;
 mod http;
-mod leader;
+pub mod leader;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
