@@ -37,6 +37,14 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
 }
 
 /// Every CustomResourceDefinition, with PodManager's conversion webhook at `endpoint`.
+/// The kinds reconciled by the kit's workload layer start `Pending` by the API server's
+/// own default ([`common::pending_by_default`]).
 pub fn crds_with(endpoint: &WebhookEndpoint) -> Vec<CustomResourceDefinition> {
-    vec![Database::crd(), Memcached::crd(), podmanager::crd(endpoint), WebApp::crd(), WebServer::crd()]
+    vec![
+        Database::crd(),
+        common::pending_by_default(Memcached::crd()),
+        podmanager::crd(endpoint),
+        common::pending_by_default(WebApp::crd()),
+        common::pending_by_default(WebServer::crd()),
+    ]
 }

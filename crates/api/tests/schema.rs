@@ -213,3 +213,17 @@ fn podmanager_serves_v1_as_storage_and_v2_through_the_conversion_webhook() {
     assert_eq!(prop(&v2, "spec.replicas")["minimum"].as_f64(), Some(1.0));
     assert!(v2["subresources"]["scale"].is_object() && v2["subresources"]["status"].is_object());
 }
+
+#[test]
+fn workload_kinds_start_pending_by_the_api_servers_default() {
+    for crd in webapp_api::crds() {
+        let status = prop(&version(&crd), "status");
+        let kind = crd.spec.names.kind.as_str();
+        match kind {
+            "WebApp" | "WebServer" | "Memcached" => {
+                assert_eq!(status["default"], serde_json::json!({"phase": "Pending"}), "{kind}");
+            }
+            _ => assert!(status["default"].is_null(), "{kind} writes its own Pending"),
+        }
+    }
+}

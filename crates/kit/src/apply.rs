@@ -76,9 +76,12 @@ pub fn controller_reference<K: Resource<DynamicType = ()>>(desired: &K) -> Resul
 
 /// Applies `desired` (which must carry its name, namespace and controller owner
 /// reference) unless the child already matches it. `current` is the child as a
-/// reflector store has it: when it matches, nothing is sent at all; otherwise the API
-/// server's copy decides (one GET), and only a real difference is applied. Returns
-/// what was done and the child as it now is, for status (never an older cached copy).
+/// reflector store has it (or as our own last write returned it, when the store lags
+/// behind that): when it matches, nothing is sent at all; when it is ours and differs,
+/// the apply goes out at once, holding on to its uid; otherwise (no copy, or one we do
+/// not control) the API server's copy decides (one GET), and only a real difference is
+/// applied. Returns what was done and the child as it now is, for status (never an
+/// older cached copy).
 pub async fn apply<K>(api: &Api<K>, current: Option<&K>, mut desired: K) -> Result<(Applied, K)>
 where
     K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
@@ -99,10 +102,14 @@ where
     {
         return Ok((Applied::Unchanged, cached.clone()));
     }
-    // The cache may lag behind our own last write (a reconcile triggered by our status
-    // patch can run before the child's watch event arrives), or not hold the object at
-    // all (one we do not own carries none of our labels). The API server decides.
-    let live = api.get_opt(&name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))?;
+    // Our own child that differs (a spec change, drift): the API server's copy would
+    // only confirm what the apply's uid precondition checks anyway. Otherwise the cache
+    // may not hold the object at all (one we do not own carries none of our labels),
+    // or hold one we do not control: the API server decides.
+    let live = match current {
+        Some(cached) if is_controlled_by(cached.meta(), &owner.uid) && cached.uid().is_some() => Some(cached.clone()),
+        _ => api.get_opt(&name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))?,
+    };
     if let Some(live) = &live {
         if !is_controlled_by(live.meta(), &owner.uid) {
             return Err(Error::NotOwned { kind, name, owner: owner.kind });

@@ -2,7 +2,12 @@
 //!
 //! Events are best effort: a failure to record one is logged and never fails a
 //! reconcile. kube's [`Recorder`] folds repeats of the same reason into one event
-//! series, so a retrying object does not flood `kubectl describe`.
+//! series, so a retrying object does not flood `kubectl describe`: Warnings go through
+//! one shared recorder. To fold, a recorder keeps every event it published for six
+//! minutes (and scans them all at each publish); Normal events, each one something the
+//! operator did once (a child created, a rollout finished), need no folding, so each
+//! goes through a recorder of its own and nothing is kept: the shared cache was the
+//! operator's largest heap consumer when thousands of objects converge at once.
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
@@ -13,14 +18,17 @@ use crate::MANAGER;
 /// Publishes events as `webapp-operator`.
 #[derive(Clone)]
 pub struct Events {
-    recorder: Recorder,
+    client: Client,
+    reporter: Reporter,
+    /// Folds repeated Warnings into series.
+    warnings: Recorder,
 }
 
 impl Events {
     /// Events reported by this operator instance (`instance` is the pod name, if known).
     pub fn new(client: Client, instance: Option<String>) -> Self {
         let reporter = Reporter { controller: MANAGER.into(), instance };
-        Events { recorder: Recorder::new(client, reporter) }
+        Events { warnings: Recorder::new(client.clone(), reporter.clone()), client, reporter }
     }
 
     /// A Normal event: something the operator did.
@@ -56,7 +64,13 @@ impl Events {
     ) {
         let action = reason.into();
         let event = Event { type_, reason: reason.into(), note: Some(note), action, secondary };
-        match self.recorder.publish(&event, object).await {
+        let published = match type_ {
+            EventType::Warning => self.warnings.publish(&event, object).await,
+            EventType::Normal => {
+                Recorder::new(self.client.clone(), self.reporter.clone()).publish(&event, object).await
+            }
+        };
+        match published {
             Ok(()) => {}
             // A namespace being deleted refuses new content; nobody will read the event.
             Err(kube::Error::Api(status)) if status.code == 403 && status.message.contains("being terminated") => {

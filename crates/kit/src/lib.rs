@@ -11,7 +11,9 @@
 //! - [`quantity`]: resource quantities compared by value;
 //! - [`apply`]: server-side apply of owned children that never touches what we do not own
 //!   and never writes when nothing changed;
-//! - [`status`]: status patches sent only when the status changed;
+//! - [`status`]: status patches sent only when the status changed, transitions at once
+//!   and changes of detail coalesced;
+//! - [`fresh`]: the freshest view of an object, when the cache lags behind our own write;
 //! - [`events`]: Kubernetes Events with the operator's reporter;
 //! - [`finalizer`]: cleanup before deletion, tolerant of the object already being gone;
 //! - [`cleanup`]: how a cleanup run ends: done, waiting, or released after its budget;
@@ -32,6 +34,7 @@ pub mod driver;
 pub mod error;
 pub mod events;
 pub mod finalizer;
+pub mod fresh;
 pub mod metrics;
 pub mod owned;
 pub mod quantity;

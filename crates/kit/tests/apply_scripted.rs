@@ -67,34 +67,35 @@ async fn creates_a_missing_child_with_one_server_side_apply() {
 }
 
 #[tokio::test]
-async fn sends_nothing_when_the_live_child_already_matches() {
+async fn a_cached_child_of_ours_that_differs_is_applied_without_a_get() {
     let (client, mut handle) = client();
     let api: Api<ConfigMap> = Api::namespaced(client, "ns");
-    // An outdated child: the cache's copy differs, so the API server's copy is read,
-    // and differs too: one apply.
+    // An outdated child of ours, as the cache has it: the apply goes out at once and
+    // holds on to the uid the cache saw (the API server refuses it if that object was
+    // replaced meanwhile).
     let mut older = desired();
     older.data = Some([("a".to_owned(), "0".to_owned())].into());
     older.metadata.annotations = Some([(APPLIED_HASH.to_owned(), "stale".to_owned())].into());
-    let older_json = serde_json::to_value(&older).unwrap();
+    older.metadata.uid = Some("cm-uid".into());
     let server = tokio::spawn(async move {
-        expect(&mut handle, Method::GET, "/configmaps/web", reply(&older_json)).await;
         let sent = expect(&mut handle, Method::PATCH, "/configmaps/web", reply(&json!({}))).await;
         (sent, handle)
     });
     assert_eq!(apply(&api, Some(&older), desired()).await.unwrap().0, Applied::Updated);
     let (sent, mut handle) = server.await.unwrap();
+    assert_eq!(sent["metadata"]["uid"], "cm-uid", "the apply carries the uid of the cached child");
+    assert_eq!(sent["data"]["a"], "1");
 
-    // A stale cache (still the old copy) causes no write: the API server's copy, which
-    // is what we sent plus server defaults, already matches.
+    // Nothing cached: the API server's copy decides, and when it is what we sent plus
+    // server defaults, nothing is written.
     let mut live = sent.clone();
     live["metadata"]["resourceVersion"] = json!("7");
-    live["metadata"]["uid"] = json!("cm-uid");
     let live_json = live.clone();
     let server = tokio::spawn(async move {
         expect(&mut handle, Method::GET, "/configmaps/web", reply(&live_json)).await;
         handle
     });
-    assert_eq!(apply(&api, Some(&older), desired()).await.unwrap().0, Applied::Unchanged);
+    assert_eq!(apply(&api, None, desired()).await.unwrap().0, Applied::Unchanged);
     let mut handle = server.await.unwrap();
 
     // An up-to-date cache: no request at all.
@@ -102,6 +103,23 @@ async fn sends_nothing_when_the_live_child_already_matches() {
     assert_eq!(apply(&api, Some(&cached), desired()).await.unwrap().0, Applied::Unchanged);
     let next = tokio::time::timeout(std::time::Duration::from_millis(100), handle.next_request());
     assert!(next.await.is_err(), "no request may be sent");
+}
+
+#[tokio::test]
+async fn a_cached_child_we_do_not_control_is_checked_with_the_api_server() {
+    let (client, mut handle) = client();
+    let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+    let mut theirs = desired();
+    theirs.metadata.owner_references = None;
+    theirs.metadata.uid = Some("cm-uid".into());
+    let theirs_json = serde_json::to_value(&theirs).unwrap();
+    let server = tokio::spawn(async move {
+        expect(&mut handle, Method::GET, "/configmaps/web", reply(&theirs_json)).await;
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(200), handle.next_request()).await.is_err());
+    });
+    let error = apply(&api, Some(&theirs), desired()).await.unwrap_err();
+    assert!(matches!(error, Error::NotOwned { .. }), "{error}");
+    server.await.unwrap();
 }
 
 #[tokio::test]

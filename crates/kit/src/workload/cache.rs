@@ -82,7 +82,9 @@ pub fn trim_pod(pod: &mut Pod) {
 }
 
 /// The controller of kind `K`, in one namespace or all, reconciling at most
-/// `concurrency` objects at a time.
+/// `concurrency` objects at a time. Its own cache of `K` drops `managedFields`, like the
+/// children's: every object carries an entry per field manager (its creator, our
+/// finalizer, our status), larger than the rest of a small object, and never read.
 pub fn controller<K>(client: &Client, namespace: Option<&str>, concurrency: u16) -> Controller<K>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -93,7 +95,13 @@ where
         + Sync
         + 'static,
 {
-    Controller::new(scoped_api::<K>(client, namespace), watcher::Config::default().any_semantic())
+    let (reader, writer) = reflector::store();
+    let objects = watcher(scoped_api::<K>(client, namespace), watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|object| object.meta_mut().managed_fields = None)
+        .reflect(writer)
+        .applied_objects();
+    Controller::for_stream(objects, reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
 }
 

@@ -33,7 +33,7 @@ pub fn plain<W: Workload<Extra = ()>>(
 ) -> (Controller<W::Object>, WorkloadReconciler<W>) {
     let controller = controller::<W::Object>(&client, namespace, concurrency);
     let (controller, caches) = WorkloadCaches::watch(&client, namespace, W::APP, controller);
-    let shared = Arc::new(Shared { client, events, caches, extra: () });
+    let shared = Arc::new(Shared::new(client, events, caches, ()));
     (controller, WorkloadReconciler { shared, pipeline: pipeline::<W>().then(observe::<W>()) })
 }
 
@@ -42,6 +42,7 @@ impl<W: Workload> Reconciler for WorkloadReconciler<W> {
     const NAME: &'static str = W::APP;
 
     async fn reconcile(&self, object: Arc<W::Object>) -> Result<Action> {
+        let object = self.shared.freshest(object);
         reconcile(Run::new(self.shared.clone(), object), &self.pipeline).await
     }
 }

@@ -3,6 +3,11 @@
 //! kind's pure spec → [`Shape`] mapping), `deployment`, `service`, `observe` (pods),
 //! then one report (status only when it changed, events). A kind implements
 //! [`Workload`] (its mapping and its status) and may add steps of its own.
+//!
+//! Each reconcile starts from the freshest view of the object and of its children: the
+//! cache's, or what the controller's own last write returned when the cache has not
+//! caught up with it yet ([`Written`]). Status writes go through [`Statuses`]:
+//! transitions at once, changes of detail (counts) at most a few seconds late.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -26,10 +31,12 @@ use super::shape::{self, Owner, Plan, Shape};
 use crate::apply::{self, Applied, Deletion};
 use crate::assess::{self, Assessment, Failure, Previous, Progress};
 use crate::events::Events;
+use crate::fresh::Written;
 use crate::owned::Owned;
 use crate::phase::{LifecycleStatus, Phase};
+use crate::status::{Outcome, Statuses};
 use crate::step::{Flow, Pipeline, StepContext, StepFuture, step, timeout, when};
-use crate::{Error, Result, status as status_patch};
+use crate::{Error, Result};
 
 /// Budget of one API-bound step.
 pub const STEP_BUDGET: Duration = Duration::from_secs(30);
@@ -80,6 +87,22 @@ pub struct Shared<W: Workload> {
     pub caches: WorkloadCaches,
     /// What the kind keeps of its own.
     pub extra: W::Extra,
+    /// What the controller's last writes returned, until the caches have seen them.
+    pub written: Written,
+    /// The controller's status writes (transitions at once, detail coalesced).
+    pub statuses: Statuses,
+}
+
+impl<W: Workload> Shared<W> {
+    /// The shared state of a controller that has written nothing yet.
+    pub fn new(client: Client, events: Events, caches: WorkloadCaches, extra: W::Extra) -> Self {
+        Shared { client, events, caches, extra, written: Written::default(), statuses: Statuses::default() }
+    }
+
+    /// The freshest view of `object` (see [`Written`]), which a reconcile starts from.
+    pub fn freshest(&self, object: Arc<W::Object>) -> Arc<W::Object> {
+        self.written.freshest(object)
+    }
 }
 
 /// What one reconcile saw of the children.
@@ -184,15 +207,51 @@ impl<W: Workload> Run<W> {
         self.plan.as_ref().ok_or_else(|| Error::InvalidSpec("plan step did not run".into()))
     }
 
-    /// Applies one child (its cached copy from `store` first) and returns it as it is now.
+    /// Applies one child (its cached copy from `store` first, or what our last write of
+    /// it returned if the cache lags behind that) and returns it as it is now.
     pub async fn apply_child<K>(&mut self, store: &Store<K>, desired: K, synced: &str) -> Result<K>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + Debug
+            + Serialize
+            + DeserializeOwned
+            + Send
+            + Sync
+            + 'static,
     {
         let cached = store.get(&ObjectRef::new(&self.name()).within(&self.namespace));
-        let (outcome, live) = self.owned.apply(cached.as_deref(), desired, synced).await?;
+        let current = self.ctx.written.freshest_of(cached);
+        let (outcome, live) = self.owned.apply(current.as_deref(), desired, synced).await?;
+        if outcome != Applied::Unchanged {
+            self.ctx.written.record(live.clone());
+        }
         self.observed.changed |= outcome != Applied::Unchanged;
         Ok(live)
+    }
+
+    /// Writes `next` as the object's status through the controller's [`Statuses`];
+    /// the rest of the reconcile, and the next ones until the cache has it, start from
+    /// what was written. Returns how soon to look again for a change of detail that was
+    /// left for later.
+    pub async fn write_status(&mut self, next: &W::Status) -> Result<Option<Duration>> {
+        match self.ctx.statuses.write(&self.api, self.object.as_ref(), next).await {
+            Ok(Outcome::Unchanged) => Ok(None),
+            Ok(Outcome::Deferred(after)) => Ok(Some(after)),
+            Ok(Outcome::Written(written)) => {
+                self.ctx.written.record(written.clone());
+                self.object = Arc::new(written);
+                Ok(None)
+            }
+            Err(error) => {
+                if matches!(error, Error::Stale { .. }) {
+                    // Someone else wrote since the view we started from: the next
+                    // reconcile takes the cache's.
+                    self.ctx.written.forget(&self.object.uid().unwrap_or_default());
+                }
+                Err(error)
+            }
+        }
     }
 
     /// Deletes the child of kind `K` if it is ours; `Continue` once it is gone, `Requeue`
@@ -218,10 +277,6 @@ impl<W: Workload> Run<W> {
             return Ok(Flow::Continue);
         }
         self.delete_child::<K>().await
-    }
-
-    fn previous(&self) -> Previous<'_> {
-        self.object.status().map(Previous::of).unwrap_or_default()
     }
 }
 
@@ -270,9 +325,7 @@ fn accept<W: Workload>(run: &mut Run<W>) -> StepFuture<'_> {
         );
         // The rest of this reconcile starts from what is now written (status and
         // resourceVersion, the precondition of the next status write).
-        if let Some(accepted) = status_patch::patch_if_changed(&run.api, run.object.as_ref(), None, &pending).await? {
-            run.object = Arc::new(accepted);
-        }
+        run.write_status(&pending).await?;
         Ok(Flow::Continue)
     })
 }
@@ -339,10 +392,11 @@ pub async fn reconcile<W: Workload>(mut run: Run<W>, pipeline: &Pipeline<Run<W>>
 pub async fn report<W: Workload>(run: &mut Run<W>, failure: Option<&Failure>) -> Result<Action> {
     let object = run.object.clone();
     let generation = object.meta().generation;
-    let previous = run.previous();
+    // From the clone: the write below replaces `run.object`.
+    let previous = object.status().map(Previous::of).unwrap_or_default();
     let assessment = assess::assess(previous, generation, &run.observed.progress(), failure, Timestamp::now());
     let next = (W::STATUS)(&object, &run.observed, assessment);
-    status_patch::patch_if_changed(&run.api, object.as_ref(), object.status(), &next).await?;
+    let detail_waits = run.write_status(&next).await?;
 
     let after = Previous::of(&next);
     let reference = run.reference();
@@ -366,5 +420,6 @@ pub async fn report<W: Workload>(run: &mut Run<W>, failure: Option<&Failure>) ->
             events.normal(&reference, "Running", summary).await;
         }
     }
-    Ok(Action::requeue(if after.phase == Some(Phase::Running) { W::HEALTH_CHECK } else { W::NOT_READY_RECHECK }))
+    let recheck = if after.phase == Some(Phase::Running) { W::HEALTH_CHECK } else { W::NOT_READY_RECHECK };
+    Ok(Action::requeue(detail_waits.map_or(recheck, |after| after.min(recheck))))
 }

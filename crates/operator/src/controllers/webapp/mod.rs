@@ -71,7 +71,7 @@ pub fn controller(setup: &Setup) -> (Controller<WebApp>, WebAppReconciler) {
         workload::reflect(workload::scoped_api::<Ingress>(&client, namespace), &kind_selector(plan::APP));
     let controller = controller.owns_stream(ingress_events);
     let extra = WebAppExtra { ingresses, cleanup_budget: setup.cleanup_budget };
-    let ctx = Context { client, events: setup.events.clone(), caches, extra };
+    let ctx = Context::new(client, setup.events.clone(), caches, extra);
     (controller, WebAppReconciler { ctx: Arc::new(ctx) })
 }
 
@@ -80,6 +80,8 @@ impl Reconciler for WebAppReconciler {
     const NAME: &'static str = "webapp";
 
     async fn reconcile(&self, webapp: Arc<WebApp>) -> Result<Action> {
+        // Not older than our own last write of it (the finalizer guard reads it too).
+        let webapp = self.ctx.freshest(webapp);
         reconcile_kit::finalizer::guard(&self.ctx.client, FINALIZER, webapp, &self.ctx, steps::apply, steps::cleanup)
             .await
     }
