@@ -5,7 +5,7 @@ CLUSTER := hack/cluster
 IMG ?= webapp-operator:dev
 CONTAINER_TOOL ?= docker
 
-.PHONY: help manifests generate build docker-build docker-push run install uninstall deploy undeploy test lint unit cluster-up cluster-down bench bench-scale
+.PHONY: help manifests generate build docker-build docker-push run install uninstall deploy undeploy test lint unit cluster-up cluster-down bench bench-scale chaos
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -54,3 +54,6 @@ bench: ## Operator vs the control plane's floor at one size (N=50 WebApps): time
 
 bench-scale: ## The growth curve over N = 100, 300, 1000, 3000 (or SIZES="..."): table and docs/benchmarks-growth.svg.
 	bench/scale $(SIZES)
+
+chaos: ## Chaos suite, full profile (200 objects, 20 operator kills, API server/etcd restarts, leader failover, a fighting writer); SEED=n replays a run.
+	hack/chaos --profile full $(if $(SEED),--seed $(SEED))

@@ -24,6 +24,11 @@ use crate::common::{Condition, Phase, conditions_schema};
     shortname = "db",
     category = "webapp-operator",
     doc = "A database server: a StatefulSet, a headless and a client Service, a Secret with credentials, and a backup CronJob when backups are enabled.",
+    validation = Rule::new("size(self.metadata.name) <= 45")
+        .message("the Database name must be at most 45 characters: its backup CronJob <name>-backup may have at most 52"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message(
+        "the Database name must be lower-case letters, digits and '-', start with a letter and end with a letter or digit (a DNS-1035 label): it names its children"
+    ),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase", description = "Lifecycle phase"),
     printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
     printcolumn(name = "Version", type_ = "string", json_path = ".spec.version"),

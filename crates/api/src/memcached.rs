@@ -18,6 +18,11 @@ use crate::common::{Condition, Phase, conditions_schema};
     shortname = "mc",
     category = "webapp-operator",
     doc = "A memcached cluster: a Deployment of `size` pods behind a headless Service; status.nodes lists the ready pods.",
+    validation = Rule::new("size(self.metadata.name) <= 63")
+        .message("the Memcached name must be at most 63 characters: it becomes the name of its Service and a label value"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message(
+        "the Memcached name must be lower-case letters, digits and '-', start with a letter and end with a letter or digit (a DNS-1035 label): it names its children"
+    ),
     scale(
         spec_replicas_path = ".spec.size",
         status_replicas_path = ".status.replicas",

@@ -17,6 +17,11 @@ use crate::common::{Condition, Phase, conditions_schema, default_http_port};
     shortname = "ws",
     category = "webapp-operator",
     doc = "A web server: a Deployment of 1 to 10 pods and a Service in front of them.",
+    validation = Rule::new("size(self.metadata.name) <= 63")
+        .message("the WebServer name must be at most 63 characters: it becomes the name of its Service and a label value"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message(
+        "the WebServer name must be lower-case letters, digits and '-', start with a letter and end with a letter or digit (a DNS-1035 label): it names its children"
+    ),
     scale(
         spec_replicas_path = ".spec.replicas",
         status_replicas_path = ".status.replicas",

@@ -53,29 +53,41 @@ pub struct Usage {
 impl Operator {
     /// Starts the operator and waits until it serves /readyz.
     pub async fn start(launch: &Launch) -> Result<Self> {
+        let mut args: Vec<String> = ["run", "--namespace", &launch.namespace, "--controllers", "webapp"]
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect();
+        args.extend(["--metrics-addr".to_owned(), launch.metrics.to_string()]);
+        args.extend(launch.args.iter().cloned());
+        Self::spawn(&launch.binary, &args, &launch.log, launch.metrics).await
+    }
+
+    /// Starts `binary` with `args` (its whole command line), appending its output to
+    /// `log`, and waits until it serves /readyz at `metrics`. `start` and the chaos
+    /// suite (which picks its own controllers and leader election) share this.
+    pub async fn spawn(binary: &Path, args: &[String], log: &Path, metrics: SocketAddr) -> Result<Self> {
+        let log_path = log;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&launch.log)
-            .map_err(io(format!("open {}", launch.log.display())))?;
+            .open(log_path)
+            .map_err(io(format!("open {}", log_path.display())))?;
         let log_err = log.try_clone().map_err(io("clone log file"))?;
         let started = Instant::now();
-        let child = Command::new(&launch.binary)
-            .args(["run", "--namespace", &launch.namespace, "--controllers", "webapp"])
-            .args(["--metrics-addr", &launch.metrics.to_string()])
-            .args(&launch.args)
+        let child = Command::new(binary)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
             .kill_on_drop(true)
             .spawn()
-            .map_err(io(format!("start {}", launch.binary.display())))?;
+            .map_err(io(format!("start {}", binary.display())))?;
         let pid = child.id().ok_or_else(|| BenchError::Operator("exited at once".into()))?;
-        let mut operator = Operator { child, pid, metrics: launch.metrics, started };
+        let mut operator = Operator { child, pid, metrics, started };
         let limit = Duration::from_secs(60);
         while get(operator.metrics, "/readyz").await.is_err() {
             if let Ok(Some(status)) = operator.child.try_wait() {
-                return Err(BenchError::Operator(format!("exited with {status}; see {}", launch.log.display())));
+                return Err(BenchError::Operator(format!("exited with {status}; see {}", log_path.display())));
             }
             if started.elapsed() > limit {
                 return Err(BenchError::Timeout(limit, "the operator's /readyz".into()));
@@ -83,6 +95,24 @@ impl Operator {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(operator)
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether it has exited (without waiting).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Kills it with SIGKILL (a crash: no shutdown, no Lease release) and waits until
+    /// it is gone. Returns when it was seen gone.
+    pub async fn kill(mut self) -> Result<Instant> {
+        self.child.start_kill().map_err(io("kill -9 the operator"))?;
+        self.child.wait().await.map_err(io("wait for the killed operator"))?;
+        Ok(Instant::now())
     }
 
     /// Its metrics now.
@@ -133,6 +163,12 @@ impl Metrics {
 
     fn sample(&self, series: &str) -> u64 {
         self.0.get(series).copied().unwrap_or(0.0) as u64
+    }
+
+    /// Every sample whose series starts with `prefix` (a name and `{`, say), for
+    /// families the methods here do not sum.
+    pub fn matching<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, f64)> + 'a {
+        self.0.iter().filter(move |(series, _)| series.starts_with(prefix)).map(|(s, v)| (s.as_str(), *v))
     }
 
     /// Requests sent with `method`.

@@ -67,6 +67,13 @@ pub fn is_controlled_by(meta: &ObjectMeta, owner_uid: &str) -> bool {
     meta.owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == owner_uid)
 }
 
+/// The controller owner reference a desired child carries.
+pub fn controller_reference<K: Resource<DynamicType = ()>>(desired: &K) -> Result<OwnerReference> {
+    desired.owner_references().iter().find(|r| r.controller == Some(true)).cloned().ok_or_else(|| {
+        Error::InvalidSpec(format!("{} {} has no controller owner reference", K::kind(&()), desired.name_any()))
+    })
+}
+
 /// Applies `desired` (which must carry its name, namespace and controller owner
 /// reference) unless the child already matches it. `current` is the child as a
 /// reflector store has it (or as our own last write returned it, when the store lags
@@ -81,12 +88,7 @@ where
 {
     let name = desired.name_any();
     let kind = K::kind(&()).into_owned();
-    let owner = desired
-        .owner_references()
-        .iter()
-        .find(|r| r.controller == Some(true))
-        .cloned()
-        .ok_or_else(|| Error::InvalidSpec(format!("{kind} {name} has no controller owner reference")))?;
+    let owner = controller_reference(&desired)?;
 
     let hash = intent_hash(&desired)?;
     let wanted = to_value(&desired)?;

@@ -32,12 +32,36 @@ pub struct Failure {
     pub reason: String,
     /// Message for humans.
     pub message: String,
+    /// A retryable error that persists: the operator keeps trying, so the phase stays
+    /// what it was and only `Degraded` says what is wrong (see [`Failure::to_report`]).
+    pub retrying: bool,
 }
 
 impl Failure {
     /// The failure an error reports: its reason and its whole chain of causes.
     pub fn of(error: &crate::Error) -> Self {
-        Failure { reason: error.reason().to_owned(), message: crate::events::error_chain(error) }
+        Failure { reason: error.reason().to_owned(), message: crate::events::error_chain(error), retrying: false }
+    }
+
+    /// What a failed reconcile shows in status, if anything: a permanent or blocking
+    /// error at once (phase Failed); a retryable one only once its object has been
+    /// failing for [`PERSISTENT_AFTER`](crate::driver::PERSISTENT_AFTER) (Degraded, phase
+    /// kept), so that a blip never reaches status and an outage always does. Normal
+    /// operation (waiting, a stale read) never does.
+    pub fn to_report(error: &crate::Error) -> Option<Self> {
+        Self::report_after(error, crate::driver::failing_for())
+    }
+
+    fn report_after(error: &crate::Error, failing_for: Option<std::time::Duration>) -> Option<Self> {
+        match error.class() {
+            crate::Class::Permanent | crate::Class::Blocked => Some(Self::of(error)),
+            crate::Class::Retryable
+                if !error.is_expected() && failing_for.is_some_and(|d| d >= crate::driver::PERSISTENT_AFTER) =>
+            {
+                Some(Failure { retrying: true, ..Self::of(error) })
+            }
+            crate::Class::Retryable => None,
+        }
     }
 }
 
@@ -83,6 +107,9 @@ pub fn assess(
     failure: Option<&Failure>,
     now: Timestamp,
 ) -> Assessment {
+    if let Some(failure) = failure.filter(|f| f.retrying) {
+        return retrying(previous, generation, failure, now);
+    }
     let ready = failure.is_none() && progress.ready && !progress.changed && progress.problems.is_empty();
     let observation = match (failure, ready) {
         (Some(_), _) => Observation::Broken,
@@ -138,6 +165,20 @@ pub fn assess(
         }
     };
     Assessment { phase, message, conditions: conditions.build() }
+}
+
+/// A retryable error that persists: the operator keeps trying, nothing is known to be
+/// wrong with the object or its children, so the phase and the other conditions stay
+/// as they were (a Running app keeps serving); `Degraded` and the message say what
+/// keeps failing. The next successful reconcile computes them afresh, which clears it.
+fn retrying(previous: Previous<'_>, generation: Option<i64>, failure: &Failure, now: Timestamp) -> Assessment {
+    let conditions =
+        Conditions::new(previous.conditions, generation, now).set(DEGRADED, true, &failure.reason, &failure.message);
+    Assessment {
+        phase: previous.phase.unwrap_or_default(),
+        message: failure.message.clone(),
+        conditions: conditions.build(),
+    }
 }
 
 /// The first assessment of a new object: accepted, nothing created yet.

@@ -10,6 +10,10 @@
 //! The state of an object that stopped failing without a success (it was deleted) is
 //! dropped once it has not failed for twice the longest delay: a failing object fails
 //! again at least that often.
+//!
+//! It also knows since when each object has been failing ([`Backoffs::failing_for`]),
+//! so that a retryable error that keeps coming back can be shown in status after a
+//! bounded time instead of only in the logs.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -29,6 +33,7 @@ pub struct Backoffs {
 #[derive(Debug)]
 struct Failing {
     backoff: ExponentialBackoff,
+    since: Instant,
     last: Instant,
 }
 
@@ -60,10 +65,21 @@ impl Backoffs {
         let mut map = self.by_object.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         // Objects that no longer fail and never succeeded are gone: forget them.
         map.retain(|_, failing| now.saturating_duration_since(failing.last) <= self.max_delay * 2);
-        let failing = map.entry(key.to_owned()).or_insert_with(|| Failing { backoff: self.builder.build(), last: now });
+        let failing = map.entry(key.to_owned()).or_insert_with(|| Failing {
+            backoff: self.builder.build(),
+            since: now,
+            last: now,
+        });
         failing.last = now;
         // backon's jitter adds up to one more delay on top; keep the promise of `max`.
         failing.backoff.next().unwrap_or(self.max_delay).min(self.max_delay)
+    }
+
+    /// How long `key` has been failing: since its first failure after its last success,
+    /// or `None` when its last attempt succeeded (or it never failed).
+    pub fn failing_for(&self, key: &str) -> Option<Duration> {
+        let map = self.by_object.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.get(key).map(|failing| failing.since.elapsed())
     }
 
     /// Forgets `key`'s failures after a success (or when the object is gone).
@@ -90,7 +106,9 @@ mod tests {
         assert!(first < Duration::from_millis(201), "{first:?}");
         // Another object starts from the beginning.
         assert!(backoffs.next_delay("ns/b") < Duration::from_millis(201));
+        assert!(backoffs.failing_for("ns/a").is_some());
         backoffs.reset("ns/a");
+        assert_eq!(backoffs.failing_for("ns/a"), None, "a success ends the failing streak");
         assert!(backoffs.next_delay("ns/a") < Duration::from_millis(201));
     }
 

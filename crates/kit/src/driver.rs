@@ -2,6 +2,11 @@
 //! reconcile, metrics, the pause annotation, and the error policy that turns an error's
 //! [`Class`] into per-object backoff (retryable, blocked) or a wait for the next change
 //! (permanent).
+//!
+//! A retryable error is not shown in status at first: most clear at the next attempt.
+//! One that keeps coming back for [`PERSISTENT_AFTER`] is: each reconcile runs with
+//! [`failing_for`] telling how long its object has been failing, and
+//! [`crate::assess::Failure::to_report`] turns that into a Degraded condition.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -21,6 +26,24 @@ use crate::metrics::{ControllerLabels, ErrorLabels, Metrics, ResultLabels};
 
 /// Annotation that stops the operator from changing one object (deletion still runs).
 pub const PAUSED: &str = "apps.example.com/paused";
+
+/// How long an object may fail with retryable errors (5xx, timeouts, 429, an
+/// unreachable API server) before its status says so. Short blips stay out of status;
+/// an outage does not stay invisible.
+pub const PERSISTENT_AFTER: Duration = Duration::from_secs(30);
+
+tokio::task_local! {
+    /// How long the object of the running reconcile has been failing.
+    static FAILING_FOR: Option<Duration>;
+}
+
+/// How long the object being reconciled has been failing, from its first failure since
+/// its last success; `None` when its last attempt succeeded, and outside a reconcile
+/// run by a [`Driver`]. Set by the driver around each reconcile, so that the code that
+/// writes status can tell a passing error from one that persists.
+pub fn failing_for() -> Option<Duration> {
+    FAILING_FOR.try_with(|failing| *failing).ok().flatten()
+}
 
 /// A controller's reconcile logic.
 pub trait Reconciler: Send + Sync + 'static {
@@ -95,10 +118,14 @@ async fn reconcile<R: Reconciler>(object: Arc<R::Object>, driver: Arc<Driver<R>>
     let span = tracing::info_span!("reconcile", controller = R::NAME, object = %key, k8s.namespace.name = %namespace);
     if is_paused(object.as_ref()) && object.meta().deletion_timestamp.is_none() {
         span.in_scope(|| tracing::info!("paused by annotation; not reconciling"));
+        // Counted, so that "left alone" can be told from "not looked at yet".
+        driver.metrics.reconciles.get_or_create(&ResultLabels { controller: R::NAME, result: "paused" }).inc();
         return Ok(Action::await_change());
     }
     let started = Instant::now();
-    let result = tokio::time::timeout(R::TIMEOUT, driver.reconciler.reconcile(object).instrument(span.clone()))
+    let failing = driver.backoffs.failing_for(&backoff);
+    let run = FAILING_FOR.scope(failing, driver.reconciler.reconcile(object).instrument(span.clone()));
+    let result = tokio::time::timeout(R::TIMEOUT, run)
         .await
         .unwrap_or(Err(Error::Timeout { step: "reconcile", after: R::TIMEOUT }));
     let elapsed = started.elapsed().as_secs_f64();
@@ -151,6 +178,13 @@ mod tests {
         object.metadata.namespace = Some("ns".into());
         object.metadata.uid = Some(uid.into());
         object
+    }
+
+    #[tokio::test]
+    async fn failing_for_is_set_only_inside_a_reconcile() {
+        assert_eq!(failing_for(), None);
+        let seen = FAILING_FOR.scope(Some(Duration::from_secs(40)), async { failing_for() }).await;
+        assert_eq!(seen, Some(Duration::from_secs(40)));
     }
 
     #[test]

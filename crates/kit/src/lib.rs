@@ -18,11 +18,13 @@
 //! - [`finalizer`]: cleanup before deletion, tolerant of the object already being gone;
 //! - [`cleanup`]: how a cleanup run ends: done, waiting, or released after its budget;
 //! - [`owned`]: a controller's children, applied and deleted with an Event for each change;
+//! - [`adopt`]: opt-in adoption of same-name children that have no owner;
 //! - [`metrics`]: controller-runtime-compatible reconcile metrics;
 //! - [`workload`]: labels, child caches, pod problems, rollouts, and the shared reconcile
 //!   of kinds whose pods run in a Deployment behind a Service;
 //! - [`driver`]: the glue that turns a reconcile function into a running controller.
 
+pub mod adopt;
 pub mod apply;
 pub mod assess;
 pub mod backoff;

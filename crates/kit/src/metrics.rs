@@ -15,7 +15,8 @@ use prometheus_client::registry::Registry;
 pub struct ResultLabels {
     /// Controller name.
     pub controller: &'static str,
-    /// `success`, `requeue` (waiting on the cluster, or a stale read) or `error`.
+    /// `success`, `requeue` (waiting on the cluster, or a stale read), `error`, or
+    /// `paused` (left alone by the pause annotation).
     pub result: &'static str,
 }
 

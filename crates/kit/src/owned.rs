@@ -3,8 +3,10 @@
 //! [`apply`](crate::apply) decides whether to write; this adds what every controller
 //! reports about it, the same way: `Created` when a child appears, a controller-chosen
 //! `<Kind>Synced` reason when an existing child had to change (a spec change, or drift
-//! made by hand), and `Deleting` when a child is asked to go. Each Event names the child
-//! as its related object, so events of one reason about different children stay apart.
+//! made by hand), `Adopted` when an owner that asks for it ([`crate::adopt`]) takes over
+//! a child that had no owner, and `Deleting` when a child is asked to go. Each Event
+//! names the child as its related object, so events of one reason about different
+//! children stay apart.
 
 use std::fmt::Debug;
 
@@ -14,8 +16,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::adopt;
 use crate::apply::{self, Applied, Deletion};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::Events;
 
 /// The children of one owner, in its namespace.
@@ -25,6 +28,7 @@ pub struct Owned {
     namespace: String,
     owner: ObjectReference,
     owner_uid: String,
+    adopt: bool,
 }
 
 impl Owned {
@@ -36,7 +40,15 @@ impl Owned {
             namespace: owner.namespace().unwrap_or_default(),
             owner: owner.object_ref(&()),
             owner_uid: owner.uid().unwrap_or_default(),
+            adopt: false,
         }
+    }
+
+    /// The same children, taking over same-name objects without an owner when `adopt`
+    /// (see [`crate::adopt`]); by default such an object is [`Error::NotOwned`].
+    pub fn adopting(mut self, adopt: bool) -> Self {
+        self.adopt = adopt;
+        self
     }
 
     fn api<K: Resource<DynamicType = (), Scope = NamespaceResourceScope>>(&self) -> Api<K> {
@@ -50,7 +62,13 @@ impl Owned {
     where
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
     {
-        let (outcome, live) = apply::apply(&self.api(), cached, desired).await?;
+        let api = self.api();
+        // Kept only by an owner that may adopt: the common path copies nothing.
+        let adoptable = self.adopt.then(|| desired.clone());
+        let (outcome, live) = match (apply::apply(&api, cached, desired).await, adoptable) {
+            (Err(Error::NotOwned { .. }), Some(desired)) => return self.adopt(&api, desired).await,
+            (result, _) => result?,
+        };
         let (kind, name) = (K::kind(&()), live.name_any());
         let (reason, note) = match outcome {
             Applied::Unchanged => return Ok((outcome, live)),
@@ -59,6 +77,24 @@ impl Owned {
         };
         self.events.normal_about(&self.owner, live.object_ref(&()), reason, note).await;
         Ok((outcome, live))
+    }
+
+    /// Takes over the existing child `desired` names, which has no controller owner
+    /// (see [`crate::adopt`] for the three writes), with an `Adopted` event.
+    async fn adopt<K>(&self, api: &Api<K>, desired: K) -> Result<(Applied, K)>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
+    {
+        let (kind, name) = (K::kind(&()).into_owned(), desired.name_any());
+        if !adopt::take_over(api, &desired).await? {
+            // Gone or ours meanwhile: the next reconcile starts afresh.
+            return Err(Error::Stale { kind, name });
+        }
+        let (_, live) = apply::apply(api, None, desired).await?;
+        adopt::release_others(api, &name).await?;
+        let note = format!("Adopted {kind} {name}, which had no owner, and brought it to the {} spec", self.kind());
+        self.events.normal_about(&self.owner, live.object_ref(&()), "Adopted", note).await;
+        Ok((Applied::Updated, live))
     }
 
     /// Deletes the child `name` if this owner controls it (see [`apply::delete`]), with a

@@ -9,7 +9,8 @@ use webapp_api::WebhookEndpoint;
 use crate::controllers::ControllerKind;
 use crate::manager::{self, Config};
 use crate::telemetry::{self, LogFormat};
-use crate::webhook::{self, WebhookConfig};
+use crate::webhook::crd::Target;
+use crate::webhook::{self, NamespacedName, WebhookConfig};
 use crate::{crdgen, manager::ManagerError};
 
 /// Kubernetes operators for WebApp, PodManager, WebServer, Memcached and Database.
@@ -25,7 +26,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controllers against the cluster of the current kubeconfig (or in-cluster).
-    Run(RunArgs),
+    // Boxed: the flags outweigh `crd`'s by far (clippy::large_enum_variant).
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as YAML (all, or one kind).
     Crd {
         /// Kind, plural or short name (e.g. WebApp, webapps, wa). All when omitted.
@@ -80,11 +82,19 @@ pub struct RunArgs {
     /// Secret). Unset: a self-signed CA and certificate are generated at start.
     #[arg(long, env = "WEBHOOK_CERT_DIR")]
     pub webhook_cert_dir: Option<PathBuf>,
+    /// Secret (NAMESPACE/NAME) sharing the generated certificate between replicas: the
+    /// first replica creates it, the others serve it. Ignored with --webhook-cert-dir.
+    #[arg(long, env = "WEBHOOK_CERT_SECRET")]
+    pub webhook_cert_secret: Option<NamespacedName>,
     /// URL the API server calls for conversions, written into the CRD; for an operator
     /// outside the cluster (`make run`: https://127.0.0.1:9443/convert). Unset: the CRD
     /// keeps its Service reference and only the CA bundle is written.
-    #[arg(long, env = "WEBHOOK_URL")]
+    #[arg(long, env = "WEBHOOK_URL", conflicts_with = "webhook_service")]
     pub webhook_url: Option<String>,
+    /// The in-cluster Service (NAMESPACE/NAME, port 443) in front of the webhook, written
+    /// into the CRD: the chart's release Service, wherever it is installed.
+    #[arg(long, env = "WEBHOOK_SERVICE")]
+    pub webhook_service: Option<NamespacedName>,
     /// Host names of the generated certificate (repeat or comma-separate). Default:
     /// localhost, 127.0.0.1 and the in-cluster Service's names.
     #[arg(long, value_delimiter = ',', env = "WEBHOOK_HOSTS")]
@@ -98,11 +108,24 @@ impl From<RunArgs> for Config {
     fn from(args: RunArgs) -> Self {
         let controllers = if args.controllers.is_empty() { ControllerKind::ALL.to_vec() } else { args.controllers };
         // The webhook converts PodManagers: it runs with their controller.
-        let webhook = (controllers.contains(&ControllerKind::Podmanager) && !args.no_webhook).then(|| WebhookConfig {
-            addr: args.webhook_addr,
-            cert_dir: args.webhook_cert_dir,
-            url: args.webhook_url,
-            hosts: if args.webhook_host.is_empty() { webhook::default_hosts() } else { args.webhook_host },
+        let webhook = (controllers.contains(&ControllerKind::Podmanager) && !args.no_webhook).then(|| {
+            let hosts = match (&args.webhook_service, args.webhook_host.is_empty()) {
+                (_, false) => args.webhook_host,
+                (Some(service), true) => webhook::service_hosts(service),
+                (None, true) => webhook::default_hosts(),
+            };
+            let target = match (args.webhook_url, args.webhook_service) {
+                (Some(url), _) => Target::Url(url),
+                (None, Some(service)) => Target::Service(service),
+                (None, None) => Target::Keep,
+            };
+            WebhookConfig {
+                addr: args.webhook_addr,
+                cert_dir: args.webhook_cert_dir,
+                cert_secret: args.webhook_cert_secret,
+                target,
+                hosts,
+            }
         });
         Config {
             namespace: args.namespace,
@@ -140,7 +163,7 @@ impl Cli {
             }
             Command::Run(args) => {
                 let _telemetry = telemetry::init(args.log_format);
-                manager::run(Config::from(args)).await?;
+                manager::run(Config::from(*args)).await?;
             }
         }
         Ok(())

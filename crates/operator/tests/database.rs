@@ -19,52 +19,14 @@ use std::time::Duration;
 use common::*;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
-use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use webapp_api::{Database, Phase};
 use webapp_operator::controllers::ControllerKind;
-
-/// PersistentVolumes made for one test, deleted with it.
-struct Volumes {
-    names: Vec<String>,
-}
-
-impl Drop for Volumes {
-    fn drop(&mut self) {
-        for name in &self.names {
-            let _ = kubectl().args(["delete", "pv", name, "--wait=false"]).output();
-        }
-    }
-}
-
-/// The cluster's StorageClasses (as `hack/cluster/up` applies them) and one
-/// PersistentVolume per `(claim, size)`, pre-bound to that claim in `ns`.
-async fn volumes(client: &Client, ns: &str, class: &str, claims: &[(&str, &str)]) -> Volumes {
-    let classes: Api<StorageClass> = Api::all(client.clone());
-    for document in include_str!("../../../hack/cluster/storage.yaml").split("\n---\n") {
-        let class: StorageClass = serde_saphyr::from_str(document).unwrap();
-        let params = PatchParams::apply("webapp-operator-tests").force();
-        classes.patch(&class.name_any(), &params, &Patch::Apply(&class)).await.unwrap();
-    }
-    let api: Api<PersistentVolume> = Api::all(client.clone());
-    let mut names = Vec::new();
-    for (claim, size) in claims {
-        let name = format!("{ns}-{claim}");
-        let volume: PersistentVolume = serde_json::from_value(json!({"metadata": {"name": name},
-            "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"], "storageClassName": class,
-                "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": format!("/tmp/webapp-operator/{name}")},
-                "claimRef": {"namespace": ns, "name": claim}}}))
-        .unwrap();
-        api.create(&PostParams::default(), &volume).await.unwrap();
-        names.push(name);
-    }
-    Volumes { names }
-}
 
 async fn setup(prefix: &str) -> (Client, TestNamespace, Operator) {
     let client = client().await;

@@ -1,5 +1,6 @@
 //! Two replicas with leader election: only the holder of the Lease reconciles, and a
-//! leader that shuts down hands over at once.
+//! leader that shuts down releases the Lease (it is free the moment the leader has
+//! stopped) so the standby takes over without waiting for it to expire.
 
 // Test helpers panic on purpose: a failed call is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -55,9 +56,19 @@ async fn only_the_leader_reconciles_and_a_stopping_leader_hands_over() {
     let standby = "controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"}";
     assert_eq!(b.metric(standby).await, 0.0, "the standby reconciled");
 
-    a.stop().await;
+    assert!(a.stop().await, "the leader did not stop cleanly");
+    // Released, not left to expire: right after the leader stopped, nobody holds the
+    // Lease (or the standby already does). A leader that does not release it still
+    // holds it here, for up to 15 s.
+    let after_stop = holder(&leases).await;
+    assert!(
+        after_stop.as_deref().is_none_or(|h| h == "replica-b"),
+        "the stopped leader did not release the Lease: {after_stop:?}"
+    );
+    // The standby looks for a released Lease every 2 s: it takes over well within the
+    // 15 s a Lease left to expire would take.
     let handed =
-        eventually(Duration::from_secs(30), || async { (holder(&leases).await? == "replica-b").then_some(()) }).await;
+        eventually(Duration::from_secs(5), || async { (holder(&leases).await? == "replica-b").then_some(()) }).await;
     assert!(handed.is_some(), "replica-b never took over; holder: {:?}", holder(&leases).await);
 
     let patch = json!({"spec": {"image": "nginx:1.21"}});

@@ -143,11 +143,15 @@ async fn scaling_keeps_ordinals_and_removes_the_highest_first() {
 
     // Record the order in which Pods start terminating.
     let order = Arc::new(Mutex::new(Vec::<String>::new()));
+    let listed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let recorder = {
-        let (pods, order) = (Api::<Pod>::namespaced(client.clone(), &ns.name), order.clone());
+        let (pods, order, listed) = (Api::<Pod>::namespaced(client.clone(), &ns.name), order.clone(), listed.clone());
         tokio::spawn(async move {
             let mut stream = watcher(pods, watcher::Config::default()).boxed();
             while let Some(Ok(event)) = stream.next().await {
+                if let watcher::Event::InitDone = event {
+                    listed.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 if let watcher::Event::Apply(pod) = event
                     && pod.metadata.deletion_timestamp.is_some()
                 {
@@ -159,7 +163,10 @@ async fn scaling_keeps_ordinals_and_removes_the_highest_first() {
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The watch is established before the scale-down: no deletion is missed.
+    eventually(Duration::from_secs(10), || async { listed.load(std::sync::atomic::Ordering::SeqCst).then_some(()) })
+        .await
+        .expect("the watch never listed");
     kubectl_ok(&["-n", &ns.name, "scale", "podmanager/pm", "--replicas=2"]);
     wait_for(&api, "pm", "2 Running Pods", running(3, 2)).await;
     recorder.abort();
@@ -325,10 +332,10 @@ async fn a_no_op_reconcile_makes_zero_writes_and_is_counted() {
     let api =
         create(&client, &ns.name, "pm", json!({"image": "nginx:1.20", "replicas": 2, "podLabels": {"a": "b"}})).await;
     wait_for(&api, "pm", "Running", running(1, 2)).await;
-    // Let the last events and status writes of convergence land.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-
     let reconciles = "podmanager_reconcile_total{result=\"success\"}";
+    // The first forced reconcile starts from the converged state, so whatever the
+    // operator still had to say about convergence is said before the count starts.
+    operator.resync(&api, "pm", reconciles, 1).await;
     let (writes_before, reconciles_before) = (operator.writes().await, operator.metric(reconciles).await);
     assert!(reconciles_before >= 1.0, "podmanager_reconcile_total is exported");
     operator.resync(&api, "pm", reconciles, 3).await;

@@ -14,7 +14,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, CustomResourceExt};
@@ -22,7 +22,8 @@ use serde_json::{Value, json};
 use webapp_api::podmanager::conversion::V2_TEMPLATE;
 use webapp_api::{Phase, PodManager};
 use webapp_operator::controllers::ControllerKind;
-use webapp_operator::webhook::{WebhookConfig, default_hosts};
+use webapp_operator::webhook::crd::Target;
+use webapp_operator::webhook::{NamespacedName, WebhookConfig, default_hosts, secret};
 
 fn version(version: &str) -> ApiResource {
     ApiResource {
@@ -59,7 +60,16 @@ async fn v1_and_v2_clients_share_objects_through_the_conversion_webhook() {
     let addr = free_addr();
     let url = format!("https://{addr}{}", webapp_api::podmanager::CONVERT_PATH);
     let mut config = Operator::config(n, vec![ControllerKind::Podmanager]);
-    config.webhook = Some(WebhookConfig { addr, cert_dir: None, url: Some(url.clone()), hosts: default_hosts() });
+    // The certificate as the chart and config/default have it: generated once, shared by
+    // the replicas through a Secret in the operator's namespace.
+    let cert_secret = NamespacedName { namespace: n.to_owned(), name: "webhook-tls".to_owned() };
+    config.webhook = Some(WebhookConfig {
+        addr,
+        cert_dir: None,
+        cert_secret: Some(cert_secret.clone()),
+        target: Target::Url(url.clone()),
+        hosts: default_hosts(),
+    });
     let operator = Operator::start_config(config).await;
 
     // The operator wrote its URL and CA into the CRD before it became ready.
@@ -69,6 +79,12 @@ async fn v1_and_v2_clients_share_objects_through_the_conversion_webhook() {
     assert_eq!(client_config.url.as_deref(), Some(url.as_str()));
     let ca = client_config.ca_bundle.expect("caBundle written").0;
     assert!(String::from_utf8_lossy(&ca).contains("BEGIN CERTIFICATE"));
+    // It stored the certificate, and a second replica starting now serves the same one.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
+    let stored = secrets.get("webhook-tls").await.expect("certificate Secret created");
+    assert_eq!(stored.data.unwrap()["ca.crt"].0, ca, "the CRD trusts the stored CA");
+    let second = secret::shared(&client, &cert_secret, &default_hosts()).await.unwrap();
+    assert_eq!(second.ca_pem.as_bytes(), ca.as_slice(), "a second replica serves the first one's certificate");
 
     // Create through v2 (the API server may take a moment to pick up the new client config).
     let v2 = dynamic(&client, n, "v2");

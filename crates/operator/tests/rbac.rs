@@ -1,9 +1,11 @@
 //! Least privilege, proven on the real local control plane: the chart's ServiceAccount and
 //! RBAC (rendered by `helm template`, so exactly what `helm install` grants) are created,
 //! a token is minted for the ServiceAccount (TokenRequest), and the operator runs with a
-//! client that holds only that token. The WebApp, WebServer and Memcached scenarios pass
+//! client that holds only that token. Every controller's basic scenario passes
 //! under it, and SubjectAccessReviews show what the identity must not do: nodes, Secrets
 //! beyond the rules, any `*` verb, RBAC escalation, and (namespace scope) other namespaces.
+//! The operator also serves PodManager's conversion webhook under that identity: it
+//! stores its certificate in the release's Secret and writes its CA into the CRD.
 
 // Test helpers panic on purpose: a failed call is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,16 +18,21 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::authorization::v1::SubjectAccessReview;
-use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::{Api, Client, CustomResourceExt};
 use serde_json::{Value, json};
-use webapp_api::{Memcached, WebApp, WebServer};
+use webapp_api::podmanager::v2::PodManager as PodManagerV2;
+use webapp_api::{Database, Memcached, PodManager, WebApp, WebServer};
 use webapp_operator::controllers::ControllerKind;
+use webapp_operator::webhook::crd::Target;
+use webapp_operator::webhook::{NamespacedName, WebhookConfig, default_hosts};
 
 /// One cluster-wide operator at a time in this test binary: it would otherwise also
 /// reconcile the objects of the namespace-scope test running beside it.
@@ -135,13 +142,21 @@ async fn allowed(
     resource: &str,
     namespace: Option<&str>,
 ) -> bool {
+    allowed_named(client, user, [verb, group, resource, ""], namespace).await
+}
+
+/// [`allowed`] on one object: `[verb, group, resource, name]` (rules with
+/// `resourceNames` grant only requests that name the object).
+async fn allowed_named(client: &Client, user: &str, request: [&str; 4], namespace: Option<&str>) -> bool {
+    let [verb, group, resource, name] = request;
     let account_namespace = user.split(':').nth(2).unwrap();
     let review: SubjectAccessReview = serde_json::from_value(json!({
         "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
         "spec": {
             "user": user,
             "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{account_namespace}"), "system:authenticated"],
-            "resourceAttributes": {"verb": verb, "group": group, "resource": resource, "namespace": namespace.unwrap_or("")},
+            "resourceAttributes": {"verb": verb, "group": group, "resource": resource,
+                "namespace": namespace.unwrap_or(""), "name": name},
         },
     }))
     .unwrap();
@@ -204,49 +219,154 @@ async fn assert_never_granted(client: &Client, install: &Install, watched: &str)
     {
         assert!(!allowed(client, &user, "*", group, resource, Some(watched)).await, "* on {resource}");
     }
+    // The CRD: only PodManager's, only patched (the webhook's client config).
+    let crd = ("apiextensions.k8s.io", "customresourcedefinitions");
+    assert!(allowed_named(client, &user, ["patch", crd.0, crd.1, "podmanagers.apps.mycompany.com"], None).await);
+    for (verb, name) in [
+        ("patch", "webapps.apps.example.com"),
+        ("patch", ""),
+        ("update", "podmanagers.apps.mycompany.com"),
+        ("delete", "podmanagers.apps.mycompany.com"),
+    ] {
+        assert!(!allowed_named(client, &user, [verb, crd.0, crd.1, name], None).await, "{verb} CRD {name:?}");
+    }
+    // The webhook certificate's Secret: read and created, never changed or deleted.
+    let certificate = format!("{}-webhook-tls", install.account());
+    let home = Some(install.namespace.as_str());
+    assert!(allowed_named(client, &user, ["get", "", "secrets", &certificate], home).await);
+    for verb in ["update", "patch", "delete"] {
+        assert!(!allowed_named(client, &user, [verb, "", "secrets", &certificate], home).await, "{verb} {certificate}");
+    }
     // The reviews can say yes: the operator's own needs are granted.
     assert!(allowed(client, &user, "patch", "apps.example.com", "webapps", Some(watched)).await);
     assert!(allowed(client, &user, "update", "coordination.k8s.io", "leases", Some(&install.namespace)).await);
 }
 
-/// A kind's basic scenario: created → Running with its children, scaled, deleted with
-/// its children.
+/// PodManager's conversion webhook as the chart runs it: the certificate generated into
+/// the release's Secret, the CA written into the CRD, both under the ServiceAccount's
+/// token. The API server runs on the host, so it calls the webhook by URL here instead
+/// of through the chart's Service (rendered and dry-run by hack/check-chart).
+fn chart_webhook(install: &Install) -> WebhookConfig {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let secret = format!("{}-webhook-tls", install.account());
+    WebhookConfig {
+        addr,
+        cert_dir: None,
+        cert_secret: Some(NamespacedName { namespace: install.namespace.clone(), name: secret }),
+        target: Target::Url(format!("https://{addr}{}", webapp_api::podmanager::CONVERT_PATH)),
+        hosts: default_hosts(),
+    }
+}
+
+/// The operator's webhook serves conversions: the CRD trusts the CA the operator stored
+/// in the release's Secret, and a PodManager written and read through v2 (the API
+/// server stores v1) round-trips through it.
+async fn assert_webhook_converts(admin: &Client, install: &Install, ns: &str) {
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), &install.namespace);
+    let stored = secrets.get(&format!("{}-webhook-tls", install.account())).await.expect("no certificate Secret");
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    let crd = crds.get(PodManager::crd_name()).await.unwrap();
+    let bundle = crd.spec.conversion.unwrap().webhook.unwrap().client_config.unwrap().ca_bundle.unwrap();
+    assert_eq!(stored.data.unwrap()["ca.crt"], bundle, "the CRD trusts the stored CA");
+
+    let v2: Api<DynamicObject> = Api::namespaced_with(admin.clone(), ns, &ApiResource::erase::<PodManagerV2>(&()));
+    let object: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "apps.mycompany.com/v2", "kind": "PodManager", "metadata": {"name": "through-v2"},
+        "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "web", "image": "nginx:1.21"}]}}},
+    }))
+    .unwrap();
+    // The API server may take a moment to pick up the new client config.
+    let created =
+        eventually(Duration::from_secs(30), || async { v2.create(&PostParams::default(), &object).await.ok() }).await;
+    assert!(created.is_some(), "no PodManager through v2: {:?}", v2.create(&PostParams::default(), &object).await);
+    let read = v2.get("through-v2").await.unwrap();
+    assert_eq!(read.data["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.21");
+    v2.delete("through-v2", &DeleteParams::default()).await.unwrap();
+    let gone =
+        eventually(Duration::from_secs(60), || async { v2.get_opt("through-v2").await.ok()?.is_none().then_some(()) });
+    assert!(gone.await.is_some(), "the PodManager through v2 was not deleted");
+}
+
+/// A kind's basic scenario: created → Running with its children, changed (generation
+/// 2), deleted with its children.
 struct Scenario {
     controller: &'static str,
     resource: ApiResource,
-    /// `spec.replicas` or `spec.size`.
-    count: &'static str,
+    /// The spec it is created with.
     spec: Value,
+    /// A change of the spec, reconciled at generation 2.
+    change: Value,
+    /// `status.readyReplicas` before and after the change; `None` for a kind without it.
+    ready: Option<(i64, i64)>,
+    /// Children that exist while it runs and are gone once it is deleted.
+    children: Vec<(ApiResource, String)>,
+    /// Children the change removes.
+    dropped: Vec<(ApiResource, String)>,
+    /// Claims its volumes are pre-bound to: `(claim, size)`.
+    claims: &'static [(&'static str, &'static str)],
 }
 
+fn child<K: kube::Resource<DynamicType = ()>>(name: &str) -> (ApiResource, String) {
+    (ApiResource::erase::<K>(&()), name.to_owned())
+}
+
+/// A scenario that scales from 2 to 3 through `field` (`replicas` or `size`).
+fn scaled(
+    controller: &'static str,
+    resource: ApiResource,
+    field: &str,
+    mut spec: Value,
+    children: Vec<(ApiResource, String)>,
+) -> Scenario {
+    spec[field] = json!(2);
+    let change = json!({field: 3});
+    Scenario { controller, resource, spec, change, ready: Some((2, 3)), children, dropped: vec![], claims: &[] }
+}
+
+/// Every controller's basic scenario; each object is named after its controller.
 fn scenarios() -> Vec<Scenario> {
+    let workload = |name: &str| vec![child::<Deployment>(name), child::<Service>(name)];
+    let webapp = json!({"image": "nginx:1.20", "port": 80, "domain": "rbac.example.com"});
+    let pods = ["podmanager-0", "podmanager-1", "podmanager-2"].map(child::<Pod>).to_vec();
     vec![
+        scaled(
+            "webapp",
+            ApiResource::erase::<WebApp>(&()),
+            "replicas",
+            webapp,
+            [workload("webapp"), vec![child::<Ingress>("webapp")]].concat(),
+        ),
+        scaled("webserver", ApiResource::erase::<WebServer>(&()), "replicas", json!({}), workload("webserver")),
+        scaled("memcached", ApiResource::erase::<Memcached>(&()), "size", json!({}), workload("memcached")),
+        scaled("podmanager", ApiResource::erase::<PodManager>(&()), "replicas", json!({"image": "nginx:1.20"}), pods),
+        // Every verb of the Database rules: the Secret made, the CronJob dropped by the
+        // change, the volumes deleted with it (deletionPolicy Delete).
         Scenario {
-            controller: "webapp",
-            resource: ApiResource::erase::<WebApp>(&()),
-            count: "replicas",
-            spec: json!({"image": "nginx:1.20", "port": 80, "domain": "rbac.example.com"}),
-        },
-        Scenario {
-            controller: "webserver",
-            resource: ApiResource::erase::<WebServer>(&()),
-            count: "replicas",
-            spec: json!({}),
-        },
-        Scenario {
-            controller: "memcached",
-            resource: ApiResource::erase::<Memcached>(&()),
-            count: "size",
-            spec: json!({}),
+            controller: "database",
+            resource: ApiResource::erase::<Database>(&()),
+            spec: json!({"type": "postgresql", "version": "16", "storage": {"size": "1Gi"},
+                "deletionPolicy": "Delete", "backup": {"enabled": true, "schedule": "@daily"}}),
+            change: json!({"backup": {"enabled": false}}),
+            ready: None,
+            children: vec![
+                child::<StatefulSet>("database"),
+                child::<Service>("database"),
+                child::<Service>("database-headless"),
+                child::<Secret>("database-credentials"),
+                child::<PersistentVolumeClaim>("data-database-0"),
+                child::<PersistentVolumeClaim>("database-backup"),
+            ],
+            dropped: vec![child::<CronJob>("database-backup")],
+            claims: &[("data-database-0", "1Gi"), ("database-backup", "1Gi")],
         },
     ]
 }
 
-fn running(generation: i64, ready: i64) -> impl Fn(&DynamicObject) -> bool {
+fn running(generation: i64, ready: Option<i64>) -> impl Fn(&DynamicObject) -> bool {
     move |o| {
         o.data.pointer("/status/phase") == Some(&json!("Running"))
             && o.data.pointer("/status/observedGeneration") == Some(&json!(generation))
-            && o.data.pointer("/status/readyReplicas") == Some(&json!(ready))
+            && ready.is_none_or(|ready| o.data.pointer("/status/readyReplicas") == Some(&json!(ready)))
     }
 }
 
@@ -258,44 +378,49 @@ async fn wait_for(api: &Api<DynamicObject>, name: &str, what: &str, check: impl 
     }
 }
 
+/// Whether each of `objects` exists in `ns`.
+async fn exist(client: &Client, ns: &str, objects: &[(ApiResource, String)]) -> Vec<bool> {
+    let mut found = Vec::new();
+    for (resource, name) in objects {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, resource);
+        found.push(api.get_opt(name).await.unwrap().is_some());
+    }
+    found
+}
+
 impl Scenario {
     async fn run(&self, client: &Client, ns: &str) {
+        let _volumes = volumes(client, ns, "standard", self.claims).await;
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &self.resource);
         let name = self.controller;
-        let mut spec = self.spec.clone();
-        spec[self.count] = json!(2);
         let object: DynamicObject = serde_json::from_value(json!({
             "apiVersion": self.resource.api_version, "kind": self.resource.kind,
-            "metadata": {"name": name}, "spec": spec,
+            "metadata": {"name": name}, "spec": self.spec,
         }))
         .unwrap();
         api.create(&PostParams::default(), &object).await.expect("rejected");
-        wait_for(&api, name, "Running with 2 ready", running(1, 2)).await;
+        wait_for(&api, name, "Running", running(1, self.ready.map(|r| r.0))).await;
+        let before = exist(client, ns, &self.dropped).await;
+        assert!(before.iter().all(|e| *e), "{name}: a child is missing: {:?}", self.dropped);
 
-        let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-        let services: Api<Service> = Api::namespaced(client.clone(), ns);
-        assert!(deployments.get_opt(name).await.unwrap().is_some(), "{name}: no Deployment");
-        assert!(services.get_opt(name).await.unwrap().is_some(), "{name}: no Service");
-        if self.spec.get("domain").is_some() {
-            let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
-            assert!(ingresses.get_opt(name).await.unwrap().is_some(), "{name}: no Ingress");
-        }
+        let change = json!({"spec": self.change});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&change)).await.unwrap();
+        wait_for(&api, name, "Running after the change", running(2, self.ready.map(|r| r.1))).await;
+        let children = exist(client, ns, &self.children).await;
+        assert!(children.iter().all(|e| *e), "{name}: children {:?} exist: {children:?}", self.children);
+        let dropped = exist(client, ns, &self.dropped).await;
+        assert!(dropped.iter().all(|e| !*e), "{name}: {:?} not removed by the change", self.dropped);
 
-        let scale = json!({"spec": {self.count: 3}});
-        api.patch(name, &PatchParams::default(), &Patch::Merge(&scale)).await.unwrap();
-        wait_for(&api, name, "Running with 3 ready", running(2, 3)).await;
-
-        // Deletion: the WebApp's finalizer (ordered cleanup, then its removal) and the
-        // garbage collector for the others; either way nothing is left behind.
+        // Deletion: the finalizers (ordered cleanup, then their removal) and the garbage
+        // collector for the others; either way nothing is left behind.
         api.delete(name, &DeleteParams::default()).await.unwrap();
         let gone = eventually(Duration::from_secs(60), || async {
             let object = api.get_opt(name).await.ok()?;
-            let deployment = deployments.get_opt(name).await.ok()?;
-            let service = services.get_opt(name).await.ok()?;
-            (object.is_none() && deployment.is_none() && service.is_none()).then_some(())
+            let children = exist(client, ns, &self.children).await;
+            (object.is_none() && children.iter().all(|e| !*e)).then_some(())
         })
         .await;
-        assert!(gone.is_some(), "{name}: not deleted with its children");
+        assert!(gone.is_some(), "{name}: not deleted with its children: {:?}", exist(client, ns, &self.children).await);
     }
 }
 
@@ -315,7 +440,14 @@ async fn run_scenarios(client: &Client, ns: &str, operator: &Operator) {
     }
 }
 
-const CONTROLLERS: [ControllerKind; 3] = [ControllerKind::Webapp, ControllerKind::Webserver, ControllerKind::Memcached];
+/// Every controller: each has a scenario above.
+const CONTROLLERS: [ControllerKind; 5] = [
+    ControllerKind::Webapp,
+    ControllerKind::Webserver,
+    ControllerKind::Memcached,
+    ControllerKind::Podmanager,
+    ControllerKind::Database,
+];
 
 /// Cluster scope (the chart's defaults): a ClusterRole, the Lease in the operator's
 /// namespace, every namespace watched.
@@ -332,9 +464,11 @@ async fn the_chart_rbac_is_enough_and_no_more_in_cluster_scope() {
     config.namespace = None;
     config.leader_elect = true;
     config.leader_election_namespace = Some(home.name.clone());
+    config.webhook = Some(chart_webhook(&install));
     let operator = Operator::start_as(config, install.kube_config(&admin).await).await;
 
     run_scenarios(&admin, &work.name, &operator).await;
+    assert_webhook_converts(&admin, &install, &work.name).await;
     assert_never_granted(&admin, &install, &work.name).await;
     // The token is the operator's only credential: it cannot even list nodes.
     let restricted = Client::try_from(install.kube_config(&admin).await).unwrap();
@@ -368,25 +502,54 @@ async fn the_chart_rbac_is_enough_and_no_more_in_namespace_scope() {
     let mut config = Operator::config(&work.name, CONTROLLERS.to_vec());
     config.leader_elect = true;
     config.leader_election_namespace = Some(home.name.clone());
+    config.webhook = Some(chart_webhook(&install));
     let operator = Operator::start_as(config, install.kube_config(&admin).await).await;
     // Evidence the operator looked: its own namespace's scenarios all ran to the end.
     run_scenarios(&admin, &work.name, &operator).await;
+    assert_webhook_converts(&admin, &install, &work.name).await;
 
     let elsewhere = others.get("elsewhere").await.unwrap();
-    assert!(elsewhere.status.is_none(), "status written in another namespace: {:?}", elsewhere.status);
+    // The CRD's status default makes a new WebApp `Pending`; what must be absent is any
+    // write of the operator's field manager.
+    let touched: Vec<_> = elsewhere
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|f| f.manager.as_deref() == Some(reconcile_kit::MANAGER))
+        .collect();
+    assert!(touched.is_empty(), "written in another namespace: {touched:?}");
+    assert!(
+        elsewhere.status.as_ref().is_none_or(|s| s.observed_generation.is_none()),
+        "status written in another namespace: {:?}",
+        elsewhere.status
+    );
     assert!(elsewhere.metadata.finalizers.unwrap_or_default().is_empty(), "finalizer added in another namespace");
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), &other.name);
     assert!(deployments.get_opt("elsewhere").await.unwrap().is_none(), "children made in another namespace");
 
     assert_never_granted(&admin, &install, &work.name).await;
     let user = install.user();
+    // Secrets outside the Database rule (a Role in the watched namespace): in the
+    // operator's own namespace only the webhook certificate, by name, and creating it.
+    let home_ns = Some(home.name.as_str());
+    for verb in ["list", "watch", "get"] {
+        assert!(!allowed(&admin, &user, verb, "", "secrets", home_ns).await, "{verb} secrets in its own namespace");
+    }
+    assert!(!allowed_named(&admin, &user, ["get", "", "secrets", "someone-elses"], home_ns).await);
     for (group, resource) in [
         ("apps.example.com", "webapps"),
         ("webserver.example.com", "webservers"),
         ("cache.example.com", "memcacheds"),
+        ("apps.mycompany.com", "podmanagers"),
+        ("database.example.com", "databases"),
         ("apps", "deployments"),
+        ("apps", "statefulsets"),
+        ("batch", "cronjobs"),
         ("", "services"),
         ("", "pods"),
+        ("", "persistentvolumeclaims"),
+        ("", "secrets"),
     ] {
         for namespace in [Some(other.name.as_str()), None] {
             assert!(

@@ -239,3 +239,258 @@ async fn a_forbidden_child_recovers_once_rbac_is_fixed() {
     let recovered = wait_for(&api, "web", "Running after the RBAC fix", running_at(1)).await;
     assert_eq!(recovered.metadata.generation, Some(1), "the WebApp itself was not touched");
 }
+
+/// Creates WebApp `name` with `spec`, annotated to adopt children that have no owner.
+async fn create_adopting(client: &kube::Client, ns: &str, name: &str, spec: Value) -> Api<WebApp> {
+    let api: Api<WebApp> = Api::namespaced(client.clone(), ns);
+    let webapp: WebApp = serde_json::from_value(json!({"apiVersion": "apps.example.com/v1alpha1", "kind": "WebApp",
+        "metadata": {"name": name, "annotations": {"apps.example.com/adopt": "true"}}, "spec": spec}))
+    .unwrap();
+    api.create(&PostParams::default(), &webapp).await.expect("WebApp rejected");
+    api
+}
+
+/// The names of the field managers of an object's main resource (not its status).
+fn managers(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Vec<String> {
+    let entries = meta.managed_fields.iter().flatten().filter(|f| f.subresource.as_deref().unwrap_or("").is_empty());
+    entries
+        .map(|f| format!("{}/{}", f.manager.as_deref().unwrap_or(""), f.operation.as_deref().unwrap_or("")))
+        .collect()
+}
+
+/// Seed 001, exercise 3, verbatim: the Deployment (2 replicas, nginx:1.20, ENV=production)
+/// and the Service (port 80) exist before the WebApp, made by hand without an owner. A
+/// WebApp that asks for it (`apps.example.com/adopt: "true"`) takes them over (owner
+/// reference, its own container and port, one `Adopted` event each); the update to 5
+/// replicas, nginx:1.21 and port 8080 is then synced like any other (observedGeneration
+/// 2, DeploymentSynced, ServiceSynced, ResourcesSynced, the old port gone), and the
+/// reconcile after it writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_ex3_adopts_children_that_have_no_owner() {
+    use k8s_openapi::api::core::v1::Service;
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "adopt").await;
+    // As `kubectl create` makes them; the selector is the one the operator sets, since
+    // a Deployment's selector cannot change (docs/user-guide.md, Adoption).
+    let by_hand = PostParams { field_manager: Some("kubectl-create".into()), ..PostParams::default() };
+    let labels = json!({"app.kubernetes.io/name": "webapp", "app.kubernetes.io/instance": "test-webapp"});
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let deployment: Deployment = serde_json::from_value(json!({"metadata": {"name": "test-webapp"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels},
+            "spec": {"containers": [{"name": "nginx", "image": "nginx:1.20", "env": [{"name": "ENV", "value": "production"}]}]}}}}))
+    .unwrap();
+    deployments.create(&by_hand, &deployment).await.unwrap();
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
+    let service: Service = serde_json::from_value(json!({"metadata": {"name": "test-webapp"},
+        "spec": {"selector": {"app": "test-webapp"}, "ports": [{"port": 80, "targetPort": 80}]}}))
+    .unwrap();
+    services.create(&by_hand, &service).await.unwrap();
+
+    let operator = Operator::start(&ns.name).await;
+    let spec = json!({"image": "nginx:1.20", "replicas": 2, "port": 80, "env": {"ENV": "production"}});
+    let api = create_adopting(&client, &ns.name, "test-webapp", spec).await;
+    let webapp = wait_for(&api, "test-webapp", "Running at generation 1", running_at(1)).await;
+    let uid = webapp.metadata.uid.unwrap();
+    for meta in
+        [deployments.get("test-webapp").await.unwrap().metadata, services.get("test-webapp").await.unwrap().metadata]
+    {
+        let owner = &meta.owner_references.as_ref().expect("not adopted")[0];
+        assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("WebApp", uid.as_str(), Some(true)));
+        assert_eq!(managers(&meta), ["webapp-operator/Apply"], "kubectl's claims were not released");
+    }
+    let adopted: Vec<String> = kubectl_ok(&[
+        "-n",
+        &ns.name,
+        "get",
+        "events",
+        "--field-selector",
+        "reason=Adopted",
+        "-o",
+        "jsonpath={range .items[*]}{.related.kind}{\"\\n\"}{end}",
+    ])
+    .lines()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(adopted.len(), 2, "one Adopted event per child: {adopted:?}");
+    assert!(adopted.contains(&"Deployment".to_owned()) && adopted.contains(&"Service".to_owned()), "{adopted:?}");
+
+    let update = json!({"spec": {"replicas": 5, "image": "nginx:1.21", "port": 8080}});
+    api.patch("test-webapp", &PatchParams::default(), &Patch::Merge(&update)).await.unwrap();
+    let updated = wait_for(&api, "test-webapp", "Running at generation 2", running_at(2)).await;
+    assert_eq!(updated.status.unwrap().observed_generation, Some(2));
+    let spec = deployments.get("test-webapp").await.unwrap().spec.unwrap();
+    assert_eq!(spec.replicas, Some(5));
+    let containers = spec.template.spec.unwrap().containers;
+    let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["app"], "the hand-made container is gone");
+    assert_eq!(containers[0].image.as_deref(), Some("nginx:1.21"));
+    assert_eq!(containers[0].env.as_ref().unwrap()[0].value.as_deref(), Some("production"));
+    let ports: Vec<i32> =
+        services.get("test-webapp").await.unwrap().spec.unwrap().ports.unwrap().iter().map(|p| p.port).collect();
+    assert_eq!(ports, [8080], "the old port goes with the spec");
+    expect_events(&client, &ns.name, &["DeploymentSynced", "ServiceSynced", "ResourcesSynced"]).await;
+
+    // The next reconcile with no change writes nothing.
+    let reconciles = "controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"}";
+    let writes = operator.writes_at_rest(&api, "test-webapp", reconciles, 2).await;
+    assert_eq!(writes, 0.0, "a converged adopted WebApp was written to");
+}
+
+/// The Ingress is adopted like the workload's children: an unowned one of the WebApp's
+/// name gets its owner reference and the WebApp's rules only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unowned_ingress_is_adopted_with_the_webapps_rules() {
+    use k8s_openapi::api::networking::v1::Ingress;
+    let (client, ns, _operator) = setup("adoptingress").await;
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &ns.name);
+    let backend = json!({"service": {"name": "web", "port": {"number": 80}}});
+    let rule = |host: &str| json!({"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}});
+    let theirs: Ingress = serde_json::from_value(
+        json!({"metadata": {"name": "web"}, "spec": {"rules": [rule("old.example.com"), rule("other.example.com")]}}),
+    )
+    .unwrap();
+    ingresses
+        .create(&PostParams { field_manager: Some("kubectl-create".into()), ..PostParams::default() }, &theirs)
+        .await
+        .unwrap();
+
+    let spec = json!({"image": "nginx:1.20", "replicas": 1, "domain": "web.example.com"});
+    let api = create_adopting(&client, &ns.name, "web", spec).await;
+    let webapp = wait_for(&api, "web", "Running", running_at(1)).await;
+    let ingress = ingresses.get("web").await.unwrap();
+    assert_eq!(ingress.metadata.owner_references.as_ref().unwrap()[0].uid, webapp.metadata.uid.unwrap());
+    assert_eq!(managers(&ingress.metadata), ["webapp-operator/Apply"]);
+    let hosts: Vec<String> = ingress.spec.unwrap().rules.unwrap().into_iter().filter_map(|r| r.host).collect();
+    assert_eq!(hosts, ["web.example.com"], "the rules are the WebApp's");
+    expect_events(&client, &ns.name, &["Adopted"]).await;
+}
+
+/// Adoption never takes a child another controller owns: the WebApp is Failed/NotOwned
+/// as without the annotation, and the child is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_another_controller_owns_is_never_adopted() {
+    let (client, ns, _operator) = setup("noadopt").await;
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
+    let owner: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "owner"}})).unwrap();
+    let owner = configmaps.create(&PostParams::default(), &owner).await.unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let theirs: Deployment = serde_json::from_value(json!({"metadata": {"name": "web",
+            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.uid(), "controller": true}]},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "theirs"}},
+            "template": {"metadata": {"labels": {"app": "theirs"}}, "spec": {"containers": [{"name": "c", "image": "httpd:2"}]}}}}))
+    .unwrap();
+    deployments.create(&PostParams::default(), &theirs).await.unwrap();
+
+    let api = create_adopting(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    let failed = wait_for(&api, "web", "Failed/NotOwned", |w| phase(w) == Some(Phase::Failed)).await;
+    let status = failed.status.unwrap();
+    assert!(
+        status.conditions.iter().any(|c| c.type_ == "Degraded" && c.status == "True" && c.reason == "NotOwned"),
+        "{status:#?}"
+    );
+    let after = deployments.get("web").await.unwrap();
+    assert!(!managers(&after.metadata).iter().any(|m| m.starts_with("webapp-operator")), "written by us");
+    assert_eq!(after.metadata.owner_references.unwrap()[0].kind, "ConfigMap");
+    assert!(!event_reasons(&client, &ns.name).await.iter().any(|r| r == "Adopted"));
+}
+
+/// A validating webhook for the Deployments of one namespace that nobody serves, with
+/// `failurePolicy: Fail`: every create or update of a Deployment there gets the API
+/// server's 500 "failed calling webhook", a retryable error. Removed when dropped.
+struct UnreachableWebhook {
+    name: String,
+}
+
+impl UnreachableWebhook {
+    async fn install(client: &kube::Client, ns: &str) -> Self {
+        use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+        let name = format!("unreachable-{ns}");
+        let webhook: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "webhooks": [{"name": "unreachable.webapp-operator.test", "admissionReviewVersions": ["v1"],
+                "sideEffects": "None", "failurePolicy": "Fail", "timeoutSeconds": 2,
+                "clientConfig": {"url": "https://127.0.0.1:1/validate"},
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+                "rules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                    "resources": ["deployments"]}]}]}))
+        .unwrap();
+        let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+        api.create(&PostParams::default(), &webhook).await.unwrap();
+        UnreachableWebhook { name }
+    }
+
+    fn remove(&self) {
+        let _ = kubectl().args(["delete", "validatingwebhookconfiguration", &self.name, "--ignore-not-found"]).output();
+    }
+}
+
+impl Drop for UnreachableWebhook {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// The `Degraded` condition of a WebApp, if True.
+fn degraded(webapp: &WebApp) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    webapp.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Degraded" && c.status == "True").cloned()
+}
+
+/// A retryable error that persists (the API server's 500 from a webhook nobody serves)
+/// shows in status after a bounded time, Degraded with its reason and message and the
+/// phase kept, and clears by itself once the error stops. The backoff state of a
+/// WebApp goes with it: one deleted while failing and re-created under the same name
+/// starts afresh, its first failures not reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_retryable_error_shows_in_status_and_clears() {
+    let (client, ns, operator) = setup("retryable").await;
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    create(&client, &ns.name, "other", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+    wait_for(&api, "other", "Running", running_at(1)).await;
+
+    let webhook = UnreachableWebhook::install(&client, &ns.name).await;
+    let started = std::time::Instant::now();
+    for name in ["web", "other"] {
+        let patch = json!({"spec": {"image": "nginx:1.21"}});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    }
+    for name in ["web", "other"] {
+        let webapp = wait_for(&api, name, "Degraded", |w| degraded(w).is_some()).await;
+        let condition = degraded(&webapp).unwrap();
+        assert_eq!(condition.reason, "ServerError");
+        assert!(condition.message.contains("failed calling webhook"), "{condition:?}");
+        let status = webapp.status.unwrap();
+        assert_eq!(status.phase, Some(Phase::Running), "the phase stays what it was: the app still serves");
+        assert!(status.message.unwrap().contains("failed calling webhook"));
+    }
+    let errors = "controller_runtime_reconcile_errors_total{controller=\"webapp\",reason=\"ServerError\"}";
+    assert!(operator.metric(errors).await >= 2.0, "the failures are counted by reason");
+    let bound = reconcile_kit::driver::PERSISTENT_AFTER;
+    assert!(started.elapsed() >= bound - Duration::from_secs(2), "reported before the bound: {:?}", started.elapsed());
+
+    // Deleted while failing and re-created: a new object, with no failures behind it.
+    api.delete("other", &DeleteParams::default()).await.unwrap();
+    eventually(Duration::from_secs(30), || async { api.get_opt("other").await.ok()?.is_none().then_some(()) })
+        .await
+        .expect("WebApp other never went");
+    let object = format!("{}/other", ns.name);
+    let failures =
+        || trace().of(&object).iter().filter(|s| s.step == "deployment" && s.outcome == "ServerError").count();
+    let before = failures();
+    create(&client, &ns.name, "other", json!({"image": "nginx:1.21", "replicas": 1})).await;
+    eventually(Duration::from_secs(30), || async { (failures() > before).then_some(()) })
+        .await
+        .expect("the re-created WebApp was never reconciled");
+    let fresh = api.get("other").await.unwrap();
+    assert!(degraded(&fresh).is_none(), "the re-created WebApp inherited the failures: {:#?}", fresh.status);
+
+    webhook.remove();
+    let cleared = eventually(Duration::from_secs(120), || async {
+        let webapp = api.get("web").await.ok()?;
+        (running_at(2)(&webapp) && degraded(&webapp).is_none()).then_some(webapp)
+    })
+    .await;
+    assert!(cleared.is_some(), "never cleared: {:#?}", api.get("web").await.unwrap().status);
+    wait_for(&api, "other", "Running", running_at(1)).await;
+}

@@ -24,6 +24,11 @@ use super::v1::default_replicas;
     shortname = "pm",
     category = "webapp-operator",
     doc = "Keeps a number of bare Pods named <name>-<index>, made from a Pod template.",
+    validation = Rule::new("size(self.metadata.name) <= 60")
+        .message("the PodManager name must be at most 60 characters: its Pods are <name>-<index> and carry it as a label value"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message(
+        "the PodManager name must be lower-case letters, digits and '-', start with a letter and end with a letter or digit (a DNS-1035 label): it names its children"
+    ),
     scale(spec_replicas_path = ".spec.replicas", status_replicas_path = ".status.currentReplicas"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase", description = "Lifecycle phase"),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas", description = "Ready pods"),

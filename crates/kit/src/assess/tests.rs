@@ -50,7 +50,8 @@ fn a_change_or_failing_pods_keep_it_creating() {
 
 #[test]
 fn a_failure_is_failed_and_degraded_with_its_reason() {
-    let failure = Failure { reason: "NotOwned".into(), message: "Deployment web already exists".into() };
+    let failure =
+        Failure { reason: "NotOwned".into(), message: "Deployment web already exists".into(), retrying: false };
     let failed = assess(Previous::default(), Some(1), &progress(true), Some(&failure), now());
     assert_eq!(failed.phase, Phase::Failed);
     let degraded = failed.conditions.iter().find(|c| c.type_ == DEGRADED).unwrap();
@@ -73,7 +74,7 @@ proptest! {
         ready: bool, changed: bool, failing: bool, failed: bool,
     ) {
         let progress = Progress { ready, changed, problems: if failing { vec!["x".into()] } else { vec![] }, summary: "s".into() };
-        let failure = failed.then(|| Failure { reason: "R".into(), message: "m".into() });
+        let failure = failed.then(|| Failure { reason: "R".into(), message: "m".into(), retrying: false });
         let previous = Previous { phase: Some(from), ..Previous::default() };
         let next = assess(previous, Some(1), &progress, failure.as_ref(), now());
         prop_assert!(crate::phase::transition(from, next.phase).is_ok());
@@ -83,4 +84,36 @@ proptest! {
         prop_assert_eq!(verdicts, 1);
         prop_assert_eq!(is_true(&next.conditions, STALLED), failed);
     }
+}
+
+#[test]
+fn a_persistent_retryable_error_degrades_without_changing_the_phase_and_clears() {
+    let running = assess(Previous::default(), Some(1), &progress(true), None, now());
+    let running = assess(previous(&running), Some(1), &progress(true), None, now());
+    let failure = Failure { reason: "ServerError".into(), message: "failed calling webhook".into(), retrying: true };
+    let degraded = assess(previous(&running), Some(2), &progress(false), Some(&failure), now());
+    assert_eq!((degraded.phase, degraded.message.as_str()), (Phase::Running, "failed calling webhook"));
+    let condition = degraded.conditions.iter().find(|c| c.type_ == DEGRADED).unwrap();
+    assert_eq!((condition.status.as_str(), condition.reason.as_str()), ("True", "ServerError"));
+    assert!(is_true(&degraded.conditions, READY), "the app keeps serving: Ready is kept");
+    assert!(!is_true(&degraded.conditions, STALLED), "the operator keeps trying: not stalled");
+    let recovered = assess(previous(&degraded), Some(2), &progress(true), None, now());
+    assert_eq!(recovered.phase, Phase::Running);
+    assert!(!is_true(&recovered.conditions, DEGRADED));
+}
+
+#[test]
+fn only_errors_that_persist_reach_status() {
+    use std::time::Duration;
+    let status = kube::core::Status::failure("failed calling webhook", "InternalError").with_code(500);
+    let error = crate::Error::kube("apply Deployment web", kube::Error::Api(Box::new(status)));
+    let bound = crate::driver::PERSISTENT_AFTER;
+    assert_eq!(Failure::report_after(&error, None), None);
+    assert_eq!(Failure::report_after(&error, Some(bound - Duration::from_secs(1))), None);
+    let failure = Failure::report_after(&error, Some(bound)).unwrap();
+    assert!(failure.retrying && failure.reason == "ServerError", "{failure:?}");
+    let waiting = crate::Error::Waiting("a child to go".into());
+    assert_eq!(Failure::report_after(&waiting, Some(bound * 10)), None, "normal operation never does");
+    let invalid = crate::Error::InvalidSpec("bad".into());
+    assert!(!Failure::report_after(&invalid, None).unwrap().retrying, "a permanent error does at once");
 }

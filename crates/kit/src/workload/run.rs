@@ -36,7 +36,7 @@ use crate::owned::Owned;
 use crate::phase::{LifecycleStatus, Phase};
 use crate::status::{Outcome, Statuses};
 use crate::step::{Flow, Pipeline, StepContext, StepFuture, step, timeout, when};
-use crate::{Class, Error, Result};
+use crate::{Error, Result};
 
 /// Budget of one API-bound step.
 pub const STEP_BUDGET: Duration = Duration::from_secs(30);
@@ -178,7 +178,8 @@ impl<W: Workload> Run<W> {
     pub fn new(ctx: Arc<Shared<W>>, object: Arc<W::Object>) -> Self {
         let namespace = object.namespace().unwrap_or_default();
         let api = Api::namespaced(ctx.client.clone(), &namespace);
-        let owned = Owned::new(ctx.client.clone(), ctx.events.clone(), object.as_ref());
+        let owned = Owned::new(ctx.client.clone(), ctx.events.clone(), object.as_ref())
+            .adopting(crate::adopt::requested(object.as_ref()));
         Run { ctx, object, namespace, api, owned, plan: None, observed: Observed::default() }
     }
 
@@ -361,16 +362,22 @@ fn observe_pods<W: Workload>(run: &mut Run<W>) -> StepFuture<'_> {
 }
 
 /// Runs `pipeline` on a live object, then reports: status (only if it changed) and
-/// events. A permanent or blocking error is reported in status before it goes on to
-/// the error policy.
+/// events. A permanent or blocking error, or a retryable one that persists, is
+/// reported in status ([`Failure::to_report`]) before it goes on to the error policy.
 pub async fn reconcile<W: Workload>(mut run: Run<W>, pipeline: &Pipeline<Run<W>>) -> Result<Action> {
     match pipeline.run(&mut run).await {
         Ok(Flow::Requeue(after)) => report(&mut run, None).await.map(|_| Action::requeue(after)),
         Ok(_) => report(&mut run, None).await,
         Err(error) => {
-            if matches!(error.class(), Class::Permanent | Class::Blocked) {
+            if let Some(failure) = Failure::to_report(&error) {
+                if failure.retrying && run.observed.deployment.is_none() {
+                    // The step that failed may come before the Deployment's: report it
+                    // as the cache has it rather than as absent.
+                    let key = ObjectRef::new(&run.name()).within(&run.namespace);
+                    run.observed.deployment = run.ctx.caches.deployments.get(&key).map(|d| d.as_ref().clone());
+                }
                 // The error goes on to the error policy whatever the report does.
-                if let Err(report_error) = report(&mut run, Some(&Failure::of(&error))).await {
+                if let Err(report_error) = report(&mut run, Some(&failure)).await {
                     tracing::warn!(error = %report_error, "could not report failure");
                 }
             }

@@ -1,15 +1,27 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease (kube-lease-manager), so that
-//! two replicas never reconcile at the same time.
+//! two replicas never reconcile at the same time. A leader that shuts down releases the
+//! Lease, and a standby notices within [`RELEASE_POLL`] instead of waiting for it to
+//! expire.
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use kube::Client;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{Api, Client};
 use tokio::task::JoinHandle;
 
 use super::{ManagerError, Shutdown};
 
 /// Name of the Lease.
 pub const LEASE: &str = "webapp-operator-leader";
+
+/// Seconds a Lease stays valid after its last renewal: how long a standby waits for a
+/// leader that died without releasing it.
+pub const LEASE_DURATION_SECONDS: u64 = 15;
+
+/// Seconds before expiry at which the holder renews (kube-lease-manager's grace); a
+/// standby retries when the Lease expires, so a takeover takes at most about
+/// `LEASE_DURATION_SECONDS` plus this.
+pub const RENEW_GRACE_SECONDS: u64 = 5;
 
 /// The Lease, held. `lost` resolves if another replica takes it over; dropping every
 /// clone of `lost` and calling [`Leadership::release`] gives it up.
@@ -39,6 +51,11 @@ impl Leadership {
     }
 }
 
+/// How often a standby looks whether the leader released the Lease. kube-lease-manager's
+/// standby only looks again when the lock it saw would have expired (up to the whole
+/// lease duration after a release); this bounds the hand-over by a graceful shutdown.
+const RELEASE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Waits until this instance holds the Lease; `None` if shutdown came first.
 pub async fn acquire(
     client: Client,
@@ -46,24 +63,34 @@ pub async fn acquire(
     instance: Option<String>,
     shutdown: Shutdown,
 ) -> Result<Option<Leadership>, ManagerError> {
-    let mut builder = kube_lease_manager::LeaseManagerBuilder::new(client, LEASE)
-        .with_namespace(namespace)
-        .with_duration(15)
-        .with_grace(5);
-    if let Some(identity) = instance {
-        builder = builder.with_identity(identity);
-    }
-    let manager = builder.build().await.map_err(ManagerError::Leader)?;
-    let (mut leader, task) = manager.watch().await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
     tracing::info!(lease = LEASE, namespace, "waiting for leadership");
-    tokio::select! {
-        result = leader.wait_for(|is_leader| *is_leader) => {
-            if result.is_err() {
-                return Err(ManagerError::Leader(kube_lease_manager::LeaseManagerError::InconsistentState("lease task ended".into())));
-            }
+    let (mut leader, task) = loop {
+        let mut builder = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), LEASE)
+            .with_namespace(namespace)
+            .with_duration(LEASE_DURATION_SECONDS)
+            .with_grace(RENEW_GRACE_SECONDS);
+        if let Some(identity) = &instance {
+            builder = builder.with_identity(identity.clone());
         }
-        _ = shutdown => return Ok(None),
-    }
+        let manager = builder.build().await.map_err(ManagerError::Leader)?;
+        let (mut leader, task) = manager.watch().await;
+        tokio::select! {
+            result = leader.wait_for(|is_leader| *is_leader) => {
+                if result.is_err() {
+                    return Err(ManagerError::Leader(kube_lease_manager::LeaseManagerError::InconsistentState("lease task ended".into())));
+                }
+            }
+            () = released(&leases) => {
+                // A manager started now finds the Lease free and takes it at once.
+                task.abort();
+                tracing::debug!("the Lease was released; trying to take it now");
+                continue;
+            }
+            _ = shutdown.clone() => return Ok(None),
+        }
+        break (leader, task);
+    };
     tracing::info!("became leader");
     let lost = async move {
         // Also resolves if the lease task dies: without it we cannot know we lead.
@@ -73,4 +100,17 @@ pub async fn acquire(
     .boxed()
     .shared();
     Ok(Some(Leadership { lost, task }))
+}
+
+/// Resolves once the Lease is seen without a holder (its leader released it), looking
+/// every [`RELEASE_POLL`]. A failed read is a look that saw nothing.
+async fn released(leases: &Api<Lease>) {
+    loop {
+        tokio::time::sleep(RELEASE_POLL).await;
+        if let Ok(Some(lease)) = leases.get_opt(LEASE).await
+            && lease.spec.and_then(|spec| spec.holder_identity).is_none()
+        {
+            return;
+        }
+    }
 }

@@ -3,7 +3,7 @@
 
 mod client;
 mod http;
-mod leader;
+pub mod leader;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -178,17 +178,18 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
     Ok(())
 }
 
-/// Serves the conversion webhook and registers it (CA bundle, URL) in the PodManager CRD.
+/// Serves the conversion webhook and registers it (CA bundle, address) in the PodManager CRD.
 async fn start_webhook(
     client: &kube::Client,
     config: &WebhookConfig,
     shutdown: Shutdown,
 ) -> Result<tokio::task::JoinHandle<()>, ManagerError> {
-    let tls = match &config.cert_dir {
-        Some(dir) => webhook::certs::from_dir(dir).map_err(WebhookError::from)?,
-        None => webhook::certs::self_signed(&config.hosts).map_err(WebhookError::from)?,
+    let tls = match (&config.cert_dir, &config.cert_secret) {
+        (Some(dir), _) => webhook::certs::from_dir(dir).map_err(WebhookError::from)?,
+        (None, Some(secret)) => webhook::secret::shared(client, secret, &config.hosts).await?,
+        (None, None) => webhook::certs::self_signed(&config.hosts).map_err(WebhookError::from)?,
     };
     let (_, task) = webhook::server::serve(config.addr, &tls, shutdown)?;
-    webhook::crd::register(client, &tls.ca_pem, config.url.as_deref()).await?;
+    webhook::crd::register(client, &tls.ca_pem, &config.target).await?;
     Ok(task)
 }

@@ -1,6 +1,6 @@
 //! Tells the API server where the conversion webhook is and which CA to trust: the
 //! operator patches the PodManager CRD's `spec.conversion.webhook.clientConfig` at
-//! start (`caBundle`, and the URL when it runs outside the cluster).
+//! start (`caBundle`, and the Service or URL it is reached at).
 
 use k8s_openapi::ByteString;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -8,30 +8,45 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, CustomResourceExt};
 use serde_json::{Value, json};
 use webapp_api::PodManager;
+use webapp_api::podmanager::CONVERT_PATH;
 
-use super::WebhookError;
+use super::{NamespacedName, WebhookError};
+
+/// Where the API server reaches the webhook, as written into the CRD.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Keep the CRD's address (the Service reference of `config/crd`); write the bundle only.
+    Keep,
+    /// An in-cluster Service, port 443: the chart's release Service, wherever it is installed
+    /// (the CRDs of the chart's `crds/` cannot be templated, so the operator says where).
+    Service(NamespacedName),
+    /// A URL, for an operator outside the cluster (`make run`, the tests).
+    Url(String),
+}
 
 /// The merge patch that points the CRD's conversion at the webhook: `ca_pem` as the
-/// bundle; with a `url` the Service reference is replaced by it, without one the
-/// Service reference of `config/crd` stays.
-pub fn client_config_patch(ca_pem: &str, url: Option<&str>) -> Value {
+/// bundle, and `target`'s address (a Service and a URL exclude each other, so setting
+/// one clears the other).
+pub fn client_config_patch(ca_pem: &str, target: &Target) -> Value {
     let ca_bundle = serde_json::to_value(ByteString(ca_pem.as_bytes().to_vec())).unwrap_or_default();
-    let client_config = match url {
-        Some(url) => json!({"caBundle": ca_bundle, "url": url, "service": null}),
-        None => json!({"caBundle": ca_bundle}),
+    let client_config = match target {
+        Target::Keep => json!({"caBundle": ca_bundle}),
+        Target::Service(service) => json!({"caBundle": ca_bundle, "url": null, "service": {
+            "namespace": service.namespace, "name": service.name, "path": CONVERT_PATH, "port": 443}}),
+        Target::Url(url) => json!({"caBundle": ca_bundle, "url": url, "service": null}),
     };
     json!({"spec": {"conversion": {"strategy": "Webhook",
         "webhook": {"conversionReviewVersions": ["v1"], "clientConfig": client_config}}}})
 }
 
 /// Writes the client config into the PodManager CRD.
-pub async fn register(client: &Client, ca_pem: &str, url: Option<&str>) -> Result<(), WebhookError> {
+pub async fn register(client: &Client, ca_pem: &str, target: &Target) -> Result<(), WebhookError> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let patch = client_config_patch(ca_pem, url);
+    let patch = client_config_patch(ca_pem, target);
     api.patch(PodManager::crd_name(), &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(|e| WebhookError::Crd(crate::cli::error_chain(&e)))?;
-    tracing::info!(crd = PodManager::crd_name(), url, "conversion webhook registered in the CRD");
+    tracing::info!(crd = PodManager::crd_name(), ?target, "conversion webhook registered in the CRD");
     Ok(())
 }
 
@@ -40,14 +55,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_patch_carries_the_bundle_in_base64_and_replaces_the_service_only_for_a_url() {
-        let local = client_config_patch("PEM", Some("https://127.0.0.1:9443/convert"));
+    fn the_patch_carries_the_bundle_in_base64_and_replaces_the_address_only_when_given() {
+        let local = client_config_patch("PEM", &Target::Url("https://127.0.0.1:9443/convert".into()));
         let config = &local["spec"]["conversion"]["webhook"]["clientConfig"];
         assert_eq!(config["caBundle"], "UEVN");
         assert_eq!(config["url"], "https://127.0.0.1:9443/convert");
         assert!(config["service"].is_null() && config.as_object().unwrap().contains_key("service"));
-        let in_cluster = client_config_patch("PEM", None);
-        let config = &in_cluster["spec"]["conversion"]["webhook"]["clientConfig"];
-        assert!(!config.as_object().unwrap().contains_key("service"));
+
+        let service = NamespacedName { namespace: "ops".into(), name: "release-webapp-operator-webhook".into() };
+        let released = client_config_patch("PEM", &Target::Service(service));
+        let config = &released["spec"]["conversion"]["webhook"]["clientConfig"];
+        assert_eq!(
+            config["service"],
+            json!({"namespace": "ops", "name": "release-webapp-operator-webhook", "path": "/convert", "port": 443})
+        );
+        assert!(config["url"].is_null() && config.as_object().unwrap().contains_key("url"));
+
+        let kept = client_config_patch("PEM", &Target::Keep);
+        let config = kept["spec"]["conversion"]["webhook"]["clientConfig"].as_object().unwrap();
+        assert!(!config.contains_key("service") && !config.contains_key("url"));
     }
 }

@@ -147,7 +147,8 @@ pub async fn install_crds(client: &Client) {
     // manager owns; the apply below would add a URL next to it (invalid). Point it at
     // this process's webhook first, as the operator does (fails harmlessly without a CRD).
     let (url, ca) = test_webhook();
-    let _ = webapp_operator::webhook::crd::register(client, ca, Some(url)).await;
+    let target = webapp_operator::webhook::crd::Target::Url(url.clone());
+    let _ = webapp_operator::webhook::crd::register(client, ca, &target).await;
     for crd in test_crds() {
         let name = crd.metadata.name.clone().unwrap();
         api.patch(&name, &PatchParams::apply("webapp-operator-tests").force(), &Patch::Apply(&crd))
@@ -338,9 +339,12 @@ impl Operator {
     where
         K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     {
+        // A value never used before, so that every call changes the object.
+        static MARK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let before = self.metric(sample).await;
         for i in 0..times {
-            let patch = serde_json::json!({"metadata": {"annotations": {"test/resync": i.to_string()}}});
+            let mark = MARK.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let patch = serde_json::json!({"metadata": {"annotations": {"test/resync": mark.to_string()}}});
             api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
             let seen = before + f64::from(i) + 1.0;
             eventually(Duration::from_secs(20), || async { (self.metric(sample).await >= seen).then_some(()) })
@@ -349,13 +353,29 @@ impl Operator {
         }
     }
 
-    /// Stops the operator and waits for in-flight reconciles to finish.
-    pub async fn stop(mut self) {
+    /// The writes a converged object costs over `times` forced reconciles (counted by
+    /// `sample`): zero, if it is at rest. One forced reconcile runs first, from the
+    /// converged state, so that whatever the operator still had to say about
+    /// convergence (events, a last status) is said before the count starts.
+    pub async fn writes_at_rest<K>(&self, api: &Api<K>, name: &str, sample: &str, times: u32) -> f64
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        self.resync(api, name, sample, 1).await;
+        let before = self.writes().await;
+        self.resync(api, name, sample, times).await;
+        self.writes().await - before
+    }
+
+    /// Stops the operator and waits for in-flight reconciles to finish. Returns whether
+    /// it stopped cleanly: the manager returned `Ok` within 20 s.
+    pub async fn stop(mut self) -> bool {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+        match self.task.take() {
+            Some(task) => matches!(tokio::time::timeout(Duration::from_secs(20), task).await, Ok(Ok(()))),
+            None => false,
         }
     }
 }
@@ -416,6 +436,17 @@ pub async fn event_reasons(client: &Client, ns: &str) -> Vec<String> {
     list.items.into_iter().filter_map(|e| e.reason).collect()
 }
 
+/// Waits up to 20 s until `ns` holds an Event of every reason in `reasons`; panics with
+/// the reasons it holds otherwise.
+pub async fn expect_events(client: &Client, ns: &str, reasons: &[&str]) {
+    let found = eventually(Duration::from_secs(20), || async {
+        let seen = event_reasons(client, ns).await;
+        reasons.iter().all(|r| seen.iter().any(|x| x == r)).then_some(())
+    })
+    .await;
+    assert!(found.is_some(), "missing events {reasons:?}; found {:?}", event_reasons(client, ns).await);
+}
+
 /// A client, the CRDs, a namespace of the test's own and the operator watching it.
 pub async fn setup(prefix: &str) -> (Client, TestNamespace, Operator) {
     let client = client().await;
@@ -423,4 +454,42 @@ pub async fn setup(prefix: &str) -> (Client, TestNamespace, Operator) {
     let ns = TestNamespace::new(&client, prefix).await;
     let operator = Operator::start(&ns.name).await;
     (client, ns, operator)
+}
+
+/// PersistentVolumes made for one test, deleted with it.
+pub struct Volumes {
+    names: Vec<String>,
+}
+
+impl Drop for Volumes {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = kubectl().args(["delete", "pv", name, "--wait=false"]).output();
+        }
+    }
+}
+
+/// The cluster's StorageClasses (as `hack/cluster/up` applies them) and one
+/// PersistentVolume per `(claim, size)`, pre-bound to that claim in `ns`.
+pub async fn volumes(client: &Client, ns: &str, class: &str, claims: &[(&str, &str)]) -> Volumes {
+    let classes: Api<k8s_openapi::api::storage::v1::StorageClass> = Api::all(client.clone());
+    for document in include_str!("../../../../hack/cluster/storage.yaml").split("\n---\n") {
+        let class: k8s_openapi::api::storage::v1::StorageClass = serde_saphyr::from_str(document).unwrap();
+        let params = PatchParams::apply("webapp-operator-tests").force();
+        classes.patch(&kube::ResourceExt::name_any(&class), &params, &Patch::Apply(&class)).await.unwrap();
+    }
+    let api: Api<k8s_openapi::api::core::v1::PersistentVolume> = Api::all(client.clone());
+    let mut names = Vec::new();
+    for (claim, size) in claims {
+        let name = format!("{ns}-{claim}");
+        let volume: k8s_openapi::api::core::v1::PersistentVolume =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name},
+            "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"], "storageClassName": class,
+                "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": format!("/tmp/webapp-operator/{name}")},
+                "claimRef": {"namespace": ns, "name": claim}}}))
+            .unwrap();
+        api.create(&PostParams::default(), &volume).await.unwrap();
+        names.push(name);
+    }
+    Volumes { names }
 }

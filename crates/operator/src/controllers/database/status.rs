@@ -76,7 +76,7 @@ impl Observed {
     /// The failure this observation is: a missing Secret the server needs.
     pub fn failure(&self) -> Option<Failure> {
         let message = self.credentials_missing.clone()?;
-        Some(Failure { reason: "CredentialsMissing".into(), message })
+        Some(Failure { reason: "CredentialsMissing".into(), message, retrying: false })
     }
 }
 

@@ -17,7 +17,7 @@ use kube::{Api, Resource, ResourceExt};
 use reconcile_kit::apply::{self, Applied};
 use reconcile_kit::owned::Owned;
 use reconcile_kit::step::{Flow, Pipeline, StepContext, StepFuture, branch, step, timeout, when};
-use reconcile_kit::{Class, Error, MANAGER, Result, status as status_patch};
+use reconcile_kit::{Error, MANAGER, Result, status as status_patch};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use webapp_api::{Database, Phase};
@@ -270,8 +270,7 @@ pub(super) async fn apply(ctx: Arc<Context>, db: Arc<Database>) -> Result<Action
         Ok(Flow::Requeue(after)) => report(&mut run, None).await.map(|_| Action::requeue(after)),
         Ok(_) => report(&mut run, None).await,
         Err(error) => {
-            if matches!(error.class(), Class::Permanent | Class::Blocked) {
-                let failure = Failure::of(&error);
+            if let Some(failure) = Failure::to_report(&error) {
                 // The error goes on to the error policy whatever the report does.
                 if let Err(report_error) = report(&mut run, Some(&failure)).await {
                     tracing::warn!(error = %report_error, "could not report failure");

@@ -14,7 +14,7 @@ use reconcile_kit::owned::Owned;
 use reconcile_kit::phase::Phase;
 use reconcile_kit::step::{Flow, Pipeline, StepContext, StepFuture, step, timeout, when};
 use reconcile_kit::workload::pods::pod_problems;
-use reconcile_kit::{Class, Error, Result, status as status_patch};
+use reconcile_kit::{Error, Result, status as status_patch};
 use webapp_api::PodManager;
 use webapp_api::podmanager::conversion;
 use webapp_api::podmanager::v2::PodTemplate;
@@ -140,10 +140,10 @@ pub(super) async fn apply(ctx: Arc<Context>, pm: Arc<PodManager>) -> Result<Acti
         Ok(_) => return report(&run, None).await,
         Err(error) => error,
     };
-    // A failure the next attempt will not fix by itself is shown in status; the error
-    // still goes to the error policy whatever the report does.
-    if matches!(error.class(), Class::Permanent | Class::Blocked)
-        && let Err(report_error) = report(&run, Some(&Failure::of(&error))).await
+    // A failure the next attempt will not fix by itself, or one that persists, is shown
+    // in status; the error still goes to the error policy whatever the report does.
+    if let Some(failure) = Failure::to_report(&error)
+        && let Err(report_error) = report(&run, Some(&failure)).await
     {
         tracing::warn!(error = %report_error, "could not report failure");
     }

@@ -110,7 +110,8 @@ fn a_missing_secret_of_an_initialised_server_fails_and_a_failure_is_reported() {
     assert_eq!(status.phase, Some(Phase::Failed));
     assert_eq!(condition(&status, DEGRADED).reason, "CredentialsMissing");
 
-    let failure = Failure { reason: "NotOwned".into(), message: "Service orders already exists".into() };
+    let failure =
+        Failure { reason: "NotOwned".into(), message: "Service orders already exists".into(), retrying: false };
     let status = compute(&db(None), &Observed::default(), Some(&failure), at(1));
     assert_eq!((status.phase, condition(&status, READY).reason.as_str()), (Some(Phase::Failed), "NotOwned"));
 }

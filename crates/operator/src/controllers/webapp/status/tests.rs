@@ -106,7 +106,8 @@ fn failing_pods_are_named_in_the_message_and_degraded_condition() {
 
 #[test]
 fn a_failure_marks_the_webapp_failed_with_the_reason() {
-    let failure = Failure { reason: "NotOwned".into(), message: "Deployment web already exists".into() };
+    let failure =
+        Failure { reason: "NotOwned".into(), message: "Deployment web already exists".into(), retrying: false };
     let status = compute(&webapp(1, None), &Observed::default(), Some(&failure), now());
     assert_eq!(status.phase, Some(Phase::Failed));
     let degraded = status.conditions.iter().find(|c| c.type_ == DEGRADED).unwrap();
@@ -159,7 +160,7 @@ proptest! {
         app.metadata.generation = generation;
         let pods = problems.iter().map(|reason| failing_pod(reason)).collect();
         let observed = Observed { deployment: Some(deployment(ready)), pods, changed };
-        let failure = fail.then(|| Failure { reason: "X".into(), message: "y".into() });
+        let failure = fail.then(|| Failure { reason: "X".into(), message: "y".into(), retrying: false });
         let status = compute(&app, &observed, failure.as_ref(), now());
         let next = status.phase.unwrap();
         prop_assert!(reconcile_kit::phase::transition(phase.unwrap_or_default(), next).is_ok());

@@ -1,0 +1,249 @@
+//! The five kinds the churn drives, as dynamic objects: how to address each, a random
+//! valid spec, a random spec change, and what its children must show for a given spec
+//! (the lost-update and duplicate checks).
+
+use std::collections::BTreeMap;
+
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+
+use crate::rng::Rng;
+
+/// A kind with a controller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// apps.example.com/v1alpha1 WebApp: Deployment, Service, Ingress with a domain.
+    WebApp,
+    /// webserver.example.com/v1 WebServer: Deployment, Service.
+    WebServer,
+    /// cache.example.com/v1alpha1 Memcached: Deployment, Service.
+    Memcached,
+    /// apps.mycompany.com/v1 PodManager: bare Pods `<name>-<i>`.
+    PodManager,
+    /// database.example.com/v1alpha1 Database: StatefulSet, two Services, Secret.
+    Database,
+}
+
+impl Kind {
+    /// Every kind, in the order the report lists them.
+    pub const ALL: [Kind; 5] = [Kind::WebApp, Kind::WebServer, Kind::Memcached, Kind::PodManager, Kind::Database];
+
+    /// Its kind name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::WebApp => "WebApp",
+            Kind::WebServer => "WebServer",
+            Kind::Memcached => "Memcached",
+            Kind::PodManager => "PodManager",
+            Kind::Database => "Database",
+        }
+    }
+
+    /// Prefix of the names the churn gives its objects.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Kind::WebApp => "wa",
+            Kind::WebServer => "ws",
+            Kind::Memcached => "mc",
+            Kind::PodManager => "pm",
+            Kind::Database => "db",
+        }
+    }
+
+    /// The resource, for `Api<DynamicObject>`. PodManager through v1, its storage
+    /// version, so no conversion webhook is needed.
+    pub fn resource(self) -> ApiResource {
+        let (group, version, plural) = match self {
+            Kind::WebApp => ("apps.example.com", "v1alpha1", "webapps"),
+            Kind::WebServer => ("webserver.example.com", "v1", "webservers"),
+            Kind::Memcached => ("cache.example.com", "v1alpha1", "memcacheds"),
+            Kind::PodManager => ("apps.mycompany.com", "v1", "podmanagers"),
+            Kind::Database => ("database.example.com", "v1alpha1", "databases"),
+        };
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, self.name()), plural)
+    }
+
+    /// Whether it has a scale subresource, and the spec field it maps to.
+    pub fn scale_field(self) -> Option<&'static str> {
+        match self {
+            Kind::WebApp | Kind::WebServer | Kind::PodManager => Some("replicas"),
+            Kind::Memcached => Some("size"),
+            Kind::Database => None,
+        }
+    }
+
+    /// A random valid spec.
+    pub fn spec(self, rng: &mut Rng) -> Value {
+        let replicas = rng.between(1, 3);
+        let tag = rng.between(1, 9);
+        match self {
+            Kind::WebApp => {
+                let mut spec = json!({"image": format!("nginx:1.2{tag}"), "replicas": replicas,
+                    "port": port(rng), "env": {"ENV": format!("v{tag}")}});
+                if rng.percent(30) {
+                    spec["domain"] = json!(format!("d{tag}.example.com"));
+                }
+                spec
+            }
+            Kind::WebServer => json!({"replicas": replicas, "image": format!("nginx:1.2{tag}"), "port": port(rng)}),
+            Kind::Memcached => json!({"size": replicas, "image": format!("memcached:1.6.{tag}"), "port": 11211}),
+            Kind::PodManager => json!({"replicas": replicas, "image": format!("busybox:1.3{tag}")}),
+            Kind::Database => json!({"type": "postgresql", "version": db_version(rng),
+                "storage": {"size": "1Gi"}, "backup": {"enabled": false}}),
+        }
+    }
+
+    /// A random change of `spec`, as the merge patch of its `spec` (null removes a field).
+    pub fn change(self, rng: &mut Rng) -> Value {
+        let tag = rng.between(1, 9);
+        match (self, rng.below(5)) {
+            (Kind::WebApp, 0) => json!({"replicas": rng.between(1, 3)}),
+            (Kind::WebApp, 1) => json!({"port": port(rng)}),
+            (Kind::WebApp, 2) => json!({"env": {"ENV": format!("v{tag}")}}),
+            (Kind::WebApp, 3) => {
+                if rng.percent(50) {
+                    json!({"domain": format!("d{tag}.example.com")})
+                } else {
+                    json!({"domain": null})
+                }
+            }
+            (Kind::WebApp | Kind::WebServer, _) => json!({"image": format!("nginx:1.2{tag}")}),
+            (Kind::Memcached, 0 | 1) => json!({"size": rng.between(1, 3)}),
+            (Kind::Memcached, _) => json!({"image": format!("memcached:1.6.{tag}")}),
+            (Kind::PodManager, 0 | 1) => json!({"replicas": rng.between(1, 3)}),
+            (Kind::PodManager, _) => json!({"image": format!("busybox:1.3{tag}")}),
+            (Kind::Database, _) => json!({"version": db_version(rng)}),
+        }
+    }
+}
+
+fn port(rng: &mut Rng) -> u64 {
+    [80, 8080, 8443][rng.below(3) as usize]
+}
+
+/// Same major version: a major upgrade is a different story (and refused).
+fn db_version(rng: &mut Rng) -> &'static str {
+    ["16", "16.3", "16.4"][rng.below(3) as usize]
+}
+
+/// The children of one object, as the checks see them (only what they compare).
+#[derive(Clone, Debug, Default)]
+pub struct Children {
+    /// Owned objects per child kind ("Deployment", "Service", ...), Pods being deleted left out.
+    pub count: BTreeMap<&'static str, usize>,
+    /// Replicas of the Deployment or StatefulSet named like the object.
+    pub replicas: Option<i64>,
+    /// Image of the first container of that Deployment or StatefulSet, or of every live Pod.
+    pub images: Vec<String>,
+    /// Env of that first container.
+    pub env: BTreeMap<String, String>,
+    /// First port of the Service named like the object.
+    pub port: Option<i64>,
+}
+
+/// What children of `kind` must show for `spec`; one line per difference (empty: none).
+/// Counts above the expected number are duplicates, reported separately by [`duplicates`].
+pub fn differences(kind: Kind, spec: &Value, children: &Children) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut want = |what: &str, wanted: Option<Value>, got: Option<Value>| {
+        if let Some(wanted) = wanted
+            && Some(&wanted) != got.as_ref()
+        {
+            out.push(format!(
+                "{what}: want {wanted}, children show {}",
+                got.map_or("nothing".into(), |g| g.to_string())
+            ));
+        }
+    };
+    let image = children.images.first().map(|i| json!(i));
+    match kind {
+        Kind::WebApp | Kind::WebServer | Kind::Memcached => {
+            let field = kind.scale_field().unwrap_or("replicas");
+            want("replicas", spec.get(field).cloned(), children.replicas.map(|r| json!(r)));
+            want("image", spec.get("image").cloned(), image);
+            want("port", spec.get("port").cloned(), children.port.map(|p| json!(p)));
+            if kind == Kind::WebApp {
+                let has_domain = spec.get("domain").is_some_and(|d| !d.is_null());
+                let ingresses = children.count.get("Ingress").copied().unwrap_or(0);
+                want("ingress", Some(json!(has_domain)), Some(json!(ingresses > 0)));
+                for (key, value) in spec.get("env").and_then(Value::as_object).into_iter().flatten() {
+                    want(&format!("env {key}"), Some(value.clone()), children.env.get(key).map(|v| json!(v)));
+                }
+            }
+        }
+        Kind::PodManager => {
+            let pods = children.count.get("Pod").copied().unwrap_or(0);
+            want("pods", spec.get("replicas").cloned(), Some(json!(pods)));
+            if let Some(wanted) = spec.get("image").and_then(Value::as_str) {
+                for other in children.images.iter().filter(|i| *i != wanted) {
+                    out.push(format!("image: want {wanted}, a pod runs {other}"));
+                }
+            }
+        }
+        Kind::Database => {
+            let version = spec.get("version").and_then(Value::as_str).unwrap_or_default();
+            want("image", Some(json!(format!("postgres:{version}"))), image);
+        }
+    }
+    out
+}
+
+/// Owned children beyond the expected number per child kind, as `(kind, extra)`.
+pub fn duplicates(kind: Kind, spec: &Value, children: &Children) -> Vec<(&'static str, usize)> {
+    let replicas = spec.get("replicas").and_then(Value::as_u64).unwrap_or(1) as usize;
+    let expected: &[(&'static str, usize)] = match kind {
+        Kind::WebApp => &[("Deployment", 1), ("Service", 1), ("Ingress", 1)],
+        Kind::WebServer | Kind::Memcached => &[("Deployment", 1), ("Service", 1)],
+        Kind::PodManager => &[("Pod", replicas)],
+        Kind::Database => &[("StatefulSet", 1), ("Service", 2), ("Secret", 1)],
+    };
+    expected
+        .iter()
+        .filter_map(|(child, max)| {
+            let n = children.count.get(child).copied().unwrap_or(0);
+            (n > *max).then(|| (*child, n - max))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_and_changes_are_deterministic_per_seed() {
+        let (mut a, mut b) = (Rng::new(1), Rng::new(1));
+        for kind in Kind::ALL {
+            assert_eq!(kind.spec(&mut a), kind.spec(&mut b));
+            assert_eq!(kind.change(&mut a), kind.change(&mut b));
+        }
+    }
+
+    #[test]
+    fn children_that_match_the_spec_show_no_difference() {
+        let spec =
+            json!({"image": "nginx:1.21", "replicas": 2, "port": 80, "env": {"ENV": "v1"}, "domain": "a.example.com"});
+        let mut children = Children {
+            replicas: Some(2),
+            images: vec!["nginx:1.21".into()],
+            env: [("ENV".to_owned(), "v1".to_owned())].into(),
+            port: Some(80),
+            ..Children::default()
+        };
+        children.count.insert("Ingress", 1);
+        assert!(differences(Kind::WebApp, &spec, &children).is_empty());
+        children.replicas = Some(3);
+        children.count.insert("Ingress", 0);
+        assert_eq!(differences(Kind::WebApp, &spec, &children).len(), 2);
+    }
+
+    #[test]
+    fn a_second_deployment_is_a_duplicate() {
+        let mut children = Children::default();
+        children.count.insert("Deployment", 2);
+        children.count.insert("Service", 1);
+        assert_eq!(duplicates(Kind::WebServer, &json!({}), &children), vec![("Deployment", 1)]);
+        children.count.insert("Pod", 3);
+        assert_eq!(duplicates(Kind::PodManager, &json!({"replicas": 2}), &children), vec![("Pod", 1)]);
+    }
+}

@@ -1,0 +1,19 @@
+//! webapp-chaos: the operator's release binary, as its own process, against the local
+//! control plane while faults are injected, with invariants checked after each fault.
+//!
+//! A [`workload`] churn drives all five kinds from a seed; [`faults`] injects operator
+//! kills, kube-apiserver and etcd restarts, a writer that fights back and leader
+//! failovers, one phase each; [`check`] verifies convergence, no lost update, no orphan,
+//! no duplicate and no stuck finalizer; [`report`] prints the table. The operator
+//! process and its metrics come from webapp-bench ([`fleet`] wraps them); [`probe`]
+//! times recovery; [`kinds`] knows each kind's specs and children; [`rng`] is the seed.
+
+pub mod check;
+pub mod cli;
+pub mod faults;
+pub mod fleet;
+pub mod kinds;
+pub mod probe;
+pub mod report;
+pub mod rng;
+pub mod workload;

@@ -1,0 +1,166 @@
+//! Opt-in adoption of children that exist without an owner.
+//!
+//! By default a child of the name we need that we do not control is left alone
+//! ([`Error::NotOwned`]). An object annotated [`ADOPT`]` = "true"` takes such a child
+//! over when it has **no** controller owner at all ([`Ownership::Adoptable`]); one that
+//! another controller owns is never taken ([`Ownership::Foreign`]). [`ownership`] is the
+//! one decision every controller uses.
+//!
+//! Taking over is three writes, once per child:
+//! 1. [`take_over`]: a merge patch with our owner reference and our intent, carrying the
+//!    `resourceVersion` of the object whose ownership was checked (an object changed or
+//!    swapped in between is not taken). A merge patch replaces the lists it sets whole,
+//!    so an element the spec does not have (a container named otherwise, an old port) goes;
+//! 2. the usual forced server-side apply ([`crate::apply::apply`]), which makes every
+//!    field of our intent ours, taking it from the field manager that wrote it (`kubectl`);
+//! 3. [`release_others`]: the other field managers' claims on the object are dropped, so
+//!    that a later change of the spec removes what it removes (a field still claimed by
+//!    `kubectl` would otherwise stay when the spec drops it: an old Service port next to
+//!    the new one).
+//!
+//! Fields our intent does not set at all are left as they were, owned by nobody.
+
+use std::fmt::Debug;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::MANAGER;
+use crate::error::{Error, Result};
+
+/// Annotation on an owner that lets it adopt same-name children without an owner.
+pub const ADOPT: &str = "apps.example.com/adopt";
+
+/// Who controls an existing child, as seen by one owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    /// Its controller owner reference names this owner.
+    Owned,
+    /// It has no controller owner: this owner may take it over, if asked to.
+    Adoptable,
+    /// Another object controls it: never touched.
+    Foreign,
+}
+
+/// Who controls the object described by `meta`, for the owner whose uid is `owner_uid`.
+pub fn ownership(meta: &ObjectMeta, owner_uid: &str) -> Ownership {
+    match meta.owner_references.iter().flatten().find(|r| r.controller == Some(true)) {
+        Some(reference) if reference.uid == owner_uid => Ownership::Owned,
+        Some(_) => Ownership::Foreign,
+        None => Ownership::Adoptable,
+    }
+}
+
+/// Whether `owner` asks to adopt children that have no owner ([`ADOPT`] is `"true"`).
+pub fn requested<K: Resource>(owner: &K) -> bool {
+    owner.annotations().get(ADOPT).is_some_and(|v| v == "true")
+}
+
+/// Takes over the existing child `desired` names (step 1 above) if it has no
+/// controller owner. `desired` carries its controller owner reference, as for
+/// [`crate::apply::apply`]. Returns whether it was taken over; `false` when there is
+/// nothing to take (the child is gone, or already ours). A child another controller
+/// owns is [`Error::NotOwned`]; one that changed since it was read is [`Error::Stale`].
+pub async fn take_over<K>(api: &Api<K>, desired: &K) -> Result<bool>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+{
+    let (kind, name) = (K::kind(&()).into_owned(), desired.name_any());
+    let owner = crate::apply::controller_reference(desired)?;
+    let Some(live) = api.get_opt(&name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))? else {
+        return Ok(false);
+    };
+    match ownership(live.meta(), &owner.uid) {
+        Ownership::Owned => return Ok(false),
+        Ownership::Foreign => return Err(Error::NotOwned { kind, name, owner: owner.kind }),
+        Ownership::Adoptable => {}
+    }
+    // Owner references that are not controllers (a grouping object's, say) stay.
+    let mut references = live.owner_references().to_vec();
+    references.push(owner);
+    let mut patch = serde_json::to_value(desired).map_err(|e| Error::InvalidSpec(format!("cannot serialize: {e}")))?;
+    if let Some(metadata) = patch.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.insert("ownerReferences".into(), json!(references));
+        // The precondition: the object we checked, unchanged.
+        metadata.insert("resourceVersion".into(), json!(live.resource_version()));
+    }
+    let params = PatchParams { field_manager: Some(MANAGER.into()), ..PatchParams::default() };
+    match api.patch(&name, &params, &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 409 || status.code == 404 => Err(Error::Stale { kind, name }),
+        Err(e) => Err(Error::kube(format!("adopt {kind} {name}"), e)),
+    }
+}
+
+/// Drops every other field manager's claim on child `name` (step 3 above): only our
+/// server-side apply, and the status writers of subresources, keep theirs. Retried
+/// when the object changes meanwhile (its controller writes its status right after
+/// our apply).
+pub async fn release_others<K>(api: &Api<K>, name: &str) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
+{
+    let kind = K::kind(&()).into_owned();
+    for _ in 0..5 {
+        let live = api.get(name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))?;
+        let entries = live.meta().managed_fields.clone().unwrap_or_default();
+        let ours = |f: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry| {
+            f.subresource.as_deref().is_some_and(|s| !s.is_empty())
+                || (f.manager.as_deref() == Some(MANAGER) && f.operation.as_deref() == Some("Apply"))
+        };
+        if entries.iter().all(ours) {
+            return Ok(());
+        }
+        let kept: Vec<_> = entries.into_iter().filter(ours).collect();
+        let patch = json!({"metadata": {"resourceVersion": live.resource_version(), "managedFields": kept}});
+        let params = PatchParams { field_manager: Some(MANAGER.into()), ..PatchParams::default() };
+        match api.patch(name, &params, &Patch::Merge(&patch)).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 => continue,
+            Err(e) => return Err(Error::kube(format!("release field managers of {kind} {name}"), e)),
+        }
+    }
+    Err(Error::Stale { kind, name: name.to_owned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    use super::*;
+
+    fn meta(references: &[(&str, Option<bool>)]) -> ObjectMeta {
+        let references = references
+            .iter()
+            .map(|(uid, controller)| OwnerReference {
+                uid: (*uid).into(),
+                controller: *controller,
+                ..OwnerReference::default()
+            })
+            .collect();
+        ObjectMeta { owner_references: Some(references), ..ObjectMeta::default() }
+    }
+
+    #[test]
+    fn only_a_child_without_a_controller_is_adoptable() {
+        assert_eq!(ownership(&ObjectMeta::default(), "us"), Ownership::Adoptable);
+        assert_eq!(ownership(&meta(&[("group", None), ("other", Some(false))]), "us"), Ownership::Adoptable);
+        assert_eq!(ownership(&meta(&[("us", Some(true))]), "us"), Ownership::Owned);
+        assert_eq!(ownership(&meta(&[("them", Some(true))]), "us"), Ownership::Foreign);
+        assert_eq!(ownership(&meta(&[("us", Some(false)), ("them", Some(true))]), "us"), Ownership::Foreign);
+    }
+
+    #[test]
+    fn adoption_is_asked_for_with_the_annotation_only() {
+        let mut owner = k8s_openapi::api::core::v1::ConfigMap::default();
+        assert!(!requested(&owner));
+        owner.annotations_mut().insert(ADOPT.into(), "yes".into());
+        assert!(!requested(&owner));
+        owner.annotations_mut().insert(ADOPT.into(), "true".into());
+        assert!(requested(&owner));
+    }
+}
