@@ -242,6 +242,18 @@ async fn assert_never_granted(client: &Client, install: &Install, watched: &str)
     assert!(allowed(client, &user, "update", "coordination.k8s.io", "leases", Some(&install.namespace)).await);
 }
 
+/// The operator as the chart installs it: every controller, leader election with the
+/// Lease in `home`, the chart's webhook, the ServiceAccount token as its only
+/// credential; watching `watched` only, or every namespace.
+async fn start_under_chart(admin: &Client, install: &Install, home: &str, watched: Option<&str>) -> Operator {
+    let mut config = Operator::config(watched.unwrap_or(home), CONTROLLERS.to_vec());
+    config.namespace = watched.map(str::to_owned);
+    config.leader_elect = true;
+    config.leader_election_namespace = Some(home.to_owned());
+    config.webhook = Some(chart_webhook(install));
+    Operator::start_as(config, install.kube_config(admin).await).await
+}
+
 /// PodManager's conversion webhook as the chart runs it: the certificate generated into
 /// the release's Secret, the CA written into the CRD, both under the ServiceAccount's
 /// token. The API server runs on the host, so it calls the webhook by URL here instead
@@ -460,12 +472,7 @@ async fn the_chart_rbac_is_enough_and_no_more_in_cluster_scope() {
     let work = TestNamespace::new(&admin, "rbac-ws").await;
     let install = Install::new(&home.name, &[]);
 
-    let mut config = Operator::config(&home.name, CONTROLLERS.to_vec());
-    config.namespace = None;
-    config.leader_elect = true;
-    config.leader_election_namespace = Some(home.name.clone());
-    config.webhook = Some(chart_webhook(&install));
-    let operator = Operator::start_as(config, install.kube_config(&admin).await).await;
+    let operator = start_under_chart(&admin, &install, &home.name, None).await;
 
     run_scenarios(&admin, &work.name, &operator).await;
     assert_webhook_converts(&admin, &install, &work.name).await;
@@ -499,11 +506,7 @@ async fn the_chart_rbac_is_enough_and_no_more_in_namespace_scope() {
     .unwrap();
     others.create(&PostParams::default(), &untouched).await.unwrap();
 
-    let mut config = Operator::config(&work.name, CONTROLLERS.to_vec());
-    config.leader_elect = true;
-    config.leader_election_namespace = Some(home.name.clone());
-    config.webhook = Some(chart_webhook(&install));
-    let operator = Operator::start_as(config, install.kube_config(&admin).await).await;
+    let operator = start_under_chart(&admin, &install, &home.name, Some(&work.name)).await;
     // Evidence the operator looked: its own namespace's scenarios all ran to the end.
     run_scenarios(&admin, &work.name, &operator).await;
     assert_webhook_converts(&admin, &install, &work.name).await;
