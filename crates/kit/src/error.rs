@@ -42,6 +42,18 @@ pub enum Error {
         /// Kind of our object.
         owner: String,
     },
+    /// A child of the name we need was left by an earlier object of our kind and name
+    /// (deleted, its children not yet collected); it has just been deleted, and the
+    /// next reconcile makes ours.
+    #[error("{kind} {name} was left by an earlier {owner} of the same name; deleted it to make a new one")]
+    Leftover {
+        /// Kind of the leftover child.
+        kind: String,
+        /// Its name.
+        name: String,
+        /// Kind of our object.
+        owner: String,
+    },
     /// The spec passed the schema but cannot be realised.
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
@@ -101,14 +113,16 @@ impl Error {
             Error::Kube { error, .. } => classify_kube(error),
             Error::NotOwned { .. } => Class::Blocked,
             Error::InvalidSpec(_) => Class::Permanent,
-            Error::Timeout { .. } | Error::Waiting(_) | Error::Stale { .. } => Class::Retryable,
+            Error::Timeout { .. } | Error::Waiting(_) | Error::Stale { .. } | Error::Leftover { .. } => {
+                Class::Retryable
+            }
         }
     }
 
     /// Whether this is part of normal operation (waiting for the cluster, a stale read)
     /// rather than a failure worth a warning.
     pub fn is_expected(&self) -> bool {
-        matches!(self, Error::Waiting(_) | Error::Stale { .. }) || self.namespace_terminating()
+        matches!(self, Error::Waiting(_) | Error::Stale { .. } | Error::Leftover { .. }) || self.namespace_terminating()
     }
 
     /// Whether the API server refused new content because the object's namespace is
@@ -138,6 +152,7 @@ impl Error {
             Error::Timeout { .. } => "Timeout",
             Error::Waiting(_) => "Waiting",
             Error::Stale { .. } => "Stale",
+            Error::Leftover { .. } => "Leftover",
         }
     }
 }

@@ -65,8 +65,14 @@ impl Owned {
         let api = self.api();
         // Kept only by an owner that may adopt: the common path copies nothing.
         let adoptable = self.adopt.then(|| desired.clone());
+        let name = desired.name_any();
         let (outcome, live) = match (apply::apply(&api, cached, desired).await, adoptable) {
             (Err(Error::NotOwned { .. }), Some(desired)) => return self.adopt(&api, desired).await,
+            (Err(error @ Error::Leftover { .. }), _) => {
+                let note = error.to_string();
+                self.events.normal_about(&self.owner, self.child::<K>(&name), "DeletedLeftover", note).await;
+                return Err(error);
+            }
             (result, _) => result?,
         };
         let (kind, name) = (K::kind(&()), live.name_any());
@@ -115,16 +121,20 @@ impl Owned {
     {
         let deletion = apply::delete::<K>(&self.api(), name, &self.owner_uid).await?;
         if deletion == Deletion::Requested {
-            let related = ObjectReference {
-                api_version: Some(K::api_version(&()).into_owned()),
-                kind: Some(K::kind(&()).into_owned()),
-                name: Some(name.to_owned()),
-                namespace: Some(self.namespace.clone()),
-                ..ObjectReference::default()
-            };
-            self.events.normal_about(&self.owner, related, reason, note).await;
+            self.events.normal_about(&self.owner, self.child::<K>(name), reason, note).await;
         }
         Ok(deletion)
+    }
+
+    /// A reference to our child `name` of kind `K`, for an Event about it.
+    fn child<K: Resource<DynamicType = ()>>(&self, name: &str) -> ObjectReference {
+        ObjectReference {
+            api_version: Some(K::api_version(&()).into_owned()),
+            kind: Some(K::kind(&()).into_owned()),
+            name: Some(name.to_owned()),
+            namespace: Some(self.namespace.clone()),
+            ..ObjectReference::default()
+        }
     }
 
     fn kind(&self) -> &str {

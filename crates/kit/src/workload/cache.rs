@@ -17,6 +17,19 @@ use serde::de::DeserializeOwned;
 use super::index::InstanceIndex;
 use super::labels::{INSTANCE, kind_selector};
 
+/// How long one watch request lasts before it is made again (from the last
+/// resourceVersion seen: no relist, no event lost). kube's default is 290 s, and that is
+/// how long a watch that an API server accepted while it was starting, and never served,
+/// kept a controller blind in the chaos suite (docs/reliability.md); a minute bounds
+/// such a stall for the cost of one request per watch and minute.
+const WATCH_TIMEOUT_SECS: u32 = 60;
+
+/// The watch of every cache: bounded (see [`WATCH_TIMEOUT_SECS`]), and listed from the
+/// API server's watch cache (`any_semantic`) rather than from etcd.
+fn watch_config() -> watcher::Config {
+    watcher::Config::default().timeout(WATCH_TIMEOUT_SECS).any_semantic()
+}
+
 /// An API for namespaced kind `K`: in one namespace, or all when `None`.
 pub fn scoped_api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
 where
@@ -56,7 +69,7 @@ where
     K::DynamicType: Eq + Hash + Clone,
 {
     let (store, writer) = reflector::store();
-    let config = watcher::Config::default().labels(labels).any_semantic();
+    let config = watch_config().labels(labels);
     let stream = watcher(api, config)
         .default_backoff()
         .modify(move |object| {
@@ -96,7 +109,7 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store();
-    let objects = watcher(scoped_api::<K>(client, namespace), watcher::Config::default().any_semantic())
+    let objects = watcher(scoped_api::<K>(client, namespace), watch_config())
         .default_backoff()
         .modify(|object| object.meta_mut().managed_fields = None)
         .reflect(writer)
