@@ -140,6 +140,7 @@ impl Error {
             Error::Kube { error: kube::Error::Api(status), .. } => match status.code {
                 403 => "Forbidden",
                 409 => "Conflict",
+                422 | 400 if storage_trouble(&status.message) => "StorageUnavailable",
                 422 | 400 => "Invalid",
                 429 => "TooManyRequests",
                 404 => "NotFound",
@@ -165,6 +166,14 @@ fn describe(error: &kube::Error) -> String {
     }
 }
 
+/// Whether a 400/422 is the API server's trouble rather than the request's: the Service
+/// IP allocator reports a failure to reach etcd as an invalid `spec.clusterIPs`
+/// ("failed to allocate IP: rpc error: code = Unavailable"), seen by the chaos suite
+/// during an etcd restart. The same request succeeds once etcd is back.
+fn storage_trouble(message: &str) -> bool {
+    message.contains("rpc error: code = Unavailable") || message.contains("rpc error: code = DeadlineExceeded")
+}
+
 /// Client errors: the API server's answers are classified by status code, anything
 /// below HTTP (connection, TLS, decoding a truncated body) is transient.
 fn classify_kube(error: &kube::Error) -> Class {
@@ -174,7 +183,9 @@ fn classify_kube(error: &kube::Error) -> Class {
             // when something else is deleted, RBAC or a policy webhook when an
             // administrator fixes them, and no watch of ours tells us when.
             403 => Class::Blocked,
-            // Invalid: sending the same request again gives the same answer.
+            // Invalid: sending the same request again gives the same answer, unless the
+            // API server calls its own trouble invalid (below).
+            400 | 422 if storage_trouble(&status.message) => Class::Retryable,
             400 | 422 => Class::Permanent,
             _ => Class::Retryable,
         },
@@ -200,6 +211,16 @@ mod tests {
         for code in [400, 422] {
             assert_eq!(api(code).class(), Class::Permanent, "{code}");
         }
+    }
+
+    #[test]
+    fn an_invalid_answer_caused_by_etcd_being_away_is_retried() {
+        let message = "Service \"web\" is invalid: spec.clusterIPs: Invalid value: [\"\"]: failed to allocate IP: \
+                       rpc error: code = Unavailable desc = error reading from server: EOF";
+        let status = Status::failure(message, "Invalid").with_code(422);
+        let error = Error::kube("apply Service web", kube::Error::Api(Box::new(status)));
+        assert_eq!(error.class(), Class::Retryable);
+        assert_eq!(error.reason(), "StorageUnavailable");
     }
 
     #[test]
