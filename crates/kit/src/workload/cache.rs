@@ -121,6 +121,28 @@ where
         .applied_objects();
     Controller::for_stream(objects, reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .trigger_backoff(NoSharedBackoff)
+}
+
+/// The backoff of a controller's merged trigger stream: none. kube's `Controller` puts
+/// one backoff (0.8 s doubling to 30 s, plus jitter) on the merge of all its watches,
+/// so an error from any one of them pauses every other: after an API server restart,
+/// each watch's 410 Gone in turn grew that shared pause to 47 s, and the chaos suite saw
+/// a controller take no change at all for three minutes while its healthy watches
+/// waited. Each watch here already backs off by itself (`default_backoff` in
+/// [`reflect_with`] and [`controller`]): a failing watch waits, the others go on.
+struct NoSharedBackoff;
+
+impl Iterator for NoSharedBackoff {
+    type Item = std::time::Duration;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(std::time::Duration::ZERO)
+    }
+}
+
+impl kube::runtime::utils::Backoff for NoSharedBackoff {
+    fn reset(&mut self) {}
 }
 
 /// The caches of a kind whose pods run in a Deployment behind a Service: its
