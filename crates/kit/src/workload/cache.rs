@@ -18,19 +18,19 @@ use super::index::InstanceIndex;
 use super::labels::{INSTANCE, kind_selector};
 
 /// How long one watch request lasts before it is made again (from the last
-/// resourceVersion seen: no relist, no event lost). kube's default is 290 s, and that is
-/// how long a watch that an API server accepted while it was starting, and never served,
-/// kept a controller blind in the chaos suite (docs/reliability.md); a minute bounds
-/// such a stall for the cost of one request per watch and minute.
+/// resourceVersion seen: no relist, no event lost). kube's default is 290 s: a watch
+/// that goes silent without being closed (a connection kept up by something between us
+/// and an API server that went away) would leave a controller blind that long. A minute
+/// bounds it, for one request per watch and minute.
 const WATCH_TIMEOUT_SECS: u32 = 60;
 
 /// The watch of every cache: bounded (see [`WATCH_TIMEOUT_SECS`]), and listed with the
-/// default, most recent, semantic. "Any" (`resourceVersion=0`) lists may come back with
-/// a resourceVersion older than the API server can still watch from: after an API
-/// server restart the chaos suite saw watchers list, watch, get 410 Gone, and list the
-/// same stale version again, backing off up to 47 s a time, for three minutes. A most
-/// recent list is served from the watch cache too (consistent reads from cache, on by
-/// default since Kubernetes 1.31), so it costs the API server little more.
+/// default, most recent, semantic. An "any" list (`resourceVersion=0`) is whatever the
+/// API server's watch cache holds, which may be older than what this operator already
+/// saw or wrote (kubernetes#59848: an API server that lags, or one just restarted), so
+/// a relist could go back in time. A most recent list is served from the watch cache
+/// too once it has caught up (consistent reads from cache, on by default since
+/// Kubernetes 1.31), so it costs the API server little more.
 fn watch_config() -> watcher::Config {
     watcher::Config::default().timeout(WATCH_TIMEOUT_SECS)
 }
