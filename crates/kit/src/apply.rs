@@ -116,7 +116,7 @@ where
         match adopt::ownership(live.meta(), &owner) {
             Ownership::Owned if matches(live)? => return Ok((Applied::Unchanged, live.clone())),
             Ownership::Owned => {}
-            Ownership::Leftover => return Err(remove_leftover(api, live, &owner.kind).await),
+            Ownership::Leftover => return Err(delete_leftover(api, live.meta(), &owner.kind).await),
             Ownership::Adoptable | Ownership::Foreign => return Err(Error::NotOwned { kind, name, owner: owner.kind }),
         }
     }
@@ -136,24 +136,26 @@ where
     Ok((outcome, applied))
 }
 
-/// Deletes `live`, a child its controller (an earlier `owner_kind` of the same name) left
-/// behind, and returns the error that makes the reconcile come back for it: the
-/// garbage collector would delete it too, but in its own time (minutes under load, never
-/// while kube-controller-manager is down), and a re-created object would wait on it all
-/// that while. The uid precondition deletes that very object, never one swapped in
-/// meanwhile; background propagation leaves its own dependents (a Deployment's
-/// ReplicaSets) to the garbage collector, so the name is free at once.
-async fn remove_leftover<K>(api: &Api<K>, live: &K, owner_kind: &str) -> Error
+/// Deletes the child `meta` describes, left behind by its controller (an earlier
+/// `owner_kind` of the same name: [`adopt::Ownership::Leftover`]), and returns the error
+/// that makes the reconcile come back for it. The garbage collector would delete it
+/// too, but in its own time (minutes under load, never while kube-controller-manager is
+/// down), and a re-created object would wait on it all that while. The uid
+/// precondition deletes that very object, never one swapped in meanwhile; background
+/// propagation leaves its own dependents (a Deployment's ReplicaSets) to the garbage
+/// collector, so the name is free at once.
+pub async fn delete_leftover<K>(api: &Api<K>, meta: &ObjectMeta, owner_kind: &str) -> Error
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
 {
-    let (kind, name) = (K::kind(&()).into_owned(), live.name_any());
-    if live.meta().deletion_timestamp.is_some() {
+    let kind = K::kind(&()).into_owned();
+    let name = meta.name.clone().unwrap_or_default();
+    if meta.deletion_timestamp.is_some() {
         return Error::Waiting(format!("{kind} {name}, left by an earlier {owner_kind} {name}, to go"));
     }
     let params = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Background),
-        preconditions: Some(Preconditions { uid: live.uid(), resource_version: None }),
+        preconditions: Some(Preconditions { uid: meta.uid.clone(), resource_version: None }),
         ..DeleteParams::default()
     };
     match api.delete(&name, &params).await {
