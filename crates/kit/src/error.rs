@@ -138,6 +138,7 @@ impl Error {
         match self {
             _ if self.namespace_terminating() => "NamespaceTerminating",
             Error::Kube { error: kube::Error::Api(status), .. } => match status.code {
+                403 if status.message.contains("error looking up service account") => "ServiceAccountMissing",
                 403 => "Forbidden",
                 409 => "Conflict",
                 422 | 400 if storage_trouble(&status.message) => "StorageUnavailable",
@@ -179,6 +180,9 @@ fn storage_trouble(message: &str) -> bool {
 fn classify_kube(error: &kube::Error) -> Class {
     match error {
         kube::Error::Api(status) => match status.code {
+            // A new namespace's default ServiceAccount is made by the controller manager
+            // a moment after the namespace: until then, admission refuses its Pods.
+            403 if status.message.contains("error looking up service account") => Class::Retryable,
             // Forbidden is a state of the cluster, not of the request: a full quota clears
             // when something else is deleted, RBAC or a policy webhook when an
             // administrator fixes them, and no watch of ours tells us when.
@@ -221,6 +225,16 @@ mod tests {
         let error = Error::kube("apply Service web", kube::Error::Api(Box::new(status)));
         assert_eq!(error.class(), Class::Retryable);
         assert_eq!(error.reason(), "StorageUnavailable");
+    }
+
+    #[test]
+    fn a_service_account_not_made_yet_is_waited_for() {
+        let message = "pods \"pm-0\" is forbidden: error looking up service account ns/default: \
+                       serviceaccount \"default\" not found";
+        let status = Status::failure(message, "Forbidden").with_code(403);
+        let error = Error::kube("apply Pod pm-0", kube::Error::Api(Box::new(status)));
+        assert_eq!(error.class(), Class::Retryable);
+        assert_eq!(error.reason(), "ServiceAccountMissing");
     }
 
     #[test]
