@@ -3,8 +3,9 @@
 //! By default a child of the name we need that we do not control is left alone
 //! ([`Error::NotOwned`]). An object annotated [`ADOPT`]` = "true"` takes such a child
 //! over when it has **no** controller owner at all ([`Ownership::Adoptable`]); one that
-//! another controller owns is never taken ([`Ownership::Foreign`]). [`ownership`] is the
-//! one decision every controller uses.
+//! another controller owns is never taken ([`Ownership::Foreign`]). One left by a deleted
+//! object of the owner's own kind and name ([`Ownership::Leftover`]) is garbage, which
+//! [`crate::apply::apply`] removes. [`ownership`] is the one decision every controller uses.
 //!
 //! Taking over is three writes, once per child:
 //! 1. [`take_over`]: a merge patch with our owner reference and our intent, carrying the
@@ -22,7 +23,7 @@
 
 use std::fmt::Debug;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
@@ -40,19 +41,38 @@ pub const ADOPT: &str = "apps.example.com/adopt";
 pub enum Ownership {
     /// Its controller owner reference names this owner.
     Owned,
+    /// Its controller is an object of this owner's group, kind and name, with another
+    /// uid: an earlier object of that name, which is necessarily gone (a namespace holds
+    /// one object of a kind and name at a time). The garbage collector deletes such a
+    /// child, in its own time; the owner need not wait for it.
+    Leftover,
     /// It has no controller owner: this owner may take it over, if asked to.
     Adoptable,
     /// Another object controls it: never touched.
     Foreign,
 }
 
-/// Who controls the object described by `meta`, for the owner whose uid is `owner_uid`.
-pub fn ownership(meta: &ObjectMeta, owner_uid: &str) -> Ownership {
+/// Who controls the object described by `meta`, for `owner` (the controller reference a
+/// child of that owner carries).
+pub fn ownership(meta: &ObjectMeta, owner: &OwnerReference) -> Ownership {
     match meta.owner_references.iter().flatten().find(|r| r.controller == Some(true)) {
-        Some(reference) if reference.uid == owner_uid => Ownership::Owned,
+        Some(reference) if reference.uid == owner.uid => Ownership::Owned,
+        Some(reference)
+            if reference.kind == owner.kind
+                && reference.name == owner.name
+                && group(&reference.api_version) == group(&owner.api_version) =>
+        {
+            Ownership::Leftover
+        }
         Some(_) => Ownership::Foreign,
         None => Ownership::Adoptable,
     }
+}
+
+/// The API group of an `apiVersion` (`apps.example.com/v1` → `apps.example.com`; the
+/// core group's `v1` → empty): versions of one kind are one kind.
+fn group(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(group, _)| group)
 }
 
 /// Whether `owner` asks to adopt children that have no owner ([`ADOPT`] is `"true"`).
@@ -74,9 +94,10 @@ where
     let Some(live) = api.get_opt(&name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))? else {
         return Ok(false);
     };
-    match ownership(live.meta(), &owner.uid) {
+    match ownership(live.meta(), &owner) {
         Ownership::Owned => return Ok(false),
-        Ownership::Foreign => return Err(Error::NotOwned { kind, name, owner: owner.kind }),
+        // A leftover is for `apply` to remove, never to take over.
+        Ownership::Foreign | Ownership::Leftover => return Err(Error::NotOwned { kind, name, owner: owner.kind }),
         Ownership::Adoptable => {}
     }
     // Owner references that are not controllers (a grouping object's, say) stay.
@@ -133,25 +154,55 @@ mod tests {
 
     use super::*;
 
+    /// A reference to `WebApp web` (apps.example.com) with `uid`, or to another object
+    /// when `uid` says `them`.
+    fn reference(uid: &str, controller: Option<bool>) -> OwnerReference {
+        let name = if uid == "them" { "other" } else { "web" };
+        OwnerReference {
+            api_version: "apps.example.com/v1".into(),
+            kind: "WebApp".into(),
+            name: name.into(),
+            uid: uid.into(),
+            controller,
+            ..OwnerReference::default()
+        }
+    }
+
     fn meta(references: &[(&str, Option<bool>)]) -> ObjectMeta {
-        let references = references
-            .iter()
-            .map(|(uid, controller)| OwnerReference {
-                uid: (*uid).into(),
-                controller: *controller,
-                ..OwnerReference::default()
-            })
-            .collect();
+        let references = references.iter().map(|(uid, controller)| reference(uid, *controller)).collect();
         ObjectMeta { owner_references: Some(references), ..ObjectMeta::default() }
     }
 
     #[test]
     fn only_a_child_without_a_controller_is_adoptable() {
-        assert_eq!(ownership(&ObjectMeta::default(), "us"), Ownership::Adoptable);
-        assert_eq!(ownership(&meta(&[("group", None), ("other", Some(false))]), "us"), Ownership::Adoptable);
-        assert_eq!(ownership(&meta(&[("us", Some(true))]), "us"), Ownership::Owned);
-        assert_eq!(ownership(&meta(&[("them", Some(true))]), "us"), Ownership::Foreign);
-        assert_eq!(ownership(&meta(&[("us", Some(false)), ("them", Some(true))]), "us"), Ownership::Foreign);
+        let us = reference("us", Some(true));
+        assert_eq!(ownership(&ObjectMeta::default(), &us), Ownership::Adoptable);
+        assert_eq!(ownership(&meta(&[("group", None), ("other", Some(false))]), &us), Ownership::Adoptable);
+        assert_eq!(ownership(&meta(&[("us", Some(true))]), &us), Ownership::Owned);
+        assert_eq!(ownership(&meta(&[("them", Some(true))]), &us), Ownership::Foreign);
+        assert_eq!(ownership(&meta(&[("us", Some(false)), ("them", Some(true))]), &us), Ownership::Foreign);
+    }
+
+    #[test]
+    fn a_child_of_an_earlier_owner_of_the_same_kind_and_name_is_a_leftover() {
+        let us = reference("us", Some(true));
+        assert_eq!(ownership(&meta(&[("before", Some(true))]), &us), Ownership::Leftover);
+        // Another version of the same kind is the same kind.
+        let mut v2 = reference("before", Some(true));
+        v2.api_version = "apps.example.com/v2".into();
+        let child = ObjectMeta { owner_references: Some(vec![v2]), ..ObjectMeta::default() };
+        assert_eq!(ownership(&child, &us), Ownership::Leftover);
+        // A kind of the same name in another group is someone else's.
+        let mut elsewhere = reference("before", Some(true));
+        elsewhere.api_version = "other.example.org/v1".into();
+        let child = ObjectMeta { owner_references: Some(vec![elsewhere]), ..ObjectMeta::default() };
+        assert_eq!(ownership(&child, &us), Ownership::Foreign);
+        // So is another kind of the same name, and a non-controller reference.
+        let mut other_kind = reference("before", Some(true));
+        other_kind.kind = "WebServer".into();
+        let child = ObjectMeta { owner_references: Some(vec![other_kind]), ..ObjectMeta::default() };
+        assert_eq!(ownership(&child, &us), Ownership::Foreign);
+        assert_eq!(ownership(&meta(&[("before", Some(false))]), &us), Ownership::Adoptable);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Owned children through server-side apply.
 //!
 //! Three promises: an object of the same name that we do not control is never written
-//! ([`Error::NotOwned`]); a child that already matches what we want is never written
+//! ([`Error::NotOwned`]), unless it is a leftover of a deleted owner of our kind and
+//! name, which is deleted as the garbage collector would ([`Error::Leftover`]); a child that already matches what we want is never written
 //! (zero writes per no-op reconcile); everything else is one server-side apply with the
 //! operator's field manager, which also undoes hand-made drift on the fields we own.
 //!
@@ -30,6 +31,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::MANAGER;
+use crate::adopt::{self, Ownership};
 use crate::error::{Error, Result};
 
 /// Annotation holding the hash of the last applied intent of a child.
@@ -111,11 +113,11 @@ where
         _ => api.get_opt(&name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))?,
     };
     if let Some(live) = &live {
-        if !is_controlled_by(live.meta(), &owner.uid) {
-            return Err(Error::NotOwned { kind, name, owner: owner.kind });
-        }
-        if matches(live)? {
-            return Ok((Applied::Unchanged, live.clone()));
+        match adopt::ownership(live.meta(), &owner) {
+            Ownership::Owned if matches(live)? => return Ok((Applied::Unchanged, live.clone())),
+            Ownership::Owned => {}
+            Ownership::Leftover => return Err(delete_leftover(api, live.meta(), &owner.kind).await),
+            Ownership::Adoptable | Ownership::Foreign => return Err(Error::NotOwned { kind, name, owner: owner.kind }),
         }
     }
 
@@ -132,6 +134,36 @@ where
     })?;
     let outcome = if live.is_some() { Applied::Updated } else { Applied::Created };
     Ok((outcome, applied))
+}
+
+/// Deletes the child `meta` describes, left behind by its controller (an earlier
+/// `owner_kind` of the same name: [`adopt::Ownership::Leftover`]), and returns the error
+/// that makes the reconcile come back for it. The garbage collector would delete it
+/// too, but in its own time (minutes under load, never while kube-controller-manager is
+/// down), and a re-created object would wait on it all that while. The uid
+/// precondition deletes that very object, never one swapped in meanwhile; background
+/// propagation leaves its own dependents (a Deployment's ReplicaSets) to the garbage
+/// collector, so the name is free at once.
+pub async fn delete_leftover<K>(api: &Api<K>, meta: &ObjectMeta, owner_kind: &str) -> Error
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
+{
+    let kind = K::kind(&()).into_owned();
+    let name = meta.name.clone().unwrap_or_default();
+    if meta.deletion_timestamp.is_some() {
+        return Error::Waiting(format!("{kind} {name}, left by an earlier {owner_kind} {name}, to go"));
+    }
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        preconditions: Some(Preconditions { uid: meta.uid.clone(), resource_version: None }),
+        ..DeleteParams::default()
+    };
+    match api.delete(&name, &params).await {
+        Ok(_) => Error::Leftover { kind, name, owner: owner_kind.to_owned() },
+        // Gone or replaced meanwhile: the next reconcile looks again.
+        Err(kube::Error::Api(status)) if status.code == 404 || is_uid_refusal(&status) => Error::Stale { kind, name },
+        Err(e) => Error::kube(format!("delete {kind} {name} left by an earlier {owner_kind}"), e),
+    }
 }
 
 /// Whether the API server refused a write because the object is no longer the one

@@ -42,6 +42,18 @@ pub enum Error {
         /// Kind of our object.
         owner: String,
     },
+    /// A child of the name we need was left by an earlier object of our kind and name
+    /// (deleted, its children not yet collected); it has just been deleted, and the
+    /// next reconcile makes ours.
+    #[error("{kind} {name} was left by an earlier {owner} of the same name; deleted it to make a new one")]
+    Leftover {
+        /// Kind of the leftover child.
+        kind: String,
+        /// Its name.
+        name: String,
+        /// Kind of our object.
+        owner: String,
+    },
     /// The spec passed the schema but cannot be realised.
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
@@ -101,14 +113,16 @@ impl Error {
             Error::Kube { error, .. } => classify_kube(error),
             Error::NotOwned { .. } => Class::Blocked,
             Error::InvalidSpec(_) => Class::Permanent,
-            Error::Timeout { .. } | Error::Waiting(_) | Error::Stale { .. } => Class::Retryable,
+            Error::Timeout { .. } | Error::Waiting(_) | Error::Stale { .. } | Error::Leftover { .. } => {
+                Class::Retryable
+            }
         }
     }
 
     /// Whether this is part of normal operation (waiting for the cluster, a stale read)
     /// rather than a failure worth a warning.
     pub fn is_expected(&self) -> bool {
-        matches!(self, Error::Waiting(_) | Error::Stale { .. }) || self.namespace_terminating()
+        matches!(self, Error::Waiting(_) | Error::Stale { .. } | Error::Leftover { .. }) || self.namespace_terminating()
     }
 
     /// Whether the API server refused new content because the object's namespace is
@@ -124,8 +138,10 @@ impl Error {
         match self {
             _ if self.namespace_terminating() => "NamespaceTerminating",
             Error::Kube { error: kube::Error::Api(status), .. } => match status.code {
+                403 if status.message.contains("error looking up service account") => "ServiceAccountMissing",
                 403 => "Forbidden",
                 409 => "Conflict",
+                422 | 400 if storage_trouble(&status.message) => "StorageUnavailable",
                 422 | 400 => "Invalid",
                 429 => "TooManyRequests",
                 404 => "NotFound",
@@ -138,6 +154,7 @@ impl Error {
             Error::Timeout { .. } => "Timeout",
             Error::Waiting(_) => "Waiting",
             Error::Stale { .. } => "Stale",
+            Error::Leftover { .. } => "Leftover",
         }
     }
 }
@@ -150,16 +167,29 @@ fn describe(error: &kube::Error) -> String {
     }
 }
 
+/// Whether a 400/422 is the API server's trouble rather than the request's: the Service
+/// IP allocator reports a failure to reach etcd as an invalid `spec.clusterIPs`
+/// ("failed to allocate IP: rpc error: code = Unavailable"), seen by the chaos suite
+/// during an etcd restart. The same request succeeds once etcd is back.
+fn storage_trouble(message: &str) -> bool {
+    message.contains("rpc error: code = Unavailable") || message.contains("rpc error: code = DeadlineExceeded")
+}
+
 /// Client errors: the API server's answers are classified by status code, anything
 /// below HTTP (connection, TLS, decoding a truncated body) is transient.
 fn classify_kube(error: &kube::Error) -> Class {
     match error {
         kube::Error::Api(status) => match status.code {
+            // A new namespace's default ServiceAccount is made by the controller manager
+            // a moment after the namespace: until then, admission refuses its Pods.
+            403 if status.message.contains("error looking up service account") => Class::Retryable,
             // Forbidden is a state of the cluster, not of the request: a full quota clears
             // when something else is deleted, RBAC or a policy webhook when an
             // administrator fixes them, and no watch of ours tells us when.
             403 => Class::Blocked,
-            // Invalid: sending the same request again gives the same answer.
+            // Invalid: sending the same request again gives the same answer, unless the
+            // API server calls its own trouble invalid (below).
+            400 | 422 if storage_trouble(&status.message) => Class::Retryable,
             400 | 422 => Class::Permanent,
             _ => Class::Retryable,
         },
@@ -185,6 +215,26 @@ mod tests {
         for code in [400, 422] {
             assert_eq!(api(code).class(), Class::Permanent, "{code}");
         }
+    }
+
+    #[test]
+    fn an_invalid_answer_caused_by_etcd_being_away_is_retried() {
+        let message = "Service \"web\" is invalid: spec.clusterIPs: Invalid value: [\"\"]: failed to allocate IP: \
+                       rpc error: code = Unavailable desc = error reading from server: EOF";
+        let status = Status::failure(message, "Invalid").with_code(422);
+        let error = Error::kube("apply Service web", kube::Error::Api(Box::new(status)));
+        assert_eq!(error.class(), Class::Retryable);
+        assert_eq!(error.reason(), "StorageUnavailable");
+    }
+
+    #[test]
+    fn a_service_account_not_made_yet_is_waited_for() {
+        let message = "pods \"pm-0\" is forbidden: error looking up service account ns/default: \
+                       serviceaccount \"default\" not found";
+        let status = Status::failure(message, "Forbidden").with_code(403);
+        let error = Error::kube("apply Pod pm-0", kube::Error::Api(Box::new(status)));
+        assert_eq!(error.class(), Class::Retryable);
+        assert_eq!(error.reason(), "ServiceAccountMissing");
     }
 
     #[test]

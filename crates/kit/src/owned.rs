@@ -12,6 +12,7 @@ use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -65,8 +66,10 @@ impl Owned {
         let api = self.api();
         // Kept only by an owner that may adopt: the common path copies nothing.
         let adoptable = self.adopt.then(|| desired.clone());
+        let name = desired.name_any();
         let (outcome, live) = match (apply::apply(&api, cached, desired).await, adoptable) {
             (Err(Error::NotOwned { .. }), Some(desired)) => return self.adopt(&api, desired).await,
+            (Err(error @ Error::Leftover { .. }), _) => return Err(self.report_leftover::<K>(&name, error).await),
             (result, _) => result?,
         };
         let (kind, name) = (K::kind(&()), live.name_any());
@@ -97,6 +100,26 @@ impl Owned {
         Ok((Applied::Updated, live))
     }
 
+    /// Deletes a child of kind `K` that an earlier owner of this kind and name left
+    /// behind (see [`apply::delete_leftover`]), for a controller that checks ownership
+    /// itself (a Secret it only creates, never applies), with the same `DeletedLeftover`
+    /// event as [`Owned::apply`]. Returns the error that brings the reconcile back.
+    pub async fn delete_leftover<K>(&self, meta: &ObjectMeta) -> Error
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
+    {
+        let error = apply::delete_leftover(&self.api::<K>(), meta, self.kind()).await;
+        self.report_leftover::<K>(meta.name.as_deref().unwrap_or_default(), error).await
+    }
+
+    /// A `DeletedLeftover` event when `error` says a leftover child was just deleted.
+    async fn report_leftover<K: Resource<DynamicType = ()>>(&self, name: &str, error: Error) -> Error {
+        if matches!(error, Error::Leftover { .. }) {
+            self.events.normal_about(&self.owner, self.child::<K>(name), "DeletedLeftover", error.to_string()).await;
+        }
+        error
+    }
+
     /// Deletes the child `name` if this owner controls it (see [`apply::delete`]), with a
     /// `Deleting` event when the deletion is asked for.
     pub async fn delete<K>(&self, name: &str) -> Result<Deletion>
@@ -115,16 +138,20 @@ impl Owned {
     {
         let deletion = apply::delete::<K>(&self.api(), name, &self.owner_uid).await?;
         if deletion == Deletion::Requested {
-            let related = ObjectReference {
-                api_version: Some(K::api_version(&()).into_owned()),
-                kind: Some(K::kind(&()).into_owned()),
-                name: Some(name.to_owned()),
-                namespace: Some(self.namespace.clone()),
-                ..ObjectReference::default()
-            };
-            self.events.normal_about(&self.owner, related, reason, note).await;
+            self.events.normal_about(&self.owner, self.child::<K>(name), reason, note).await;
         }
         Ok(deletion)
+    }
+
+    /// A reference to our child `name` of kind `K`, for an Event about it.
+    fn child<K: Resource<DynamicType = ()>>(&self, name: &str) -> ObjectReference {
+        ObjectReference {
+            api_version: Some(K::api_version(&()).into_owned()),
+            kind: Some(K::kind(&()).into_owned()),
+            name: Some(name.to_owned()),
+            namespace: Some(self.namespace.clone()),
+            ..ObjectReference::default()
+        }
     }
 
     fn kind(&self) -> &str {

@@ -182,6 +182,32 @@ async fn the_generated_secret_is_never_rewritten() {
     assert_eq!(after.metadata.resource_version, before.metadata.resource_version, "the Secret was written to");
 }
 
+/// A Database re-created under the name of a deleted one does not wait for the garbage
+/// collector to take the old generated Secret (it goes with its Database, through its
+/// owner reference): the operator deletes it, as the collector would, and makes a new
+/// one (event `DeletedLeftover`). The leftover names its owner in an API version that
+/// does not exist, so the garbage collector cannot resolve it and leaves it alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_created_database_replaces_the_secret_its_predecessor_left() {
+    let (client, ns, _operator) = setup("db-leftover").await;
+    let _volumes = volumes(&client, &ns.name, "standard", &[("data-db-0", "1Gi")]).await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let left: Secret = serde_json::from_value(json!({"metadata": {"name": "db-credentials",
+            "ownerReferences": [{"apiVersion": "database.example.com/v0gone", "kind": "Database", "name": "db",
+                "uid": "00000000-0000-4000-8000-000000000000", "controller": true}]},
+        "stringData": {"username": "old", "password": "old"}}))
+    .unwrap();
+    let left = secrets.create(&PostParams::default(), &left).await.unwrap();
+
+    let api = create(&client, &ns.name, "db", json!({"type": "postgresql", "version": "16"})).await;
+    let db = wait_for(&api, "db", "Running", running_at(1)).await;
+    let secret = secrets.get("db-credentials").await.unwrap();
+    assert_ne!(secret.metadata.uid, left.metadata.uid, "the leftover Secret was kept");
+    let owner = &secret.metadata.owner_references.as_ref().expect("no owner")[0];
+    assert_eq!(owner.uid, db.metadata.uid.unwrap());
+    assert!(event_reasons(&client, &ns.name).await.iter().any(|r| r == "DeletedLeftover"));
+}
+
 /// A Secret the user names is used by the server and never touched; none is generated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_users_secret_is_used_and_never_touched() {

@@ -395,6 +395,62 @@ async fn a_child_another_controller_owns_is_never_adopted() {
     assert!(!event_reasons(&client, &ns.name).await.iter().any(|r| r == "Adopted"));
 }
 
+/// A WebApp re-created under the name of a deleted one does not wait for the garbage
+/// collector to remove its predecessor's children (it may take minutes, or never come
+/// while kube-controller-manager is down; the chaos suite saw both): a child whose
+/// controller is a WebApp of the same name with another uid is deleted, uid
+/// precondition and all, and made anew. The leftovers here name their owner in an API
+/// version that does not exist, so the garbage collector cannot resolve it and leaves
+/// them alone: whatever removes them is the operator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_created_webapp_removes_what_its_predecessor_left() {
+    use k8s_openapi::api::core::v1::Service;
+    let (client, ns, _operator) = setup("leftover").await;
+    let predecessor = json!([{"apiVersion": "apps.example.com/v0gone", "kind": "WebApp", "name": "web",
+        "uid": "00000000-0000-4000-8000-000000000000", "controller": true, "blockOwnerDeletion": true}]);
+    let labels = json!({"app.kubernetes.io/name": "webapp", "app.kubernetes.io/instance": "web"});
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let left: Deployment = serde_json::from_value(json!({"metadata": {"name": "web", "labels": labels,
+            "ownerReferences": predecessor},
+        "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": "httpd:2"}]}}}}))
+    .unwrap();
+    let left = deployments.create(&PostParams::default(), &left).await.unwrap();
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
+    let left_service: Service = serde_json::from_value(json!({"metadata": {"name": "web", "labels": labels,
+            "ownerReferences": predecessor},
+        "spec": {"selector": labels, "ports": [{"port": 81}]}}))
+    .unwrap();
+    let left_service = services.create(&PostParams::default(), &left_service).await.unwrap();
+
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    let webapp = wait_for(&api, "web", "Running at generation 1", running_at(1)).await;
+    let uid = webapp.metadata.uid.unwrap();
+    let deployment = deployments.get("web").await.unwrap();
+    let service = services.get("web").await.unwrap();
+    for (meta, left) in [(&deployment.metadata, &left.metadata), (&service.metadata, &left_service.metadata)] {
+        assert_ne!(meta.uid, left.uid, "the leftover itself was kept");
+        let owner = &meta.owner_references.as_ref().expect("no owner")[0];
+        assert_eq!((owner.uid.as_str(), owner.controller), (uid.as_str(), Some(true)));
+    }
+    assert_eq!(deployment.spec.unwrap().template.spec.unwrap().containers[0].image.as_deref(), Some("nginx:1.20"));
+    let status = webapp.status.unwrap();
+    assert!(!status.conditions.iter().any(|c| c.reason == "NotOwned"), "{status:#?}");
+    let removed = kubectl_ok(&[
+        "-n",
+        &ns.name,
+        "get",
+        "events",
+        "--field-selector",
+        "reason=DeletedLeftover",
+        "-o",
+        "jsonpath={range .items[*]}{.related.kind}{\"\\n\"}{end}",
+    ]);
+    let mut removed: Vec<&str> = removed.lines().collect();
+    removed.sort_unstable();
+    assert_eq!(removed, ["Deployment", "Service"], "one DeletedLeftover event per child");
+}
+
 /// A validating webhook for the Deployments of one namespace that nobody serves, with
 /// `failurePolicy: Fail`: every create or update of a Deployment there gets the API
 /// server's 500 "failed calling webhook", a retryable error. Removed when dropped.

@@ -17,6 +17,24 @@ use serde::de::DeserializeOwned;
 use super::index::InstanceIndex;
 use super::labels::{INSTANCE, kind_selector};
 
+/// How long one watch request lasts before it is made again (from the last
+/// resourceVersion seen: no relist, no event lost). kube's default is 290 s: a watch
+/// that goes silent without being closed (a connection kept up by something between us
+/// and an API server that went away) would leave a controller blind that long. A minute
+/// bounds it, for one request per watch and minute.
+const WATCH_TIMEOUT_SECS: u32 = 60;
+
+/// The watch of every cache: bounded (see [`WATCH_TIMEOUT_SECS`]), and listed with the
+/// default, most recent, semantic. An "any" list (`resourceVersion=0`) is whatever the
+/// API server's watch cache holds, which may be older than what this operator already
+/// saw or wrote (kubernetes#59848: an API server that lags, or one just restarted), so
+/// a relist could go back in time. A most recent list is served from the watch cache
+/// too once it has caught up (consistent reads from cache, on by default since
+/// Kubernetes 1.31), so it costs the API server little more.
+fn watch_config() -> watcher::Config {
+    watcher::Config::default().timeout(WATCH_TIMEOUT_SECS)
+}
+
 /// An API for namespaced kind `K`: in one namespace, or all when `None`.
 pub fn scoped_api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
 where
@@ -56,7 +74,7 @@ where
     K::DynamicType: Eq + Hash + Clone,
 {
     let (store, writer) = reflector::store();
-    let config = watcher::Config::default().labels(labels).any_semantic();
+    let config = watch_config().labels(labels);
     let stream = watcher(api, config)
         .default_backoff()
         .modify(move |object| {
@@ -96,13 +114,35 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store();
-    let objects = watcher(scoped_api::<K>(client, namespace), watcher::Config::default().any_semantic())
+    let objects = watcher(scoped_api::<K>(client, namespace), watch_config())
         .default_backoff()
         .modify(|object| object.meta_mut().managed_fields = None)
         .reflect(writer)
         .applied_objects();
     Controller::for_stream(objects, reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .trigger_backoff(NoSharedBackoff)
+}
+
+/// The backoff of a controller's merged trigger stream: none. kube's `Controller` puts
+/// one backoff (0.8 s doubling to 30 s, plus jitter) on the merge of all its watches,
+/// so an error from any one of them pauses every other: after an API server restart,
+/// each watch's 410 Gone in turn grew that shared pause to 47 s, and the chaos suite saw
+/// a controller take no change at all for three minutes while its healthy watches
+/// waited. Each watch here already backs off by itself (`default_backoff` in
+/// [`reflect_with`] and [`controller`]): a failing watch waits, the others go on.
+struct NoSharedBackoff;
+
+impl Iterator for NoSharedBackoff {
+    type Item = std::time::Duration;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(std::time::Duration::ZERO)
+    }
+}
+
+impl kube::runtime::utils::Backoff for NoSharedBackoff {
+    fn reset(&mut self) {}
 }
 
 /// The caches of a kind whose pods run in a Deployment behind a Service: its

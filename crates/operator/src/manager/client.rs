@@ -2,6 +2,8 @@
 //! method (`kube_client_requests_total{method}`), which shows how many writes the
 //! operator makes (and that a converged object costs none).
 
+use std::time::Duration;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -35,8 +37,22 @@ impl ClientMetrics {
     }
 }
 
-/// Builds the client from `config`, counting requests into `metrics`.
-pub fn build(config: kube::Config, metrics: &ClientMetrics) -> Result<kube::Client, kube::Error> {
+/// How long a request waits for the API server's answer before it fails (a retryable
+/// error). kube sets no read timeout by default, so a request that an API server
+/// accepted and then never answered (one restarting, or gone behind a connection that
+/// stays up) would wait for ever, holding its reconcile until the reconcile's own
+/// timeout. Longer than the kit's watch requests last (60 s), so a quiet watch is never
+/// cut: each ends, and is made again, before this runs out.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// Builds the client from `config`, counting requests into `metrics`. A read timeout set
+/// in `config` is kept; otherwise [`READ_TIMEOUT`], counted from when the request was
+/// sent (not from when its pooled connection went idle).
+pub fn build(mut config: kube::Config, metrics: &ClientMetrics) -> Result<kube::Client, kube::Error> {
+    if config.read_timeout.is_none() {
+        config.read_timeout = Some(READ_TIMEOUT);
+        config.reset_reader_on_write = true;
+    }
     let requests = metrics.requests.clone();
     let counting = MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
         requests.get_or_create(&MethodLabels { method: request.method().as_str().to_owned() }).inc();

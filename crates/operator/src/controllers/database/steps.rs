@@ -14,6 +14,7 @@ use kube::api::PostParams;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
+use reconcile_kit::adopt::{self, Ownership};
 use reconcile_kit::apply::{self, Applied};
 use reconcile_kit::owned::Owned;
 use reconcile_kit::step::{Flow, Pipeline, StepContext, StepFuture, branch, step, timeout, when};
@@ -64,10 +65,6 @@ impl Run {
 
     pub(super) fn api_of<K: Resource<DynamicType = (), Scope = NamespaceResourceScope>>(&self) -> Api<K> {
         Api::namespaced(self.ctx.client.clone(), &self.namespace)
-    }
-
-    pub(super) fn uid(&self) -> String {
-        self.db.uid().unwrap_or_default()
     }
 
     fn children(&self) -> Result<&Children> {
@@ -155,10 +152,15 @@ fn ensure_credentials(run: &mut Run) -> StepFuture<'_> {
                 .map(|m| m.metadata),
         };
         if let Some(meta) = meta {
-            if !apply::is_controlled_by(&meta, &run.uid()) {
-                return Err(Error::NotOwned { kind: "Secret".into(), name, owner: "Database".into() });
-            }
-            return Ok(Flow::Continue);
+            let owner = apply::owner_reference(run.db.as_ref())?;
+            return match adopt::ownership(&meta, &owner) {
+                Ownership::Owned => Ok(Flow::Continue),
+                // The Secret of a deleted Database of this name, which goes with it.
+                Ownership::Leftover => Err(run.owned.delete_leftover::<Secret>(&meta).await),
+                Ownership::Adoptable | Ownership::Foreign => {
+                    Err(Error::NotOwned { kind: "Secret".into(), name, owner: "Database".into() })
+                }
+            };
         }
         let statefulsets: Api<StatefulSet> = run.api_of();
         let server = statefulsets
