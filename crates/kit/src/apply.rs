@@ -153,12 +153,7 @@ where
     if meta.deletion_timestamp.is_some() {
         return Error::Waiting(format!("{kind} {name}, left by an earlier {owner_kind} {name}, to go"));
     }
-    let params = DeleteParams {
-        propagation_policy: Some(PropagationPolicy::Background),
-        preconditions: Some(Preconditions { uid: meta.uid.clone(), resource_version: None }),
-        ..DeleteParams::default()
-    };
-    match api.delete(&name, &params).await {
+    match api.delete(&name, &delete_exactly(meta.uid.clone())).await {
         Ok(_) => Error::Leftover { kind, name, owner: owner_kind.to_owned() },
         // Gone or replaced meanwhile: the next reconcile looks again.
         Err(kube::Error::Api(status)) if status.code == 404 || is_uid_refusal(&status) => Error::Stale { kind, name },
@@ -194,18 +189,23 @@ where
     }
     // The uid we checked ownership on: an object of the same name swapped in after the
     // check is not deleted (the API server answers 409).
-    let params = DeleteParams {
-        propagation_policy: Some(PropagationPolicy::Background),
-        preconditions: Some(Preconditions { uid: live.uid(), resource_version: None }),
-        ..DeleteParams::default()
-    };
-    match api.delete(name, &params).await {
+    match api.delete(name, &delete_exactly(live.uid())).await {
         Ok(_) => Ok(Deletion::Requested),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(Deletion::Gone),
         Err(kube::Error::Api(status)) if is_uid_refusal(&status) => {
             Err(Error::Stale { kind: kind.into_owned(), name: name.to_owned() })
         }
         Err(e) => Err(Error::kube(format!("delete {kind} {name}"), e)),
+    }
+}
+
+/// A deletion of the object with `uid` only (an object of the same name swapped in
+/// meanwhile is refused with 409), leaving its own dependents to the garbage collector.
+fn delete_exactly(uid: Option<String>) -> DeleteParams {
+    DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        preconditions: Some(Preconditions { uid, resource_version: None }),
+        ..DeleteParams::default()
     }
 }
 
