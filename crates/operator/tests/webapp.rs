@@ -244,33 +244,37 @@ async fn failing_pods_are_explained_in_status() {
 }
 
 /// An operator killed before its WebApp converged (the Deployment made, the WebApp not
-/// Running yet, so work was left) and started again converges with no duplicates. What
-/// it shows: nothing a killed operator leaves half done stops a second one. Whether a
-/// reconcile was mid-step at the kill is not controlled (the Service may already exist);
-/// the message of the assertion below says which it was.
+/// Running, so work was left) and started again converges with no duplicates. What it
+/// shows: nothing a killed operator leaves half done stops a second one. The WebApp
+/// starts on an image that does not exist (kwok's test stage keeps its pods in
+/// ImagePullBackOff), so it cannot be Running when the first operator is killed, however
+/// fast the machine; the second operator then gets the fixed image. Whether a reconcile
+/// was mid-step at the kill is not controlled (the Service may already exist).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_mid_creation_converges_without_duplicates() {
     let client = client().await;
     install_crds(&client).await;
     let ns = TestNamespace::new(&client, "restart").await;
     let operator = Operator::start(&ns.name).await;
-    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 3})).await;
+    let name = "web".to_owned();
+    let api = create(&client, &ns.name, &name, json!({"image": "nginx:does-not-exist", "replicas": 3})).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
-    eventually(Duration::from_secs(30), || async { deployments.get_opt("web").await.ok()? })
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
+    eventually(Duration::from_secs(30), || async { deployments.get_opt(&name).await.ok()? })
         .await
         .expect("no Deployment");
     // Killed, not stopped: whatever reconcile is in flight is cut off.
     drop(operator);
-    let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
-    let service_at_kill = services.get_opt("web").await.unwrap().is_some();
-    let at_kill = api.get("web").await.unwrap().status.and_then(|s| s.phase);
-    assert_ne!(at_kill, Some(Phase::Running), "killed too late: no work was left (Service made: {service_at_kill})");
+    let at_kill = api.get(&name).await.unwrap().status.and_then(|s| s.phase);
+    assert_ne!(at_kill, Some(Phase::Running), "Running on an image that does not exist");
 
+    let fix = json!({"spec": {"image": "nginx:1.20"}});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&fix)).await.unwrap();
     let _operator = Operator::start(&ns.name).await;
-    wait_for(&api, "web", "Running", running_at(1)).await;
-    let selector = "app.kubernetes.io/instance=web,app.kubernetes.io/managed-by=webapp-operator";
-    assert_eq!(deployments.list(&ListParams::default().labels(selector)).await.unwrap().items.len(), 1);
-    assert_eq!(services.list(&ListParams::default().labels(selector)).await.unwrap().items.len(), 1);
+    wait_for(&api, &name, "Running on the fixed image", running_at(2)).await;
+    let selector = format!("app.kubernetes.io/instance={name},app.kubernetes.io/managed-by=webapp-operator");
+    assert_eq!(deployments.list(&ListParams::default().labels(&selector)).await.unwrap().items.len(), 1);
+    assert_eq!(services.list(&ListParams::default().labels(&selector)).await.unwrap().items.len(), 1);
     // No child was created twice: the second operator found them and took them over.
     let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
     let created: Vec<String> = events
@@ -280,6 +284,7 @@ async fn restart_mid_creation_converges_without_duplicates() {
         .items
         .into_iter()
         .filter(|e| e.reason.as_deref() == Some("Created"))
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name.as_str()))
         .inspect(|e| assert!(e.series.is_none(), "repeated Created event: {e:?}"))
         .filter_map(|e| e.related?.kind)
         .collect();
