@@ -137,17 +137,7 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             _ if self.namespace_terminating() => "NamespaceTerminating",
-            Error::Kube { error: kube::Error::Api(status), .. } => match status.code {
-                403 if status.message.contains("error looking up service account") => "ServiceAccountMissing",
-                403 => "Forbidden",
-                409 => "Conflict",
-                422 | 400 if storage_trouble(&status.message) => "StorageUnavailable",
-                422 | 400 => "Invalid",
-                429 => "TooManyRequests",
-                404 => "NotFound",
-                500.. => "ServerError",
-                _ => "ApiError",
-            },
+            Error::Kube { error: kube::Error::Api(status), .. } => api_reason(status),
             Error::Kube { .. } => "ApiUnreachable",
             Error::NotOwned { .. } => "NotOwned",
             Error::InvalidSpec(_) => "InvalidSpec",
@@ -175,22 +165,36 @@ fn storage_trouble(message: &str) -> bool {
     message.contains("rpc error: code = Unavailable") || message.contains("rpc error: code = DeadlineExceeded")
 }
 
-/// Client errors: the API server's answers are classified by status code, anything
+/// The reason of an API server's answer: by status code, with the answers whose code
+/// says more than the cause (below) told apart.
+fn api_reason(status: &kube::core::Status) -> &'static str {
+    match status.code {
+        // A new namespace's default ServiceAccount is made by the controller manager a
+        // moment after the namespace: until then, admission refuses its Pods.
+        403 if status.message.contains("error looking up service account") => "ServiceAccountMissing",
+        403 => "Forbidden",
+        409 => "Conflict",
+        422 | 400 if storage_trouble(&status.message) => "StorageUnavailable",
+        422 | 400 => "Invalid",
+        429 => "TooManyRequests",
+        404 => "NotFound",
+        500.. => "ServerError",
+        _ => "ApiError",
+    }
+}
+
+/// Client errors: the API server's answers are classified by their reason, anything
 /// below HTTP (connection, TLS, decoding a truncated body) is transient.
 fn classify_kube(error: &kube::Error) -> Class {
     match error {
-        kube::Error::Api(status) => match status.code {
-            // A new namespace's default ServiceAccount is made by the controller manager
-            // a moment after the namespace: until then, admission refuses its Pods.
-            403 if status.message.contains("error looking up service account") => Class::Retryable,
+        kube::Error::Api(status) => match api_reason(status) {
             // Forbidden is a state of the cluster, not of the request: a full quota clears
             // when something else is deleted, RBAC or a policy webhook when an
             // administrator fixes them, and no watch of ours tells us when.
-            403 => Class::Blocked,
-            // Invalid: sending the same request again gives the same answer, unless the
-            // API server calls its own trouble invalid (below).
-            400 | 422 if storage_trouble(&status.message) => Class::Retryable,
-            400 | 422 => Class::Permanent,
+            "Forbidden" => Class::Blocked,
+            // Invalid: sending the same request again gives the same answer (the API
+            // server's own trouble called invalid is `StorageUnavailable`, retried).
+            "Invalid" => Class::Permanent,
             _ => Class::Retryable,
         },
         _ => Class::Retryable,

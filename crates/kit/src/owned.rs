@@ -66,10 +66,9 @@ impl Owned {
         let api = self.api();
         // Kept only by an owner that may adopt: the common path copies nothing.
         let adoptable = self.adopt.then(|| desired.clone());
-        let name = desired.name_any();
         let (outcome, live) = match (apply::apply(&api, cached, desired).await, adoptable) {
             (Err(Error::NotOwned { .. }), Some(desired)) => return self.adopt(&api, desired).await,
-            (Err(error @ Error::Leftover { .. }), _) => return Err(self.report_leftover::<K>(&name, error).await),
+            (Err(error @ Error::Leftover { .. }), _) => return Err(self.report_leftover::<K>(error).await),
             (result, _) => result?,
         };
         let (kind, name) = (K::kind(&()), live.name_any());
@@ -109,13 +108,15 @@ impl Owned {
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
     {
         let error = apply::delete_leftover(&self.api::<K>(), meta, self.kind()).await;
-        self.report_leftover::<K>(meta.name.as_deref().unwrap_or_default(), error).await
+        self.report_leftover::<K>(error).await
     }
 
-    /// A `DeletedLeftover` event when `error` says a leftover child was just deleted.
-    async fn report_leftover<K: Resource<DynamicType = ()>>(&self, name: &str, error: Error) -> Error {
-        if matches!(error, Error::Leftover { .. }) {
-            self.events.normal_about(&self.owner, self.child::<K>(name), "DeletedLeftover", error.to_string()).await;
+    /// A `DeletedLeftover` event about the child when `error` says a leftover child was
+    /// just deleted; other errors pass through.
+    async fn report_leftover<K: Resource<DynamicType = ()>>(&self, error: Error) -> Error {
+        if let Error::Leftover { name, .. } = &error {
+            let child = self.child::<K>(name);
+            self.events.normal_about(&self.owner, child, "DeletedLeftover", error.to_string()).await;
         }
         error
     }
