@@ -61,9 +61,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Written {
-    /// Remembers `object` as the API server returned it from a write of ours.
-    pub fn record<K: Resource + Send + Sync + 'static>(&self, object: K) {
+    /// Remembers `object` as the API server returned it from a write of ours, without
+    /// its `managedFields`: the caches drop them too, and they are the largest part of
+    /// a written object (during a convergence, one remembered write per object).
+    pub fn record<K: Resource + Send + Sync + 'static>(&self, mut object: K) {
         let Some(uid) = object.uid() else { return };
+        object.meta_mut().managed_fields = None;
         let now = Instant::now();
         let mut map = lock(&self.by_uid);
         // Objects deleted before a reconcile found the cache caught up.
@@ -149,6 +152,19 @@ mod tests {
         assert!(Arc::ptr_eq(&written.freshest(caught_up.clone()), &caught_up));
         assert!(written.is_empty());
         assert!(Arc::ptr_eq(&written.freshest(lagging.clone()), &lagging), "forgotten");
+    }
+
+    #[test]
+    fn what_is_remembered_has_no_managed_fields() {
+        let written = Written::default();
+        let mut ours = object("u", "20", "ours");
+        ours.metadata.managed_fields = Some(vec![Default::default()]);
+        written.record(ours);
+        let fresh = written.freshest(Arc::new(object("u", "19", "old")));
+        assert_eq!(
+            (fresh.metadata.managed_fields.as_ref(), fresh.data.as_ref().map(|d| &d["v"])),
+            (None, Some(&"ours".to_owned()))
+        );
     }
 
     #[test]

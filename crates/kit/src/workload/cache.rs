@@ -7,8 +7,11 @@ use std::hash::Hash;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt, TryStreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStatus, Pod, PodSpec, PodStatus, PodTemplateSpec, Service, ServiceSpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -16,6 +19,7 @@ use serde::de::DeserializeOwned;
 
 use super::index::InstanceIndex;
 use super::labels::{INSTANCE, kind_selector};
+use super::rollout::is_stuck;
 
 /// How long one watch request lasts before it is made again (from the last
 /// resourceVersion seen: no relist, no event lost). kube's default is 290 s: a watch
@@ -92,11 +96,84 @@ where
     (store, stream)
 }
 
-/// What the workload layer reads of a pod: its identity, labels, deletion and status.
-/// The spec (containers, volumes, ...) and annotations are most of a pod's size.
+/// What the workload layer reads of a pod: its identity, labels (the instance index),
+/// deletion, and of its status the `Ready` and `PodScheduled` conditions and the
+/// containers' waiting states ([`super::pods`]). The spec (containers, volumes, ...),
+/// annotations, owner references, addresses and the rest of the container statuses
+/// (images, ids, running states) are most of a pod's size.
 pub fn trim_pod(pod: &mut Pod) {
     pod.spec = None;
-    pod.metadata.annotations = None;
+    let meta = &mut pod.metadata;
+    (meta.annotations, meta.owner_references, meta.generate_name) = (None, None, None);
+    if let Some(status) = pod.status.take() {
+        let conditions = status.conditions.map(|conditions| {
+            conditions.into_iter().filter(|c| c.type_ == "Ready" || c.type_ == "PodScheduled").collect()
+        });
+        let containers = status.container_statuses.map(|containers| {
+            containers
+                .into_iter()
+                .map(|c| ContainerStatus {
+                    name: c.name,
+                    ready: c.ready,
+                    restart_count: c.restart_count,
+                    state: c
+                        .state
+                        .and_then(|s| s.waiting)
+                        .map(|waiting| ContainerState { waiting: Some(waiting), ..ContainerState::default() }),
+                    ..ContainerStatus::default()
+                })
+                .collect()
+        });
+        pod.status =
+            Some(PodStatus { phase: status.phase, conditions, container_statuses: containers, ..PodStatus::default() });
+    }
+}
+
+/// What the workload layer reads of a Deployment: the fields [`super::shape::plan`]
+/// sets (the apply compares them with what it wants), the metadata, and the status,
+/// whose conditions it reads only when they say the rollout is stuck
+/// ([`super::rollout::deployment_problems`]). `shape::plan` sets nothing of the spec but
+/// the replicas, the selector and the template, and nothing of the pod spec but the
+/// containers and the security context: the server's defaults of the rest (strategy,
+/// DNS and restart policies, scheduler, ...) and the conditions of a healthy rollout
+/// (with their messages) are dropped. The containers are kept whole: a kind may set
+/// any of their fields.
+pub fn trim_deployment(deployment: &mut Deployment) {
+    if let Some(spec) = deployment.spec.take() {
+        let template = spec.template;
+        let labels = template.metadata.and_then(|meta| meta.labels);
+        let pod = template.spec.map(|pod| PodSpec {
+            containers: pod.containers,
+            security_context: pod.security_context,
+            ..PodSpec::default()
+        });
+        deployment.spec = Some(DeploymentSpec {
+            replicas: spec.replicas,
+            selector: spec.selector,
+            template: PodTemplateSpec { metadata: Some(ObjectMeta { labels, ..ObjectMeta::default() }), spec: pod },
+            ..DeploymentSpec::default()
+        });
+    }
+    if let Some(conditions) = deployment.status.as_mut().and_then(|s| s.conditions.as_mut()) {
+        conditions.retain(is_stuck);
+    }
+}
+
+/// What the workload layer reads of a Service: the fields [`super::shape::plan`] sets
+/// (type, cluster IP, selector, ports), which the apply compares, and the metadata. The
+/// server's allocations and defaults (cluster IPs, IP families, policies) and the
+/// status are dropped.
+pub fn trim_service(service: &mut Service) {
+    if let Some(spec) = service.spec.take() {
+        service.spec = Some(ServiceSpec {
+            type_: spec.type_,
+            cluster_ip: spec.cluster_ip,
+            selector: spec.selector,
+            ports: spec.ports,
+            ..ServiceSpec::default()
+        });
+    }
+    service.status = None;
 }
 
 /// The controller of kind `K`, in one namespace or all, reconciling at most
@@ -149,9 +226,9 @@ impl kube::runtime::utils::Backoff for NoSharedBackoff {
 /// Deployments, Services and Pods, found by the labels of [`super::labels`].
 #[derive(Clone)]
 pub struct WorkloadCaches {
-    /// Deployments of the kind.
+    /// Deployments of the kind, trimmed by [`trim_deployment`].
     pub deployments: Store<Deployment>,
-    /// Services of the kind.
+    /// Services of the kind, trimmed by [`trim_service`].
     pub services: Store<Service>,
     /// Pods of the kind (owned by ReplicaSets, found by label), trimmed by [`trim_pod`].
     pub pods: Store<Pod>,
@@ -172,8 +249,10 @@ impl WorkloadCaches {
         K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     {
         let selector = kind_selector(app);
-        let (deployments, deployment_events) = reflect(scoped_api::<Deployment>(client, namespace), &selector);
-        let (services, service_events) = reflect(scoped_api::<Service>(client, namespace), &selector);
+        let (deployments, deployment_events) =
+            reflect_with(scoped_api::<Deployment>(client, namespace), &selector, trim_deployment, None);
+        let (services, service_events) =
+            reflect_with(scoped_api::<Service>(client, namespace), &selector, trim_service, None);
         let pod_index = Arc::new(InstanceIndex::default());
         let (pods, pod_events) =
             reflect_with(scoped_api::<Pod>(client, namespace), &selector, trim_pod, Some(pod_index.clone()));
@@ -196,4 +275,169 @@ impl WorkloadCaches {
 pub fn owner_by_instance_label<K: Resource<DynamicType = ()>, C: Resource>(child: C) -> Option<ObjectRef<K>> {
     let instance = child.meta().labels.as_ref()?.get(INSTANCE)?.clone();
     Some(ObjectRef::new(&instance).within(child.meta().namespace.as_deref()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{
+        Container, EnvVar, PodSecurityContext, Probe, ResourceRequirements, ServicePort, TCPSocketAction,
+    };
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::apply::contains;
+    use crate::workload::pods::{is_ready, pod_problems};
+    use crate::workload::rollout::{deployment_problems, rollout};
+    use crate::workload::shape::{self, Exposure, Owner, Shape};
+
+    /// A plan with every field a [`Shape`] can carry set.
+    fn planned(exposure: Exposure) -> shape::Plan {
+        let reference = OwnerReference {
+            api_version: "x/v1".into(),
+            kind: "X".into(),
+            name: "web".into(),
+            uid: "u1".into(),
+            controller: Some(true),
+            ..OwnerReference::default()
+        };
+        let owner = Owner { name: "web".into(), namespace: Some("ns".into()), app: "x", reference };
+        let container = Container {
+            name: "app".into(),
+            image: Some("nginx:1".into()),
+            image_pull_policy: Some("Always".into()),
+            args: Some(vec!["-v".into()]),
+            env: Some(vec![EnvVar { name: "A".into(), value: Some("1".into()), ..EnvVar::default() }]),
+            resources: Some(ResourceRequirements {
+                limits: Some([("memory".to_owned(), Quantity("128Mi".into()))].into()),
+                ..ResourceRequirements::default()
+            }),
+            readiness_probe: Some(Probe {
+                tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(80), ..TCPSocketAction::default() }),
+                ..Probe::default()
+            }),
+            ..Container::default()
+        };
+        let shape = Shape {
+            replicas: Some(2),
+            container,
+            security_context: Some(PodSecurityContext { run_as_non_root: Some(true), ..PodSecurityContext::default() }),
+            exposure,
+            ports: vec![ServicePort {
+                name: Some("http".into()),
+                port: 80,
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }],
+        };
+        shape::plan(&owner, shape)
+    }
+
+    /// `wanted` as the API server returns it: `extra` merged in (defaults, status).
+    fn served<K: serde::Serialize + serde::de::DeserializeOwned>(wanted: &K, extra: Value) -> K {
+        fn merge(into: &mut Value, extra: Value) {
+            match (into, extra) {
+                (Value::Object(into), Value::Object(extra)) => {
+                    for (key, value) in extra {
+                        merge(into.entry(key).or_insert(Value::Null), value);
+                    }
+                }
+                (into, extra) => *into = extra,
+            }
+        }
+        let mut value = serde_json::to_value(wanted).unwrap();
+        merge(&mut value, extra);
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_trimmed_deployment_still_matches_its_plan_and_its_rollout() {
+        let wanted = planned(Exposure::Typed("ClusterIP".into())).deployment;
+        let mut container =
+            serde_json::to_value(&wanted.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0]).unwrap();
+        container["terminationMessagePath"] = json!("/dev/termination-log");
+        let mut live = served(
+            &wanted,
+            json!({
+                "metadata": {"uid": "d1", "generation": 3, "annotations": {"deployment.kubernetes.io/revision": "3"}},
+                "spec": {
+                    "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+                    "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600,
+                    "template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "now"}},
+                        "spec": {"containers": [container], "dnsPolicy": "ClusterFirst", "restartPolicy": "Always",
+                            "schedulerName": "default-scheduler", "terminationGracePeriodSeconds": 30}}},
+                "status": {"observedGeneration": 3, "replicas": 2, "readyReplicas": 2, "updatedReplicas": 2, "availableReplicas": 2,
+                    "conditions": [
+                        {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable", "message": "Deployment has minimum availability."},
+                        {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable", "message": "ReplicaSet \"web-1\" has successfully progressed."},
+                        {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": "quota"}]}
+            }),
+        );
+        let (problems, rolled_out) = (deployment_problems(&live), rollout(&live));
+        trim_deployment(&mut live);
+
+        // Every field we set is still there: a trimmed cache costs no write at rest.
+        assert!(contains(&serde_json::to_value(&live).unwrap(), &serde_json::to_value(&wanted).unwrap()));
+        assert_eq!((deployment_problems(&live), rollout(&live)), (problems, rolled_out));
+        let spec = live.spec.as_ref().unwrap();
+        assert!(spec.strategy.is_none() && spec.revision_history_limit.is_none());
+        let pod = spec.template.spec.as_ref().unwrap();
+        assert!(pod.dns_policy.is_none() && pod.scheduler_name.is_none() && pod.security_context.is_some());
+        assert!(spec.template.metadata.as_ref().unwrap().annotations.is_none());
+        let conditions = live.status.as_ref().unwrap().conditions.as_ref().unwrap();
+        assert_eq!(conditions.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(), ["ReplicaFailure"]);
+        assert_eq!(live.metadata.uid.as_deref(), Some("d1"));
+    }
+
+    #[test]
+    fn a_trimmed_service_still_matches_its_plan() {
+        for exposure in [Exposure::Typed("NodePort".into()), Exposure::Headless] {
+            let wanted = planned(exposure).service;
+            let mut live = served(
+                &wanted,
+                json!({
+                    "metadata": {"uid": "s1"},
+                    "spec": {"clusterIPs": ["10.0.0.1"], "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+                        "sessionAffinity": "None", "internalTrafficPolicy": "Cluster"},
+                    "status": {"loadBalancer": {}}
+                }),
+            );
+            trim_service(&mut live);
+            assert!(contains(&serde_json::to_value(&live).unwrap(), &serde_json::to_value(&wanted).unwrap()));
+            let spec = live.spec.as_ref().unwrap();
+            assert!(spec.cluster_ips.is_none() && spec.ip_families.is_none() && live.status.is_none());
+        }
+    }
+
+    #[test]
+    fn a_trimmed_pod_reads_the_same() {
+        let pods = [
+            json!({"metadata": {"name": "a", "labels": {"app.kubernetes.io/instance": "web"}, "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "r"}]},
+                "spec": {"containers": [{"name": "app"}]},
+                "status": {"phase": "Running", "podIP": "10.1.0.1", "qosClass": "BestEffort",
+                    "conditions": [{"type": "Initialized", "status": "True"}, {"type": "Ready", "status": "True"}, {"type": "PodScheduled", "status": "True"}],
+                    "containerStatuses": [{"name": "app", "image": "nginx:1", "imageID": "sha", "containerID": "c", "ready": true, "restartCount": 0,
+                        "state": {"running": {"startedAt": "2026-11-23T00:00:00Z"}}}]}}),
+            json!({"metadata": {"name": "b"},
+                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}],
+                    "containerStatuses": [{"name": "app", "image": "nginx:1", "imageID": "", "ready": false, "restartCount": 3,
+                        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}}}]}}),
+            json!({"metadata": {"name": "c"},
+                "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/2 nodes"}]}}),
+        ];
+        for value in pods {
+            let pod: Pod = serde_json::from_value(value).unwrap();
+            let mut trimmed = pod.clone();
+            trim_pod(&mut trimmed);
+            let (pod, trimmed) = (Arc::new(pod), Arc::new(trimmed));
+            assert_eq!(is_ready(&trimmed), is_ready(&pod));
+            assert_eq!(pod_problems([&trimmed]), pod_problems([&pod]));
+            assert_eq!((&trimmed.metadata.name, &trimmed.metadata.labels), (&pod.metadata.name, &pod.metadata.labels));
+            let status = trimmed.status.as_ref().unwrap();
+            assert!(trimmed.spec.is_none() && trimmed.metadata.owner_references.is_none() && status.pod_ip.is_none());
+            assert!(status.container_statuses.iter().flatten().all(|c| c.image.is_empty() && c.container_id.is_none()));
+        }
+    }
 }

@@ -4,7 +4,7 @@
 //! controller copies into the Deployment's `ReplicaFailure` condition, and later as
 //! `ProgressDeadlineExceeded`. No pod exists to tell it.
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition};
 
 /// A Deployment's rollout, reduced to what status reports need.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,19 +39,22 @@ pub fn deployment_problems(deployment: &Deployment) -> Vec<String> {
     let name = deployment.metadata.name.as_deref().unwrap_or("?");
     let conditions = deployment.status.as_ref().and_then(|s| s.conditions.as_ref());
     let mut problems = Vec::new();
-    for condition in conditions.into_iter().flatten() {
+    for condition in conditions.into_iter().flatten().filter(|c| is_stuck(c)) {
         let detail = condition.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
         let reason = condition.reason.as_deref().unwrap_or(condition.type_.as_str());
-        let stuck = match (condition.type_.as_str(), condition.status.as_str()) {
-            ("ReplicaFailure", "True") => true,
-            ("Progressing", "False") => reason == "ProgressDeadlineExceeded",
-            _ => false,
-        };
-        if stuck {
-            problems.push(format!("deployment {name}: {reason}{detail}"));
-        }
+        problems.push(format!("deployment {name}: {reason}{detail}"));
     }
     problems
+}
+
+/// Whether `condition` says the Deployment cannot make progress: the only conditions
+/// [`deployment_problems`] reads (and so the only ones the cache keeps).
+pub fn is_stuck(condition: &DeploymentCondition) -> bool {
+    match (condition.type_.as_str(), condition.status.as_str()) {
+        ("ReplicaFailure", "True") => true,
+        ("Progressing", "False") => condition.reason.as_deref() == Some("ProgressDeadlineExceeded"),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
