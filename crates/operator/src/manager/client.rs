@@ -1,6 +1,8 @@
 //! The one Kubernetes client of the process, with a counter of API requests by HTTP
 //! method (`kube_client_requests_total{method}`), which shows how many writes the
-//! operator makes (and that a converged object costs none).
+//! operator makes (and that a converged object costs none). Watches count as `WATCH`,
+//! as the API server's own metrics name them: each watch is made again every minute
+//! whatever the load, and a GET that reads is a different cost.
 
 use std::time::Duration;
 
@@ -13,7 +15,7 @@ use tower::util::MapRequestLayer;
 /// Labels of `kube_client_requests_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MethodLabels {
-    /// HTTP method (GET, POST, PATCH, PUT, DELETE).
+    /// HTTP method (GET, POST, PATCH, PUT, DELETE), or WATCH for a GET that watches.
     pub method: String,
 }
 
@@ -30,11 +32,17 @@ impl ClientMetrics {
         let metrics = ClientMetrics::default();
         registry.register(
             "kube_client_requests",
-            "Requests sent to the Kubernetes API server, by HTTP method",
+            "Requests sent to the Kubernetes API server, by HTTP method (WATCH for watches)",
             metrics.requests.clone(),
         );
         metrics
     }
+}
+
+/// The `method` label of `request`: its HTTP method, or `WATCH` for a watch.
+fn method_label<B>(request: &http::Request<B>) -> &str {
+    let watches = request.uri().query().is_some_and(|query| query.split('&').any(|pair| pair == "watch=true"));
+    if watches { "WATCH" } else { request.method().as_str() }
 }
 
 /// How long a request waits for the API server's answer before it fails (a retryable
@@ -55,8 +63,27 @@ pub fn build(mut config: kube::Config, metrics: &ClientMetrics) -> Result<kube::
     }
     let requests = metrics.requests.clone();
     let counting = MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
-        requests.get_or_create(&MethodLabels { method: request.method().as_str().to_owned() }).inc();
+        requests.get_or_create(&MethodLabels { method: method_label(&request).to_owned() }).inc();
         request
     });
     Ok(kube::client::ClientBuilder::try_from(config)?.with_layer(&counting).build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_label;
+
+    fn label(method: &str, uri: &str) -> String {
+        let request = http::Request::builder().method(method).uri(uri).body(()).unwrap();
+        method_label(&request).to_owned()
+    }
+
+    #[test]
+    fn a_watch_is_told_from_a_read() {
+        assert_eq!(label("GET", "/apis/apps/v1/namespaces/a/deployments?watch=true&timeoutSeconds=60"), "WATCH");
+        assert_eq!(label("GET", "/apis/apps/v1/namespaces/a/deployments?labelSelector=a&watch=true"), "WATCH");
+        assert_eq!(label("GET", "/apis/apps/v1/namespaces/a/deployments?limit=500"), "GET");
+        assert_eq!(label("GET", "/apis/apps/v1/namespaces/a/deployments/watch=true"), "GET");
+        assert_eq!(label("PATCH", "/apis/apps/v1/namespaces/a/deployments/web?fieldManager=x"), "PATCH");
+    }
 }
