@@ -20,20 +20,21 @@ pub fn read(jsonl: &str) -> Result<Vec<Figures>> {
 /// The growth table, in Markdown.
 pub fn table(sizes: &[Figures]) -> String {
     let mut out = String::from(
-        "| N | nodes | floor | operator | ratio | ms per WebApp | CPU | peak RSS | KiB per WebApp | writes per WebApp (+ Events) | requests per WebApp | resync: requests / writes | restart: s / writes | spec change p50 / p99 idle | p50 / p99 during resync | load (1, 5, 15 min) |\n\
+        "| N | nodes | floor | operator | ratio | ms per WebApp (floor) | CPU | peak RSS | KiB per WebApp | writes per WebApp (+ Events) | requests per WebApp | resync: requests / writes | restart: s / writes | spec change p50 / p99 idle | p50 / p99 during resync | load (1, 5, 15 min) |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for f in sizes {
         let o = &f.operator;
         let _ = writeln!(
             out,
-            "| {} | {} | {:.1} s | {:.1} s | {:.2} | {:.1} | {:.1} s | {:.1} MiB | {:.1} | {:.2} (+ {:.2}) | {:.2} | {} / {} | {:.1} s / {} | {:.0} / {:.0} ms | {:.0} / {:.0} ms | {} → {} |",
+            "| {} | {} | {:.1} s | {:.1} s | {:.2} | {:.1} ({:.1}) | {:.1} s | {:.1} MiB | {:.1} | {:.2} (+ {:.2}) | {:.2} | {} / {} | {:.1} s / {} | {:.0} / {:.0} ms | {:.0} / {:.0} ms | {} → {} |",
             f.n,
             f.nodes,
             f.floor_seconds,
             o.converge_seconds,
             f.ratio(),
             f.ms_per_webapp(),
+            floor_ms_per_webapp(f),
             o.cpu_seconds,
             f.peak_rss_mib(),
             f.rss_kib_per_webapp(),
@@ -57,13 +58,19 @@ pub fn table(sizes: &[Figures]) -> String {
     {
         let _ = writeln!(
             out,
-            "\nTime per WebApp from N = {} to N = {}: ×{:.2} (target: flat, within ×1.5).",
+            "\nTime per WebApp from N = {} to N = {}: ×{:.2} (target: flat, within ×1.5); the floor's own: ×{:.2}.",
             first.n,
             last.n,
-            last.ms_per_webapp() / first.ms_per_webapp().max(f64::EPSILON)
+            last.ms_per_webapp() / first.ms_per_webapp().max(f64::EPSILON),
+            floor_ms_per_webapp(last) / floor_ms_per_webapp(first).max(f64::EPSILON)
         );
     }
     out
+}
+
+/// The floor's time per WebApp: how the control plane alone grows with N.
+fn floor_ms_per_webapp(f: &Figures) -> f64 {
+    f.floor_seconds * 1000.0 / f.n.max(1) as f64
 }
 
 /// One line of a chart.
@@ -248,6 +255,21 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
         assert_eq!(svg.matches("<circle").count(), 2 * 6);
         assert!(table(&sizes).contains("| 1000 |"));
+    }
+
+    #[test]
+    fn the_table_says_how_the_floor_itself_grows() {
+        let size = |n: usize, floor: f64, operator: f64| {
+            let mut figures = Figures { n, floor_seconds: floor, ..Figures::default() };
+            figures.operator.converge_seconds = operator;
+            figures
+        };
+        let table = table(&[size(100, 5.0, 6.0), size(3000, 300.0, 360.0)]);
+        assert!(table.contains("| 60.0 (50.0) |") && table.contains("| 120.0 (100.0) |"), "{table}");
+        assert!(
+            table.contains("N = 100 to N = 3000: ×2.00 (target: flat, within ×1.5); the floor's own: ×2.00."),
+            "{table}"
+        );
     }
 
     #[test]

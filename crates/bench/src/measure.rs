@@ -190,7 +190,7 @@ async fn spec_changes(
     round: &str,
     limit: Duration,
 ) -> Result<Latency> {
-    let mut millis = Vec::with_capacity(names.len());
+    let (mut millis, mut after_patch) = (Vec::with_capacity(names.len()), Vec::with_capacity(names.len()));
     for (i, name) in names.iter().enumerate() {
         let image = format!("nginx:bench-{round}-{i}");
         let patch = json!({"spec": {"image": image}});
@@ -198,8 +198,10 @@ async fn spec_changes(
         api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(kube(format!("patch the image of WebApp {name}")))?;
+        let patched = Instant::now();
         images.wait_for(name, &image, limit).await?;
         millis.push(start.elapsed().as_secs_f64() * 1000.0);
+        after_patch.push(patched.elapsed().as_secs_f64() * 1000.0);
     }
-    Ok(Latency::of(millis))
+    Ok(Latency::with_parts(millis, after_patch))
 }

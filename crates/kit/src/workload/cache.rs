@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStatus, Pod, PodSpec, PodStatus, PodTemplateSpec, Service, ServiceSpec,
+    ContainerState, ContainerStatus, PodSpec, PodStatus, PodTemplateSpec, Service, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 
 use super::index::InstanceIndex;
 use super::labels::{INSTANCE, kind_selector};
+use super::pods::CachedPod;
 use super::rollout::is_stuck;
 
 /// How long one watch request lasts before it is made again (from the last
@@ -98,11 +99,10 @@ where
 
 /// What the workload layer reads of a pod: its identity, labels (the instance index),
 /// deletion, and of its status the `Ready` and `PodScheduled` conditions and the
-/// containers' waiting states ([`super::pods`]). The spec (containers, volumes, ...),
-/// annotations, owner references, addresses and the rest of the container statuses
-/// (images, ids, running states) are most of a pod's size.
-pub fn trim_pod(pod: &mut Pod) {
-    pod.spec = None;
+/// containers' waiting states ([`super::pods`]). A [`CachedPod`] has no spec to begin
+/// with; annotations, owner references, addresses and the rest of the container
+/// statuses (images, ids, running states) are most of what is left.
+pub fn trim_pod(pod: &mut CachedPod) {
     let meta = &mut pod.metadata;
     (meta.annotations, meta.owner_references, meta.generate_name) = (None, None, None);
     if let Some(status) = pod.status.take() {
@@ -231,7 +231,7 @@ pub struct WorkloadCaches {
     /// Services of the kind, trimmed by [`trim_service`].
     pub services: Store<Service>,
     /// Pods of the kind (owned by ReplicaSets, found by label), trimmed by [`trim_pod`].
-    pub pods: Store<Pod>,
+    pub pods: Store<CachedPod>,
     /// The pods of each instance.
     pub pod_index: Arc<InstanceIndex>,
 }
@@ -255,16 +255,16 @@ impl WorkloadCaches {
             reflect_with(scoped_api::<Service>(client, namespace), &selector, trim_service, None);
         let pod_index = Arc::new(InstanceIndex::default());
         let (pods, pod_events) =
-            reflect_with(scoped_api::<Pod>(client, namespace), &selector, trim_pod, Some(pod_index.clone()));
+            reflect_with(scoped_api::<CachedPod>(client, namespace), &selector, trim_pod, Some(pod_index.clone()));
         let controller = controller
             .owns_stream(deployment_events)
             .owns_stream(service_events)
-            .watches_stream(pod_events, owner_by_instance_label::<K, Pod>);
+            .watches_stream(pod_events, owner_by_instance_label::<K, CachedPod>);
         (controller, WorkloadCaches { deployments, services, pods, pod_index })
     }
 
     /// The cached pods of instance `instance` in `namespace`, found through the index.
-    pub fn pods_of(&self, namespace: &str, instance: &str) -> Vec<Arc<Pod>> {
+    pub fn pods_of(&self, namespace: &str, instance: &str) -> Vec<Arc<CachedPod>> {
         let names = self.pod_index.names(namespace, instance);
         names.iter().filter_map(|name| self.pods.get(&ObjectRef::new(name).within(namespace))).collect()
     }
@@ -428,7 +428,7 @@ mod tests {
                 "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/2 nodes"}]}}),
         ];
         for value in pods {
-            let pod: Pod = serde_json::from_value(value).unwrap();
+            let pod: CachedPod = serde_json::from_value(value).unwrap();
             let mut trimmed = pod.clone();
             trim_pod(&mut trimmed);
             let (pod, trimmed) = (Arc::new(pod), Arc::new(trimmed));
@@ -436,7 +436,7 @@ mod tests {
             assert_eq!(pod_problems([&trimmed]), pod_problems([&pod]));
             assert_eq!((&trimmed.metadata.name, &trimmed.metadata.labels), (&pod.metadata.name, &pod.metadata.labels));
             let status = trimmed.status.as_ref().unwrap();
-            assert!(trimmed.spec.is_none() && trimmed.metadata.owner_references.is_none() && status.pod_ip.is_none());
+            assert!(trimmed.metadata.owner_references.is_none() && status.pod_ip.is_none());
             assert!(status.container_statuses.iter().flatten().all(|c| c.image.is_empty() && c.container_id.is_none()));
         }
     }

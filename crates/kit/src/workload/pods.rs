@@ -1,9 +1,99 @@
-//! Why pods fail: the container states and scheduling conditions that mean a pod will
-//! not become ready by itself, as stable one-line messages for status.
+//! Pods as the caches hold them ([`CachedPod`]), and why they fail: the container
+//! states and scheduling conditions that mean a pod will not become ready by itself, as
+//! stable one-line messages for status.
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::{Deserialize, Serialize};
+
+/// A pod as the caches hold it: its metadata and status, decoded straight from the
+/// watch. The spec, which a watch event carries whole, is never decoded, and a cached
+/// pod takes a third of the memory of k8s-openapi's `Pod`, whose inline size alone is
+/// 2.4 KB for the spec it holds (one pod per replica, so this is most of a cache at a
+/// thousand objects; docs/benchmarks.md, "Peak RSS"). Its JSON has the same field names
+/// as a `Pod`'s, so a pod's JSON reads as either.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+pub struct CachedPod {
+    /// Name, labels, deletion.
+    pub metadata: ObjectMeta,
+    /// Phase, conditions and container states.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<PodStatus>,
+}
+
+impl k8s_openapi::Resource for CachedPod {
+    const API_VERSION: &'static str = "v1";
+    const GROUP: &'static str = "";
+    const KIND: &'static str = "Pod";
+    const VERSION: &'static str = "v1";
+    const URL_PATH_SEGMENT: &'static str = "pods";
+    type Scope = k8s_openapi::NamespaceResourceScope;
+}
+
+impl k8s_openapi::Metadata for CachedPod {
+    type Ty = ObjectMeta;
+
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// What [`pod_problems`] and [`is_ready`] read of a pod: its name and status. A
+/// [`CachedPod`] of the workload caches, or a whole `Pod` where a controller needs its
+/// spec too (PodManager's bare pods).
+pub trait PodState {
+    /// The pod's name.
+    fn name(&self) -> Option<&str>;
+    /// The pod's status, once the kubelet (or kwok) wrote one.
+    fn state(&self) -> Option<&PodStatus>;
+}
+
+impl PodState for CachedPod {
+    fn name(&self) -> Option<&str> {
+        self.metadata.name.as_deref()
+    }
+
+    fn state(&self) -> Option<&PodStatus> {
+        self.status.as_ref()
+    }
+}
+
+impl PodState for Pod {
+    fn name(&self) -> Option<&str> {
+        self.metadata.name.as_deref()
+    }
+
+    fn state(&self) -> Option<&PodStatus> {
+        self.status.as_ref()
+    }
+}
+
+/// Through an `Arc` or a reference, as the caches and iterators hand pods out.
+impl<P: PodState + ?Sized> PodState for Arc<P> {
+    fn name(&self) -> Option<&str> {
+        P::name(self)
+    }
+
+    fn state(&self) -> Option<&PodStatus> {
+        P::state(self)
+    }
+}
+
+impl<P: PodState + ?Sized> PodState for &P {
+    fn name(&self) -> Option<&str> {
+        P::name(self)
+    }
+
+    fn state(&self) -> Option<&PodStatus> {
+        P::state(self)
+    }
+}
 
 /// Container waiting reasons that mean a pod will not become ready by itself.
 const FAILING_REASONS: [&str; 6] = [
@@ -17,11 +107,11 @@ const FAILING_REASONS: [&str; 6] = [
 
 /// Why pods fail, one line per problem, sorted so the text is stable across reconciles
 /// (a status that changes every time would re-trigger the controller).
-pub fn pod_problems<'a>(pods: impl IntoIterator<Item = &'a Arc<Pod>>) -> Vec<String> {
+pub fn pod_problems<'a, P: PodState + 'a>(pods: impl IntoIterator<Item = &'a Arc<P>>) -> Vec<String> {
     let mut problems = Vec::new();
     for pod in pods {
-        let name = pod.metadata.name.as_deref().unwrap_or("?");
-        let Some(status) = &pod.status else { continue };
+        let name = pod.name().unwrap_or("?");
+        let Some(status) = pod.state() else { continue };
         for container in status.container_statuses.iter().flatten() {
             let waiting = container.state.as_ref().and_then(|s| s.waiting.as_ref());
             if let Some(reason) = waiting.and_then(|w| w.reason.as_deref()).filter(|r| FAILING_REASONS.contains(r)) {
@@ -46,8 +136,8 @@ pub fn pod_problems<'a>(pods: impl IntoIterator<Item = &'a Arc<Pod>>) -> Vec<Str
 
 /// Whether `pod` has condition `Ready=True` (phase Running alone is not enough: a
 /// running container may still fail its readiness probe).
-pub fn is_ready(pod: &Pod) -> bool {
-    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+pub fn is_ready(pod: &impl PodState) -> bool {
+    let conditions = pod.state().and_then(|s| s.conditions.as_ref());
     conditions.into_iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
@@ -56,8 +146,24 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(value: serde_json::Value) -> Arc<Pod> {
+    fn pod(value: serde_json::Value) -> Arc<CachedPod> {
         Arc::new(serde_json::from_value(value).unwrap())
+    }
+
+    #[test]
+    fn a_cached_pod_is_a_pod_without_its_spec() {
+        use k8s_openapi::api::core::v1::Pod;
+        use kube::Resource;
+        let value = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "a", "namespace": "ns", "labels": {"app": "x"}},
+            "spec": {"containers": [{"name": "app", "image": "nginx:1"}], "nodeName": "n1"},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}});
+        let (cached, pod): (CachedPod, Pod) =
+            (serde_json::from_value(value.clone()).unwrap(), serde_json::from_value(value).unwrap());
+        assert_eq!((&cached.metadata, &cached.status), (&pod.metadata, &pod.status));
+        assert_eq!(CachedPod::url_path(&(), Some("ns")), Pod::url_path(&(), Some("ns")));
+        assert_eq!((CachedPod::kind(&()), CachedPod::api_version(&())), (Pod::kind(&()), Pod::api_version(&())));
+        assert!(std::mem::size_of::<CachedPod>() * 2 < std::mem::size_of::<Pod>());
     }
 
     #[test]

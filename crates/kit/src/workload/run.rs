@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
+use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::core::object::HasStatus;
 use kube::runtime::controller::Action;
@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::cache::WorkloadCaches;
-use super::pods::pod_problems;
+use super::pods::{CachedPod, pod_problems};
 use super::rollout::{Rollout, deployment_problems, rollout};
 use super::shape::{self, Owner, Plan, Shape};
 use crate::apply::{self, Applied, Deletion};
@@ -111,7 +111,7 @@ pub struct Observed {
     /// The Deployment as applied (never an older cached copy), once the step ran.
     pub deployment: Option<Deployment>,
     /// The cached pods of the object.
-    pub pods: Vec<Arc<Pod>>,
+    pub pods: Vec<Arc<CachedPod>>,
     /// Whether this reconcile changed a child.
     pub changed: bool,
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use kube::core::PartialObjectMeta;
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
@@ -34,8 +34,9 @@ use reconcile_kit::driver::Reconciler;
 use reconcile_kit::events::Events;
 use webapp_api::Database;
 
-use reconcile_kit::workload::cache::owner_by_instance_label;
+use reconcile_kit::workload::cache::{owner_by_instance_label, reflect_with, trim_pod};
 use reconcile_kit::workload::labels::{self, kind_selector};
+use reconcile_kit::workload::pods::CachedPod;
 use reconcile_kit::workload::{reflect, scoped_api};
 
 use super::Setup;
@@ -58,14 +59,14 @@ pub struct Context {
     /// Metadata only: the operator never holds a password in memory longer than it
     /// takes to create the Secret.
     secrets: Store<PartialObjectMeta<Secret>>,
-    pods: Store<Pod>,
+    pods: Store<CachedPod>,
     /// How long deletion waits for children to go, from its first attempt.
     cleanup_budget: Duration,
 }
 
 impl Context {
     /// The cached pods of the server (not of the backup Jobs) of Database `name`.
-    fn server_pods(&self, namespace: &str, name: &str) -> Vec<Arc<Pod>> {
+    fn server_pods(&self, namespace: &str, name: &str) -> Vec<Arc<CachedPod>> {
         self.pods.state_filter(|pod| {
             let label = |key: &str| pod.labels().get(key).map(String::as_str);
             pod.namespace().as_deref() == Some(namespace)
@@ -89,7 +90,7 @@ pub fn controller(setup: &Setup) -> (Controller<Database>, DatabaseReconciler) {
     let (services, service_events) = reflect(scoped_api::<Service>(&client, namespace), &selector);
     let (cronjobs, cronjob_events) = reflect(scoped_api::<CronJob>(&client, namespace), &selector);
     let (claims, claim_events) = reflect(scoped_api::<PersistentVolumeClaim>(&client, namespace), &selector);
-    let (pods, pod_events) = reflect(scoped_api::<Pod>(&client, namespace), &selector);
+    let (pods, pod_events) = reflect_with(scoped_api::<CachedPod>(&client, namespace), &selector, trim_pod, None);
     // An Api of PartialObjectMeta asks for metadata only: Secret data never reaches us.
     let (secrets, secret_events) = reflect(scoped_api::<PartialObjectMeta<Secret>>(&client, namespace), &selector);
 
@@ -100,7 +101,7 @@ pub fn controller(setup: &Setup) -> (Controller<Database>, DatabaseReconciler) {
         .owns_stream(secret_events)
         // Neither volumes nor pods point at the Database: found by label.
         .watches_stream(claim_events, owner_by_instance_label::<Database, PersistentVolumeClaim>)
-        .watches_stream(pod_events, owner_by_instance_label::<Database, Pod>);
+        .watches_stream(pod_events, owner_by_instance_label::<Database, CachedPod>);
     let events = setup.events.clone();
     let cleanup_budget = setup.cleanup_budget;
     let ctx = Context { client, events, statefulsets, services, cronjobs, claims, secrets, pods, cleanup_budget };

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::jiff::Timestamp;
 use reconcile_kit::assess::{self, Assessment, Failure, Previous, Progress};
 use reconcile_kit::conditions::{Conditions, DEGRADED, PROGRESSING};
-use reconcile_kit::workload::pods::pod_problems;
+use reconcile_kit::workload::pods::{CachedPod, pod_problems};
 use webapp_api::common::Condition;
 use webapp_api::{Database, DatabaseStatus};
 
@@ -36,7 +36,7 @@ pub struct Observed {
     /// The StatefulSet as applied (never an older cached copy).
     pub statefulset: Option<StatefulSet>,
     /// The server's pods.
-    pub pods: Vec<Arc<Pod>>,
+    pub pods: Vec<Arc<CachedPod>>,
     /// The data claim of the server's pod, once the StatefulSet controller made it.
     pub data_claim: Option<PersistentVolumeClaim>,
     /// The backup CronJob as applied, when backups are enabled.

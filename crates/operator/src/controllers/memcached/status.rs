@@ -28,15 +28,15 @@ pub fn compute(memcached: &Memcached, observed: &Observed, assessment: Assessmen
 mod tests {
     use std::sync::Arc;
 
-    use k8s_openapi::api::core::v1::Pod;
     use k8s_openapi::jiff::Timestamp;
     use reconcile_kit::assess::pending;
+    use reconcile_kit::workload::pods::CachedPod;
     use serde_json::json;
     use webapp_api::MemcachedSpec;
 
     use super::*;
 
-    fn pod(name: &str, ready: &str) -> Arc<Pod> {
+    fn pod(name: &str, ready: &str) -> Arc<CachedPod> {
         Arc::new(
             serde_json::from_value(json!({"metadata": {"name": name},
                 "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": ready}]}}))

@@ -70,7 +70,7 @@ fn an_unready_or_rolling_statefulset_is_still_creating_with_pod_problems_in_the_
         compute(&db(previous.clone()), &Observed { statefulset: Some(rolling), ..Observed::default() }, None, at(1));
     assert_eq!(status.phase, Some(Phase::Creating), "a version change is not Running before the new pod is");
 
-    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "orders-0"}, "status": {"containerStatuses": [{"name": "postgres",
+    let pod: CachedPod = serde_json::from_value(json!({"metadata": {"name": "orders-0"}, "status": {"containerStatuses": [{"name": "postgres",
         "image": "postgres:16", "imageID": "", "ready": false, "restartCount": 4, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}))
     .unwrap();
     let failing = Observed { statefulset: Some(statefulset(0)), pods: vec![Arc::new(pod)], ..Observed::default() };

@@ -1,11 +1,11 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use proptest::prelude::*;
 use reconcile_kit::assess::{Failure, Previous, assess};
 use reconcile_kit::conditions::{DEGRADED, READY, is_true};
+use reconcile_kit::workload::pods::CachedPod;
 use serde_json::json;
 use webapp_api::webapp::ServiceType;
 use webapp_api::{Phase, WebApp, WebAppSpec, WebAppStatus};
@@ -39,7 +39,7 @@ fn observed(ready: i32) -> Observed {
     Observed { deployment: Some(deployment(ready)), ..Observed::default() }
 }
 
-fn failing_pod(reason: &str) -> Arc<Pod> {
+fn failing_pod(reason: &str) -> Arc<CachedPod> {
     Arc::new(
         serde_json::from_value(json!({"metadata": {"name": "web-1"}, "status": {"containerStatuses": [{"name": "app",
         "image": "x", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": reason}}}]}}))
