@@ -21,6 +21,14 @@ use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 
+/// The first delay of the default backoff.
+pub const MIN_DELAY: Duration = Duration::from_secs(1);
+
+/// The longest delay of the default backoff: an object whose error has stopped is
+/// reconciled again within this long at the latest (sooner when something it watches
+/// changes).
+pub const MAX_DELAY: Duration = Duration::from_secs(300);
+
 /// Backoffs keyed by object.
 #[derive(Debug)]
 pub struct Backoffs {
@@ -40,7 +48,7 @@ struct Failing {
 impl Default for Backoffs {
     /// 1 s doubling up to 5 minutes, the usual controller-runtime envelope.
     fn default() -> Self {
-        Self::new(Duration::from_secs(1), Duration::from_secs(300))
+        Self::new(MIN_DELAY, MAX_DELAY)
     }
 }
 

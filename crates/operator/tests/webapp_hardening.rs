@@ -542,7 +542,10 @@ async fn a_persistent_retryable_error_shows_in_status_and_clears() {
     assert!(degraded(&fresh).is_none(), "the re-created WebApp inherited the failures: {:#?}", fresh.status);
 
     webhook.remove();
-    let cleared = eventually(Duration::from_secs(120), || async {
+    // Nothing the WebApp watches changes when the webhook goes: it clears at its next
+    // retry, which its backoff may have put as far as the kit's longest delay (each
+    // failure doubles it, and its own status writes can add failures in a row).
+    let cleared = eventually(reconcile_kit::backoff::MAX_DELAY + Duration::from_secs(30), || async {
         let webapp = api.get("web").await.ok()?;
         (running_at(2)(&webapp) && degraded(&webapp).is_none()).then_some(webapp)
     })
