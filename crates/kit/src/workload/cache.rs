@@ -283,7 +283,6 @@ mod tests {
         Container, EnvVar, PodSecurityContext, Probe, ResourceRequirements, ServicePort, TCPSocketAction,
     };
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
     use serde_json::{Value, json};
 
@@ -291,19 +290,10 @@ mod tests {
     use crate::apply::contains;
     use crate::workload::pods::{is_ready, pod_problems};
     use crate::workload::rollout::{deployment_problems, rollout};
-    use crate::workload::shape::{self, Exposure, Owner, Shape};
+    use crate::workload::shape::{self, Exposure, Shape};
 
     /// A plan with every field a [`Shape`] can carry set.
     fn planned(exposure: Exposure) -> shape::Plan {
-        let reference = OwnerReference {
-            api_version: "x/v1".into(),
-            kind: "X".into(),
-            name: "web".into(),
-            uid: "u1".into(),
-            controller: Some(true),
-            ..OwnerReference::default()
-        };
-        let owner = Owner { name: "web".into(), namespace: Some("ns".into()), app: "x", reference };
         let container = Container {
             name: "app".into(),
             image: Some("nginx:1".into()),
@@ -332,7 +322,7 @@ mod tests {
                 ..ServicePort::default()
             }],
         };
-        shape::plan(&owner, shape)
+        shape::plan(&shape::test_owner(), shape)
     }
 
     /// `wanted` as the API server returns it: `extra` merged in (defaults, status).

@@ -113,20 +113,26 @@ pub fn plan(owner: &Owner, shape: Shape) -> Plan {
     Plan { deployment, service }
 }
 
+/// The owner of the kit's unit tests: object `ns/web` of a kind `X`, app `x`.
+#[cfg(test)]
+pub(crate) fn test_owner() -> Owner {
+    let reference = OwnerReference {
+        api_version: "x/v1".into(),
+        kind: "X".into(),
+        name: "web".into(),
+        uid: "u1".into(),
+        controller: Some(true),
+        ..OwnerReference::default()
+    };
+    Owner { name: "web".into(), namespace: Some("ns".into()), app: "x", reference }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn owner() -> Owner {
-        let reference = OwnerReference {
-            api_version: "x/v1".into(),
-            kind: "X".into(),
-            name: "web".into(),
-            uid: "u1".into(),
-            controller: Some(true),
-            ..OwnerReference::default()
-        };
-        Owner { name: "web".into(), namespace: Some("ns".into()), app: "x", reference }
+        test_owner()
     }
 
     fn shape(exposure: Exposure) -> Shape {
