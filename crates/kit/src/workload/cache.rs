@@ -160,9 +160,10 @@ pub fn trim_deployment(deployment: &mut Deployment) {
 }
 
 /// What the workload layer reads of a Service: the fields [`super::shape::plan`] sets
-/// (type, cluster IP, selector, ports), which the apply compares, and the metadata. The
-/// server's allocations and defaults (cluster IPs, IP families, policies) and the
-/// status are dropped.
+/// (type, `clusterIP`, selector, ports), which the apply compares, and the metadata; the
+/// allocated `clusterIP` and node ports stay with them. The rest of the server's
+/// allocations and defaults (`clusterIPs`, IP families, policies, session affinity) and
+/// the status are dropped.
 pub fn trim_service(service: &mut Service) {
     if let Some(spec) = service.spec.take() {
         service.spec = Some(ServiceSpec {

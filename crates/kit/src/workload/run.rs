@@ -108,7 +108,10 @@ impl<W: Workload> Shared<W> {
 /// What one reconcile saw of the children.
 #[derive(Clone, Debug, Default)]
 pub struct Observed {
-    /// The Deployment as applied (never an older cached copy), once the step ran.
+    /// The Deployment as applied (never an older cached copy), once the step ran: the
+    /// API server's answer after a write, the cached copy otherwise, which is trimmed to
+    /// what the kit reads ([`super::cache::trim_deployment`]: no healthy conditions, no
+    /// server defaults). A kind's status reads only what survives the trim.
     pub deployment: Option<Deployment>,
     /// The cached pods of the object.
     pub pods: Vec<Arc<CachedPod>>,
