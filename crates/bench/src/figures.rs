@@ -53,8 +53,9 @@ pub struct Latency {
     pub max_ms: f64,
     /// Resync waves of the other WebApps made meanwhile (0 when idle).
     pub resync_waves: u64,
-    /// Median of the part that follows the bench's PATCH (its round trip apart): the
-    /// operator's watch, reconcile and apply, and the Deployment's watch event.
+    /// Median of the part that follows the bench's PATCH (its round trip apart): mostly
+    /// the operator's watch, reconcile and apply, and the Deployment's watch event (a
+    /// lower bound of the operator's share: it may start before the PATCH's answer).
     #[serde(default)]
     pub after_patch_p50_ms: f64,
     /// 99th percentile of the same.
@@ -65,8 +66,9 @@ pub struct Latency {
 impl Latency {
     /// Percentiles of `millis` (nearest rank).
     pub fn of(millis: Vec<f64>) -> Self {
-        let (p50_ms, p99_ms, max_ms) = percentiles(millis.clone());
-        Latency { samples: millis.len(), p50_ms, p99_ms, max_ms, ..Latency::default() }
+        let samples = millis.len();
+        let (p50_ms, p99_ms, max_ms) = percentiles(millis);
+        Latency { samples, p50_ms, p99_ms, max_ms, ..Latency::default() }
     }
 
     /// Percentiles of whole changes (`millis`) and of their parts after the PATCH

@@ -107,7 +107,7 @@ const FAILING_REASONS: [&str; 6] = [
 
 /// Why pods fail, one line per problem, sorted so the text is stable across reconciles
 /// (a status that changes every time would re-trigger the controller).
-pub fn pod_problems<'a, P: PodState + 'a>(pods: impl IntoIterator<Item = &'a Arc<P>>) -> Vec<String> {
+pub fn pod_problems(pods: impl IntoIterator<Item = impl PodState>) -> Vec<String> {
     let mut problems = Vec::new();
     for pod in pods {
         let name = pod.name().unwrap_or("?");
