@@ -15,8 +15,15 @@ export KWOK_WORKDIR=$cache/work
 cluster_dir=$KWOK_WORKDIR/clusters/$name
 # Our own kubeconfig, passed to kwokctl --kubeconfig, so ~/.kube/config is never touched.
 kubeconfig=$cache/$name.kubeconfig
+# The profile: fake kwok nodes (default), or one real node that runs containers
+# (CLUSTER_REAL_NODE=1: no kwok controller, no fake nodes; see node/up).
+real_node=${CLUSTER_REAL_NODE:-0}
 # The processes kwokctl starts, by the names of their pid files (and of their links in $cluster_dir/bin).
-components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok-controller)
+if [ "$real_node" = 1 ]; then
+  components=(etcd kube-apiserver kube-controller-manager kube-scheduler)
+else
+  components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok-controller)
+fi
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 
