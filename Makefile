@@ -5,7 +5,7 @@ CLUSTER := hack/cluster
 IMG ?= webapp-operator:dev
 CONTAINER_TOOL ?= docker
 
-.PHONY: help manifests generate build docker-build docker-push run install uninstall deploy undeploy test lint unit cluster-up cluster-down bench bench-scale chaos
+.PHONY: help manifests generate build docker-build docker-push node-image test-real-node run install uninstall deploy undeploy test lint unit cluster-up cluster-down bench bench-scale chaos
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -24,6 +24,12 @@ docker-build: ## Build the operator image $$IMG (needs a container runtime; see 
 
 docker-push: ## Push the operator image $$IMG.
 	$(CONTAINER_TOOL) push $(IMG)
+
+node-image: build ## Without a registry: wrap the release binary into an image and push it to the real node (CLUSTER_REAL_NODE=1) of $$CLUSTER_NAME.
+	CLUSTER_REAL_NODE=1 $(CLUSTER)/node/push-images "$$(hack/images/operator target/release/webapp-operator $(IMG))"
+
+test-real-node: ## Only the real-node stage of make test: a cluster with a real node, the operator from its chart and image, end-to-end tests.
+	hack/test-real-node
 
 run: ## Local control plane + CRDs + operator + samples; Ctrl-C stops the operator.
 	hack/run-local
