@@ -1,0 +1,3 @@
+module webapp-operator.local/hack/images/pause
+
+go 1.22
