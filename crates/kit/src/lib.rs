@@ -35,6 +35,7 @@ pub mod error;
 pub mod events;
 pub mod finalizer;
 pub mod fresh;
+pub mod lifetime;
 pub mod metrics;
 pub mod owned;
 pub mod quantity;

@@ -344,6 +344,62 @@ async fn deletion_with_retain_keeps_the_volumes() {
     assert!(reasons.iter().any(|r| r == "Deleted"), "{reasons:?}");
 }
 
+fn owner_kinds(secret: Option<&Secret>) -> Vec<String> {
+    let references = secret.and_then(|s| s.metadata.owner_references.clone()).unwrap_or_default();
+    references.into_iter().map(|r| r.kind).collect()
+}
+
+/// Under `Retain` the credentials outlive the Database exactly as the data does: kept by
+/// the data volume, left alone by the garbage collector when the Database goes, and
+/// taken over (same uid, same password) by a Database re-created under the same name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_retain_a_re_created_database_keeps_its_credentials() {
+    let Fixture { client, ns, operator: _operator, api, volumes: _volumes } =
+        running("db-keep", json!({"type": "postgresql", "version": "16"}), &[("data-db-0", "1Gi")]).await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let kept = |s: Option<&Secret>| owner_kinds(s) == ["Database", "PersistentVolumeClaim"];
+    let before = until(&secrets, "db-credentials", "kept by its volume", kept).await.unwrap();
+
+    delete_and_wait(&api, "db").await;
+    // Evidence that the garbage collector looked: it strips the deleted owner's reference.
+    let only_volume = |s: Option<&Secret>| owner_kinds(s) == ["PersistentVolumeClaim"];
+    until(&secrets, "db-credentials", "owned by its volume alone", only_volume).await;
+
+    create(&client, &ns.name, "db", json!({"type": "postgresql", "version": "16"})).await;
+    let db = wait_for(&api, "db", "Running", running_at(1)).await;
+    let after = secrets.get("db-credentials").await.unwrap();
+    assert_eq!(after.metadata.uid, before.metadata.uid, "a new Secret was made");
+    assert_eq!(after.data, before.data, "the credentials changed");
+    let controller = after.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true)).unwrap();
+    assert_eq!(controller.uid, db.metadata.uid.unwrap(), "the new Database does not own it");
+    assert!(owner_kinds(Some(&after)).contains(&"PersistentVolumeClaim".to_owned()), "no longer kept by the data");
+    let reasons = event_reasons(&client, &ns.name).await;
+    assert!(reasons.iter().any(|r| r == "CredentialsReused"), "{reasons:?}");
+}
+
+/// Retained data whose credentials were deleted: no new password (PostgreSQL would not
+/// take it), no server, and `Failed` with `CredentialsMissing` saying how to recover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_data_without_its_credentials_is_failed_not_given_a_new_password() {
+    let Fixture { client, ns, operator: _operator, api, volumes: _volumes } =
+        running("db-nocreds", json!({"type": "postgresql", "version": "16"}), &[("data-db-0", "1Gi")]).await;
+    delete_and_wait(&api, "db").await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    secrets.delete("db-credentials", &DeleteParams::default()).await.unwrap();
+    until(&secrets, "db-credentials", "deleted", |s| s.is_none()).await;
+
+    create(&client, &ns.name, "db", json!({"type": "postgresql", "version": "16"})).await;
+    let failed = |d: &Database| d.status.as_ref().and_then(|s| s.phase) == Some(Phase::Failed);
+    let status = wait_for(&api, "db", "Failed", failed).await.status.unwrap();
+    let degraded = status.conditions.iter().find(|c| c.type_ == "Degraded").unwrap();
+    assert_eq!(degraded.reason, "CredentialsMissing");
+    assert!(degraded.message.contains("data-db-0") && degraded.message.contains("restore"), "{}", degraded.message);
+    // The Failed status is the evidence the credentials step ran and stopped there.
+    assert!(secrets.get_opt("db-credentials").await.unwrap().is_none(), "a new password was made");
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
+    assert!(statefulsets.get_opt("db").await.unwrap().is_none(), "a server was started without its password");
+}
+
 /// `deletionPolicy: Delete` takes the volumes along, after the server's pod is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletion_with_delete_removes_the_volumes() {
@@ -356,6 +412,9 @@ async fn deletion_with_delete_removes_the_volumes() {
     for claim in ["data-db-0", "db-backup"] {
         assert!(claims.get_opt(claim).await.unwrap().is_none(), "{claim} is still there");
     }
+    // With the data gone, the garbage collector takes its credentials too.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    until(&secrets, "db-credentials", "deleted with the data", |s| s.is_none()).await;
 }
 
 /// Hand-made drift is undone from the watch events.

@@ -1,7 +1,8 @@
 //! Deletion of a Database, in order: the backup CronJob, the Services, the StatefulSet
 //! (waited for, with its pod), then the volumes only if `deletionPolicy` is `Delete`.
-//! The generated Secret goes with the Database through its owner reference; a user's
-//! Secret is never touched.
+//! The generated Secret goes through its owner references, with the Database and the
+//! data volume (kept with `Retain`, so the data's password is too); a user's Secret is
+//! never touched.
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;

@@ -6,12 +6,13 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::ResourceExt;
 use webapp_api::Database;
 
 use super::plan::{self, APP, DEFAULT_USER, PORT, keys};
+use reconcile_kit::lifetime;
 use reconcile_kit::workload::labels::child_labels;
 
 /// Letters and digits: no character needs escaping in a URI, a shell or a connection
@@ -64,7 +65,31 @@ impl Password {
     }
 }
 
-/// The generated Secret of `db`, owned by it (it goes with the Database).
+/// Whether the generated Secret `meta` of Database `instance` is kept by its data
+/// volume `data` (which exists: the data is there), so a Database of that name takes it
+/// over rather than making a new password.
+pub fn kept_with(meta: &ObjectMeta, instance: &str, data: Option<&PersistentVolumeClaim>) -> bool {
+    let labelled = meta.labels.as_ref() == Some(&child_labels(APP, instance));
+    let uid = data.and_then(|claim| claim.metadata.uid.as_deref());
+    labelled && uid.is_some_and(|uid| lifetime::kept_by(meta, uid))
+}
+
+/// Why Database `name` cannot start on the data kept in volume `claim`: its credentials
+/// are gone, and how to get going again.
+pub fn missing(name: &str, claim: &str) -> String {
+    let secret = plan::generated_secret_name(name);
+    format!(
+        "volume {claim} holds the data of a Database named {name}, but its credentials Secret {secret} is gone; \
+         PostgreSQL keeps the password it was initialised with, so the operator makes no new one: restore the \
+         Secret {secret} (keys {}, {}, ...) from your copy (or re-create the Database with spec.credentialsSecret naming \
+         a Secret that holds that password), or delete the volume {claim} to start empty",
+        keys::USERNAME,
+        keys::PASSWORD,
+    )
+}
+
+/// The generated Secret of `db`, owned by it (it goes with the Database, unless its data
+/// volume keeps it: see [`super::kept`]).
 pub fn secret(db: &Database, owner: OwnerReference, password: &Password) -> Secret {
     let name = db.name_any();
     let host = plan::host(db);

@@ -4,14 +4,17 @@
 //! `Deleting`).
 //!
 //! [`plan`], [`backup`], [`storage`] and [`status`] are pure; [`credentials`] draws the
-//! password from the OS; this module, `steps`, `volumes` and `cleanup` do the I/O.
+//! password from the OS; this module, `steps`, `kept`, `volumes` and `cleanup` do the I/O.
 //! Data safety decides the shape: volumes carry no owner reference and the
 //! StatefulSet retains its claims, so only the finalizer, and only with
-//! `deletionPolicy: Delete`, ever deletes data.
+//! `deletionPolicy: Delete`, ever deletes data. The generated credentials are kept by
+//! the data volume as well as owned by the Database ([`kept`]), so they last exactly as
+//! long as the data they open.
 
 pub mod backup;
 mod cleanup;
 pub mod credentials;
+mod kept;
 pub mod plan;
 pub mod status;
 mod steps;

@@ -8,7 +8,7 @@ use std::sync::{Arc, LazyLock};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{ObjectReference, Secret, Service};
+use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
 use kube::runtime::controller::Action;
@@ -26,7 +26,7 @@ use webapp_api::{Database, Phase};
 use super::credentials::{self, Password};
 use super::plan::{self, Children, Live};
 use super::status::{self, Observed};
-use super::{Context, HEALTH_CHECK, STEP_BUDGET, storage, volumes};
+use super::{Context, HEALTH_CHECK, STEP_BUDGET, kept, storage, volumes};
 use reconcile_kit::assess::Failure;
 
 /// One reconcile of one Database.
@@ -65,6 +65,26 @@ impl Run {
 
     pub(super) fn api_of<K: Resource<DynamicType = (), Scope = NamespaceResourceScope>>(&self) -> Api<K> {
         Api::namespaced(self.ctx.client.clone(), &self.namespace)
+    }
+
+    /// The generated Secret, as an event's related object.
+    pub(super) fn secret_reference(&self) -> ObjectReference {
+        ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Secret".into()),
+            name: Some(plan::generated_secret_name(&self.name())),
+            namespace: Some(self.namespace.clone()),
+            ..ObjectReference::default()
+        }
+    }
+
+    /// The data volume of this Database's server, if it exists and is ours (kept from a
+    /// deleted Database of this name, too). Read from the API server when the cache
+    /// does not have it: deciding that there is no data must not rest on a cold cache.
+    pub(super) async fn data_claim(&self) -> Result<Option<PersistentVolumeClaim>> {
+        let name = plan::data_claim_name(&self.name());
+        let claim = self.cached_or_read(&self.ctx.claims, &name).await?;
+        Ok(claim.filter(|c| volumes::is_ours(&c.metadata, &self.name()) && c.metadata.deletion_timestamp.is_none()))
     }
 
     fn children(&self) -> Result<&Children> {
@@ -109,6 +129,10 @@ static APPLY: LazyLock<Pipeline<Run>> = LazyLock::new(|| {
         .then(timeout(STEP_BUDGET, step("plan", plan_children)))
         .then(timeout(STEP_BUDGET, step("services", apply_services)))
         .then(timeout(STEP_BUDGET, step("statefulset", apply_statefulset)))
+        .then(when(
+            |run: &Run| run.db.spec.credentials_secret.is_none(),
+            timeout(STEP_BUDGET, step("keep-credentials", kept::keep_with_data)),
+        ))
         .then(timeout(
             STEP_BUDGET,
             branch(
@@ -134,9 +158,10 @@ fn accept(run: &mut Run) -> StepFuture<'_> {
 }
 
 /// Makes the generated credentials Secret once. An existing one is never rewritten
-/// (nor read: only its metadata is cached). A missing one is made again only while the
-/// server does not exist: PostgreSQL keeps the password it was initialised with, so a
-/// new password would lock every client out; that is reported instead.
+/// (nor read: only its metadata is cached); one kept with the data of a deleted Database
+/// of this name is taken over, so its password keeps working. A missing one is made
+/// again only while there is no data: PostgreSQL keeps the password it was initialised
+/// with, so a new password would lock every client out; that is reported instead.
 fn ensure_credentials(run: &mut Run) -> StepFuture<'_> {
     Box::pin(async move {
         let name = plan::generated_secret_name(&run.name());
@@ -153,14 +178,26 @@ fn ensure_credentials(run: &mut Run) -> StepFuture<'_> {
         };
         if let Some(meta) = meta {
             let owner = apply::owner_reference(run.db.as_ref())?;
-            return match adopt::ownership(&meta, &owner) {
-                Ownership::Owned => Ok(Flow::Continue),
+            let ownership = adopt::ownership(&meta, &owner);
+            if ownership == Ownership::Owned {
+                return Ok(Flow::Continue);
+            }
+            if matches!(ownership, Ownership::Leftover | Ownership::Adoptable)
+                && credentials::kept_with(&meta, &run.name(), run.data_claim().await?.as_ref())
+            {
+                kept::inherit(run, &meta, owner).await?;
+                return Ok(Flow::Continue);
+            }
+            return Err(match ownership {
                 // The Secret of a deleted Database of this name, which goes with it.
-                Ownership::Leftover => Err(run.owned.delete_leftover::<Secret>(&meta).await),
-                Ownership::Adoptable | Ownership::Foreign => {
-                    Err(Error::NotOwned { kind: "Secret".into(), name, owner: "Database".into() })
-                }
-            };
+                Ownership::Leftover => run.owned.delete_leftover::<Secret>(&meta).await,
+                _ => Error::NotOwned { kind: "Secret".into(), name, owner: "Database".into() },
+            });
+        }
+        if let Some(claim) = run.data_claim().await? {
+            run.observed.credentials_missing = Some(credentials::missing(&run.name(), &claim.name_any()));
+            // No server starts on that data without its password: nothing more is made.
+            return Ok(Flow::Done);
         }
         let statefulsets: Api<StatefulSet> = run.api_of();
         let server = statefulsets
@@ -187,15 +224,8 @@ fn ensure_credentials(run: &mut Run) -> StepFuture<'_> {
             }
             Err(e) => return Err(Error::kube(format!("create Secret {name}"), e)),
         }
-        let related = ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Secret".into()),
-            name: Some(name.clone()),
-            namespace: Some(run.namespace.clone()),
-            ..ObjectReference::default()
-        };
         let note = format!("Created Secret {name} with generated credentials");
-        run.ctx.events.normal_about(&run.reference(), related, "Created", note).await;
+        run.ctx.events.normal_about(&run.reference(), run.secret_reference(), "Created", note).await;
         Ok(Flow::Continue)
     })
 }
