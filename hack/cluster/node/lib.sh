@@ -12,12 +12,19 @@ node_lock=$cache/real-node.lock
 # deleting the cluster never rm -rf's a directory with mounts in it.
 node_dir=$cache/nodes/$name
 node_name=webapp-node
-# Link-local networks (never 10/8, 172.16/12 or 192.168/16): pods on a bridge the node
-# creates, Service addresses routed to that bridge so a packet for a ClusterIP that
-# kube-proxy has not translated yet goes nowhere instead of out of the machine.
+# The node's networks, never 10/8, 172.16/12 or 192.168/16. Pods get addresses from
+# 198.18.123.0/24 (in 198.18.0.0/15, which RFC 2544 reserves for network tests and is
+# never routed), on a bridge the node creates: every pod address is inside a network
+# namespace the node made. Not link-local, though that was the plan: the API server
+# refuses link-local endpoint addresses ("may not be in the link-local range
+# (169.254.0.0/16, fe80::/10)"), so neither the kubernetes Service nor any pod behind a
+# Service could have endpoints, and kubelet refuses a link-local node IP. Service
+# addresses are virtual (kube-proxy translates them before they leave the host) and do
+# stay link-local; their range is routed to the bridge, so a packet for a ClusterIP
+# that kube-proxy has not translated yet goes nowhere instead of out of the machine.
 bridge=wonode0
-pod_cidr=169.254.123.0/24
-node_ip=169.254.123.1
+pod_cidr=198.18.123.0/24
+node_ip=198.18.123.1
 service_cidr=169.254.124.0/24
 kubernetes_service_ip=169.254.124.1
 # kubelet's API (logs, exec, port-forward), on the bridge address only.
