@@ -98,6 +98,36 @@ impl<'a> Previous<'a> {
     }
 }
 
+/// How many problems a status names; the rest are counted. A status is read by people
+/// and written on every change, so a thousand failing pods must not make it a thousand
+/// lines (the object would grow towards etcd's size limit).
+pub const LISTED_PROBLEMS: usize = 3;
+/// The longest one listed problem may be, in bytes (a container's waiting message can be
+/// a long pull error).
+pub const PROBLEM_LENGTH: usize = 256;
+
+/// `problems` as one line: the first [`LISTED_PROBLEMS`], each cut to
+/// [`PROBLEM_LENGTH`], then how many more there are.
+pub fn listed(problems: &[String]) -> String {
+    let mut shown: Vec<String> = problems.iter().take(LISTED_PROBLEMS).map(|p| cut(p, PROBLEM_LENGTH)).collect();
+    if problems.len() > LISTED_PROBLEMS {
+        shown.push(format!("and {} more", problems.len() - LISTED_PROBLEMS));
+    }
+    shown.join("; ")
+}
+
+/// `text` cut to at most `max` bytes at a character boundary, with an ellipsis.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 /// Phase and conditions after a reconcile of generation `generation` that found
 /// `progress`, or failed with `failure`.
 pub fn assess(
@@ -118,7 +148,7 @@ pub fn assess(
     };
     let phase = phase::next(previous.phase.unwrap_or_default(), observation);
     let conditions = Conditions::new(previous.conditions, generation, now);
-    let problems = progress.problems.join("; ");
+    let problems = listed(&progress.problems);
     let (message, conditions) = match (failure, phase) {
         (Some(failure), _) => (
             failure.message.clone(),

@@ -117,3 +117,24 @@ fn only_errors_that_persist_reach_status() {
     let invalid = crate::Error::InvalidSpec("bad".into());
     assert!(!Failure::report_after(&invalid, None).unwrap().retrying, "a permanent error does at once");
 }
+
+#[test]
+fn a_thousand_failing_pods_make_a_short_message() {
+    let problems: Vec<String> =
+        (0..1000).map(|i| format!("pod web-{i:04}: container app: ImagePullBackOff ({})", "x".repeat(400))).collect();
+    let failing = Progress { problems, ..progress(false) };
+    let assessment = assess(Previous::default(), Some(1), &failing, None, now());
+    assert!(assessment.message.len() <= 4 * PROBLEM_LENGTH + 20, "{} bytes", assessment.message.len());
+    assert!(assessment.message.starts_with("pod web-0000: container app: ImagePullBackOff"), "{}", assessment.message);
+    assert!(assessment.message.ends_with("; and 997 more"), "{}", assessment.message);
+    let degraded = assessment.conditions.iter().find(|c| c.type_ == DEGRADED).unwrap();
+    assert_eq!(degraded.message, assessment.message);
+}
+
+#[test]
+fn a_long_problem_is_cut_at_a_character_boundary() {
+    let long = "é".repeat(300);
+    let text = listed(&[long]);
+    assert!(text.len() <= PROBLEM_LENGTH && text.ends_with('…'), "{} bytes", text.len());
+    assert_eq!(listed(&["a".into(), "b".into()]), "a; b");
+}
