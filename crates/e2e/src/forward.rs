@@ -26,11 +26,15 @@ impl PortForward {
             .map_err(|e| format!("kubectl port-forward: {e}"))?;
         let stdout = child.stdout.take().ok_or("kubectl port-forward: no stdout")?;
         // "Forwarding from 127.0.0.1:41234 -> 80"
-        let port = BufReader::new(stdout).lines().map_while(Result::ok).find_map(|line| {
+        let mut lines = BufReader::new(stdout).lines();
+        let port = lines.by_ref().map_while(Result::ok).find_map(|line| {
             line.strip_prefix("Forwarding from 127.0.0.1:")
                 .and_then(|rest| rest.split_whitespace().next())
                 .and_then(|p| p.parse().ok())
         });
+        // kubectl writes a line for every connection it handles: its stdout must stay
+        // open and drained, or the write fails and kubectl resets the connection.
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
         match port {
             Some(port) => Ok(PortForward { child, port }),
             None => {

@@ -108,8 +108,13 @@ fn the_webapp_sample_serves_http_follows_changes_and_goes() {
     for child in ["webapp/my-webapp", "deployment/my-webapp", "service/my-webapp", "ingress/my-webapp"] {
         gone(&ns.name, child).unwrap();
     }
-    let pods = kubectl_run(&["-n", &ns.name, "get", "pods", "-o", "name"]).unwrap();
-    assert!(pods.trim().is_empty(), "pods left after deletion: {pods}");
+    // The garbage collector takes the ReplicaSet and its pods after the Deployment, and
+    // kubelet stops each container (nginx's graceful stop): gone, not only deleting.
+    wait::until("the pods to be gone", Duration::from_secs(120), || {
+        let pods = kubectl_run(&["-n", &ns.name, "get", "pods", "-o", "name"])?;
+        if pods.trim().is_empty() { Ok(Some(())) } else { Err(format!("left: {}", pods.replace('\n', " "))) }
+    })
+    .unwrap();
 }
 
 #[test]
