@@ -86,10 +86,7 @@ fn the_webapp_sample_serves_http_follows_changes_and_goes() {
     // Pods of the old ReplicaSet may still be stopping (deletionTimestamp set): the
     // rollout is done when every pod that stays runs the new image.
     let staying: Vec<&str> = images.lines().filter_map(|l| l.strip_prefix('|')).collect();
-    assert!(
-        !staying.is_empty() && staying.iter().all(|i| *i == "nginx:1.21"),
-        "pods left on the old image: {images}"
-    );
+    assert!(!staying.is_empty() && staying.iter().all(|i| *i == "nginx:1.21"), "pods left on the old image: {images}");
     serves_nginx(&ns.name, "my-webapp", 80).unwrap();
 
     // A port change, with the image that listens there: NGINX's unprivileged image
