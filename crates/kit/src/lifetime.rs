@@ -10,20 +10,12 @@
 //! exactly as long as the data does, with no step at deletion time that could be
 //! skipped.
 //!
-//! A later owner of the same kind and name [`inherit`]s such a child instead of treating
-//! it as a leftover: the controller reference of its deleted predecessor (if the
-//! collector has not stripped it yet) is replaced by its own, the keeper's is kept.
-
-use std::fmt::Debug;
+//! The references are written when the child is created, so nothing needs the right
+//! to update it afterwards (the Database's Secrets: create-only). A later owner of the
+//! same kind and name finds a child kept this way with [`kept_by`] and uses it as it is.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
-use serde_json::json;
-
-use crate::MANAGER;
-use crate::error::{Error, Result};
+use kube::Resource;
 
 /// A non-controller owner reference to `keeper`, which never blocks its deletion (the
 /// keeper's own lifecycle decides, not its dependents).
@@ -43,53 +35,19 @@ pub fn kept_by(meta: &ObjectMeta, uid: &str) -> bool {
     meta.owner_references.iter().flatten().any(|r| r.uid == uid)
 }
 
-/// The owner references `meta` needs to be kept by `keeper` too, or `None` when it is
-/// already (nothing to write).
-pub fn with_keeper(meta: &ObjectMeta, keeper: OwnerReference) -> Option<Vec<OwnerReference>> {
-    if kept_by(meta, &keeper.uid) {
-        return None;
-    }
-    let mut references = meta.owner_references.clone().unwrap_or_default();
-    references.push(keeper);
-    Some(references)
-}
-
-/// The owner references of a child `owner` inherits: every non-controller reference
-/// (its keepers) stays, any controller reference (a deleted predecessor's) is replaced
-/// by `owner`'s. Only for a child [`crate::adopt::ownership`] found to be a leftover of
-/// the same kind and name, or without a controller.
-pub fn inherited(meta: &ObjectMeta, owner: OwnerReference) -> Vec<OwnerReference> {
-    let mut references: Vec<OwnerReference> =
-        meta.owner_references.iter().flatten().filter(|r| r.controller != Some(true)).cloned().collect();
-    references.push(owner);
-    references
-}
-
-/// Writes `references` as the owner references of the object `meta` describes, if it
-/// is still at the `resourceVersion` they were computed from (a merge patch replaces
-/// the list whole). Nothing else of the object is sent, nor read.
-pub async fn set_owners<K>(api: &Api<K>, meta: &ObjectMeta, references: Vec<OwnerReference>) -> Result<()>
-where
-    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
-{
-    let kind = K::kind(&()).into_owned();
-    let name = meta.name.clone().unwrap_or_default();
-    let patch = json!({"metadata": {"resourceVersion": meta.resource_version, "ownerReferences": references}});
-    let params = PatchParams { field_manager: Some(MANAGER.into()), ..PatchParams::default() };
-    // Only metadata comes back that matters; the body (a Secret's data, say) is dropped.
-    match api.patch_metadata(&name, &params, &Patch::Merge(&patch)).await {
-        Ok(written) => {
-            tracing::debug!(kind, name = written.name_any(), "owner references written");
-            Ok(())
-        }
-        Err(kube::Error::Api(status)) if status.code == 409 || status.code == 404 => Err(Error::Stale { kind, name }),
-        Err(e) => Err(Error::kube(format!("write owner references of {kind} {name}"), e)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kept_by_looks_at_every_owner() {
+        let meta = ObjectMeta {
+            owner_references: Some(vec![reference("Database", "db", Some(true)), reference("Claim", "pvc", None)]),
+            ..ObjectMeta::default()
+        };
+        assert!(kept_by(&meta, "pvc") && kept_by(&meta, "db"));
+        assert!(!kept_by(&meta, "other") && !kept_by(&ObjectMeta::default(), "pvc"));
+    }
 
     fn reference(kind: &str, uid: &str, controller: Option<bool>) -> OwnerReference {
         OwnerReference {
@@ -100,31 +58,6 @@ mod tests {
             controller,
             ..OwnerReference::default()
         }
-    }
-
-    fn meta(references: Vec<OwnerReference>) -> ObjectMeta {
-        ObjectMeta { owner_references: Some(references), ..ObjectMeta::default() }
-    }
-
-    #[test]
-    fn a_keeper_is_added_once() {
-        let owned = meta(vec![reference("Database", "db", Some(true))]);
-        let keeper = reference("PersistentVolumeClaim", "pvc", None);
-        let references = with_keeper(&owned, keeper.clone()).expect("a write");
-        assert_eq!(references.len(), 2);
-        assert_eq!(references[0].uid, "db", "the controller stays first");
-        assert_eq!(with_keeper(&meta(references), keeper), None, "kept already: nothing to write");
-    }
-
-    #[test]
-    fn an_heir_replaces_the_controller_and_keeps_the_keepers() {
-        let left =
-            meta(vec![reference("Database", "gone", Some(true)), reference("PersistentVolumeClaim", "pvc", None)]);
-        let references = inherited(&left, reference("Database", "new", Some(true)));
-        let uids: Vec<&str> = references.iter().map(|r| r.uid.as_str()).collect();
-        assert_eq!(uids, ["pvc", "new"]);
-        let stripped = meta(vec![reference("PersistentVolumeClaim", "pvc", None)]);
-        assert_eq!(inherited(&stripped, reference("Database", "new", Some(true))).len(), 2);
     }
 
     #[test]

@@ -88,9 +88,9 @@ pub fn missing(name: &str, claim: &str) -> String {
     )
 }
 
-/// The generated Secret of `db`, owned by it (it goes with the Database, unless its data
-/// volume keeps it: see [`super::kept`]).
-pub fn secret(db: &Database, owner: OwnerReference, password: &Password) -> Secret {
+/// The generated Secret of `db`, owned by `owners`: the Database (its controller) and its
+/// data volume, which keeps it as long as the data lasts (see [`super::kept`]).
+pub fn secret(db: &Database, owners: Vec<OwnerReference>, password: &Password) -> Secret {
     let name = db.name_any();
     let host = plan::host(db);
     let uri = format!("postgresql://{DEFAULT_USER}:{}@{host}:{PORT}/{DEFAULT_USER}", password.expose());
@@ -109,7 +109,7 @@ pub fn secret(db: &Database, owner: OwnerReference, password: &Password) -> Secr
             name: Some(plan::generated_secret_name(&name)),
             namespace: db.namespace(),
             labels: Some(child_labels(APP, &name)),
-            owner_references: Some(vec![owner]),
+            owner_references: Some(owners),
             ..ObjectMeta::default()
         },
         type_: Some("Opaque".into()),
@@ -174,7 +174,7 @@ mod tests {
         .unwrap();
         let owner =
             OwnerReference { name: "orders".into(), uid: "u1".into(), controller: Some(true), ..Default::default() };
-        let secret = secret(&db(), owner, &password);
+        let secret = secret(&db(), vec![owner], &password);
         assert_eq!(secret.metadata.name.as_deref(), Some("orders-credentials"));
         assert_eq!(secret.metadata.owner_references.as_ref().unwrap()[0].uid, "u1", "it goes with the Database");
         let keys: Vec<&str> = secret.data.as_ref().unwrap().keys().map(String::as_str).collect();

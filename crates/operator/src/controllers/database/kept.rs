@@ -1,54 +1,77 @@
 //! The generated credentials, kept by the data volume.
 //!
-//! The Secret is owned by its Database, which deletes it with the Database, and once the
-//! StatefulSet controller has made the data volume, it is kept by that volume too
-//! ([`reconcile_kit::lifetime`]). Under `deletionPolicy: Delete` both go and the
-//! garbage collector takes the Secret; under `Retain` the volume stays and so does the
-//! Secret. A Database re-created under the same name finds both and takes the Secret
-//! over, so clients and the backup Job keep logging in with the password PostgreSQL was
-//! initialised with.
+//! The Secret is created with two owner references: its Database (the controller) and
+//! the data claim `data-<name>-0` ([`reconcile_kit::lifetime`]), which the operator
+//! makes first for that reason (the StatefulSet then uses it). The garbage collector
+//! deletes the Secret once both are gone: under `deletionPolicy: Delete` the finalizer
+//! deletes the claim, under `Retain` it stays and so does the Secret. A Database
+//! re-created under the same name finds both and uses the Secret as it is, so clients
+//! and the backup Job keep the password PostgreSQL was initialised with.
+//!
+//! Nothing here writes to a Secret after creating it: the operator's role may create
+//! Secrets but never update or patch them.
 
-use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::ResourceExt;
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
-use reconcile_kit::lifetime;
-use reconcile_kit::step::{Flow, StepFuture};
-use reconcile_kit::{Error, Result};
+use reconcile_kit::{Error, MANAGER, Result};
 
 use super::plan;
 use super::steps::Run;
 
-/// Once the data volume exists, the generated Secret is kept by it too. One write per
-/// Database, ever: the cached Secret says when it is done.
-pub(super) fn keep_with_data(run: &mut Run) -> StepFuture<'_> {
-    Box::pin(async move {
-        let name = plan::generated_secret_name(&run.name());
-        let Some(secret) = run.ctx.secrets.get(&ObjectRef::new(&name).within(&run.namespace)) else {
-            // Just made, or missing (reported by the credentials step): next time.
-            return Ok(Flow::Continue);
-        };
-        let Some(claim) = run.data_claim().await? else { return Ok(Flow::Continue) };
-        let keeper = lifetime::keeper_reference(&claim)
-            .ok_or_else(|| Error::Waiting(format!("volume {} has no uid yet", plan::data_claim_name(&run.name()))))?;
-        let Some(references) = lifetime::with_keeper(&secret.metadata, keeper) else { return Ok(Flow::Continue) };
-        lifetime::set_owners::<Secret>(&run.api_of(), &secret.metadata, references).await?;
-        let note = format!(
-            "Secret {name} is kept with volume {}: under deletionPolicy Retain it outlives the Database as the data does",
-            plan::data_claim_name(&run.name())
-        );
-        run.ctx.events.normal_about(&run.reference(), run.secret_reference(), "CredentialsKept", note).await;
-        Ok(Flow::Continue)
-    })
+/// On a data claim the operator made for a Secret it has not created yet.
+const AWAITING_CREDENTIALS: &str = "database.example.com/awaiting-credentials";
+
+/// Whether `claim` was made by the credentials step, which has not made the Secret yet
+/// (interrupted): no server can have started on it, so it holds no data.
+pub(super) fn awaiting_credentials(claim: &PersistentVolumeClaim) -> bool {
+    claim.annotations().get(AWAITING_CREDENTIALS).is_some_and(|v| v == "true")
 }
 
-/// Takes over the generated Secret a deleted Database of this name left with its data.
-pub(super) async fn inherit(run: &mut Run, meta: &ObjectMeta, owner: OwnerReference) -> Result<()> {
-    lifetime::set_owners::<Secret>(&run.api_of(), meta, lifetime::inherited(meta, owner)).await?;
+/// Makes the data claim, marked as awaiting its credentials.
+pub(super) async fn create_data_claim(run: &mut Run) -> Result<PersistentVolumeClaim> {
+    let mut claim = plan::data_claim(&run.db);
+    claim.annotations_mut().insert(AWAITING_CREDENTIALS.into(), "true".into());
+    let name = claim.name_any();
+    let params = PostParams { field_manager: Some(MANAGER.into()), ..PostParams::default() };
+    let created = match run.api_of::<PersistentVolumeClaim>().create(&params, &claim).await {
+        Ok(created) => created,
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            return Err(Error::Stale { kind: "PersistentVolumeClaim".into(), name });
+        }
+        Err(e) => return Err(Error::kube(format!("create PersistentVolumeClaim {name}"), e)),
+    };
+    let note = format!(
+        "Created PersistentVolumeClaim {name} for the data (kept when the Database is deleted unless its deletionPolicy is Delete)"
+    );
+    run.ctx.events.normal(&run.reference(), "Created", note).await;
+    run.observed.changed = true;
+    Ok(created)
+}
+
+/// The Secret exists: the claim no longer awaits it.
+pub(super) async fn credentials_made(run: &Run, claim: &PersistentVolumeClaim) -> Result<()> {
+    let name = claim.name_any();
+    let patch = serde_json::json!({"metadata": {"annotations": {AWAITING_CREDENTIALS: null}}});
+    let params = PatchParams { field_manager: Some(MANAGER.into()), ..PatchParams::default() };
+    run.api_of::<PersistentVolumeClaim>()
+        .patch(&name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(|e| Error::kube(format!("patch PersistentVolumeClaim {name}"), e))?;
+    Ok(())
+}
+
+/// A Database of this name was deleted under `Retain`; its Secret, kept with the data,
+/// is used as it is. Said once, when the server is about to be made again.
+pub(super) async fn reuse(run: &Run) {
+    if run.ctx.statefulsets.get(&ObjectRef::new(&run.name()).within(&run.namespace)).is_some() {
+        return;
+    }
     let note = format!(
         "Reusing Secret {} kept with volume {}: the data's password is unchanged",
         plan::generated_secret_name(&run.name()),
         plan::data_claim_name(&run.name())
     );
     run.ctx.events.normal_about(&run.reference(), run.secret_reference(), "CredentialsReused", note).await;
-    Ok(())
 }

@@ -88,6 +88,23 @@ pub fn data_claim_name(name: &str) -> String {
     format!("{DATA_VOLUME}-{name}-0")
 }
 
+/// The data claim of `db`'s server, as the StatefulSet's claim template would make it.
+/// The operator makes it itself, before the StatefulSet (which then uses it), when it
+/// generates the credentials: the Secret must name the claim that keeps it.
+pub fn data_claim(db: &Database) -> PersistentVolumeClaim {
+    let name = db.name_any();
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(data_claim_name(&name)),
+            namespace: db.namespace(),
+            labels: Some(child_labels(APP, &name)),
+            ..ObjectMeta::default()
+        },
+        spec: Some(claim_spec(&db.spec.storage, &db.spec.storage.size)),
+        status: None,
+    }
+}
+
 /// The generated credentials Secret of Database `name`.
 pub fn generated_secret_name(name: &str) -> String {
     format!("{name}-credentials")

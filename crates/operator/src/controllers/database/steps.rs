@@ -16,6 +16,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 use reconcile_kit::adopt::{self, Ownership};
 use reconcile_kit::apply::{self, Applied};
+use reconcile_kit::lifetime;
 use reconcile_kit::owned::Owned;
 use reconcile_kit::step::{Flow, Pipeline, StepContext, StepFuture, branch, step, timeout, when};
 use reconcile_kit::{Error, MANAGER, Result, status as status_patch};
@@ -129,10 +130,6 @@ static APPLY: LazyLock<Pipeline<Run>> = LazyLock::new(|| {
         .then(timeout(STEP_BUDGET, step("plan", plan_children)))
         .then(timeout(STEP_BUDGET, step("services", apply_services)))
         .then(timeout(STEP_BUDGET, step("statefulset", apply_statefulset)))
-        .then(when(
-            |run: &Run| run.db.spec.credentials_secret.is_none(),
-            timeout(STEP_BUDGET, step("keep-credentials", kept::keep_with_data)),
-        ))
         .then(timeout(
             STEP_BUDGET,
             branch(
@@ -180,12 +177,19 @@ fn ensure_credentials(run: &mut Run) -> StepFuture<'_> {
             let owner = apply::owner_reference(run.db.as_ref())?;
             let ownership = adopt::ownership(&meta, &owner);
             if ownership == Ownership::Owned {
+                // The mark is cleared right after the create; should that have failed,
+                // here (a mark left would let a later loss of the Secret look harmless).
+                let claim =
+                    run.ctx.claims.get(&ObjectRef::new(&plan::data_claim_name(&run.name())).within(&run.namespace));
+                if let Some(claim) = claim.filter(|c| kept::awaiting_credentials(c)) {
+                    kept::credentials_made(run, &claim).await?;
+                }
                 return Ok(Flow::Continue);
             }
             if matches!(ownership, Ownership::Leftover | Ownership::Adoptable)
                 && credentials::kept_with(&meta, &run.name(), run.data_claim().await?.as_ref())
             {
-                kept::inherit(run, &meta, owner).await?;
+                kept::reuse(run).await;
                 return Ok(Flow::Continue);
             }
             return Err(match ownership {
@@ -193,11 +197,6 @@ fn ensure_credentials(run: &mut Run) -> StepFuture<'_> {
                 Ownership::Leftover => run.owned.delete_leftover::<Secret>(&meta).await,
                 _ => Error::NotOwned { kind: "Secret".into(), name, owner: "Database".into() },
             });
-        }
-        if let Some(claim) = run.data_claim().await? {
-            run.observed.credentials_missing = Some(credentials::missing(&run.name(), &claim.name_any()));
-            // No server starts on that data without its password: nothing more is made.
-            return Ok(Flow::Done);
         }
         let statefulsets: Api<StatefulSet> = run.api_of();
         let server = statefulsets
@@ -211,9 +210,22 @@ fn ensure_credentials(run: &mut Run) -> StepFuture<'_> {
             ));
             return Ok(Flow::Continue);
         }
+        let claim = match run.data_claim().await? {
+            // Made by this step, which did not get as far as the Secret: no server can
+            // have started on it (it needs the Secret), so it holds no data.
+            Some(claim) if kept::awaiting_credentials(&claim) => claim,
+            Some(claim) => {
+                run.observed.credentials_missing = Some(credentials::missing(&run.name(), &claim.name_any()));
+                // No server starts on that data without its password: nothing more is made.
+                return Ok(Flow::Done);
+            }
+            None => kept::create_data_claim(run).await?,
+        };
+        let keeper = lifetime::keeper_reference(&claim)
+            .ok_or_else(|| Error::Waiting(format!("volume {} has no uid yet", claim.name_any())))?;
         let password = Password::generate().map_err(|e| Error::Waiting(e.to_string()))?;
         let owner = apply::owner_reference(run.db.as_ref())?;
-        let secret = credentials::secret(&run.db, owner, &password);
+        let secret = credentials::secret(&run.db, vec![owner, keeper], &password);
         drop(password);
         let params = PostParams { field_manager: Some(MANAGER.into()), ..PostParams::default() };
         match secrets.create(&params, &secret).await {
@@ -224,8 +236,9 @@ fn ensure_credentials(run: &mut Run) -> StepFuture<'_> {
             }
             Err(e) => return Err(Error::kube(format!("create Secret {name}"), e)),
         }
-        let note = format!("Created Secret {name} with generated credentials");
+        let note = format!("Created Secret {name} with generated credentials, kept with volume {}", claim.name_any());
         run.ctx.events.normal_about(&run.reference(), run.secret_reference(), "Created", note).await;
+        kept::credentials_made(run, &claim).await?;
         Ok(Flow::Continue)
     })
 }
