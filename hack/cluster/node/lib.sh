@@ -29,8 +29,11 @@ service_cidr=169.254.124.0/24
 kubernetes_service_ip=169.254.124.1
 # kubelet's API (logs, exec, port-forward), on the bridge address only.
 kubelet_port=10250
-# The sandbox image: hack/images/build makes it under this name.
-pause_image=registry.k8s.io/pause:3.10
+# The sandbox image: hack/images/build makes it under this name (images.env names it once).
+pause_image=$(
+  # shellcheck source=../../images/images.env
+  source "$here/../images/images.env" && echo "$PAUSE_IMAGE"
+)
 # Processes of the node, by the names they are started under (comm, cut to 15 chars).
 node_components=(registry containerd kubelet kube-proxy coredns apiserver-proxy)
 
