@@ -3,7 +3,8 @@
 
 use kube::core::Status;
 use kube::core::conversion::{ConversionRequest, ConversionResponse, ConversionReview};
-use webapp_api::podmanager::conversion::convert;
+use serde_json::Value;
+use webapp_api::podmanager::conversion::{ConversionError, V2_TEMPLATE, convert};
 
 /// Answers a ConversionReview sent as `body`. `Err` carries a message for a request
 /// that is not a ConversionReview at all (answered with HTTP 400).
@@ -24,7 +25,7 @@ pub fn respond(request: ConversionRequest) -> ConversionResponse {
     let mut converted = Vec::with_capacity(request.objects.len());
     for object in &request.objects {
         let name = object.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or("?").to_owned();
-        match convert(object.clone(), &desired) {
+        match convert(object.clone(), &desired).or_else(|error| degraded(object, &desired, &name, error)) {
             Ok(value) => converted.push(value),
             Err(error) => {
                 let message = format!("cannot convert PodManager {name} to {desired}: {error}");
@@ -36,9 +37,26 @@ pub fn respond(request: ConversionRequest) -> ConversionResponse {
     ConversionResponse::for_request(request).success(converted)
 }
 
+/// One object whose v1 `v2-template` annotation was edited into something unreadable
+/// must not fail the review, which would fail every read of a list that holds it
+/// (`kubectl get pm -A`, the garbage collector, namespace deletion): it is served in
+/// its v1 form (the annotation dropped, so v2 readers see the default template), and a
+/// warning is logged. The controller reports the object itself as Failed with a
+/// Warning event. Any other error still fails the review.
+fn degraded(object: &Value, desired: &str, name: &str, error: ConversionError) -> Result<Value, ConversionError> {
+    let ConversionError::BadAnnotation(why) = &error else { return Err(error) };
+    let mut without = object.clone();
+    if let Some(annotations) = without.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+        annotations.remove(V2_TEMPLATE);
+    }
+    let value = convert(without, desired)?;
+    tracing::warn!(name, reason = %why, "PodManager served without its unreadable {V2_TEMPLATE} annotation");
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
-    use serde_json::{Value, json};
+    use serde_json::json;
 
     use super::*;
 
@@ -66,10 +84,23 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_object_fails_the_review_with_its_name_and_reason() {
+    fn an_unreadable_annotation_degrades_that_object_only() {
         let mut bad = v1("broken");
-        bad["metadata"]["annotations"] = json!({"apps.mycompany.com/v2-template": "{"});
+        bad["metadata"]["annotations"] = json!({"apps.mycompany.com/v2-template": "{", "kept": "yes"});
         let response = answer(&review("apps.mycompany.com/v2", vec![v1("a"), bad])).unwrap().response.unwrap();
+        assert!(response.result.is_success(), "{:?}", response.result);
+        let objects = &response.converted_objects;
+        assert_eq!(objects.len(), 2, "the list is whole");
+        let broken = &objects[1];
+        assert_eq!(broken.pointer("/spec/template/spec/containers/0/image"), Some(&json!("nginx:1.20")));
+        assert_eq!(broken.pointer("/metadata/annotations"), Some(&json!({"kept": "yes"})), "{broken}");
+    }
+
+    #[test]
+    fn any_other_bad_object_fails_the_review_with_its_name_and_reason() {
+        let empty = json!({"apiVersion": "apps.mycompany.com/v2", "kind": "PodManager", "metadata": {"name": "broken"},
+            "spec": {"replicas": 1, "template": {"spec": {"containers": []}}}});
+        let response = answer(&review("apps.mycompany.com/v1", vec![v1("a"), empty])).unwrap().response.unwrap();
         assert_eq!(response.uid, "u-1");
         assert_eq!(response.result.reason, "ConversionFailed");
         assert!(response.result.message.contains("PodManager broken"), "{}", response.result.message);
