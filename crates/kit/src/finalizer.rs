@@ -3,16 +3,16 @@
 //! already gone (another reconcile got there first, kube#964) is success, not an error.
 //! Also the clock of a bounded cleanup ([`cleanup_started`], [`overdue`]).
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Error as FinalizerError, Event, finalizer};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -74,29 +74,27 @@ where
     run(&api, name, object, |o| apply(for_apply, o), |o| cleanup(for_cleanup, o)).await
 }
 
-/// Annotation recording when the operator first tried to clean an object up.
-pub const CLEANUP_STARTED: &str = "apps.example.com/cleanup-started";
+/// When this process first tried to clean up each object being deleted, by uid.
+///
+/// Kept in memory, where no user can write it. It used to be an annotation on the
+/// object, which anyone allowed to edit the object could backdate to release the
+/// finalizer at once, before the children were gone. A restart or a new leader starts
+/// the clock again: the budget then counts from that process's first attempt, which
+/// can only make a cleanup wait longer, never give up earlier. So an operator that was
+/// down for longer than the budget still cleans up in order.
+static CLEANUP_CLOCK: LazyLock<Mutex<HashMap<String, Timestamp>>> = LazyLock::new(Mutex::default);
 
-/// When cleanup of `object` started: its [`CLEANUP_STARTED`] annotation, which the first
-/// attempt writes. A cleanup budget counted from here rather than from
-/// `deletionTimestamp` still lets an operator that was down longer than the budget
-/// clean up in order instead of giving up at once.
-pub async fn cleanup_started<K>(api: &Api<K>, object: &K) -> Result<Timestamp>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    if let Some(started) = object.annotations().get(CLEANUP_STARTED).and_then(|t| t.parse().ok()) {
-        return Ok(started);
-    }
-    let now = Timestamp::now();
-    let name = object.name_any();
-    let patch = serde_json::json!({"metadata": {"annotations": {CLEANUP_STARTED: now.to_string()}}});
-    match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-        Ok(_) => Ok(now),
-        // Gone meanwhile: nothing is left to budget.
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(now),
-        Err(e) => Err(Error::kube(format!("record cleanup start of {name}"), e)),
-    }
+/// When cleanup of `object` started in this process (now, for its first attempt).
+pub fn cleanup_started<K: Resource>(object: &K) -> Timestamp {
+    let uid = object.meta().uid.clone().unwrap_or_default();
+    let mut clock = CLEANUP_CLOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    *clock.entry(uid).or_insert_with(Timestamp::now)
+}
+
+/// The cleanup of `object` ended (done, or given up): its clock goes.
+pub fn cleanup_ended<K: Resource>(object: &K) {
+    let uid = object.meta().uid.clone().unwrap_or_default();
+    CLEANUP_CLOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&uid);
 }
 
 /// Whether a cleanup that started at `started` has used up `budget`.
@@ -115,5 +113,20 @@ mod tests {
         assert!(!overdue(now, Duration::from_secs(60)));
         let long_ago = now.checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(61)).unwrap();
         assert!(overdue(long_ago, Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn the_cleanup_clock_starts_at_the_first_attempt_and_ignores_annotations() {
+        let mut object = k8s_openapi::api::core::v1::ConfigMap::default();
+        object.metadata.uid = Some("clock-test".into());
+        // What a user could write on the object has no say.
+        object.metadata.annotations =
+            Some([("apps.example.com/cleanup-started".to_owned(), "2000-01-01T00:00:00Z".to_owned())].into());
+        let first = cleanup_started(&object);
+        assert!(!overdue(first, Duration::from_secs(60)), "a backdated annotation was believed");
+        assert_eq!(cleanup_started(&object), first, "the clock restarted");
+        cleanup_ended(&object);
+        assert!(cleanup_started(&object) >= first);
+        cleanup_ended(&object);
     }
 }

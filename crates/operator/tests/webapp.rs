@@ -684,6 +684,52 @@ async fn a_child_that_will_not_go_ends_in_cleanup_timeout() {
     deployments.patch("web", &PatchParams::default(), &Patch::Merge(&release)).await.unwrap();
 }
 
+/// The cleanup clock is the operator's own: an annotation a user writes on the WebApp
+/// (as the clock once was) cannot backdate it and release the finalizer while a child
+/// still stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backdated_cleanup_start_does_not_release_the_finalizer() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "backdated").await;
+    let config =
+        Config { cleanup_budget: Duration::from_secs(300), ..Operator::config(&ns.name, vec![ControllerKind::Webapp]) };
+    let operator = Operator::start_config(config).await;
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let hold = json!({"metadata": {"finalizers": ["test.example.com/hold"]}});
+    deployments.patch("web", &PatchParams::default(), &Patch::Merge(&hold)).await.unwrap();
+    let backdate = json!({"metadata": {"annotations": {"apps.example.com/cleanup-started": "2000-01-01T00:00:00Z"}}});
+    api.patch("web", &PatchParams::default(), &Patch::Merge(&backdate)).await.unwrap();
+
+    api.delete("web", &DeleteParams::default()).await.unwrap();
+    // Evidence that cleanup ran, more than once, with the annotation there: the
+    // Deployment was asked to go, then further cleanup attempts were counted.
+    let asked = eventually(Duration::from_secs(30), || async {
+        deployments.get("web").await.ok()?.metadata.deletion_timestamp.map(|_| ())
+    })
+    .await;
+    assert!(asked.is_some(), "cleanup never asked the Deployment to go");
+    let waiting = "controller_runtime_reconcile_total{controller=\"webapp\",result=\"requeue\"}";
+    let before = operator.metric(waiting).await;
+    let more = eventually(Duration::from_secs(30), || async {
+        (operator.metric(waiting).await >= before + 2.0).then_some(())
+    })
+    .await;
+    assert!(more.is_some(), "no further cleanup attempt was counted");
+    let held = api.get("web").await.expect("the finalizer was released while the Deployment stands");
+    assert!(held.metadata.finalizers.iter().flatten().any(|f| f.starts_with("apps.example.com")), "{held:?}");
+    let reasons = event_reasons(&client, &ns.name).await;
+    assert!(!reasons.iter().any(|r| r == "CleanupTimeout"), "{reasons:?}");
+
+    let release = json!({"metadata": {"finalizers": null}});
+    deployments.patch("web", &PatchParams::default(), &Patch::Merge(&release)).await.unwrap();
+    let gone =
+        eventually(Duration::from_secs(60), || async { api.get_opt("web").await.ok()?.is_none().then_some(()) }).await;
+    assert!(gone.is_some(), "WebApp stuck in deletion once the child went");
+}
+
 /// A full quota on Deployments refuses the create with 403 "exceeded quota": the
 /// WebApp is Blocked (Failed, Degraded with the API server's message) and comes back by
 /// itself once the quota is raised, without any change to the WebApp.

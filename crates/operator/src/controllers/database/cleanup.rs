@@ -131,5 +131,5 @@ pub(super) async fn cleanup(ctx: Arc<Context>, db: Arc<Database>) -> Result<Acti
     };
     let deleted = format!("All children deleted{kept}");
     let budget = run.ctx.cleanup_budget;
-    reconcile_kit::cleanup::conclude(&run.api, db.as_ref(), outcome, budget, &run.ctx.events, &deleted).await
+    reconcile_kit::cleanup::conclude(db.as_ref(), outcome, budget, &run.ctx.events, &deleted).await
 }

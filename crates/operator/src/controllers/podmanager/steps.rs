@@ -199,5 +199,5 @@ pub(super) async fn cleanup(ctx: Arc<Context>, pm: Arc<PodManager>) -> Result<Ac
     });
     let deleted = "All pods deleted; releasing the finalizer";
     let budget = run.ctx.cleanup_budget;
-    reconcile_kit::cleanup::conclude(&run.api, pm.as_ref(), outcome, budget, &run.ctx.events, deleted).await
+    reconcile_kit::cleanup::conclude(pm.as_ref(), outcome, budget, &run.ctx.events, deleted).await
 }

@@ -86,5 +86,5 @@ pub(super) async fn cleanup(ctx: Arc<Context>, webapp: Arc<WebApp>) -> Result<Ac
     .await;
     let deleted = "All children deleted; releasing the finalizer";
     let budget = run.ctx.extra.cleanup_budget;
-    reconcile_kit::cleanup::conclude(&run.api, webapp.as_ref(), outcome, budget, &run.ctx.events, deleted).await
+    reconcile_kit::cleanup::conclude(webapp.as_ref(), outcome, budget, &run.ctx.events, deleted).await
 }
