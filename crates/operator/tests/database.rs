@@ -324,6 +324,40 @@ async fn delete_and_wait(api: &Api<Database>, name: &str) {
     assert!(gone.is_some(), "Database stuck: {:?}", api.get_opt(name).await.unwrap().and_then(|d| d.status));
 }
 
+/// A backup run that failed (scheduled after the last success, nothing running: its Job
+/// used up its retries) degrades a Running Database with reason `BackupFailing`, naming
+/// the last success, until a run succeeds. The CronJob's status is written here as the
+/// CronJob controller would after a failed run (kwok's pods run no pg_dump).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_backup_degrades_the_database_until_a_run_succeeds() {
+    let spec = json!({"type": "postgresql", "version": "16", "backup": {"enabled": true, "schedule": "@yearly"}});
+    let Fixture { client, ns, operator: _operator, api, volumes: _volumes } =
+        running("db-backupfail", spec, &[("data-db-0", "1Gi"), ("db-backup", "1Gi")]).await;
+    let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), &ns.name);
+    let failed = json!({"status": {"lastScheduleTime": "2026-01-03T02:00:00Z",
+        "lastSuccessfulTime": "2026-01-02T02:00:05Z"}});
+    cronjobs.patch_status("db-backup", &PatchParams::default(), &Patch::Merge(&failed)).await.unwrap();
+    let degraded = |reason: &'static str| {
+        move |d: &Database| {
+            d.status.as_ref().is_some_and(|s| {
+                s.phase == Some(Phase::Running)
+                    && s.conditions.iter().any(|c| c.type_ == "Degraded" && c.reason == reason && c.status == "True")
+            })
+        }
+    };
+    let db = wait_for(&api, "db", "Degraded with BackupFailing", degraded("BackupFailing")).await;
+    let condition = db.status.unwrap().conditions.into_iter().find(|c| c.type_ == "Degraded").unwrap();
+    assert!(condition.message.contains("2026-01-02T02:00:05"), "{}", condition.message);
+    assert!(event_reasons(&client, &ns.name).await.iter().any(|r| r == "BackupFailing"));
+
+    let succeeded = json!({"status": {"lastSuccessfulTime": "2026-01-03T02:00:09Z"}});
+    cronjobs.patch_status("db-backup", &PatchParams::default(), &Patch::Merge(&succeeded)).await.unwrap();
+    let healthy = |d: &Database| {
+        d.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Degraded" && c.status == "False"))
+    };
+    wait_for(&api, "db", "healthy again after a successful run", healthy).await;
+}
+
 /// `deletionPolicy: Retain` (the default) keeps the data and backup volumes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletion_with_retain_keeps_the_volumes() {

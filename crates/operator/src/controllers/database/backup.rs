@@ -28,15 +28,53 @@ pub fn storage(db: &Database) -> &Storage {
     db.spec.backup.storage.as_ref().unwrap_or(&db.spec.storage)
 }
 
-/// The backup script: dump to a temporary name and rename when complete (a failed run
-/// never leaves a file that looks like a backup), then remove all but the newest
-/// `$BACKUP_RETAIN` dumps. The connection comes from libpq's `PG*` variables.
+/// The backup script. Whatever fails, nothing partial is left behind (a trap, plus the
+/// leftovers of a run killed before its trap ran). Retention runs first, so a full
+/// volume cannot stop backups for good: it keeps the newest `$BACKUP_RETAIN - 1` dumps,
+/// making room for this one (and always at least one until a newer one is complete).
+/// Then `pg_dump` of the database and `pg_dumpall --globals-only` (roles, with their
+/// passwords when the user may read them), each to a temporary name renamed when
+/// complete, so a failed run never leaves a file that looks like a backup. The
+/// connection comes from libpq's `PG*` variables.
 pub const SCRIPT: &str = r#"set -eu
-file="/backup/${PGDATABASE:-${PGUSER:-postgres}}-$(date -u +%Y%m%dT%H%M%SZ).dump"
-pg_dump --format=custom --file="$file.partial"
-mv "$file.partial" "$file"
-ls -1t /backup/*.dump | tail -n +$((BACKUP_RETAIN + 1)) | while read -r old; do rm -f -- "$old"; done
-echo "backup written to $file""#;
+name="${PGDATABASE:-${PGUSER:-postgres}}-$(date -u +%Y%m%dT%H%M%SZ)"
+dump="/backup/$name.dump"
+globals="/backup/$name.globals.sql"
+trap 'rm -f -- "$dump.partial" "$globals.partial"' EXIT
+rm -f -- /backup/*.partial
+keep=$((BACKUP_RETAIN > 1 ? BACKUP_RETAIN - 1 : 1))
+ls -1t /backup/*.dump 2>/dev/null | tail -n +$((keep + 1)) | while read -r old; do
+  rm -f -- "$old" "${old%.dump}.globals.sql"
+done
+pg_dump --format=custom --file="$dump.partial"
+pg_dumpall --globals-only --file="$globals.partial" 2>/dev/null ||
+  pg_dumpall --globals-only --no-role-passwords --file="$globals.partial"
+mv "$globals.partial" "$globals"
+mv "$dump.partial" "$dump"
+echo "backup written to $dump (roles: $globals)""#;
+
+/// Why backups are failing, if they are, from the CronJob's status: the last run was
+/// scheduled after the last success (or none ever succeeded) and nothing runs now, so
+/// it failed (its Job used up its retries). The note says when the last success was.
+/// A run still going is not a failure yet; a schedule that stopped firing is not seen
+/// here.
+pub fn failing(cronjob: &CronJob) -> Option<String> {
+    let status = cronjob.status.as_ref()?;
+    let scheduled = status.last_schedule_time.as_ref()?;
+    if status.active.as_ref().is_some_and(|active| !active.is_empty()) {
+        return None;
+    }
+    let succeeded = status.last_successful_time.as_ref();
+    if succeeded.is_some_and(|success| success.0 >= scheduled.0) {
+        return None;
+    }
+    let last = succeeded.map_or_else(|| "never".to_owned(), |t| t.0.to_string());
+    Some(format!(
+        "the backup run scheduled at {} failed (see the Jobs of CronJob {}); last successful backup: {last}",
+        scheduled.0,
+        cronjob.metadata.name.as_deref().unwrap_or("?"),
+    ))
+}
 
 /// The backup CronJob: one run at a time (`Forbid`: a slow dump is never overlapped by
 /// the next), a short history of finished Jobs.

@@ -15,8 +15,8 @@ use reconcile_kit::workload::pods::{CachedPod, pod_problems};
 use webapp_api::common::Condition;
 use webapp_api::{Database, DatabaseStatus};
 
-use super::plan;
 use super::storage;
+use super::{backup, plan};
 
 /// What one reconcile found of a Database's volumes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -90,17 +90,24 @@ pub fn compute(db: &Database, observed: &Observed, failure: Option<&Failure>, no
     let mut assessment = assess::assess(previous, generation, &observed.progress(), failure, now);
     // Volumes grow while the server serves: that is progress, or degradation when the
     // class cannot expand, but never a reason to leave Running.
+    // So do failing backups: the server serves, but the data is not being saved, which
+    // Degraded (reason BackupFailing) says until a run succeeds.
     if failure.is_none() {
-        let degraded = assessment.conditions.iter().any(|c| c.type_ == DEGRADED && c.status == "True");
-        let overlay = match &observed.volumes {
+        let volumes = match &observed.volumes {
             Volumes::AsSpecified => None,
-            Volumes::Resizing(note) => Some((PROGRESSING, "Resizing", note)),
-            Volumes::NotExpandable(_) if degraded => None,
-            Volumes::NotExpandable(note) => Some((DEGRADED, "StorageNotExpandable", note)),
+            Volumes::Resizing(note) => Some((PROGRESSING, "Resizing", note.clone())),
+            Volumes::NotExpandable(note) => Some((DEGRADED, "StorageNotExpandable", note.clone())),
         };
-        if let Some((type_, reason, note)) = overlay {
+        let backups = observed.cronjob.as_ref().and_then(backup::failing).map(|note| (DEGRADED, "BackupFailing", note));
+        for (type_, reason, note) in [volumes, backups].into_iter().flatten() {
+            let degraded = assessment.conditions.iter().any(|c| c.type_ == DEGRADED && c.status == "True");
+            if type_ == DEGRADED && degraded {
+                // One Degraded reason at a time (the first found); the message says both.
+                assessment.message = format!("{}; {note}", assessment.message);
+                continue;
+            }
             let condition =
-                Conditions::new(previous.conditions, generation, now).set(type_, true, reason, note).build();
+                Conditions::new(previous.conditions, generation, now).set(type_, true, reason, &note).build();
             replace(&mut assessment, condition.into_iter().find(|c| c.type_ == type_));
             assessment.message = format!("{}; {note}", assessment.message);
         }

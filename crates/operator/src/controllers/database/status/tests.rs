@@ -139,3 +139,41 @@ fn pending_and_deleting_keep_the_lifecycle_edges() {
     assert_eq!(deleting.phase, Some(Phase::Deleting));
     assert_eq!(deleting.endpoint.as_deref(), Some("orders.shop.svc:5432"));
 }
+
+fn cronjob(status: serde_json::Value) -> CronJob {
+    serde_json::from_value(json!({"metadata": {"name": "orders-backup"},
+        "spec": {"schedule": "@daily", "jobTemplate": {}}, "status": status}))
+    .unwrap()
+}
+
+#[test]
+fn a_failed_backup_run_degrades_a_running_database_until_one_succeeds() {
+    let failed =
+        cronjob(json!({"lastScheduleTime": "2026-01-03T02:00:00Z", "lastSuccessfulTime": "2026-01-02T02:00:05Z"}));
+    let observed = Observed { cronjob: Some(failed), ..running() };
+    let before = compute(&db(None), &running(), None, at(0));
+    let before = compute(&db(Some(before)), &running(), None, at(0));
+    assert_eq!(before.phase, Some(Phase::Running));
+    let status = compute(&db(Some(before.clone())), &observed, None, at(1));
+    assert_eq!(status.phase, Some(Phase::Running), "the server still serves");
+    let degraded = condition(&status, DEGRADED);
+    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "BackupFailing"));
+    assert!(degraded.message.contains("2026-01-02T02:00:05Z"), "names the last success: {}", degraded.message);
+    assert!(status.message.as_deref().unwrap().contains("backup run"), "{:?}", status.message);
+    // The same observation again computes the same status (no write, no hot loop).
+    assert_eq!(compute(&db(Some(status.clone())), &observed, None, at(2)), status);
+
+    let never = cronjob(json!({"lastScheduleTime": "2026-01-03T02:00:00Z"}));
+    let status = compute(&db(Some(before.clone())), &Observed { cronjob: Some(never), ..running() }, None, at(1));
+    assert!(condition(&status, DEGRADED).message.contains("last successful backup: never"));
+
+    for fine in [
+        json!({"lastScheduleTime": "2026-01-03T02:00:00Z", "lastSuccessfulTime": "2026-01-03T02:00:09Z"}),
+        json!({"lastScheduleTime": "2026-01-03T02:00:00Z", "active": [{"name": "orders-backup-1"}]}),
+        json!({}),
+    ] {
+        let observed = Observed { cronjob: Some(cronjob(fine.clone())), ..running() };
+        let status = compute(&db(Some(before.clone())), &observed, None, at(1));
+        assert_eq!(condition(&status, DEGRADED).status, "False", "{fine}");
+    }
+}
