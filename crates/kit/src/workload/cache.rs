@@ -97,6 +97,24 @@ where
     (store, stream)
 }
 
+/// Drops every annotation of `meta` but those named in `keep`. Annotations are the part of
+/// an object anyone who may edit it can make large (256 KiB each): a tenant's labelled
+/// objects must not be able to inflate the operator's caches past its memory limit.
+pub fn retain_annotations(meta: &mut ObjectMeta, keep: &[&str]) {
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.retain(|key, _| keep.contains(&key.as_str()));
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
+/// The trim of a cached child the kit applies: of its annotations only the hash of our
+/// last intent ([`crate::apply::APPLIED_HASH`]), which decides whether it needs a write.
+pub fn trim_to_intent<K: Resource>(object: &mut K) {
+    retain_annotations(object.meta_mut(), &[crate::apply::APPLIED_HASH]);
+}
+
 /// What the workload layer reads of a pod: its identity, labels (the instance index),
 /// deletion, and of its status the `Ready` and `PodScheduled` conditions and the
 /// containers' waiting states ([`super::pods`]). A [`CachedPod`] has no spec to begin
@@ -157,6 +175,7 @@ pub fn trim_deployment(deployment: &mut Deployment) {
     if let Some(conditions) = deployment.status.as_mut().and_then(|s| s.conditions.as_mut()) {
         conditions.retain(is_stuck);
     }
+    trim_to_intent(deployment);
 }
 
 /// What the workload layer reads of a Service: the fields [`super::shape::plan`] sets
@@ -175,6 +194,7 @@ pub fn trim_service(service: &mut Service) {
         });
     }
     service.status = None;
+    trim_to_intent(service);
 }
 
 /// The controller of kind `K`, in one namespace or all, reconciling at most
@@ -292,6 +312,25 @@ mod tests {
     use crate::workload::pods::{is_ready, pod_problems};
     use crate::workload::rollout::{deployment_problems, rollout};
     use crate::workload::shape::{self, Exposure, Shape};
+
+    #[test]
+    fn a_tenants_large_annotations_do_not_survive_the_trim_but_our_intent_hash_does() {
+        let mut ingress = k8s_openapi::api::networking::v1::Ingress::default();
+        ingress.metadata.annotations = Some(
+            [
+                ("tenant.example.org/blob".to_owned(), "x".repeat(256 << 10)),
+                (crate::apply::APPLIED_HASH.to_owned(), "h1".to_owned()),
+            ]
+            .into(),
+        );
+        trim_to_intent(&mut ingress);
+        let kept: Vec<&String> = ingress.metadata.annotations.iter().flatten().map(|(k, _)| k).collect();
+        assert_eq!(kept, [crate::apply::APPLIED_HASH]);
+        let mut meta =
+            ObjectMeta { annotations: Some([("a".to_owned(), "b".to_owned())].into()), ..ObjectMeta::default() };
+        retain_annotations(&mut meta, &[]);
+        assert_eq!(meta.annotations, None, "an emptied map is dropped");
+    }
 
     /// A plan with every field a [`Shape`] can carry set.
     fn planned(exposure: Exposure) -> shape::Plan {

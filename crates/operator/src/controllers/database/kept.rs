@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::ResourceExt;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
+use reconcile_kit::workload::cache::retain_annotations;
 use reconcile_kit::{Error, MANAGER, Result};
 
 use super::plan;
@@ -27,6 +28,12 @@ const AWAITING_CREDENTIALS: &str = "database.example.com/awaiting-credentials";
 /// (interrupted): no server can have started on it, so it holds no data.
 pub(super) fn awaiting_credentials(claim: &PersistentVolumeClaim) -> bool {
     claim.annotations().get(AWAITING_CREDENTIALS).is_some_and(|v| v == "true")
+}
+
+/// The trim of the cached claims: of their annotations only the mark above (and none
+/// of what a tenant may write on them).
+pub(super) fn trim_claim(claim: &mut PersistentVolumeClaim) {
+    retain_annotations(&mut claim.metadata, &[AWAITING_CREDENTIALS]);
 }
 
 /// Makes the data claim, marked as awaiting its credentials.
@@ -74,4 +81,21 @@ pub(super) async fn reuse(run: &Run) {
         plan::data_claim_name(&run.name())
     );
     run.ctx.events.normal_about(&run.reference(), run.secret_reference(), "CredentialsReused", note).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_claim_cache_keeps_the_credentials_mark_and_nothing_else_of_the_annotations() {
+        let mut claim = PersistentVolumeClaim::default();
+        claim.metadata.annotations = Some(
+            [(AWAITING_CREDENTIALS.to_owned(), "true".to_owned()), ("tenant/blob".to_owned(), "x".repeat(256 << 10))]
+                .into(),
+        );
+        trim_claim(&mut claim);
+        assert!(awaiting_credentials(&claim));
+        assert_eq!(claim.metadata.annotations.as_ref().map(|a| a.len()), Some(1));
+    }
 }

@@ -37,10 +37,12 @@ use reconcile_kit::driver::Reconciler;
 use reconcile_kit::events::Events;
 use webapp_api::Database;
 
-use reconcile_kit::workload::cache::{owner_by_instance_label, reflect_with, trim_pod};
+use reconcile_kit::workload::cache::{
+    owner_by_instance_label, reflect_with, retain_annotations, trim_pod, trim_to_intent,
+};
 use reconcile_kit::workload::labels::{self, kind_selector};
 use reconcile_kit::workload::pods::CachedPod;
-use reconcile_kit::workload::{reflect, scoped_api};
+use reconcile_kit::workload::scoped_api;
 
 use super::Setup;
 
@@ -89,13 +91,24 @@ pub struct DatabaseReconciler {
 pub fn controller(setup: &Setup) -> (Controller<Database>, DatabaseReconciler) {
     let (client, namespace) = (setup.client.clone(), setup.namespace.as_deref());
     let selector = kind_selector(plan::APP);
-    let (statefulsets, statefulset_events) = reflect(scoped_api::<StatefulSet>(&client, namespace), &selector);
-    let (services, service_events) = reflect(scoped_api::<Service>(&client, namespace), &selector);
-    let (cronjobs, cronjob_events) = reflect(scoped_api::<CronJob>(&client, namespace), &selector);
-    let (claims, claim_events) = reflect(scoped_api::<PersistentVolumeClaim>(&client, namespace), &selector);
+    // Every cache keeps of the annotations only those the controller reads: a tenant's
+    // labelled objects must not inflate the operator's memory.
+    let (statefulsets, statefulset_events) =
+        reflect_with(scoped_api::<StatefulSet>(&client, namespace), &selector, trim_to_intent, None);
+    let (services, service_events) =
+        reflect_with(scoped_api::<Service>(&client, namespace), &selector, trim_to_intent, None);
+    let (cronjobs, cronjob_events) =
+        reflect_with(scoped_api::<CronJob>(&client, namespace), &selector, trim_to_intent, None);
+    let (claims, claim_events) =
+        reflect_with(scoped_api::<PersistentVolumeClaim>(&client, namespace), &selector, kept::trim_claim, None);
     let (pods, pod_events) = reflect_with(scoped_api::<CachedPod>(&client, namespace), &selector, trim_pod, None);
     // An Api of PartialObjectMeta asks for metadata only: Secret data never reaches us.
-    let (secrets, secret_events) = reflect(scoped_api::<PartialObjectMeta<Secret>>(&client, namespace), &selector);
+    let (secrets, secret_events) = reflect_with(
+        scoped_api::<PartialObjectMeta<Secret>>(&client, namespace),
+        &selector,
+        |secret| retain_annotations(&mut secret.metadata, &[]),
+        None,
+    );
 
     let controller = reconcile_kit::workload::controller::<Database>(&client, namespace, setup.concurrency)
         .owns_stream(statefulset_events)

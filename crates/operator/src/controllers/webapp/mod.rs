@@ -20,6 +20,7 @@ use kube::runtime::reflector::Store;
 use reconcile_kit::Result;
 use reconcile_kit::assess::Assessment;
 use reconcile_kit::driver::Reconciler;
+use reconcile_kit::workload::cache::{reflect_with, trim_to_intent};
 use reconcile_kit::workload::labels::kind_selector;
 use reconcile_kit::workload::{self, Observed, Shape, Shared, Workload, WorkloadCaches};
 use webapp_api::{WebApp, WebAppStatus};
@@ -67,8 +68,12 @@ pub fn controller(setup: &Setup) -> (Controller<WebApp>, WebAppReconciler) {
     let (client, namespace) = (setup.client.clone(), setup.namespace.as_deref());
     let controller = workload::controller::<WebApp>(&client, namespace, setup.concurrency);
     let (controller, caches) = WorkloadCaches::watch(&client, namespace, plan::APP, controller);
-    let (ingresses, ingress_events) =
-        workload::reflect(workload::scoped_api::<Ingress>(&client, namespace), &kind_selector(plan::APP));
+    let (ingresses, ingress_events) = reflect_with(
+        workload::scoped_api::<Ingress>(&client, namespace),
+        &kind_selector(plan::APP),
+        trim_to_intent,
+        None,
+    );
     let controller = controller.owns_stream(ingress_events);
     let extra = WebAppExtra { ingresses, cleanup_budget: setup.cleanup_budget };
     let ctx = Context::new(client, setup.events.clone(), caches, extra);
