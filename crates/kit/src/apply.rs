@@ -199,6 +199,26 @@ where
     }
 }
 
+/// Deletes the object `name` only if it is still the one with `uid`, the uid a plan
+/// read from its cache (where the ownership was checked). No fresh read: a read now
+/// would return whatever stands under the name, which may be a replacement made after
+/// the plan (by a new leader, while this reconcile was paused), and deleting that is
+/// exactly the mistake. A different uid under the name is [`Error::Stale`]: plan again.
+pub async fn delete_planned<K>(api: &Api<K>, name: &str, uid: &str) -> Result<Deletion>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
+{
+    let kind = K::kind(&());
+    match api.delete(name, &delete_exactly(Some(uid.to_owned()))).await {
+        Ok(_) => Ok(Deletion::Requested),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Deletion::Gone),
+        Err(kube::Error::Api(status)) if is_uid_refusal(&status) => {
+            Err(Error::Stale { kind: kind.into_owned(), name: name.to_owned() })
+        }
+        Err(e) => Err(Error::kube(format!("delete {kind} {name}"), e)),
+    }
+}
+
 /// A deletion of the object with `uid` only (an object of the same name swapped in
 /// meanwhile is refused with 409), leaving its own dependents to the garbage collector.
 fn delete_exactly(uid: Option<String>) -> DeleteParams {

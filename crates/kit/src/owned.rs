@@ -144,6 +144,26 @@ impl Owned {
         Ok(deletion)
     }
 
+    /// Deletes the child `name` that a plan chose from a cached copy with `uid`, without
+    /// reading it again (see [`apply::delete_planned`]), with an event when asked for.
+    pub async fn delete_planned<K>(
+        &self,
+        name: &str,
+        uid: Option<String>,
+        reason: &str,
+        note: String,
+    ) -> Result<Deletion>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
+    {
+        let Some(uid) = uid else { return self.delete_because::<K>(name, reason, note).await };
+        let deletion = apply::delete_planned::<K>(&self.api(), name, &uid).await?;
+        if deletion == Deletion::Requested {
+            self.events.normal_about(&self.owner, self.child::<K>(name), reason, note).await;
+        }
+        Ok(deletion)
+    }
+
     /// A reference to our child `name` of kind `K`, for an Event about it.
     fn child<K: Resource<DynamicType = ()>>(&self, name: &str) -> ObjectReference {
         ObjectReference {

@@ -379,3 +379,33 @@ async fn bad_specs_are_rejected_at_admission() {
     let empty = reject("v2", json!({"replicas": 1, "template": {"spec": {"containers": []}}})).await;
     assert!(empty.contains("spec.template.spec.containers"), "{empty}");
 }
+
+/// A deletion a plan decided carries the uid the plan saw: once a Pod of that name was
+/// replaced (by a new leader while this reconcile was paused, say), the replacement is
+/// never deleted, and the stale plan is told so (`Stale`: plan again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_delete_never_takes_the_pod_that_replaced_the_planned_one() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "pm-planned").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "pm-0"},
+        "spec": {"containers": [{"name": "app", "image": "nginx:1.20"}]}}))
+    .unwrap();
+    let planned = pods.create(&PostParams::default(), &pod).await.unwrap();
+    let planned_uid = planned.metadata.uid.clone().unwrap();
+    pods.delete("pm-0", &DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() }).await.unwrap();
+    let gone =
+        eventually(Duration::from_secs(30), || async { pods.get_opt("pm-0").await.ok()?.is_none().then_some(()) })
+            .await;
+    assert!(gone.is_some(), "the first pod never went");
+    let replacement = pods.create(&PostParams::default(), &pod).await.unwrap();
+
+    let outcome = reconcile_kit::apply::delete_planned(&pods, "pm-0", &planned_uid).await;
+    assert!(matches!(outcome, Err(reconcile_kit::Error::Stale { .. })), "{outcome:?}");
+    let standing = pods.get("pm-0").await.unwrap();
+    assert_eq!(standing.metadata.uid, replacement.metadata.uid);
+    assert!(standing.metadata.deletion_timestamp.is_none(), "the replacement was deleted");
+    let current = replacement.metadata.uid.unwrap();
+    let deleted = reconcile_kit::apply::delete_planned(&pods, "pm-0", &current).await.unwrap();
+    assert_eq!(deleted, reconcile_kit::apply::Deletion::Requested);
+}

@@ -93,6 +93,9 @@ pub fn desired_pod(pm: &PodManager, template: &PodTemplate, hash: &str, owner: O
 pub struct PodView {
     /// Pod name.
     pub name: String,
+    /// Its uid when the plan read it: a deletion the plan decides carries it, so a Pod
+    /// re-created under the name meanwhile (by a new leader, say) is never deleted.
+    pub uid: Option<String>,
     /// Its ordinal, `None` for a Pod of ours that is not named like one.
     pub ordinal: Option<i32>,
     /// The template hash it was made from.
@@ -112,6 +115,7 @@ impl PodView {
         let ended = matches!(phase, Some("Failed" | "Succeeded"));
         PodView {
             name: pod.name_any(),
+            uid: pod.metadata.uid.clone(),
             ordinal: ordinal(name, &pod.name_any()),
             hash: pod.labels().get(TEMPLATE_HASH).cloned(),
             ended,
@@ -133,6 +137,7 @@ impl PodView {
     pub(crate) fn test(ordinal: i32, hash: &str, ready: bool) -> Self {
         PodView {
             name: pod_name("pm", ordinal),
+            uid: Some(format!("uid-{ordinal}")),
             ordinal: Some(ordinal),
             hash: Some(hash.into()),
             ended: false,

@@ -112,7 +112,9 @@ fn delete_pods(run: &mut Run) -> StepFuture<'_> {
     Box::pin(async move {
         for (name, why) in std::mem::take(&mut run.changes.delete) {
             let note = format!("Deleted pod {name}: {}", why.as_str());
-            run.owned.delete_because::<Pod>(&name, "Deleted", note).await?;
+            // The uid the plan saw: never a Pod that replaced it since.
+            let uid = run.observed.pods.iter().find(|p| p.name == name).and_then(|p| p.uid.clone());
+            run.owned.delete_planned::<Pod>(&name, uid, "Deleted", note).await?;
             run.observed.changed = true;
         }
         Ok(Flow::Continue)

@@ -119,6 +119,7 @@ fn any_view() -> impl Strategy<Value = PodView> {
     (prop::option::of(0..12i32), prop::sample::select(vec!["old", "new"]), any::<bool>(), any::<bool>(), any::<bool>())
         .prop_map(|(ordinal, hash, ended, ready, terminating)| PodView {
             name: ordinal.map_or("pm-stray".into(), |i| pod_name("pm", i)),
+            uid: None,
             ordinal,
             hash: Some(hash.into()),
             ended,
