@@ -13,13 +13,13 @@
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::ResourceExt;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use reconcile_kit::workload::cache::retain_annotations;
 use reconcile_kit::{Error, MANAGER, Result};
 
-use super::plan;
 use super::steps::Run;
+use super::{plan, volumes};
 
 /// On a data claim the operator made for a Secret it has not created yet.
 const AWAITING_CREDENTIALS: &str = "database.example.com/awaiting-credentials";
@@ -40,21 +40,7 @@ pub(super) fn trim_claim(claim: &mut PersistentVolumeClaim) {
 pub(super) async fn create_data_claim(run: &mut Run) -> Result<PersistentVolumeClaim> {
     let mut claim = plan::data_claim(&run.db);
     claim.annotations_mut().insert(AWAITING_CREDENTIALS.into(), "true".into());
-    let name = claim.name_any();
-    let params = PostParams { field_manager: Some(MANAGER.into()), ..PostParams::default() };
-    let created = match run.api_of::<PersistentVolumeClaim>().create(&params, &claim).await {
-        Ok(created) => created,
-        Err(kube::Error::Api(status)) if status.code == 409 => {
-            return Err(Error::Stale { kind: "PersistentVolumeClaim".into(), name });
-        }
-        Err(e) => return Err(Error::kube(format!("create PersistentVolumeClaim {name}"), e)),
-    };
-    let note = format!(
-        "Created PersistentVolumeClaim {name} for the data (kept when the Database is deleted unless its deletionPolicy is Delete)"
-    );
-    run.ctx.events.normal(&run.reference(), "Created", note).await;
-    run.observed.changed = true;
-    Ok(created)
+    volumes::create_claim(run, &claim, "the data").await
 }
 
 /// The Secret exists: the claim no longer awaits it.

@@ -40,7 +40,9 @@ pub(super) fn apply_backup(run: &mut Run) -> StepFuture<'_> {
             Some(_) => {
                 return Err(Error::NotOwned { kind: "PersistentVolumeClaim".into(), name, owner: "Database".into() });
             }
-            None => create_claim(run, &claim).await?,
+            None => {
+                create_claim(run, &claim, "backups").await?;
+            }
         }
         if let Some(cronjob) = run.children.as_ref().and_then(|c| c.cronjob.clone()) {
             let (ctx, synced) = (run.ctx.clone(), "CronJobSynced");
@@ -51,22 +53,28 @@ pub(super) fn apply_backup(run: &mut Run) -> StepFuture<'_> {
     })
 }
 
-async fn create_claim(run: &mut Run, claim: &PersistentVolumeClaim) -> Result<()> {
+/// Creates `claim` (made once; never owned by the Database), for `purpose`, and returns
+/// it as created (with its uid).
+pub(super) async fn create_claim(
+    run: &mut Run,
+    claim: &PersistentVolumeClaim,
+    purpose: &str,
+) -> Result<PersistentVolumeClaim> {
     let name = claim.name_any();
     let params = PostParams { field_manager: Some(MANAGER.into()), ..PostParams::default() };
-    match run.api_of::<PersistentVolumeClaim>().create(&params, claim).await {
-        Ok(_) => {}
+    let created = match run.api_of::<PersistentVolumeClaim>().create(&params, claim).await {
+        Ok(created) => created,
         Err(kube::Error::Api(status)) if status.code == 409 => {
             return Err(Error::Stale { kind: "PersistentVolumeClaim".into(), name });
         }
         Err(e) => return Err(Error::kube(format!("create PersistentVolumeClaim {name}"), e)),
-    }
+    };
     let note = format!(
-        "Created PersistentVolumeClaim {name} for backups (kept when the Database is deleted unless its deletionPolicy is Delete)"
+        "Created PersistentVolumeClaim {name} for {purpose} (kept when the Database is deleted unless its deletionPolicy is Delete)"
     );
     run.ctx.events.normal(&run.reference(), "Created", note).await;
     run.observed.changed = true;
-    Ok(())
+    Ok(created)
 }
 
 /// Grows the data and backup claims to the sizes the spec asks for, and reports how
