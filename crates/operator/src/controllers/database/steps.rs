@@ -156,7 +156,7 @@ fn accept(run: &mut Run) -> StepFuture<'_> {
 
 /// Makes the generated credentials Secret once. An existing one is never rewritten
 /// (nor read: only its metadata is cached); one kept with the data of a deleted Database
-/// of this name is taken over, so its password keeps working. A missing one is made
+/// of this name is used as it is, so its password keeps working. A missing one is made
 /// again only while there is no data: PostgreSQL keeps the password it was initialised
 /// with, so a new password would lock every client out; that is reported instead.
 fn ensure_credentials(run: &mut Run) -> StepFuture<'_> {
