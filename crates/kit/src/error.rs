@@ -57,6 +57,15 @@ pub enum Error {
     /// The spec passed the schema but cannot be realised.
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
+    /// The spec asks for a change that could lose or corrupt data, which the operator
+    /// makes only with an explicit opt-in; until then the children stay as they are.
+    #[error("{message}")]
+    Refused {
+        /// CamelCase reason for conditions and events, e.g. `VersionChangeRefused`.
+        reason: &'static str,
+        /// What was refused, why, and how to go on.
+        message: String,
+    },
     /// A step took longer than its budget.
     #[error("step {step} timed out after {after:?}")]
     Timeout {
@@ -112,7 +121,7 @@ impl Error {
         match self {
             Error::Kube { error, .. } => classify_kube(error),
             Error::NotOwned { .. } => Class::Blocked,
-            Error::InvalidSpec(_) => Class::Permanent,
+            Error::InvalidSpec(_) | Error::Refused { .. } => Class::Permanent,
             Error::Timeout { .. } | Error::Waiting(_) | Error::Stale { .. } | Error::Leftover { .. } => {
                 Class::Retryable
             }
@@ -141,6 +150,7 @@ impl Error {
             Error::Kube { .. } => "ApiUnreachable",
             Error::NotOwned { .. } => "NotOwned",
             Error::InvalidSpec(_) => "InvalidSpec",
+            Error::Refused { reason, .. } => reason,
             Error::Timeout { .. } => "Timeout",
             Error::Waiting(_) => "Waiting",
             Error::Stale { .. } => "Stale",
@@ -259,6 +269,8 @@ mod tests {
         assert_eq!(not_owned.class(), Class::Blocked);
         assert_eq!(not_owned.reason(), "NotOwned");
         assert_eq!(Error::InvalidSpec("x".into()).class(), Class::Permanent);
+        let refused = Error::Refused { reason: "VersionChangeRefused", message: "no".into() };
+        assert_eq!((refused.class(), refused.reason()), (Class::Permanent, "VersionChangeRefused"));
         assert_eq!(Error::Timeout { step: "s", after: Duration::from_secs(1) }.class(), Class::Retryable);
     }
 

@@ -104,6 +104,9 @@ where
 
 const SEED: &str = "0 2 * * *";
 
+/// The annotation approving a risky version change.
+const APPROVE: &str = "database.example.com/approve-version-change";
+
 fn seed_spec() -> serde_json::Value {
     json!({"type": "postgresql", "version": "13", "storage": {"size": "2Gi"},
         "backup": {"enabled": true, "schedule": SEED}})
@@ -512,30 +515,74 @@ async fn a_no_op_reconcile_makes_zero_writes() {
     );
 }
 
-/// A new major version restarts the server on it, with a Warning that the data needs
-/// migrating (which the operator does not do).
+/// The image of the server container of the StatefulSet `db`.
+async fn server_image(client: &Client, ns: &str) -> String {
+    let statefulset = Api::<StatefulSet>::namespaced(client.clone(), ns).get("db").await.unwrap();
+    statefulset.spec.unwrap().template.spec.unwrap().containers[0].image.clone().unwrap()
+}
+
+/// Failed at `generation` with reason `VersionChangeRefused`.
+fn refused_at(generation: i64) -> impl Fn(&Database) -> bool {
+    move |d| {
+        let status = d.status.as_ref();
+        status.and_then(|s| s.phase) == Some(Phase::Failed)
+            && status.and_then(|s| s.observed_generation) == Some(generation)
+            && status.is_some_and(|s| s.conditions.iter().any(|c| c.reason == "VersionChangeRefused"))
+    }
+}
+
+/// A version the data directory may not survive (another major version, another C
+/// library) is refused, and the server stays on the image it runs, until the user
+/// approves that very version; going back to the running version is the way out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_major_version_change_warns() {
-    let Fixture { client, ns, operator: _operator, api, volumes: _volumes } =
-        running("db-major", json!({"type": "postgresql", "version": "13"}), &[("data-db-0", "1Gi")]).await;
-    api.patch("db", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"version": "16"}}))).await.unwrap();
+async fn a_risky_version_change_is_refused_until_approved() {
+    let Fixture { client, ns, operator, api, volumes: _volumes } =
+        running("db-version", json!({"type": "postgresql", "version": "13"}), &[("data-db-0", "1Gi")]).await;
+    let version = |v: &str| Patch::Merge(json!({"spec": {"version": v}}));
+    let approve = |v: &str| Patch::Merge(json!({"metadata": {"annotations": {APPROVE: v}}}));
+
+    api.patch("db", &PatchParams::default(), &version("16")).await.unwrap();
+    let refused = wait_for(&api, "db", "refused at generation 2", refused_at(2)).await;
+    let message = refused.status.unwrap().message.unwrap();
+    assert!(message.contains("cannot read the data directory of version 13"), "{message}");
+    assert!(message.contains(APPROVE), "the message says how to approve: {message}");
+    assert_eq!(server_image(&client, &ns.name).await, "postgres:13", "refused, yet the server image changed");
+
+    // An approval of another version approves nothing: the operator looks again (one
+    // more refused reconcile counted) and the image stays.
+    let refusals = "controller_runtime_reconcile_errors_total{controller=\"database\",reason=\"VersionChangeRefused\"}";
+    let before = operator.metric(refusals).await;
+    assert!(before > 0.0, "the refusal was not counted");
+    api.patch("db", &PatchParams::default(), &approve("15")).await.unwrap();
+    eventually(Duration::from_secs(30), || async { (operator.metric(refusals).await > before).then_some(()) })
+        .await
+        .expect("the operator never looked at the approval of version 15");
+    assert_eq!(server_image(&client, &ns.name).await, "postgres:13", "an approval of 15 let 16 through");
+
+    api.patch("db", &PatchParams::default(), &approve("16")).await.unwrap();
     wait_for(&api, "db", "Running at generation 2", running_at(2)).await;
-    let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
+    assert_eq!(server_image(&client, &ns.name).await, "postgres:16");
     let warning = eventually(Duration::from_secs(20), || async {
+        let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
         events
             .list(&ListParams::default())
             .await
             .ok()?
             .items
             .into_iter()
-            .find(|e| e.reason.as_deref() == Some("MajorVersionChange"))
+            .find(|e| e.reason.as_deref() == Some("VersionChange"))
     })
     .await
-    .expect("no MajorVersionChange event");
+    .expect("no VersionChange event");
     assert_eq!(warning.type_.as_deref(), Some("Warning"));
-    assert!(warning.note.unwrap().contains("pg_upgrade"));
-    let statefulset = Api::<StatefulSet>::namespaced(client.clone(), &ns.name).get("db").await.unwrap();
-    assert_eq!(statefulset.spec.unwrap().template.spec.unwrap().containers[0].image.as_deref(), Some("postgres:16"));
+
+    // glibc to musl, within one major version: refused too; going back is the way out.
+    api.patch("db", &PatchParams::default(), &version("16-alpine")).await.unwrap();
+    let refused = wait_for(&api, "db", "refused at generation 3", refused_at(3)).await;
+    assert!(refused.status.unwrap().message.unwrap().contains("from glibc to musl"));
+    assert_eq!(server_image(&client, &ns.name).await, "postgres:16");
+    api.patch("db", &PatchParams::default(), &version("16")).await.unwrap();
+    wait_for(&api, "db", "Running at generation 4", running_at(4)).await;
 }
 
 /// What cannot be realised or done safely is refused before any controller sees it.

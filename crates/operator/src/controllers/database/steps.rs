@@ -263,9 +263,10 @@ fn apply_services(run: &mut Run) -> StepFuture<'_> {
     })
 }
 
-/// Applies the StatefulSet. A new image restarts the pod (a rolling update of one); a
-/// new major version is also a data migration the operator does not do, which a
-/// Warning event says when the restart starts.
+/// Applies the StatefulSet. A new image restarts the pod (a rolling update of one). A
+/// new image the data directory may not survive (another major version, another C
+/// library) is refused unless the user approved it for this very version; the server
+/// then stays on the image it runs. An approved one goes ahead with a Warning.
 fn apply_statefulset(run: &mut Run) -> StepFuture<'_> {
     Box::pin(async move {
         let (ctx, desired) = (run.ctx.clone(), run.children()?.statefulset.clone());
@@ -273,20 +274,37 @@ fn apply_statefulset(run: &mut Run) -> StepFuture<'_> {
             .live
             .as_ref()
             .and_then(storage::live_image)
-            .and_then(|image| storage::major_change(image, &run.db.spec.version));
+            .and_then(|image| storage::VersionChange::between(image, &run.db.spec.version));
+        if let Some(change) = &change
+            && !storage::approved(&run.db)
+        {
+            return Err(Error::Refused { reason: "VersionChangeRefused", message: refusal(run, change) });
+        }
         let (outcome, live) = run.apply_child(&ctx.statefulsets, desired, "StatefulSetSynced").await?;
-        if let (Applied::Updated, Some((from, to))) = (outcome, change) {
+        if let (Applied::Updated, Some(change)) = (outcome, change) {
             let note = format!(
-                "PostgreSQL major version changes from {from} to {to}: the server restarts on {}, which cannot \
-                 read a data directory of version {from}. Migrate the data (pg_upgrade, or pg_dump with {from} \
-                 and restore into {to}); the operator does not do it.",
-                plan::image(&run.db)
+                "Approved version change to {}: {}; the operator does not do it.",
+                plan::image(&run.db),
+                change.risk()
             );
-            ctx.events.warning(&run.reference(), "MajorVersionChange", note).await;
+            ctx.events.warning(&run.reference(), "VersionChange", note).await;
         }
         run.observed.statefulset = Some(live);
         Ok(Flow::Continue)
     })
+}
+
+/// Why a version change is refused, and the two ways on: approve it, or go back.
+fn refusal(run: &Run, change: &storage::VersionChange) -> String {
+    let running = run.live.as_ref().and_then(storage::live_image).unwrap_or("the running image");
+    let version = &run.db.spec.version;
+    format!(
+        "refused version {version}: {}. The server stays on {running}. With a plan for the data, approve it: \
+         kubectl annotate database {} {}={version}; or set spec.version back",
+        change.risk(),
+        run.name(),
+        storage::APPROVE_VERSION_CHANGE
+    )
 }
 
 /// Backups disabled: the CronJob goes (its Jobs with it), the backup volume stays.

@@ -1,5 +1,6 @@
 //! Pure decisions about a Database's volumes and image: whether a claim must grow, and
-//! whether a version change crosses a PostgreSQL major version.
+//! whether a version change puts the data at risk (another major version, another C
+//! library), which needs the user's approval.
 //!
 //! A StatefulSet's claim templates cannot change, so a larger `storage.size` is carried
 //! to the claims themselves (PersistentVolumeClaim expansion), which works only when
@@ -7,7 +8,9 @@
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::ResourceExt;
 use reconcile_kit::quantity;
+use webapp_api::Database;
 
 use super::plan::{CONTAINER, major};
 
@@ -62,12 +65,68 @@ pub fn live_image(statefulset: &StatefulSet) -> Option<&str> {
     pod.containers.iter().find(|c| c.name == CONTAINER)?.image.as_deref()
 }
 
-/// A change of PostgreSQL major version: `(from, to)`, when the running image's tag and
-/// the new version have different major versions.
-pub fn major_change(live_image: &str, version: &str) -> Option<(String, String)> {
-    let tag = live_image.rsplit_once(':').map(|(_, tag)| tag)?;
-    let (from, to) = (major(tag), major(version));
-    (from != to).then_some((from, to))
+/// The annotation with which a user approves a risky version change. Its value must be
+/// the new `spec.version`, so an approval given once never covers a later change.
+pub const APPROVE_VERSION_CHANGE: &str = "database.example.com/approve-version-change";
+
+/// A change of server image that the data directory may not survive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VersionChange {
+    /// Another PostgreSQL major version: the new server cannot read the old data
+    /// directory (an upgrade needs pg_upgrade or a dump and restore; a downgrade, a
+    /// restore of a dump).
+    Major {
+        /// The running major version.
+        from: String,
+        /// The requested one.
+        to: String,
+    },
+    /// Another C library (Debian's glibc, Alpine's musl): text collations sort
+    /// differently, so every index on text is silently wrong until it is rebuilt.
+    Libc {
+        /// The running image's C library.
+        from: &'static str,
+        /// The requested image's.
+        to: &'static str,
+    },
+}
+
+impl VersionChange {
+    /// The risky change, if any, from the running image `live_image` to `version`.
+    pub fn between(live_image: &str, version: &str) -> Option<Self> {
+        let tag = live_image.rsplit_once(':').map(|(_, tag)| tag)?;
+        let (from, to) = (major(tag), major(version));
+        if from != to {
+            return Some(VersionChange::Major { from, to });
+        }
+        let (from, to) = (libc(tag), libc(version));
+        (from != to).then_some(VersionChange::Libc { from, to })
+    }
+
+    /// What happens to the data, and what the user can do about it.
+    pub fn risk(&self) -> String {
+        match self {
+            VersionChange::Major { from, to } => format!(
+                "PostgreSQL {to} cannot read the data directory of version {from}; migrate the data \
+                 (pg_upgrade, or pg_dumpall with {from} and a restore into {to})"
+            ),
+            VersionChange::Libc { from, to } => format!(
+                "the C library changes from {from} to {to}, which sorts text differently: every index on text \
+                 is silently wrong until it is rebuilt (REINDEX)"
+            ),
+        }
+    }
+}
+
+/// The C library of an official postgres image tag: the Alpine variants use musl, the
+/// Debian ones (bare version, `bookworm`, `bullseye`...) glibc.
+fn libc(tag: &str) -> &'static str {
+    if tag.contains("alpine") { "musl" } else { "glibc" }
+}
+
+/// Whether `db` approves moving to its `spec.version` despite the risk.
+pub fn approved(db: &Database) -> bool {
+    db.annotations().get(APPROVE_VERSION_CHANGE).is_some_and(|v| v.trim() == db.spec.version)
 }
 
 #[cfg(test)]
@@ -104,11 +163,33 @@ mod tests {
     }
 
     #[test]
-    fn major_versions_compare_the_tags_major_part() {
-        assert_eq!(major_change("postgres:13", "16"), Some(("13".into(), "16".into())));
-        assert_eq!(major_change("postgres:16.2", "16.4-alpine"), None);
-        assert_eq!(major_change("postgres:9.6.24", "9.6"), None);
-        assert_eq!(major_change("postgres:9.5", "9.6"), Some(("9.5".into(), "9.6".into())));
-        assert_eq!(major_change("postgres", "16"), None, "no tag, nothing to compare");
+    fn version_changes_compare_the_major_version_and_the_c_library() {
+        let major = |from: &str, to: &str| Some(VersionChange::Major { from: from.into(), to: to.into() });
+        let libc = |from, to| Some(VersionChange::Libc { from, to });
+        assert_eq!(VersionChange::between("postgres:13", "16"), major("13", "16"));
+        assert_eq!(VersionChange::between("postgres:16", "15"), major("16", "15"), "a downgrade too");
+        assert_eq!(VersionChange::between("postgres:16.2", "16.4"), None);
+        assert_eq!(VersionChange::between("postgres:16.2-bookworm", "16.4"), None, "both glibc");
+        assert_eq!(VersionChange::between("postgres:16", "16-alpine"), libc("glibc", "musl"));
+        assert_eq!(VersionChange::between("postgres:16-alpine3.20", "16.4"), libc("musl", "glibc"));
+        assert_eq!(VersionChange::between("postgres:16-alpine", "16.4-alpine3.21"), None);
+        assert_eq!(VersionChange::between("postgres:9.6.24", "9.6"), None);
+        assert_eq!(VersionChange::between("postgres:9.5", "9.6"), major("9.5", "9.6"));
+        assert_eq!(VersionChange::between("postgres", "16"), None, "no tag, nothing to compare");
+    }
+
+    #[test]
+    fn only_an_approval_naming_the_new_version_approves_it() {
+        let db = |annotation: Option<&str>| -> Database {
+            let mut value = json!({"metadata": {"name": "db"}, "spec": {"type": "postgresql", "version": "16"}});
+            if let Some(annotation) = annotation {
+                value["metadata"]["annotations"] = json!({APPROVE_VERSION_CHANGE: annotation});
+            }
+            serde_json::from_value(value).unwrap()
+        };
+        assert!(approved(&db(Some("16"))));
+        assert!(!approved(&db(Some("15"))), "an approval of an earlier change");
+        assert!(!approved(&db(Some("true"))));
+        assert!(!approved(&db(None)));
     }
 }
