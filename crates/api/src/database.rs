@@ -216,6 +216,10 @@ pub struct DatabaseStatus {
     /// When the last backup succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_backup: Option<Time>,
+    /// The version the server was last rolled out at: its data directory's version, which
+    /// a new `spec.version` is compared with (a major or C library change needs approval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// Size of the data volume as provisioned (it lags behind `spec.storage.size` while
     /// the volume grows).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -66,6 +66,15 @@ pub enum Error {
         /// What was refused, why, and how to go on.
         message: String,
     },
+    /// Something the operator may not look at stands in the way (it may go by itself,
+    /// or need the user): re-checked with the per-object backoff.
+    #[error("{message}")]
+    Blocked {
+        /// CamelCase reason for conditions and events, e.g. `SecretExists`.
+        reason: &'static str,
+        /// What is in the way, and what the user can do.
+        message: String,
+    },
     /// A step took longer than its budget.
     #[error("step {step} timed out after {after:?}")]
     Timeout {
@@ -120,7 +129,7 @@ impl Error {
     pub fn class(&self) -> Class {
         match self {
             Error::Kube { error, .. } => classify_kube(error),
-            Error::NotOwned { .. } => Class::Blocked,
+            Error::NotOwned { .. } | Error::Blocked { .. } => Class::Blocked,
             Error::InvalidSpec(_) | Error::Refused { .. } => Class::Permanent,
             Error::Timeout { .. } | Error::Waiting(_) | Error::Stale { .. } | Error::Leftover { .. } => {
                 Class::Retryable
@@ -150,7 +159,7 @@ impl Error {
             Error::Kube { .. } => "ApiUnreachable",
             Error::NotOwned { .. } => "NotOwned",
             Error::InvalidSpec(_) => "InvalidSpec",
-            Error::Refused { reason, .. } => reason,
+            Error::Refused { reason, .. } | Error::Blocked { reason, .. } => reason,
             Error::Timeout { .. } => "Timeout",
             Error::Waiting(_) => "Waiting",
             Error::Stale { .. } => "Stale",

@@ -12,7 +12,6 @@ use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -97,18 +96,6 @@ impl Owned {
         let note = format!("Adopted {kind} {name}, which had no owner, and brought it to the {} spec", self.kind());
         self.events.normal_about(&self.owner, live.object_ref(&()), "Adopted", note).await;
         Ok((Applied::Updated, live))
-    }
-
-    /// Deletes a child of kind `K` that an earlier owner of this kind and name left
-    /// behind (see [`apply::delete_leftover`]), for a controller that checks ownership
-    /// itself (a Secret it only creates, never applies), with the same `DeletedLeftover`
-    /// event as [`Owned::apply`]. Returns the error that brings the reconcile back.
-    pub async fn delete_leftover<K>(&self, meta: &ObjectMeta) -> Error
-    where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
-    {
-        let error = apply::delete_leftover(&self.api::<K>(), meta, self.kind()).await;
-        self.report_leftover::<K>(error).await
     }
 
     /// A `DeletedLeftover` event about the child when `error` says a leftover child was

@@ -185,14 +185,14 @@ async fn the_generated_secret_is_never_rewritten() {
     assert_eq!(after.metadata.resource_version, before.metadata.resource_version, "the Secret was written to");
 }
 
-/// A Database re-created under the name of a deleted one does not wait for the garbage
-/// collector to take the old generated Secret (it goes with its Database, through its
-/// owner reference): the operator deletes it, as the collector would, and makes a new
-/// one (event `DeletedLeftover`). The leftover names its owner in an API version that
-/// does not exist, so the garbage collector cannot resolve it and leaves it alone.
+/// A Secret of the generated Secret's name that the operator did not make for this data
+/// (here: one naming a Database in an API version that does not exist, which the garbage
+/// collector cannot resolve and leaves alone) blocks the Database: the operator may not
+/// read Secrets, so it cannot tell whose it is, and it never reads, changes or deletes
+/// it. Once it is gone, the Database makes its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_re_created_database_replaces_the_secret_its_predecessor_left() {
-    let (client, ns, _operator) = setup("db-leftover").await;
+async fn a_secret_in_the_way_blocks_the_database_and_is_never_touched() {
+    let (client, ns, _operator) = setup("db-inway").await;
     let _volumes = volumes(&client, &ns.name, "standard", &[("data-db-0", "1Gi")]).await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
     let left: Secret = serde_json::from_value(json!({"metadata": {"name": "db-credentials",
@@ -203,12 +203,25 @@ async fn a_re_created_database_replaces_the_secret_its_predecessor_left() {
     let left = secrets.create(&PostParams::default(), &left).await.unwrap();
 
     let api = create(&client, &ns.name, "db", json!({"type": "postgresql", "version": "16"})).await;
+    let blocked = |d: &Database| {
+        d.status
+            .as_ref()
+            .is_some_and(|s| s.phase == Some(Phase::Failed) && s.conditions.iter().any(|c| c.reason == "SecretExists"))
+    };
+    let status = wait_for(&api, "db", "Failed with SecretExists", blocked).await.status.unwrap();
+    assert!(status.message.as_deref().is_some_and(|m| m.contains("delete or rename it")), "{status:?}");
+    let after = secrets.get("db-credentials").await.unwrap();
+    assert_eq!(after.metadata.resource_version, left.metadata.resource_version, "the Secret was written to");
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
+    assert!(statefulsets.get_opt("db").await.unwrap().is_none(), "a server was made with someone else's Secret");
+
+    // The user clears the way; the per-object backoff brings the Database back.
+    secrets.delete("db-credentials", &DeleteParams::default()).await.unwrap();
     let db = wait_for(&api, "db", "Running", running_at(1)).await;
     let secret = secrets.get("db-credentials").await.unwrap();
-    assert_ne!(secret.metadata.uid, left.metadata.uid, "the leftover Secret was kept");
+    assert_ne!(secret.metadata.uid, left.metadata.uid);
     let owner = &secret.metadata.owner_references.as_ref().expect("no owner")[0];
     assert_eq!(owner.uid, db.metadata.uid.unwrap());
-    assert!(event_reasons(&client, &ns.name).await.iter().any(|r| r == "DeletedLeftover"));
 }
 
 /// A Secret the user names is used by the server and never touched; none is generated.

@@ -87,11 +87,14 @@ impl Install {
         items.iter().flat_map(|role| role["rules"].as_array().cloned().unwrap_or_default()).collect()
     }
 
-    /// The verbs the release's rules grant on `resource`.
+    /// The verbs the release's rules grant on every object of `resource` (rules limited
+    /// to named objects left out).
     fn verbs_on(&self, resource: &str) -> BTreeSet<String> {
         let rules = self.rules();
-        let naming =
-            rules.iter().filter(|rule| rule["resources"].as_array().is_some_and(|r| r.contains(&json!(resource))));
+        let naming = rules.iter().filter(|rule| {
+            rule["resources"].as_array().is_some_and(|r| r.contains(&json!(resource)))
+                && rule.get("resourceNames").is_none()
+        });
         naming
             .flat_map(|rule| rule["verbs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()))
             .collect()
@@ -202,17 +205,24 @@ async fn assert_never_granted(client: &Client, install: &Install, watched: &str)
             "{user} may {verb} {group}/{resource} in {namespace:?}"
         );
     }
-    // Secrets: only what a rule of config/rbac/role.yaml names (none, or the Database
-    // controller's: in cluster scope it reads Secrets of every namespace it watches,
-    // which is all of them), never a write to an existing one.
+    // Secrets: created (the Database's generated credentials), never read, listed,
+    // watched, changed or deleted, in the watched namespace or anywhere else: a
+    // compromised operator reads no Secret. What the rules say must be what the API
+    // server answers.
     let granted = install.verbs_on("secrets");
-    if !granted.contains("list") {
-        let list_elsewhere = allowed(client, &user, "list", "", "secrets", Some("kube-system")).await;
-        assert!(!list_elsewhere, "{user} may list secrets in kube-system");
-    }
     for verb in ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"] {
-        let expected = granted.contains(verb);
+        let expected = verb == "create";
+        assert_eq!(
+            granted.contains(verb),
+            expected,
+            "the rules {} {verb} on secrets",
+            if expected { "lack" } else { "grant" }
+        );
         assert_eq!(allowed(client, &user, verb, "", "secrets", Some(watched)).await, expected, "{verb} secrets");
+        if !expected {
+            let elsewhere = allowed(client, &user, verb, "", "secrets", Some("kube-system")).await;
+            assert!(!elsewhere, "{user} may {verb} secrets in kube-system");
+        }
     }
     // Any `*` verb on what the rules do name is refused too.
     for (group, resource) in [("apps.example.com", "webapps"), ("apps", "deployments"), ("", "services"), ("", "pods")]
@@ -552,7 +562,6 @@ async fn the_chart_rbac_is_enough_and_no_more_in_namespace_scope() {
         ("", "services"),
         ("", "pods"),
         ("", "persistentvolumeclaims"),
-        ("", "secrets"),
     ] {
         for namespace in [Some(other.name.as_str()), None] {
             assert!(
@@ -561,6 +570,10 @@ async fn the_chart_rbac_is_enough_and_no_more_in_namespace_scope() {
             );
         }
         assert!(allowed(&admin, &user, "list", group, resource, Some(&work.name)).await, "list {resource} in watched");
+    }
+    // Secrets are never listed, not even where the operator works (it only creates them).
+    for namespace in [Some(other.name.as_str()), Some(work.name.as_str()), None] {
+        assert!(!allowed(&admin, &user, "list", "", "secrets", namespace).await, "list secrets in {namespace:?}");
     }
     operator.stop().await;
 }

@@ -6,13 +6,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::ResourceExt;
 use webapp_api::Database;
 
 use super::plan::{self, APP, DEFAULT_USER, PORT, keys};
-use reconcile_kit::lifetime;
 use reconcile_kit::workload::labels::child_labels;
 
 /// Letters and digits: no character needs escaping in a URI, a shell or a connection
@@ -65,15 +64,6 @@ impl Password {
     }
 }
 
-/// Whether the generated Secret `meta` of Database `instance` is kept by its data
-/// volume `data` (which exists: the data is there), so a Database of that name takes it
-/// over rather than making a new password.
-pub fn kept_with(meta: &ObjectMeta, instance: &str, data: Option<&PersistentVolumeClaim>) -> bool {
-    let labelled = meta.labels.as_ref() == Some(&child_labels(APP, instance));
-    let uid = data.and_then(|claim| claim.metadata.uid.as_deref());
-    labelled && uid.is_some_and(|uid| lifetime::kept_by(meta, uid))
-}
-
 /// Why Database `name` cannot start on the data kept in volume `claim`: its credentials
 /// are gone, and how to get going again.
 pub fn missing(name: &str, claim: &str) -> String {
@@ -85,6 +75,17 @@ pub fn missing(name: &str, claim: &str) -> String {
          a Secret that holds that password), or delete the volume {claim} to start empty",
         keys::USERNAME,
         keys::PASSWORD,
+    )
+}
+
+/// Why a Secret of the generated Secret's name `secret` blocks a Database whose data
+/// volume is new: the operator may not read it, so it cannot tell whose it is.
+pub fn in_the_way(secret: &str) -> String {
+    format!(
+        "Secret {secret} already exists, and this Database's data volume is new: a Secret left by a deleted \
+         Database of this name goes with it within seconds (the garbage collector takes it); otherwise delete or \
+         rename it (the operator never reads, changes or deletes a Secret), or name a Secret of yours in \
+         spec.credentialsSecret"
     )
 }
 

@@ -11,13 +11,17 @@
 //! Nothing here writes to a Secret after creating it: the operator's role may create
 //! Secrets but never update or patch them.
 
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
-use kube::api::{Patch, PatchParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use reconcile_kit::workload::cache::retain_annotations;
 use reconcile_kit::{Error, MANAGER, Result};
 
+use webapp_api::{Database, Phase};
+
+use super::status::CREDENTIALS_MISSING;
 use super::steps::Run;
 use super::{plan, volumes};
 
@@ -53,6 +57,31 @@ pub(super) async fn credentials_made(run: &Run, claim: &PersistentVolumeClaim) -
         .await
         .map_err(|e| Error::kube(format!("patch PersistentVolumeClaim {name}"), e))?;
     Ok(())
+}
+
+/// Whether `db` should make sure its kept credentials still exist: once when it is new
+/// to them (Pending), and again while they are missing (the periodic re-check then
+/// finds them restored). Otherwise the unmarked data claim says they were made.
+pub(super) fn should_check(db: &Database) -> bool {
+    let status = db.status.as_ref();
+    let pending = status.and_then(|s| s.phase).is_none_or(|phase| phase == Phase::Pending);
+    let missing = status.is_some_and(|s| s.conditions.iter().any(|c| c.reason == CREDENTIALS_MISSING));
+    pending || missing
+}
+
+/// Whether the generated Secret exists, asked without reading it: a dry-run create is
+/// refused with 409 when it does, and stores nothing when it does not. The operator's
+/// role may create Secrets, nothing else.
+pub(super) async fn still_there(run: &Run) -> Result<bool> {
+    let name = plan::generated_secret_name(&run.name());
+    let probe =
+        Secret { metadata: ObjectMeta { name: Some(name.clone()), ..ObjectMeta::default() }, ..Secret::default() };
+    let params = PostParams { dry_run: true, field_manager: Some(MANAGER.into()) };
+    match run.api_of::<Secret>().create(&params, &probe).await {
+        Ok(_) => Ok(false),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(true),
+        Err(e) => Err(Error::kube(format!("dry-run create Secret {name}"), e)),
+    }
 }
 
 /// A Database of this name was deleted under `Retain`; its Secret, kept with the data,

@@ -26,8 +26,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
-use kube::core::PartialObjectMeta;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
@@ -37,9 +36,7 @@ use reconcile_kit::driver::Reconciler;
 use reconcile_kit::events::Events;
 use webapp_api::Database;
 
-use reconcile_kit::workload::cache::{
-    owner_by_instance_label, reflect_with, retain_annotations, trim_pod, trim_to_intent,
-};
+use reconcile_kit::workload::cache::{owner_by_instance_label, reflect_with, trim_pod, trim_to_intent};
 use reconcile_kit::workload::labels::{self, kind_selector};
 use reconcile_kit::workload::pods::CachedPod;
 use reconcile_kit::workload::scoped_api;
@@ -61,9 +58,6 @@ pub struct Context {
     services: Store<Service>,
     cronjobs: Store<CronJob>,
     claims: Store<PersistentVolumeClaim>,
-    /// Metadata only: the operator never holds a password in memory longer than it
-    /// takes to create the Secret.
-    secrets: Store<PartialObjectMeta<Secret>>,
     pods: Store<CachedPod>,
     /// How long deletion waits for children to go, from its first attempt.
     cleanup_budget: Duration,
@@ -102,25 +96,19 @@ pub fn controller(setup: &Setup) -> (Controller<Database>, DatabaseReconciler) {
     let (claims, claim_events) =
         reflect_with(scoped_api::<PersistentVolumeClaim>(&client, namespace), &selector, kept::trim_claim, None);
     let (pods, pod_events) = reflect_with(scoped_api::<CachedPod>(&client, namespace), &selector, trim_pod, None);
-    // An Api of PartialObjectMeta asks for metadata only: Secret data never reaches us.
-    let (secrets, secret_events) = reflect_with(
-        scoped_api::<PartialObjectMeta<Secret>>(&client, namespace),
-        &selector,
-        |secret| retain_annotations(&mut secret.metadata, &[]),
-        None,
-    );
+    // No Secret is watched or cached: the operator may create Secrets and nothing
+    // else, so it cannot read any (see steps::ensure_credentials).
 
     let controller = reconcile_kit::workload::controller::<Database>(&client, namespace, setup.concurrency)
         .owns_stream(statefulset_events)
         .owns_stream(service_events)
         .owns_stream(cronjob_events)
-        .owns_stream(secret_events)
         // Neither volumes nor pods point at the Database: found by label.
         .watches_stream(claim_events, owner_by_instance_label::<Database, PersistentVolumeClaim>)
         .watches_stream(pod_events, owner_by_instance_label::<Database, CachedPod>);
     let events = setup.events.clone();
     let cleanup_budget = setup.cleanup_budget;
-    let ctx = Context { client, events, statefulsets, services, cronjobs, claims, secrets, pods, cleanup_budget };
+    let ctx = Context { client, events, statefulsets, services, cronjobs, claims, pods, cleanup_budget };
     (controller, DatabaseReconciler { ctx: Arc::new(ctx) })
 }
 

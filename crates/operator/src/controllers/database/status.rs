@@ -18,6 +18,9 @@ use webapp_api::{Database, DatabaseStatus};
 use super::storage;
 use super::{backup, plan};
 
+/// The reason of a Database whose kept data lost its credentials.
+pub const CREDENTIALS_MISSING: &str = "CredentialsMissing";
+
 /// What one reconcile found of a Database's volumes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Volumes {
@@ -43,7 +46,7 @@ pub struct Observed {
     pub cronjob: Option<CronJob>,
     /// The volumes' sizes.
     pub volumes: Volumes,
-    /// The credentials Secret is gone while the server exists: why that blocks.
+    /// The credentials Secret of kept data is gone: why that blocks.
     pub credentials_missing: Option<String>,
     /// Whether this reconcile changed a child (the rollout it starts is not visible yet).
     pub changed: bool,
@@ -76,7 +79,7 @@ impl Observed {
     /// The failure this observation is: a missing Secret the server needs.
     pub fn failure(&self) -> Option<Failure> {
         let message = self.credentials_missing.clone()?;
-        Some(Failure { reason: "CredentialsMissing".into(), message, retrying: false })
+        Some(Failure { reason: CREDENTIALS_MISSING.into(), message, retrying: false })
     }
 }
 
@@ -124,6 +127,15 @@ pub fn compute(db: &Database, observed: &Observed, failure: Option<&Failure>, no
         endpoint: Some(plan::endpoint(db)),
         credentials_secret: Some(plan::secret_name(db)),
         last_backup,
+        // Recorded once the server runs at the applied version (a refused change applies
+        // nothing and keeps the version the data has).
+        version: observed
+            .statefulset
+            .as_ref()
+            .filter(|s| rolled_out(s))
+            .and_then(storage::live_version)
+            .map(str::to_owned)
+            .or(before.version),
         capacity: observed.data_claim.as_ref().and_then(storage::capacity).map(str::to_owned),
         message: Some(assessment.message),
         conditions: assessment.conditions,

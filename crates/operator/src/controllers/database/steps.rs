@@ -14,7 +14,6 @@ use kube::api::PostParams;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
-use reconcile_kit::adopt::{self, Ownership};
 use reconcile_kit::apply::{self, Applied};
 use reconcile_kit::lifetime;
 use reconcile_kit::owned::Owned;
@@ -154,70 +153,34 @@ fn accept(run: &mut Run) -> StepFuture<'_> {
     })
 }
 
-/// Makes the generated credentials Secret once. An existing one is never rewritten
-/// (nor read: only its metadata is cached); one kept with the data of a deleted Database
-/// of this name is used as it is, so its password keeps working. A missing one is made
-/// again only while there is no data: PostgreSQL keeps the password it was initialised
-/// with, so a new password would lock every client out; that is reported instead.
+/// Makes the generated credentials Secret once, without ever reading a Secret: the
+/// operator's role may create Secrets, nothing more, so a compromised operator cannot read
+/// any (see docs/reliability.md). What it needs to know comes from the data claim, which
+/// it makes first and marks until the Secret exists:
+/// - no claim, or a marked one: no server has started on it, so no data needs a password
+///   yet; the Secret is created. An existing Secret of that name (left by a deleted
+///   Database until the garbage collector takes it, or someone else's) blocks, as the
+///   operator cannot tell whose it is; it is never read, written or deleted.
+/// - an unmarked claim: the credentials were made for this data and are used as they
+///   are. A Database new to them (Pending) or missing them (CredentialsMissing) checks
+///   that they still exist with a dry-run create (409: there; 201: gone, and nothing is
+///   stored). Gone, they are never made again: PostgreSQL keeps the password it was
+///   initialised with, so a new one would lock every client out; that is reported.
 fn ensure_credentials(run: &mut Run) -> StepFuture<'_> {
     Box::pin(async move {
-        let name = plan::generated_secret_name(&run.name());
-        let secrets: Api<Secret> = run.api_of();
-        let cached = run.ctx.secrets.get(&ObjectRef::new(&name).within(&run.namespace));
-        let meta = match cached {
-            Some(meta) => Some(meta.metadata.clone()),
-            // The cache may lag behind our own create: the API server decides.
-            None => secrets
-                .get_metadata_opt(&name)
-                .await
-                .map_err(|e| Error::kube(format!("get Secret {name}"), e))?
-                .map(|m| m.metadata),
-        };
-        if let Some(meta) = meta {
-            let owner = apply::owner_reference(run.db.as_ref())?;
-            let ownership = adopt::ownership(&meta, &owner);
-            if ownership == Ownership::Owned {
-                // The mark is cleared right after the create; should that have failed,
-                // here (a mark left would let a later loss of the Secret look harmless).
-                let claim =
-                    run.ctx.claims.get(&ObjectRef::new(&plan::data_claim_name(&run.name())).within(&run.namespace));
-                if let Some(claim) = claim.filter(|c| kept::awaiting_credentials(c)) {
-                    kept::credentials_made(run, &claim).await?;
-                }
-                return Ok(Flow::Continue);
-            }
-            if matches!(ownership, Ownership::Leftover | Ownership::Adoptable)
-                && credentials::kept_with(&meta, &run.name(), run.data_claim().await?.as_ref())
-            {
-                kept::reuse(run).await;
-                return Ok(Flow::Continue);
-            }
-            return Err(match ownership {
-                // The Secret of a deleted Database of this name, which goes with it.
-                Ownership::Leftover => run.owned.delete_leftover::<Secret>(&meta).await,
-                _ => Error::NotOwned { kind: "Secret".into(), name, owner: "Database".into() },
-            });
-        }
-        let statefulsets: Api<StatefulSet> = run.api_of();
-        let server = statefulsets
-            .get_metadata_opt(&run.name())
-            .await
-            .map_err(|e| Error::kube(format!("get StatefulSet {}", run.name()), e))?;
-        if server.is_some() {
-            run.observed.credentials_missing = Some(format!(
-                "the credentials Secret {name} was deleted; PostgreSQL keeps the password it was initialised with, \
-                 so a new one would lock clients out: restore the Secret, or recreate the Database"
-            ));
-            return Ok(Flow::Continue);
-        }
         let claim = match run.data_claim().await? {
-            // Made by this step, which did not get as far as the Secret: no server can
-            // have started on it (it needs the Secret), so it holds no data.
             Some(claim) if kept::awaiting_credentials(&claim) => claim,
             Some(claim) => {
-                run.observed.credentials_missing = Some(credentials::missing(&run.name(), &claim.name_any()));
-                // No server starts on that data without its password: nothing more is made.
-                return Ok(Flow::Done);
+                if kept::should_check(&run.db) {
+                    if kept::still_there(run).await? {
+                        kept::reuse(run).await;
+                    } else {
+                        run.observed.credentials_missing = Some(credentials::missing(&run.name(), &claim.name_any()));
+                        // No server starts on that data without its password: nothing more is made.
+                        return Ok(Flow::Done);
+                    }
+                }
+                return Ok(Flow::Continue);
             }
             None => kept::create_data_claim(run).await?,
         };
@@ -227,12 +190,13 @@ fn ensure_credentials(run: &mut Run) -> StepFuture<'_> {
         let owner = apply::owner_reference(run.db.as_ref())?;
         let secret = credentials::secret(&run.db, vec![owner, keeper], &password);
         drop(password);
+        let name = plan::generated_secret_name(&run.name());
         let params = PostParams { field_manager: Some(MANAGER.into()), ..PostParams::default() };
-        match secrets.create(&params, &secret).await {
+        match run.api_of::<Secret>().create(&params, &secret).await {
             // The answer holds the password too: dropped unread.
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 409 => {
-                return Err(Error::Stale { kind: "Secret".into(), name });
+                return Err(Error::Blocked { reason: "SecretExists", message: credentials::in_the_way(&name) });
             }
             Err(e) => return Err(Error::kube(format!("create Secret {name}"), e)),
         }
@@ -270,11 +234,8 @@ fn apply_services(run: &mut Run) -> StepFuture<'_> {
 fn apply_statefulset(run: &mut Run) -> StepFuture<'_> {
     Box::pin(async move {
         let (ctx, desired) = (run.ctx.clone(), run.children()?.statefulset.clone());
-        let change = run
-            .live
-            .as_ref()
-            .and_then(storage::live_image)
-            .and_then(|image| storage::VersionChange::between(image, &run.db.spec.version));
+        let change = storage::data_version(&run.db, run.live.as_ref())
+            .and_then(|from| storage::VersionChange::between(from, &run.db.spec.version));
         if let Some(change) = &change
             && !storage::approved(&run.db)
         {
@@ -296,7 +257,7 @@ fn apply_statefulset(run: &mut Run) -> StepFuture<'_> {
 
 /// Why a version change is refused, and the two ways on: approve it, or go back.
 fn refusal(run: &Run, change: &storage::VersionChange) -> String {
-    let running = run.live.as_ref().and_then(storage::live_image).unwrap_or("the running image");
+    let running = run.live.as_ref().and_then(storage::live_image).unwrap_or("the image it runs");
     let version = &run.db.spec.version;
     format!(
         "refused version {version}: {}. The server stays on {running}. With a plan for the data, approve it: \

@@ -65,6 +65,18 @@ pub fn live_image(statefulset: &StatefulSet) -> Option<&str> {
     pod.containers.iter().find(|c| c.name == CONTAINER)?.image.as_deref()
 }
 
+/// The version (image tag) the server of `statefulset` runs.
+pub fn live_version(statefulset: &StatefulSet) -> Option<&str> {
+    live_image(statefulset)?.rsplit_once(':').map(|(_, tag)| tag)
+}
+
+/// The version `db`'s data directory has: the one its server was last rolled out at as
+/// the status records it (a hand edit of the StatefulSet's image changes no data), else
+/// the running StatefulSet's (a Database reconciled before the status recorded it).
+pub fn data_version<'a>(db: &'a Database, live: Option<&'a StatefulSet>) -> Option<&'a str> {
+    db.status.as_ref().and_then(|s| s.version.as_deref()).or_else(|| live.and_then(live_version))
+}
+
 /// The annotation with which a user approves a risky version change. Its value must be
 /// the new `spec.version`, so an approval given once never covers a later change.
 pub const APPROVE_VERSION_CHANGE: &str = "database.example.com/approve-version-change";
@@ -92,14 +104,14 @@ pub enum VersionChange {
 }
 
 impl VersionChange {
-    /// The risky change, if any, from the running image `live_image` to `version`.
-    pub fn between(live_image: &str, version: &str) -> Option<Self> {
-        let tag = live_image.rsplit_once(':').map(|(_, tag)| tag)?;
-        let (from, to) = (major(tag), major(version));
-        if from != to {
-            return Some(VersionChange::Major { from, to });
+    /// The risky change, if any, from the server's version `from` (an image tag) to
+    /// `version`.
+    pub fn between(from: &str, version: &str) -> Option<Self> {
+        let (from_major, to_major) = (major(from), major(version));
+        if from_major != to_major {
+            return Some(VersionChange::Major { from: from_major, to: to_major });
         }
-        let (from, to) = (libc(tag), libc(version));
+        let (from, to) = (libc(from), libc(version));
         (from != to).then_some(VersionChange::Libc { from, to })
     }
 
@@ -166,16 +178,31 @@ mod tests {
     fn version_changes_compare_the_major_version_and_the_c_library() {
         let major = |from: &str, to: &str| Some(VersionChange::Major { from: from.into(), to: to.into() });
         let libc = |from, to| Some(VersionChange::Libc { from, to });
-        assert_eq!(VersionChange::between("postgres:13", "16"), major("13", "16"));
-        assert_eq!(VersionChange::between("postgres:16", "15"), major("16", "15"), "a downgrade too");
-        assert_eq!(VersionChange::between("postgres:16.2", "16.4"), None);
-        assert_eq!(VersionChange::between("postgres:16.2-bookworm", "16.4"), None, "both glibc");
-        assert_eq!(VersionChange::between("postgres:16", "16-alpine"), libc("glibc", "musl"));
-        assert_eq!(VersionChange::between("postgres:16-alpine3.20", "16.4"), libc("musl", "glibc"));
-        assert_eq!(VersionChange::between("postgres:16-alpine", "16.4-alpine3.21"), None);
-        assert_eq!(VersionChange::between("postgres:9.6.24", "9.6"), None);
-        assert_eq!(VersionChange::between("postgres:9.5", "9.6"), major("9.5", "9.6"));
-        assert_eq!(VersionChange::between("postgres", "16"), None, "no tag, nothing to compare");
+        assert_eq!(VersionChange::between("13", "16"), major("13", "16"));
+        assert_eq!(VersionChange::between("16", "15"), major("16", "15"), "a downgrade too");
+        assert_eq!(VersionChange::between("16.2", "16.4"), None);
+        assert_eq!(VersionChange::between("16.2-bookworm", "16.4"), None, "both glibc");
+        assert_eq!(VersionChange::between("16", "16-alpine"), libc("glibc", "musl"));
+        assert_eq!(VersionChange::between("16-alpine3.20", "16.4"), libc("musl", "glibc"));
+        assert_eq!(VersionChange::between("16-alpine", "16.4-alpine3.21"), None);
+        assert_eq!(VersionChange::between("9.6.24", "9.6"), None);
+        assert_eq!(VersionChange::between("9.5", "9.6"), major("9.5", "9.6"));
+    }
+
+    #[test]
+    fn the_data_version_is_the_recorded_one_not_a_hand_edited_image() {
+        let statefulset: StatefulSet = serde_json::from_value(json!({"spec": {"selector": {}, "serviceName": "db",
+            "template": {"spec": {"containers": [{"name": CONTAINER, "image": "postgres:hacked"}]}}}}))
+        .unwrap();
+        let mut db: Database = serde_json::from_value(
+            json!({"metadata": {"name": "db"}, "spec": {"type": "postgresql", "version": "16"}}),
+        )
+        .unwrap();
+        assert_eq!(data_version(&db, Some(&statefulset)), Some("hacked"), "nothing recorded yet");
+        db.status = Some(webapp_api::DatabaseStatus { version: Some("16".into()), ..Default::default() });
+        assert_eq!(data_version(&db, Some(&statefulset)), Some("16"));
+        assert_eq!(data_version(&db, None), Some("16"));
+        assert_eq!(VersionChange::between("16", &db.spec.version), None, "the drift is undone, not refused");
     }
 
     #[test]
