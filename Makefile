@@ -12,6 +12,10 @@ help: ## Show the targets.
 
 manifests: ## Regenerate config/crd/ from the Rust types and bring the Helm chart along.
 	$(CARGO) run --quiet -p webapp-operator -- crd --out-dir config/crd
+	@# config/crd/bases/ holds the kubebuilder paths the seeds type
+	@# (kubectl apply -f config/crd/bases/<group>_<plural>.yaml): links to the generated files.
+	rm -f config/crd/bases/*.yaml
+	for crd in config/crd/*_*.yaml; do ln -s "../$${crd##*/}" config/crd/bases/; done
 	hack/sync-chart
 
 generate: manifests ## Same as manifests: Rust types need no generated deep-copy code.
