@@ -5,16 +5,30 @@ CLUSTER := hack/cluster
 IMG ?= webapp-operator:dev
 CONTAINER_TOOL ?= docker
 
-.PHONY: help manifests generate build docker-build docker-push node-image test-real-node run install uninstall deploy undeploy test lint unit cluster-up cluster-down bench bench-scale chaos
+.PHONY: help manifests generate controller-gen kustomize build docker-build docker-push node-image test-real-node run install uninstall deploy undeploy test lint unit cluster-up cluster-down bench bench-scale chaos
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 manifests: ## Regenerate config/crd/ from the Rust types and bring the Helm chart along.
 	$(CARGO) run --quiet -p webapp-operator -- crd --out-dir config/crd
+	@# config/crd/bases/ holds the kubebuilder paths the seeds type
+	@# (kubectl apply -f config/crd/bases/<group>_<plural>.yaml): links to the generated files.
+	rm -f config/crd/bases/*.yaml
+	for crd in config/crd/*_*.yaml; do ln -s "../$${crd##*/}" config/crd/bases/; done
 	hack/sync-chart
 
 generate: manifests ## Same as manifests: Rust types need no generated deep-copy code.
+
+# kubebuilder's tool targets, which the seeds type first. Nothing to install here.
+controller-gen: ## Not needed: the CRDs are generated from the Rust types by `make manifests`.
+	@echo "controller-gen is not used here: the CRDs are generated from the Rust types in"
+	@echo "crates/api by the operator binary itself. Run: make manifests"
+
+kustomize: ## Not needed: kustomize is built into kubectl (kubectl apply -k, kubectl kustomize).
+	@echo "kustomize is not installed separately here: kubectl has it built in."
+	@echo "Use kubectl apply -k <dir> or kubectl kustomize <dir> (hack/kubectl is the kubectl"
+	@echo "of the local control plane); make install and make deploy use it."
 
 build: ## Build the operator binary (target/release/webapp-operator).
 	$(CARGO) build --release --locked -p webapp-operator
@@ -37,11 +51,11 @@ run: ## Local control plane + CRDs + operator + samples; Ctrl-C stops the operat
 install: ## Install the CRDs into the cluster of $$KUBECONFIG (default: the local one).
 	hack/kubectl apply --server-side -k config/crd
 
-uninstall: ## Remove the CRDs (and every custom resource with them).
-	hack/kubectl delete --ignore-not-found -k config/crd
+uninstall: ## Delete every custom resource (waiting for their cleanup), then the CRDs.
+	hack/uninstall
 
-deploy: ## Install CRDs, RBAC and the manager Deployment (config/default).
-	hack/kubectl apply --server-side -k config/default
+deploy: ## Install CRDs, RBAC and the manager Deployment (config/default), the manager's image being $$IMG.
+	IMG=$(IMG) hack/deploy
 
 undeploy: ## Remove the manager Deployment and RBAC.
 	hack/kubectl delete --ignore-not-found -f config/manager/manager.yaml -f config/rbac/role.yaml -f config/rbac/binding.yaml

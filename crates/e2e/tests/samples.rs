@@ -154,9 +154,9 @@ fn a_really_crashing_pod_is_explained_in_the_status() {
 fn the_webserver_sample_serves_http() {
     let ns = Namespace::new("webserver").unwrap();
     cluster::apply(&ns.name, &sample("webserver_v1_webserver.yaml")).unwrap();
-    running_at_latest(&ns.name, "webserver/my-webserver").unwrap();
+    running_at_latest(&ns.name, "webserver/webserver-sample").unwrap();
     // nginx:latest is pulled (policy Always) from the node's registry.
-    serves_nginx(&ns.name, "my-webserver", 80).unwrap();
+    serves_nginx(&ns.name, "webserver-sample", 80).unwrap();
 }
 
 #[test]

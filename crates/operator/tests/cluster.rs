@@ -26,7 +26,7 @@ async fn api_server_accepts_our_crds_and_every_sample() {
     for kind in [
         "webapp.apps.example.com/my-webapp",
         "podmanager.apps.mycompany.com/my-pod-manager",
-        "webserver.webserver.example.com/my-webserver",
+        "webserver.webserver.example.com/webserver-sample",
         "memcached.cache.example.com/memcached-sample",
         "database.database.example.com/my-db",
     ] {

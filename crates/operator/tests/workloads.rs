@@ -210,15 +210,15 @@ async fn webserver_sample_runs_and_reads_well() {
     let kind = webserver();
     let (client, ns, _operator) = setup(&kind, "wssample").await;
     apply_sample(&ns.name, "webserver_v1_webserver.yaml");
-    wait_for(&kind.api(&client, &ns.name), "my-webserver", "Running with 3 ready", running(1, 3)).await;
+    wait_for(&kind.api(&client, &ns.name), "webserver-sample", "Running with 3 ready", running(1, 3)).await;
     let table = kubectl_ok(&["-n", &ns.name, "get", "webservers"]);
     let mut lines = table.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["NAME", "PHASE", "READY", "REPLICAS", "AGE"]);
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    assert_eq!(&row[..4], ["my-webserver", "Running", "3", "3"]);
+    assert_eq!(&row[..4], ["webserver-sample", "Running", "3", "3"]);
     let service: Api<Service> = Api::namespaced(client.clone(), &ns.name);
-    let spec = service.get("my-webserver").await.unwrap().spec.unwrap();
+    let spec = service.get("webserver-sample").await.unwrap().spec.unwrap();
     assert_eq!((spec.type_.as_deref(), spec.ports.unwrap()[0].port), (Some("ClusterIP"), 80));
 }
 

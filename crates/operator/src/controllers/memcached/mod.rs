@@ -24,7 +24,9 @@ impl Workload for MemcachedKind {
     type Status = MemcachedStatus;
     const APP: &'static str = plan::APP;
     const SHAPE: fn(&Memcached) -> Result<Shape, String> = plan::shape;
-    // The seed requeues a Memcached that is not ready yet after a minute.
+    // The seed requeues every Memcached after a minute, whatever its state. Watch events
+    // of the children drive our reconciles; this timer is a backstop: the seed's minute
+    // while it is not ready, then the shared 30 s health check once it is Running.
     const NOT_READY_RECHECK: Duration = Duration::from_secs(60);
     const STATUS: fn(&Memcached, &Observed, Assessment) -> MemcachedStatus = status::compute;
     type Extra = ();
