@@ -114,13 +114,14 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
     let client = client::build(kube_config, &client_metrics).map_err(ManagerError::Client)?;
     let metrics = Metrics::register(&mut registry);
     let podmanager_metrics = podmanager::PodManagerMetrics::register(&mut registry);
+    let owner_metric = webhook::owner::OwnerMetric::register(&mut registry);
 
     let (ready_tx, ready_rx) = watch::channel(false);
     let server = http::serve(config.metrics_addr, Arc::new(registry), ready_rx, shutdown.clone()).await?;
     // Every replica serves conversions (the API server may call any of them), leader or not.
-    let webhook_server = match &config.webhook {
-        Some(webhook) => Some(start_webhook(&client, webhook, shutdown.clone()).await?),
-        None => None,
+    let webhook_tasks = match &config.webhook {
+        Some(webhook) => start_webhook(&client, webhook, owner_metric, shutdown.clone()).await?,
+        None => Vec::new(),
     };
 
     // Ready means able to serve, like controller-runtime's readyz: a standby replica
@@ -171,25 +172,29 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
         leadership.release().await;
     }
     let _ = server.await;
-    if let Some(webhook_server) = webhook_server {
-        let _ = webhook_server.await;
+    for task in webhook_tasks {
+        let _ = task.await;
     }
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Serves the conversion webhook and registers it (CA bundle, address) in the PodManager CRD.
+/// Serves the conversion webhook, registers it (CA bundle, address) in the PodManager CRD
+/// if this release may own it, and keeps it registered until `shutdown`.
 async fn start_webhook(
     client: &kube::Client,
     config: &WebhookConfig,
+    owner_metric: webhook::owner::OwnerMetric,
     shutdown: Shutdown,
-) -> Result<tokio::task::JoinHandle<()>, ManagerError> {
+) -> Result<Vec<tokio::task::JoinHandle<()>>, ManagerError> {
     let tls = match (&config.cert_dir, &config.cert_secret) {
         (Some(dir), _) => webhook::certs::from_dir(dir).map_err(WebhookError::from)?,
         (None, Some(secret)) => webhook::secret::shared(client, secret, &config.hosts).await?,
         (None, None) => webhook::certs::self_signed(&config.hosts).map_err(WebhookError::from)?,
     };
-    let (_, task) = webhook::server::serve(config.addr, &tls, shutdown)?;
-    webhook::crd::register(client, &tls.ca_pem, &config.target).await?;
-    Ok(task)
+    let (_, server) = webhook::server::serve(config.addr, &tls, shutdown.clone())?;
+    let registrar = webhook::owner::Registrar::new(client.clone(), tls.ca_pem, config.target.clone(), owner_metric);
+    registrar.sync(true).await?;
+    let keeper = tokio::spawn(registrar.keep(shutdown));
+    Ok(vec![server, keeper])
 }

@@ -8,10 +8,12 @@
 //!   (`--webhook-cert-secret`), the default of the chart and of `config/default`.
 //! - [`crd`]: writes the CA bundle (and the Service or URL) into the CRD so the API
 //!   server trusts and finds this server.
+//! - [`owner`]: one release owns the CRD's webhook and keeps it in place.
 //! - [`server`]: the HTTPS server with `POST /convert`.
 
 pub mod certs;
 pub mod crd;
+pub mod owner;
 pub mod review;
 pub mod secret;
 pub mod server;

@@ -148,7 +148,8 @@ pub async fn install_crds(client: &Client) {
     // this process's webhook first, as the operator does (fails harmlessly without a CRD).
     let (url, ca) = test_webhook();
     let target = webapp_operator::webhook::crd::Target::Url(url.clone());
-    let _ = webapp_operator::webhook::crd::register(client, ca, &target).await;
+    let owner = webapp_operator::webhook::owner::identity(&target);
+    let _ = webapp_operator::webhook::crd::register(client, ca, &target, &owner).await;
     for crd in test_crds() {
         let name = crd.metadata.name.clone().unwrap();
         api.patch(&name, &PatchParams::apply("webapp-operator-tests").force(), &Patch::Apply(&crd))
