@@ -99,6 +99,10 @@ pub struct RunArgs {
     /// localhost, 127.0.0.1 and the in-cluster Service's names.
     #[arg(long, value_delimiter = ',', env = "WEBHOOK_HOSTS")]
     pub webhook_host: Vec<String>,
+    /// Days a generated webhook certificate lives; it is renewed, without a restart,
+    /// when a third of its life is left.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u64).range(1..=3650), env = "WEBHOOK_CERT_DAYS")]
+    pub webhook_cert_days: u64,
     /// Run PodManager's controller without serving conversions (v2 is then unreadable).
     #[arg(long, env = "NO_WEBHOOK")]
     pub no_webhook: bool,
@@ -125,6 +129,7 @@ impl From<RunArgs> for Config {
                 cert_secret: args.webhook_cert_secret,
                 target,
                 hosts,
+                cert_life: std::time::Duration::from_secs(args.webhook_cert_days * 24 * 3600),
             }
         });
         Config {

@@ -69,6 +69,7 @@ async fn v1_and_v2_clients_share_objects_through_the_conversion_webhook() {
         cert_secret: Some(cert_secret.clone()),
         target: Target::Url(url.clone()),
         hosts: default_hosts(),
+        cert_life: webapp_operator::webhook::certs::DEFAULT_LIFE,
     });
     let operator = Operator::start_config(config).await;
 
@@ -83,7 +84,8 @@ async fn v1_and_v2_clients_share_objects_through_the_conversion_webhook() {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
     let stored = secrets.get("webhook-tls").await.expect("certificate Secret created");
     assert_eq!(stored.data.unwrap()["ca.crt"].0, ca, "the CRD trusts the stored CA");
-    let second = secret::shared(&client, &cert_secret, &default_hosts()).await.unwrap();
+    let life = webapp_operator::webhook::certs::DEFAULT_LIFE;
+    let second = secret::shared(&client, &cert_secret, &default_hosts(), life).await.unwrap();
     assert_eq!(second.ca_pem.as_bytes(), ca.as_slice(), "a second replica serves the first one's certificate");
 
     // Create through v2 (the API server may take a moment to pick up the new client config).

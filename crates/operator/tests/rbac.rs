@@ -240,11 +240,14 @@ async fn assert_never_granted(client: &Client, install: &Install, watched: &str)
     ] {
         assert!(!allowed_named(client, &user, [verb, crd.0, crd.1, name], None).await, "{verb} CRD {name:?}");
     }
-    // The webhook certificate's Secret: read and created, never changed or deleted.
+    // The webhook certificate's Secret: read, created and renewed (replaced whole), never
+    // patched or deleted.
     let certificate = format!("{}-webhook-tls", install.account());
     let home = Some(install.namespace.as_str());
     assert!(allowed_named(client, &user, ["get", "", "secrets", &certificate], home).await);
-    for verb in ["update", "patch", "delete"] {
+    assert!(allowed_named(client, &user, ["update", "", "secrets", &certificate], home).await);
+    assert!(!allowed_named(client, &user, ["update", "", "secrets", "someone-elses"], home).await);
+    for verb in ["patch", "delete"] {
         assert!(!allowed_named(client, &user, [verb, "", "secrets", &certificate], home).await, "{verb} {certificate}");
     }
     // The reviews can say yes: the operator's own needs are granted.
@@ -277,6 +280,7 @@ fn chart_webhook(install: &Install) -> WebhookConfig {
         cert_secret: Some(NamespacedName { namespace: install.namespace.clone(), name: secret }),
         target: Target::Url(format!("https://{addr}{}", webapp_api::podmanager::CONVERT_PATH)),
         hosts: default_hosts(),
+        cert_life: webapp_operator::webhook::certs::DEFAULT_LIFE,
     }
 }
 

@@ -42,6 +42,7 @@ async fn release(client: &Client, ns: &str, name: &str) -> (Operator, Namespaced
         cert_secret: None,
         target: Target::Service(service.clone()),
         hosts: default_hosts(),
+        cert_life: webapp_operator::webhook::certs::DEFAULT_LIFE,
     });
     (Operator::start_config(config).await, service)
 }

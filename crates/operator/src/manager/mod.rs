@@ -180,21 +180,44 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
 }
 
 /// Serves the conversion webhook, registers it (CA bundle, address) in the PodManager CRD
-/// if this release may own it, and keeps it registered until `shutdown`.
+/// if this release may own it, and keeps both the registration and the certificate
+/// fresh until `shutdown`.
 async fn start_webhook(
     client: &kube::Client,
     config: &WebhookConfig,
     owner_metric: webhook::owner::OwnerMetric,
     shutdown: Shutdown,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, ManagerError> {
-    let tls = match (&config.cert_dir, &config.cert_secret) {
-        (Some(dir), _) => webhook::certs::from_dir(dir).map_err(WebhookError::from)?,
-        (None, Some(secret)) => webhook::secret::shared(client, secret, &config.hosts).await?,
-        (None, None) => webhook::certs::self_signed(&config.hosts).map_err(WebhookError::from)?,
+    use webhook::rotation::{Rotation, Source};
+    let (tls, source) = match (&config.cert_dir, &config.cert_secret) {
+        (Some(dir), _) => (webhook::certs::from_dir(dir).map_err(WebhookError::from)?, Source::Dir(dir.clone())),
+        (None, Some(secret)) => (
+            webhook::secret::shared(client, secret, &config.hosts, config.cert_life).await?,
+            Source::Secret(secret.clone()),
+        ),
+        (None, None) => {
+            (webhook::certs::self_signed(&config.hosts, config.cert_life).map_err(WebhookError::from)?, Source::Memory)
+        }
     };
-    let (_, server) = webhook::server::serve(config.addr, &tls, shutdown.clone())?;
-    let registrar = webhook::owner::Registrar::new(client.clone(), tls.ca_pem, config.target.clone(), owner_metric);
+    let tls_config = webhook::server::tls_config(&tls)?;
+    let (_, server) = webhook::server::serve_with(config.addr, tls_config.clone(), shutdown.clone())?;
+    let registrar = Arc::new(webhook::owner::Registrar::new(
+        client.clone(),
+        tls.ca_pem.clone(),
+        config.target.clone(),
+        owner_metric,
+    ));
     registrar.sync(true).await?;
-    let keeper = tokio::spawn(registrar.keep(shutdown));
-    Ok(vec![server, keeper])
+    let keeper = tokio::spawn(registrar.clone().keep(shutdown.clone()));
+    let rotation = Rotation {
+        client: client.clone(),
+        source,
+        hosts: config.hosts.clone(),
+        life: config.cert_life,
+        current: tls,
+        server: tls_config,
+        registrar,
+    };
+    let rotator = tokio::spawn(rotation.run(shutdown));
+    Ok(vec![server, keeper, rotator])
 }

@@ -29,8 +29,8 @@ pub enum Target {
     Url(String),
 }
 
-/// The merge patch that points the CRD's conversion at the webhook: `ca_pem` as the
-/// bundle, and `target`'s address (a Service and a URL exclude each other, so setting
+/// The merge patch that points the CRD's conversion at the webhook: `ca_pem` (one CA or
+/// several) as the bundle, and `target`'s address (a Service and a URL exclude each other, so setting
 /// one clears the other), owned by `owner`.
 pub fn client_config_patch(ca_pem: &str, target: &Target, owner: &str) -> Value {
     let ca_bundle = serde_json::to_value(ByteString(ca_pem.as_bytes().to_vec())).unwrap_or_default();

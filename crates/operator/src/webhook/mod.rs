@@ -9,12 +9,15 @@
 //! - [`crd`]: writes the CA bundle (and the Service or URL) into the CRD so the API
 //!   server trusts and finds this server.
 //! - [`owner`]: one release owns the CRD's webhook and keeps it in place.
+//! - [`rotation`]: renews a generated certificate before it expires and reloads a
+//!   mounted one, without a restart.
 //! - [`server`]: the HTTPS server with `POST /convert`.
 
 pub mod certs;
 pub mod crd;
 pub mod owner;
 pub mod review;
+pub mod rotation;
 pub mod secret;
 pub mod server;
 
@@ -37,6 +40,8 @@ pub struct WebhookConfig {
     pub target: crd::Target,
     /// Host names and IPs of the generated certificate.
     pub hosts: Vec<String>,
+    /// Life of a generated certificate (renewed when a third is left).
+    pub cert_life: std::time::Duration,
 }
 
 /// Why the webhook could not start.

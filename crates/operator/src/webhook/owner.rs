@@ -24,11 +24,16 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use webapp_api::PodManager;
 
+use super::certs;
 use super::crd::{self, Target};
 use super::{NamespacedName, WebhookError};
 
 /// The annotation of the PodManager CRD naming the installation its webhook points at.
 pub const OWNER: &str = "apps.mycompany.com/conversion-webhook-owner";
+
+/// CAs the bundle keeps: ours, and the ones before it (replicas still serving a
+/// certificate they signed during a rotation).
+pub const BUNDLE_SIZE: usize = 3;
 
 /// How often a release that does not own the webhook checks whether the owner is gone.
 pub const RECHECK: Duration = Duration::from_secs(20);
@@ -73,13 +78,20 @@ pub fn claim(annotation: Option<&str>, ours: &str) -> Claim {
     }
 }
 
-/// Whether `crd` already carries `ours` with `patch`'s client config, so that nothing
-/// needs writing.
+/// The CRD's current CA bundle (PEM), empty when it has none.
+fn bundle_of(crd: &CustomResourceDefinition) -> String {
+    let config = crd.spec.conversion.as_ref().and_then(|c| c.webhook.as_ref()).and_then(|w| w.client_config.as_ref());
+    let bundle = config.and_then(|c| c.ca_bundle.as_ref()).map(|b| b.0.clone()).unwrap_or_default();
+    String::from_utf8(bundle).unwrap_or_default()
+}
+
+/// Whether `crd` already carries `ours` with `target`'s address and a bundle that trusts
+/// `ca_pem`, so that nothing needs writing.
 pub fn up_to_date(crd: &CustomResourceDefinition, ours: &str, ca_pem: &str, target: &Target) -> bool {
     let owned = crd.annotations().get(OWNER).map(String::as_str) == Some(ours);
     let config = crd.spec.conversion.as_ref().and_then(|c| c.webhook.as_ref()).and_then(|w| w.client_config.as_ref());
     let Some(config) = config else { return false };
-    let bundle = config.ca_bundle.as_ref().is_some_and(|b| b.0 == ca_pem.as_bytes());
+    let bundle = certs::trusted_by(ca_pem, &bundle_of(crd));
     let address = match target {
         Target::Keep => config.service.is_some(),
         Target::Service(service) => {
@@ -118,7 +130,8 @@ impl OwnerMetric {
 /// the CRD and, while another release owns it, every [`RECHECK`].
 pub struct Registrar {
     client: Client,
-    ca_pem: String,
+    /// The CA of the certificate served now (renewals change it).
+    ca_pem: std::sync::Mutex<String>,
     target: Target,
     ours: String,
     metric: OwnerMetric,
@@ -128,7 +141,22 @@ impl Registrar {
     /// A registrar of `target` with the CA bundle `ca_pem`.
     pub fn new(client: Client, ca_pem: String, target: Target, metric: OwnerMetric) -> Self {
         let ours = identity(&target);
-        Registrar { client, ca_pem, target, ours, metric }
+        Registrar { client, ca_pem: std::sync::Mutex::new(ca_pem), target, ours, metric }
+    }
+
+    /// The CA of the certificate served now.
+    fn ca(&self) -> String {
+        self.ca_pem.lock().map(|ca| ca.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// A renewed certificate's CA: added to the CRD's bundle (the previous one stays, for
+    /// the replicas still serving it) before the server presents it.
+    pub async fn publish(&self, ca_pem: &str) -> Result<(), WebhookError> {
+        match self.ca_pem.lock() {
+            Ok(mut ca) => *ca = ca_pem.to_owned(),
+            Err(poisoned) => *poisoned.into_inner() = ca_pem.to_owned(),
+        }
+        self.sync(false).await.map(|_| ())
     }
 
     /// One look at the CRD: writes the client config if this release may and it differs.
@@ -161,8 +189,13 @@ impl Registrar {
                 }
             },
         };
-        if may && !up_to_date(&crd, &self.ours, &self.ca_pem, &self.target) {
-            crd::register(&self.client, &self.ca_pem, &self.target, &self.ours).await?;
+        let ca = self.ca();
+        if may && !up_to_date(&crd, &self.ours, &ca, &self.target) {
+            // A bundle left by another owner is not carried over: only our own CAs.
+            let previous =
+                if crd.annotations().get(OWNER) == Some(&self.ours) { bundle_of(&crd) } else { String::new() };
+            let bundle = certs::merge_bundle(&ca, &previous, BUNDLE_SIZE);
+            crd::register(&self.client, &bundle, &self.target, &self.ours).await?;
         }
         self.metric.0.set(i64::from(may));
         Ok(may)
@@ -193,7 +226,7 @@ impl Registrar {
 
     /// Watches the CRD until `stop` resolves, syncing on every change and, while another
     /// release owns the webhook, every [`RECHECK`].
-    pub async fn keep(self, stop: impl std::future::Future<Output = ()>) {
+    pub async fn keep(self: std::sync::Arc<Self>, stop: impl std::future::Future<Output = ()>) {
         let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
         let config = watcher::Config::default().fields(&format!("metadata.name={}", PodManager::crd_name()));
         let changes = watcher(api, config).default_backoff().applied_objects();
@@ -267,11 +300,14 @@ mod tests {
             .unwrap()
         };
         let address = json!({"service": {"namespace": "team-a", "name": "a-webhook", "path": "/convert", "port": 443}});
-        assert!(up_to_date(&crd(&ours, "CA", address.clone()), &ours, "CA", &target));
-        assert!(!up_to_date(&crd(&ours, "OLD", address.clone()), &ours, "CA", &target), "another bundle");
-        assert!(!up_to_date(&crd("someone", "CA", address), &ours, "CA", &target), "another owner");
+        let [ca, old] = [1, 2].map(|_| certs::self_signed(&["localhost".into()], certs::DEFAULT_LIFE).unwrap().ca_pem);
+        let both = certs::merge_bundle(&ca, &old, BUNDLE_SIZE);
+        assert!(up_to_date(&crd(&ours, &ca, address.clone()), &ours, &ca, &target));
+        assert!(up_to_date(&crd(&ours, &both, address.clone()), &ours, &old, &target), "a replica not renewed yet");
+        assert!(!up_to_date(&crd(&ours, &old, address.clone()), &ours, &ca, &target), "another bundle");
+        assert!(!up_to_date(&crd("someone", &ca, address), &ours, &ca, &target), "another owner");
         let reset = json!({"service": {"namespace": "webapp-operator-system", "name": "webapp-operator-webhook",
             "path": "/convert", "port": 443}});
-        assert!(!up_to_date(&crd(&ours, "CA", reset), &ours, "CA", &target), "reset by a re-apply");
+        assert!(!up_to_date(&crd(&ours, &ca, reset), &ours, &ca, &target), "reset by a re-apply");
     }
 }

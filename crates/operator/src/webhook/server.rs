@@ -48,7 +48,21 @@ async fn convert(body: Bytes) -> Response {
 /// Binds `addr` and serves HTTPS with `tls` until `shutdown`. Returns the bound address
 /// (the port, when `addr` asked for any) and the server task.
 pub fn serve(addr: SocketAddr, tls: &Tls, shutdown: Shutdown) -> Result<(SocketAddr, JoinHandle<()>), WebhookError> {
-    let config = RustlsConfig::from_config(Arc::new(certs::server_config(tls)?));
+    serve_with(addr, tls_config(tls)?, shutdown)
+}
+
+/// The server's TLS configuration for `tls`; a clone of it reloads the running server
+/// ([`RustlsConfig::reload_from_config`]).
+pub fn tls_config(tls: &Tls) -> Result<RustlsConfig, WebhookError> {
+    Ok(RustlsConfig::from_config(Arc::new(certs::server_config(tls)?)))
+}
+
+/// [`serve`] with a TLS configuration the caller keeps, to reload it.
+pub fn serve_with(
+    addr: SocketAddr,
+    config: RustlsConfig,
+    shutdown: Shutdown,
+) -> Result<(SocketAddr, JoinHandle<()>), WebhookError> {
     let bind = |source| WebhookError::Bind { addr, source };
     let listener = std::net::TcpListener::bind(addr).map_err(bind)?;
     listener.set_nonblocking(true).map_err(bind)?;

@@ -109,7 +109,11 @@ pub async fn client() -> Client {
 pub fn test_webhook() -> &'static (String, String) {
     static WEBHOOK: OnceLock<(String, String)> = OnceLock::new();
     WEBHOOK.get_or_init(|| {
-        let tls = webapp_operator::webhook::certs::self_signed(&webapp_operator::webhook::default_hosts()).unwrap();
+        let tls = webapp_operator::webhook::certs::self_signed(
+            &webapp_operator::webhook::default_hosts(),
+            webapp_operator::webhook::certs::DEFAULT_LIFE,
+        )
+        .unwrap();
         let ca = tls.ca_pem.clone();
         let (bound_tx, bound_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
