@@ -87,8 +87,10 @@ pub struct RunArgs {
     #[arg(long, env = "WEBHOOK_CERT_SECRET")]
     pub webhook_cert_secret: Option<NamespacedName>,
     /// URL the API server calls for conversions, written into the CRD; for an operator
-    /// outside the cluster (`make run`: https://127.0.0.1:9443/convert). Unset: the CRD
-    /// keeps its Service reference and only the CA bundle is written.
+    /// outside the cluster (`make run`: https://127.0.0.1:9443/convert). Unset: in a
+    /// cluster the CRD keeps its Service reference and only the CA bundle is written;
+    /// outside one (a plain `webapp-operator run` next to a local control plane), the
+    /// local address of --webhook-addr.
     #[arg(long, env = "WEBHOOK_URL", conflicts_with = "webhook_service")]
     pub webhook_url: Option<String>,
     /// The in-cluster Service (NAMESPACE/NAME, port 443) in front of the webhook, written
@@ -108,6 +110,19 @@ pub struct RunArgs {
     pub no_webhook: bool,
 }
 
+/// Where the API server should call the webhook when no flag says: in a cluster, the
+/// Service the CRD already names; outside one, this process at `addr` on loopback (the
+/// API server of a local control plane runs on the same machine), so that a learner's
+/// plain `webapp-operator run` serves v2 without knowing about the webhook.
+pub fn default_target(addr: SocketAddr, in_cluster: bool) -> Target {
+    if in_cluster {
+        return Target::Keep;
+    }
+    let ip = if addr.ip().is_unspecified() { std::net::Ipv4Addr::LOCALHOST.into() } else { addr.ip() };
+    let local = SocketAddr::new(ip, addr.port());
+    Target::Url(format!("https://{local}{}", webapp_api::podmanager::CONVERT_PATH))
+}
+
 impl From<RunArgs> for Config {
     fn from(args: RunArgs) -> Self {
         let controllers = if args.controllers.is_empty() { ControllerKind::ALL.to_vec() } else { args.controllers };
@@ -121,7 +136,9 @@ impl From<RunArgs> for Config {
             let target = match (args.webhook_url, args.webhook_service) {
                 (Some(url), _) => Target::Url(url),
                 (None, Some(service)) => Target::Service(service),
-                (None, None) => Target::Keep,
+                (None, None) => {
+                    default_target(args.webhook_addr, std::env::var_os("KUBERNETES_SERVICE_HOST").is_some())
+                }
             };
             WebhookConfig {
                 addr: args.webhook_addr,
@@ -178,4 +195,18 @@ impl Cli {
 /// An error and its causes on one line.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     reconcile_kit::events::error_chain(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_a_cluster_the_webhook_is_registered_at_its_local_address() {
+        let addr: SocketAddr = "127.0.0.1:9443".parse().unwrap();
+        assert_eq!(default_target(addr, false), Target::Url("https://127.0.0.1:9443/convert".into()));
+        let any: SocketAddr = "0.0.0.0:9443".parse().unwrap();
+        assert_eq!(default_target(any, false), Target::Url("https://127.0.0.1:9443/convert".into()));
+        assert_eq!(default_target(any, true), Target::Keep, "in a cluster: the CRD's Service");
+    }
 }
