@@ -245,6 +245,12 @@ async fn memcached_sample_lists_its_ready_nodes() {
     let mut names: Vec<&str> = pods.split_whitespace().collect();
     names.sort();
     assert_eq!(status(&object, "nodes"), json!(names));
+    // The source document's own selector finds the same pods.
+    let seed_selector = "app=memcached,memcached_cr=memcached-sample";
+    let listed = ["-n", &ns.name, "get", "pods", "-l", seed_selector, "-o", "jsonpath={.items[*].metadata.name}"];
+    let mut seeds: Vec<String> = kubectl_ok(&listed).split_whitespace().map(str::to_owned).collect();
+    seeds.sort();
+    assert_eq!(seeds, names, "kubectl get pods -l {seed_selector}");
 
     let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
     let service = services.get("memcached-sample").await.unwrap().spec.unwrap();

@@ -361,6 +361,7 @@ mod tests {
                 protocol: Some("TCP".into()),
                 ..ServicePort::default()
             }],
+            pod_labels: Default::default(),
         };
         shape::plan(&shape::test_owner(), shape)
     }

@@ -61,6 +61,10 @@ pub struct Shape {
     pub exposure: Exposure,
     /// The Service's ports.
     pub ports: Vec<ServicePort>,
+    /// Labels the pods carry beside the recommended ones (a kind's own, such as the
+    /// labels its source document selects pods by); never in the selector, which cannot
+    /// change, and never one of the recommended ones.
+    pub pod_labels: std::collections::BTreeMap<String, String>,
 }
 
 /// The two children a [`Shape`] asks for.
@@ -97,7 +101,7 @@ pub fn plan(owner: &Owner, shape: Shape) -> Plan {
             selector: LabelSelector { match_labels: Some(selector), ..LabelSelector::default() },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(child_labels(owner.app, &owner.name)),
+                    labels: Some(shape.pod_labels.into_iter().chain(child_labels(owner.app, &owner.name)).collect()),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
@@ -142,7 +146,20 @@ mod tests {
             security_context: None,
             exposure,
             ports: vec![ServicePort { port: 80, ..ServicePort::default() }],
+            pod_labels: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_kind_s_own_pod_labels_join_the_recommended_ones_and_never_replace_them() {
+        let mut shaped = shape(Exposure::Headless);
+        let name = super::super::labels::INSTANCE.to_owned();
+        shaped.pod_labels = [("app".to_owned(), "memcached".to_owned()), (name.clone(), "not-web".to_owned())].into();
+        let spec = plan(&owner(), shaped).deployment.spec.unwrap();
+        let labels = spec.template.metadata.unwrap().labels.unwrap();
+        assert_eq!(labels["app"], "memcached");
+        assert_eq!(labels[&name], "web", "a recommended label wins");
+        assert!(!spec.selector.match_labels.unwrap().contains_key("app"), "never in the selector");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, PodSecurityContext, Probe, SecurityContext, ServicePort, TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
 use reconcile_kit::quantity;
 use reconcile_kit::workload::{Exposure, Shape};
 use webapp_api::Memcached;
@@ -66,6 +67,10 @@ pub fn shape(memcached: &Memcached) -> Result<Shape, String> {
             protocol: Some("TCP".into()),
             ..ServicePort::default()
         }],
+        // The source document's labels (memcached_controller.go, labelsForMemcached), so
+        // its `kubectl get pods -l app=memcached` finds the pods.
+        pod_labels: [("app".to_owned(), "memcached".to_owned()), ("memcached_cr".to_owned(), memcached.name_any())]
+            .into(),
     })
 }
 

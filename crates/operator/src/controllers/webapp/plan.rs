@@ -108,6 +108,8 @@ pub fn shape(webapp: &WebApp) -> Shape {
             protocol: Some("TCP".into()),
             ..ServicePort::default()
         }],
+        // Its source document selects its pods by no label of its own.
+        pod_labels: Default::default(),
     }
 }
 

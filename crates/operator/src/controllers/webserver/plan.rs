@@ -37,6 +37,7 @@ pub fn shape(webserver: &WebServer) -> Shape {
             protocol: Some("TCP".into()),
             ..ServicePort::default()
         }],
+        pod_labels: Default::default(),
     }
 }
 
