@@ -217,6 +217,42 @@ mod tests {
         assert_eq!(seen, Some(Duration::from_secs(40)));
     }
 
+    /// A reconcile that never ends, and says whether it was started.
+    struct Hangs(Arc<std::sync::atomic::AtomicBool>);
+
+    impl Reconciler for Hangs {
+        type Object = ConfigMap;
+        const NAME: &'static str = "hangs";
+        async fn reconcile(&self, _: Arc<ConfigMap>) -> Result<Action> {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            futures::future::pending().await
+        }
+    }
+
+    fn hanging() -> (Arc<Driver<Hangs>>, Arc<std::sync::atomic::AtomicBool>) {
+        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let metrics = Metrics::register(&mut prometheus_client::registry::Registry::default());
+        (Driver::new(Hangs(started.clone()), metrics, Backoffs::default()), started)
+    }
+
+    #[tokio::test]
+    async fn a_cancel_ends_a_reconcile_in_flight_and_one_started_after_it_never_runs() {
+        let (driver, started) = hanging();
+        let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
+        let cancelled = cancelled.map(|_| ()).shared();
+        let run = tokio::spawn(cancellable::<Hangs>(Arc::new(object("uid-1")), driver, cancelled));
+        while !started.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::task::yield_now().await;
+        }
+        cancel.send(()).unwrap();
+        assert!(matches!(run.await.unwrap(), Err(Error::Cancelled)));
+
+        let (driver, started) = hanging();
+        let result = cancellable::<Hangs>(Arc::new(object("uid-1")), driver, futures::future::ready(())).await;
+        assert!(matches!(result, Err(Error::Cancelled)));
+        assert!(!started.load(std::sync::atomic::Ordering::SeqCst), "a reconcile ran after the cancel");
+    }
+
     #[test]
     fn an_object_re_created_under_the_same_name_has_a_backoff_of_its_own() {
         assert_eq!(object_key(&object("uid-1")), object_key(&object("uid-2")));

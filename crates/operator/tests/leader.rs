@@ -86,6 +86,9 @@ async fn only_the_leader_reconciles_and_a_stopping_leader_hands_over() {
     assert!(followed.is_some(), "the new leader does not reconcile");
 }
 
+/// The webhook's state: the names seen, and whether held requests are released.
+type HoldState = (Arc<std::sync::Mutex<Vec<String>>>, tokio::sync::watch::Receiver<bool>);
+
 /// A validating admission webhook that holds every request for an object named `web`
 /// until released: a reconcile that writes it waits in the API server, as one held up
 /// by a slow API server or webhook would. Other names pass at once (they show that the
@@ -112,10 +115,7 @@ impl HoldingWebhook {
         let app = axum::Router::new().route(
             "/hold",
             post(
-                |axum::extract::State((seen, mut released)): axum::extract::State<(
-                    Arc<std::sync::Mutex<Vec<String>>>,
-                    tokio::sync::watch::Receiver<bool>,
-                )>,
+                |axum::extract::State((seen, mut released)): axum::extract::State<HoldState>,
                  body: axum::body::Bytes| async move {
                     let review: Value = serde_json::from_slice(&body).unwrap_or_default();
                     let request = &review["request"];
