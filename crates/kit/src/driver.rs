@@ -13,7 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
@@ -91,15 +91,25 @@ impl<R: Reconciler> Driver<R> {
         Arc::new(Driver { reconciler, backoffs, metrics })
     }
 
-    /// Runs `controller` until `shutdown` resolves; in-flight reconciles finish first.
-    pub async fn run(
+    /// Runs `controller` until `shutdown` or `cancel` resolves. After `shutdown`,
+    /// in-flight reconciles finish first (a graceful stop). After `cancel`, they do not:
+    /// each is dropped where it waits and ends with [`Error::Cancelled`], so that it
+    /// sends no further request; for a process that lost the right to write (its leader
+    /// Lease), where another replica may already be reconciling the same objects.
+    pub async fn run<C>(
         self: Arc<Self>,
         controller: Controller<R::Object>,
         shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-    ) {
+        cancel: C,
+    ) where
+        C: Future<Output = ()> + Clone + Unpin + Send + Sync + 'static,
+    {
+        // kube stops taking new reconciles once this resolves, and waits for those in
+        // flight, which `cancel` ends at once.
+        let stop = futures::future::select(Box::pin(shutdown), cancel.clone());
         controller
-            .graceful_shutdown_on(shutdown)
-            .run(reconcile::<R>, error_policy::<R>, self)
+            .graceful_shutdown_on(stop.map(|_| ()))
+            .run(move |object, driver| cancellable::<R>(object, driver, cancel.clone()), error_policy::<R>, self)
             .for_each(|outcome| async move {
                 if let Err(error) = outcome {
                     // Reconcile errors were logged with their object; these are queue
@@ -108,6 +118,26 @@ impl<R: Reconciler> Driver<R> {
                 }
             })
             .await;
+    }
+}
+
+/// [`reconcile`], raced against `cancel`. `cancel` is looked at first, so a reconcile
+/// started after it resolved (kube may start one before it sees the stop) is never
+/// polled, and so never sends a request.
+async fn cancellable<R: Reconciler>(
+    object: Arc<R::Object>,
+    driver: Arc<Driver<R>>,
+    cancel: impl Future<Output = ()>,
+) -> Result<Action> {
+    let metrics = driver.metrics.clone();
+    tokio::select! {
+        biased;
+        () = cancel => {
+            metrics.reconciles.get_or_create(&ResultLabels { controller: R::NAME, result: "cancelled" }).inc();
+            tracing::warn!(controller = R::NAME, object = %object_key(object.as_ref()), "reconcile cancelled");
+            Err(Error::Cancelled)
+        }
+        result = reconcile::<R>(object.clone(), driver) => result,
     }
 }
 
@@ -185,6 +215,42 @@ mod tests {
         assert_eq!(failing_for(), None);
         let seen = FAILING_FOR.scope(Some(Duration::from_secs(40)), async { failing_for() }).await;
         assert_eq!(seen, Some(Duration::from_secs(40)));
+    }
+
+    /// A reconcile that never ends, and says whether it was started.
+    struct Hangs(Arc<std::sync::atomic::AtomicBool>);
+
+    impl Reconciler for Hangs {
+        type Object = ConfigMap;
+        const NAME: &'static str = "hangs";
+        async fn reconcile(&self, _: Arc<ConfigMap>) -> Result<Action> {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            futures::future::pending().await
+        }
+    }
+
+    fn hanging() -> (Arc<Driver<Hangs>>, Arc<std::sync::atomic::AtomicBool>) {
+        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let metrics = Metrics::register(&mut prometheus_client::registry::Registry::default());
+        (Driver::new(Hangs(started.clone()), metrics, Backoffs::default()), started)
+    }
+
+    #[tokio::test]
+    async fn a_cancel_ends_a_reconcile_in_flight_and_one_started_after_it_never_runs() {
+        let (driver, started) = hanging();
+        let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
+        let cancelled = cancelled.map(|_| ()).shared();
+        let run = tokio::spawn(cancellable::<Hangs>(Arc::new(object("uid-1")), driver, cancelled));
+        while !started.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::task::yield_now().await;
+        }
+        cancel.send(()).unwrap();
+        assert!(matches!(run.await.unwrap(), Err(Error::Cancelled)));
+
+        let (driver, started) = hanging();
+        let result = cancellable::<Hangs>(Arc::new(object("uid-1")), driver, futures::future::ready(())).await;
+        assert!(matches!(result, Err(Error::Cancelled)));
+        assert!(!started.load(std::sync::atomic::Ordering::SeqCst), "a reconcile ran after the cancel");
     }
 
     #[test]

@@ -94,6 +94,10 @@ pub enum Error {
     /// Waiting for something that has not happened yet (a child to go away...).
     #[error("waiting: {0}")]
     Waiting(String),
+    /// The reconcile was dropped where it waited, because its controller had to stop at
+    /// once (this process lost the right to write, e.g. the leader Lease).
+    #[error("reconcile cancelled: the controller stopped at once")]
+    Cancelled,
 }
 
 impl From<kube::runtime::finalizer::Error<Error>> for Error {
@@ -131,16 +135,20 @@ impl Error {
             Error::Kube { error, .. } => classify_kube(error),
             Error::NotOwned { .. } | Error::Blocked { .. } => Class::Blocked,
             Error::InvalidSpec(_) | Error::Refused { .. } => Class::Permanent,
-            Error::Timeout { .. } | Error::Waiting(_) | Error::Stale { .. } | Error::Leftover { .. } => {
-                Class::Retryable
-            }
+            Error::Timeout { .. }
+            | Error::Waiting(_)
+            | Error::Stale { .. }
+            | Error::Leftover { .. }
+            | Error::Cancelled => Class::Retryable,
         }
     }
 
     /// Whether this is part of normal operation (waiting for the cluster, a stale read)
     /// rather than a failure worth a warning.
     pub fn is_expected(&self) -> bool {
-        matches!(self, Error::Waiting(_) | Error::Stale { .. } | Error::Leftover { .. }) || self.namespace_terminating()
+        // A cancelled reconcile is not a failure of its object: whoever runs next redoes it.
+        matches!(self, Error::Waiting(_) | Error::Stale { .. } | Error::Leftover { .. } | Error::Cancelled)
+            || self.namespace_terminating()
     }
 
     /// Whether the API server refused new content because the object's namespace is
@@ -164,6 +172,7 @@ impl Error {
             Error::Waiting(_) => "Waiting",
             Error::Stale { .. } => "Stale",
             Error::Leftover { .. } => "Leftover",
+            Error::Cancelled => "Cancelled",
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStatus, PodSpec, PodStatus, PodTemplateSpec, Service, ServiceSpec,
+    ContainerState, ContainerStatus, Pod, PodSpec, PodStatus, PodTemplateSpec, Service, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -123,28 +123,47 @@ pub fn trim_to_intent<K: Resource>(object: &mut K) {
 pub fn trim_pod(pod: &mut CachedPod) {
     let meta = &mut pod.metadata;
     (meta.annotations, meta.owner_references, meta.generate_name) = (None, None, None);
-    if let Some(status) = pod.status.take() {
-        let conditions = status.conditions.map(|conditions| {
-            conditions.into_iter().filter(|c| c.type_ == "Ready" || c.type_ == "PodScheduled").collect()
-        });
-        let containers = status.container_statuses.map(|containers| {
-            containers
-                .into_iter()
-                .map(|c| ContainerStatus {
-                    name: c.name,
-                    ready: c.ready,
-                    restart_count: c.restart_count,
-                    state: c
-                        .state
-                        .and_then(|s| s.waiting)
-                        .map(|waiting| ContainerState { waiting: Some(waiting), ..ContainerState::default() }),
-                    ..ContainerStatus::default()
-                })
-                .collect()
-        });
-        pod.status =
-            Some(PodStatus { phase: status.phase, conditions, container_statuses: containers, ..PodStatus::default() });
-    }
+    pod.status = pod.status.take().map(trim_pod_status);
+}
+
+/// What a controller that owns pods directly (bare pods, no ReplicaSet or StatefulSet
+/// in between) reads of them: what [`trim_pod`] keeps (identity, labels, deletion, the
+/// `Ready` and `PodScheduled` conditions, the containers' waiting states), plus the
+/// owner references, by which it tells its own pods from others that wear its labels.
+/// Every annotation goes: anyone who may create a labelled pod can make them 256 KiB
+/// each. The spec goes too: such a controller wrote it, from its own object, and a
+/// tenant's labelled pod can carry a large one. `managedFields` are dropped here as
+/// well as by [`reflect_with`], so that this function alone is the whole trim.
+pub fn trim_owned_pod(pod: &mut Pod) {
+    pod.spec = None;
+    let meta = &mut pod.metadata;
+    (meta.annotations, meta.managed_fields, meta.generate_name) = (None, None, None);
+    pod.status = pod.status.take().map(trim_pod_status);
+}
+
+/// The part of a pod's status [`super::pods`] reads: the phase, the `Ready` and
+/// `PodScheduled` conditions, and of each container its name, readiness, restarts and
+/// waiting state. Addresses, times, images, ids and running states are dropped.
+fn trim_pod_status(status: PodStatus) -> PodStatus {
+    let conditions = status
+        .conditions
+        .map(|conditions| conditions.into_iter().filter(|c| c.type_ == "Ready" || c.type_ == "PodScheduled").collect());
+    let containers = status.container_statuses.map(|containers| {
+        containers
+            .into_iter()
+            .map(|c| ContainerStatus {
+                name: c.name,
+                ready: c.ready,
+                restart_count: c.restart_count,
+                state: c
+                    .state
+                    .and_then(|s| s.waiting)
+                    .map(|waiting| ContainerState { waiting: Some(waiting), ..ContainerState::default() }),
+                ..ContainerStatus::default()
+            })
+            .collect()
+    });
+    PodStatus { phase: status.phase, conditions, container_statuses: containers, ..PodStatus::default() }
 }
 
 /// What the workload layer reads of a Deployment: the fields [`super::shape::plan`]

@@ -45,8 +45,8 @@ impl k8s_openapi::Metadata for CachedPod {
 }
 
 /// What [`pod_problems`] and [`is_ready`] read of a pod: its name and status. A
-/// [`CachedPod`] of the workload caches, or a whole `Pod` where a controller needs its
-/// spec too (PodManager's bare pods).
+/// [`CachedPod`] of the workload caches, or a `Pod` where a controller keeps them as
+/// such (bare pods, cached trimmed by [`super::cache::trim_owned_pod`]).
 pub trait PodState {
     /// The pod's name.
     fn name(&self) -> Option<&str>;

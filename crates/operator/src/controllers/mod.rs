@@ -67,14 +67,15 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// The controller of `kind`, as a future that runs until `stop` resolves.
-    pub fn run(&self, kind: ControllerKind, stop: Stop) -> BoxFuture<'static, ()> {
+    /// The controller of `kind`, as a future that runs until `stop` resolves (letting
+    /// in-flight reconciles finish) or `cancel` does (dropping them where they wait).
+    pub fn run(&self, kind: ControllerKind, stop: Stop, cancel: Stop) -> BoxFuture<'static, ()> {
         match kind {
-            ControllerKind::Webapp => self.drive(webapp::controller(self), stop),
-            ControllerKind::Webserver => self.drive(webserver::controller(self), stop),
-            ControllerKind::Memcached => self.drive(memcached::controller(self), stop),
-            ControllerKind::Database => self.drive(database::controller(self), stop),
-            ControllerKind::Podmanager => self.drive(podmanager::controller(self), stop),
+            ControllerKind::Webapp => self.drive(webapp::controller(self), stop, cancel),
+            ControllerKind::Webserver => self.drive(webserver::controller(self), stop, cancel),
+            ControllerKind::Memcached => self.drive(memcached::controller(self), stop, cancel),
+            ControllerKind::Database => self.drive(database::controller(self), stop, cancel),
+            ControllerKind::Podmanager => self.drive(podmanager::controller(self), stop, cancel),
         }
     }
 
@@ -82,11 +83,13 @@ impl Setup {
         &self,
         (controller, reconciler): (Controller<R::Object>, R),
         stop: Stop,
+        cancel: Stop,
     ) -> BoxFuture<'static, ()> {
         let driver = Driver::new(reconciler, self.metrics.clone(), Backoffs::default());
-        driver.run(controller, stop).boxed()
+        driver.run(controller, stop, cancel).boxed()
     }
 }
 
-/// Resolves when controllers must stop (shutdown, or leadership lost).
+/// Resolves when controllers must stop: on a shutdown request (gracefully), or when
+/// leadership was lost (at once).
 pub type Stop = futures::future::Shared<BoxFuture<'static, ()>>;

@@ -7,6 +7,8 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, Client};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use tokio::task::JoinHandle;
 
 use super::{ManagerError, Shutdown};
@@ -56,12 +58,27 @@ impl Leadership {
 /// lease duration after a release); this bounds the hand-over by a graceful shutdown.
 const RELEASE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Waits until this instance holds the Lease; `None` if shutdown came first.
+/// Registers `leader_election_master_status` (controller-runtime's name): 1 while this
+/// replica holds the Lease, 0 otherwise. Tells which replica leads, and that an old
+/// leader noticed it lost the Lease.
+pub fn register(registry: &mut Registry) -> Gauge {
+    let leading = Gauge::default();
+    registry.register(
+        "leader_election_master_status",
+        "Whether this replica holds the leader Lease (1) or not (0)",
+        leading.clone(),
+    );
+    leading
+}
+
+/// Waits until this instance holds the Lease; `None` if shutdown came first. `leading`
+/// is set to 1 then, and back to 0 when the Lease is lost.
 pub async fn acquire(
     client: Client,
     namespace: &str,
     instance: Option<String>,
     shutdown: Shutdown,
+    leading: Gauge,
 ) -> Result<Option<Leadership>, ManagerError> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
     tracing::info!(lease = LEASE, namespace, "waiting for leadership");
@@ -92,10 +109,12 @@ pub async fn acquire(
         break (leader, task);
     };
     tracing::info!("became leader");
+    leading.set(1);
     let lost = async move {
         // Also resolves if the lease task dies: without it we cannot know we lead.
         let _ = leader.wait_for(|is_leader| !*is_leader).await;
-        tracing::error!("lost the leader Lease; stopping");
+        leading.set(0);
+        tracing::error!("lost the leader Lease; cancelling in-flight reconciles and stopping");
     }
     .boxed()
     .shared();

@@ -115,6 +115,7 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
     let metrics = Metrics::register(&mut registry);
     let podmanager_metrics = podmanager::PodManagerMetrics::register(&mut registry);
     let owner_metric = webhook::owner::OwnerMetric::register(&mut registry);
+    let leading = leader::register(&mut registry);
 
     let (ready_tx, ready_rx) = watch::channel(false);
     let server = http::serve(config.metrics_addr, Arc::new(registry), ready_rx, shutdown.clone()).await?;
@@ -129,26 +130,22 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
     let _ = ready_tx.send(true);
     let leadership = if config.leader_elect {
         let namespace = config.leader_election_namespace.clone().unwrap_or_else(|| "default".into());
-        match leader::acquire(client.clone(), &namespace, config.instance.clone(), shutdown.clone()).await? {
+        match leader::acquire(client.clone(), &namespace, config.instance.clone(), shutdown.clone(), leading).await? {
             Some(leadership) => Some(leadership),
             None => return Ok(()),
         }
     } else {
         None
     };
-    // Controllers stop on a shutdown request, or when another replica took the Lease.
-    let stop: Shutdown = match &leadership {
-        Some(leadership) => {
-            let (shutdown, lost) = (shutdown.clone(), leadership.lost.clone());
-            async move {
-                futures::future::select(shutdown, lost).await;
-            }
-            .boxed()
-            .shared()
-        }
-        None => shutdown.clone(),
+    // Controllers stop gracefully on a shutdown request: in-flight reconciles finish.
+    // When another replica took the Lease they stop at once: an in-flight reconcile is
+    // cancelled where it waits, because from now on the new leader may be writing the
+    // same objects, and a reconcile that goes on (for up to its 120 s budget) would
+    // write from a plan the new leader is no longer following.
+    let cancel: Shutdown = match &leadership {
+        Some(leadership) => leadership.lost.clone(),
+        None => futures::future::pending().boxed().shared(),
     };
-
     let setup = Setup {
         client: client.clone(),
         namespace: config.namespace.clone(),
@@ -160,11 +157,12 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
     };
     // The controllers run as futures of this one, not as spawned tasks, so that
     // dropping the manager (an aborted task, a test) stops every reconcile with it.
-    let controllers = config.controllers.iter().map(|kind| setup.run(*kind, stop.clone()));
+    let controllers = config.controllers.iter().map(|kind| setup.run(*kind, shutdown.clone(), cancel.clone()));
     let controllers: Vec<_> = controllers.collect();
     tracing::info!(controllers = ?config.controllers, namespace = ?config.namespace, "controllers started");
     futures::future::join_all(controllers).await;
-    drop(stop);
+    // `release` needs every other clone of `lost`.
+    drop(cancel);
     if let Some(leadership) = leadership {
         if leadership.was_lost() {
             return Err(ManagerError::LostLeadership);

@@ -372,6 +372,12 @@ impl Operator {
         self.writes().await - before
     }
 
+    /// Whether the manager has returned by itself: stopped, or failed (e.g. it lost the
+    /// leader Lease). Its /metrics server goes on answering until [`Operator::stop`].
+    pub fn has_stopped(&self) -> bool {
+        self.task.as_ref().is_none_or(|task| task.is_finished())
+    }
+
     /// Stops the operator and waits for in-flight reconciles to finish. Returns whether
     /// it stopped cleanly: the manager returned `Ok` within 20 s.
     pub async fn stop(mut self) -> bool {

@@ -25,8 +25,9 @@ use prometheus_client::registry::Registry;
 use reconcile_kit::Result;
 use reconcile_kit::driver::Reconciler;
 use reconcile_kit::events::Events;
+use reconcile_kit::workload::cache::{reflect_with, trim_owned_pod};
 use reconcile_kit::workload::labels::kind_selector;
-use reconcile_kit::workload::{self, reflect, scoped_api};
+use reconcile_kit::workload::{self, scoped_api};
 use webapp_api::PodManager;
 
 use super::Setup;
@@ -83,11 +84,20 @@ pub struct PodManagerReconciler {
     ctx: Arc<Context>,
 }
 
+/// The trim of the Pod cache. Anyone who may create a Pod can give it our labels: the
+/// cache keeps only what the steps read (owner references, labels, deletion, status),
+/// not a tenant's annotations or spec. One function, so the unit test checks the trim
+/// the cache is built with.
+fn trim_cached_pod(pod: &mut Pod) {
+    trim_owned_pod(pod);
+}
+
 /// Builds the PodManager controller: a watch of PodManagers and one of their Pods
 /// (filtered on our labels, cached once and shared with the reconciler).
 pub fn controller(setup: &Setup) -> (Controller<PodManager>, PodManagerReconciler) {
     let (client, namespace) = (setup.client.clone(), setup.namespace.as_deref());
-    let (pods, pod_events) = reflect(scoped_api::<Pod>(&client, namespace), &kind_selector(plan::APP));
+    let selector = kind_selector(plan::APP);
+    let (pods, pod_events) = reflect_with(scoped_api::<Pod>(&client, namespace), &selector, trim_cached_pod, None);
     // No predicate: a deleted or failed Pod must trigger its replacement.
     let controller = workload::controller::<PodManager>(&client, namespace, setup.concurrency).owns_stream(pod_events);
     let ctx = Context {
@@ -110,5 +120,66 @@ impl Reconciler for PodManagerReconciler {
                 .await;
         self.ctx.metrics.count(&result);
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::Pod;
+    use reconcile_kit::workload::pods::pod_problems;
+    use serde_json::json;
+
+    use super::plan::PodView;
+
+    /// A Pod of PodManager `web` as the API server sends it, with a tenant's large
+    /// annotation and the server's `managedFields`.
+    fn served() -> Pod {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": "web-1", "namespace": "ns", "uid": "pod-uid", "generateName": "web-",
+                "deletionTimestamp": "2026-01-01T00:00:00Z",
+                "labels": {"app.kubernetes.io/name": "podmanager", "apps.mycompany.com/template-hash": "h1"},
+                "annotations": {"tenant.example.org/blob": "x".repeat(256 << 10)},
+                "ownerReferences": [{"apiVersion": "apps.mycompany.com/v1", "kind": "PodManager", "name": "web",
+                    "uid": "pm-uid", "controller": true}],
+                "managedFields": [{"manager": "kubectl", "operation": "Apply", "apiVersion": "v1",
+                    "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {}}}]
+            },
+            "spec": {"containers": [{"name": "app", "image": "nginx:1",
+                "env": [{"name": "BLOB", "value": "y".repeat(64 << 10)}]}]},
+            "status": {
+                "phase": "Running", "podIP": "10.0.0.1",
+                "conditions": [{"type": "Ready", "status": "True"}, {"type": "Initialized", "status": "True"},
+                    {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes"}],
+                "containerStatuses": [{"name": "app", "image": "nginx:1", "imageID": "sha", "ready": false,
+                    "restartCount": 3, "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}}}]
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_pod_cache_keeps_what_the_plan_reads_and_no_annotations_spec_or_managed_fields() {
+        let pod = served();
+        let mut cached = pod.clone();
+        super::trim_cached_pod(&mut cached);
+
+        let annotations = cached.metadata.annotations.as_ref().map(|a| a.keys().collect::<Vec<_>>());
+        assert_eq!(annotations, None, "a tenant's annotations survived the trim");
+        assert_eq!(cached.metadata.managed_fields, None, "managedFields survived the trim");
+        assert_eq!(cached.spec, None, "the spec survived the trim");
+        let size = serde_json::to_vec(&cached).unwrap().len();
+        assert!(size < 2048, "the cached Pod still takes {size} bytes");
+
+        // What the steps read: ownership (`Run::pods`), the plan's view, the problems.
+        assert_eq!(cached.metadata.owner_references, pod.metadata.owner_references);
+        assert_eq!(cached.metadata.namespace, pod.metadata.namespace);
+        assert_eq!(PodView::of("web", &cached), PodView::of("web", &pod));
+        let view = PodView::of("web", &cached);
+        assert_eq!((view.uid.as_deref(), view.hash.as_deref()), (Some("pod-uid"), Some("h1")));
+        assert!(view.ready && view.terminating && view.ordinal == Some(1));
+        assert_eq!(pod_problems([&cached]), pod_problems([&pod]));
+        assert_eq!(pod_problems([&cached]).len(), 2, "{:?}", pod_problems([&cached]));
     }
 }
