@@ -54,7 +54,7 @@ impl Leadership {
 /// How often a standby looks whether the leader released the Lease. kube-lease-manager's
 /// standby only looks again when the lock it saw would have expired (up to the whole
 /// lease duration after a release); this bounds the hand-over by a graceful shutdown.
-const RELEASE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+pub const RELEASE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Waits until this instance holds the Lease; `None` if shutdown came first.
 pub async fn acquire(
