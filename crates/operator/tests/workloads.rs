@@ -145,6 +145,20 @@ async fn lifecycle(kind: Kind, prefix: &str) {
     assert!(repaired.is_some(), "drift not repaired within 15 s");
     wait_for(&api, "x", "Running again", running(3, 3)).await;
 
+    // The repair's rollout is over: the Deployment's status, which the kind's status
+    // reports from, no longer changes (a change would be reconciled and written).
+    eventually(Duration::from_secs(60), || async {
+        let deployment = deployments.get("x").await.ok()?;
+        let status = deployment.status?;
+        let done = status.observed_generation == deployment.metadata.generation
+            && [status.replicas, status.updated_replicas, status.ready_replicas, status.available_replicas]
+                .iter()
+                .all(|n| *n == Some(3))
+            && status.unavailable_replicas.is_none();
+        done.then_some(())
+    })
+    .await
+    .expect("the repaired Deployment's rollout never finished");
     // Converged: forced resyncs (metadata-only changes) are reconciled and write nothing.
     let reconciles = format!("controller_runtime_reconcile_total{{controller=\"{}\",result=\"success\"}}", kind.name);
     let writes = operator.writes_at_rest(&api, "x", &reconciles, 3).await;
