@@ -487,7 +487,7 @@ async fn the_chart_rbac_is_enough_and_no_more_in_cluster_scope() {
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(restricted);
     let refused = nodes.list(&Default::default()).await.unwrap_err();
     assert!(matches!(&refused, kube::Error::Api(status) if status.code == 403), "{refused}");
-    operator.stop().await;
+    assert!(operator.stop().await, "the operator did not stop cleanly");
 }
 
 /// Namespace scope: a Role in the watched namespace only. The scenarios pass there; an
@@ -567,5 +567,5 @@ async fn the_chart_rbac_is_enough_and_no_more_in_namespace_scope() {
         }
         assert!(allowed(&admin, &user, "list", group, resource, Some(&work.name)).await, "list {resource} in watched");
     }
-    operator.stop().await;
+    assert!(operator.stop().await, "the operator did not stop cleanly");
 }
