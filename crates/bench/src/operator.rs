@@ -2,7 +2,7 @@
 //! WebApp controller only): start, scrape its metrics, read its CPU time and memory from
 //! `/proc`, stop it with SIGINT as a user would.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -142,33 +142,59 @@ impl Operator {
 }
 
 /// The samples of a Prometheus text exposition, keyed by name with labels, e.g.
-/// `kube_client_requests_total{method="GET"}`.
+/// `kube_client_requests_total{method="GET"}`, and the families it declares.
 #[derive(Clone, Debug, Default)]
-pub struct Metrics(HashMap<String, f64>);
+pub struct Metrics {
+    samples: HashMap<String, f64>,
+    families: HashSet<String>,
+}
 
 /// HTTP methods that write.
 const WRITES: [&str; 4] = ["POST", "PUT", "PATCH", "DELETE"];
 
+/// The family of the client's request counters (`kube_client_requests_total{method}`).
+pub const REQUESTS: &str = "kube_client_requests";
+
 impl Metrics {
-    /// Parses the text format; comments and malformed lines are skipped.
+    /// Parses the text format; malformed lines are skipped, comments other than the
+    /// `# TYPE` lines that declare a family too.
     pub fn parse(text: &str) -> Self {
+        let families = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+            .collect();
         let samples = text
             .lines()
             .filter(|line| !line.starts_with('#'))
             .filter_map(|line| line.rsplit_once(' '))
             .filter_map(|(series, value)| Some((series.to_owned(), value.parse().ok()?)))
             .collect();
-        Metrics(samples)
+        Metrics { samples, families }
+    }
+
+    /// These metrics, if they declare `family`. A counter's series appear only once
+    /// incremented, so an absent series reads as 0; an absent family (renamed, not
+    /// registered, an empty scrape) is an error instead, or every check that something
+    /// stayed low would pass.
+    pub fn require(self, family: &str) -> Result<Self> {
+        if self.families.contains(family) {
+            return Ok(self);
+        }
+        let mut declared: Vec<&String> = self.families.iter().collect();
+        declared.sort();
+        Err(BenchError::Operator(format!("the metrics have no {family} family; declared: {declared:?}")))
     }
 
     fn sample(&self, series: &str) -> u64 {
-        self.0.get(series).copied().unwrap_or(0.0) as u64
+        self.samples.get(series).copied().unwrap_or(0.0) as u64
     }
 
     /// Every sample whose series starts with `prefix` (a name and `{`, say), for
     /// families the methods here do not sum.
     pub fn matching<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, f64)> + 'a {
-        self.0.iter().filter(move |(series, _)| series.starts_with(prefix)).map(|(s, v)| (s.as_str(), *v))
+        self.samples.iter().filter(move |(series, _)| series.starts_with(prefix)).map(|(s, v)| (s.as_str(), *v))
     }
 
     /// Requests sent with `method`.
@@ -179,7 +205,7 @@ impl Metrics {
     /// API requests sent, Event writes included, watches apart: each watch is made
     /// again every minute whatever the operator does (counted as `WATCH`).
     pub fn requests(&self) -> u64 {
-        self.0
+        self.samples
             .iter()
             .filter(|(series, _)| series.starts_with("kube_client_requests_total{"))
             .filter(|(series, _)| !series.contains("method=\"WATCH\""))
@@ -264,6 +290,15 @@ mod tests {
         assert_eq!(metrics.writes(), 5);
         assert_eq!(metrics.reconciles(), 7);
         assert_eq!(metrics.requests_by("DELETE"), 0);
+    }
+
+    #[test]
+    fn a_family_is_required_by_its_type_line() {
+        let declared = Metrics::parse("# HELP kube_client_requests x\n# TYPE kube_client_requests counter\n# EOF\n");
+        assert_eq!(declared.require(REQUESTS).map(|m| m.writes()).ok(), Some(0));
+        let renamed = Metrics::parse("# TYPE kube_requests counter\nkube_requests_total{method=\"PATCH\"} 3\n");
+        assert!(renamed.require(REQUESTS).is_err());
+        assert!(Metrics::default().require(REQUESTS).is_err());
     }
 
     #[test]

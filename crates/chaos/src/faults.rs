@@ -94,7 +94,7 @@ impl Suite {
         let churn = self.churn();
         for _ in 0..times {
             self.sleep_between(1000, 4000).await;
-            let before = solo.metrics().await?;
+            let before = solo.request_metrics().await?;
             let down = Instant::now();
             let pause = format!("{:.1}", self.rng.between(0, 2000) as f64 / 1000.0);
             let status = tokio::process::Command::new(&self.restart)
@@ -115,7 +115,7 @@ impl Suite {
                 solo.start(&self.launch).await?;
                 continue;
             }
-            let after = solo.metrics().await?;
+            let after = solo.request_metrics().await?;
             let rate = (after.requests() - before.requests()) as f64 / (outage + back.elapsed()).as_secs_f64();
             row.notes.push(format!(
                 "outage {:.1} s; operator requests {:.1}/s from the kill until it acted again (backoff, not a storm)",
@@ -152,7 +152,7 @@ impl Suite {
         let every = Duration::from_millis(300);
         let manager = PatchParams { field_manager: Some("chaos-fighter".into()), ..PatchParams::default() };
         for round in 0..fights {
-            let before = solo.metrics().await?.writes();
+            let before = solo.request_metrics().await?.writes();
             let start = Instant::now();
             let mut writes = 0u64;
             while start.elapsed() < Duration::from_secs(seconds) {
@@ -191,7 +191,7 @@ impl Suite {
             }
             row.injected += writes as usize;
             let fought = start.elapsed().as_secs_f64();
-            let during = solo.metrics().await?.writes() - before;
+            let during = solo.request_metrics().await?.writes() - before;
             // Each fighter write costs the operator the apply that undoes it and what
             // the rollout it caused shows: `Creating` and `Running` (a transition each),
             // perhaps a pod count that changed meanwhile, and an Event with each
@@ -305,10 +305,10 @@ async fn restored(probe: &Probe, wanted: &(String, i32), limit: Duration) -> Opt
 /// Waits until the operator has made no write for 2 s; how long after the call.
 async fn quiet(instance: &Instance, limit: Duration) -> Result<Option<Duration>> {
     let start = Instant::now();
-    let (mut last, mut since) = (instance.metrics().await?.writes(), Instant::now());
+    let (mut last, mut since) = (instance.request_metrics().await?.writes(), Instant::now());
     while start.elapsed() < limit {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = instance.metrics().await?.writes();
+        let now = instance.request_metrics().await?.writes();
         if now != last {
             (last, since) = (now, Instant::now());
         } else if since.elapsed() >= Duration::from_secs(2) {

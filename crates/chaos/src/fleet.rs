@@ -6,8 +6,8 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
-use webapp_bench::error::Result;
-use webapp_bench::operator::{Metrics, Operator};
+use webapp_bench::error::{BenchError, Result};
+use webapp_bench::operator::{Metrics, Operator, REQUESTS};
 
 /// One operator instance: a name, a port and a log that outlive its processes.
 pub struct Instance {
@@ -88,6 +88,17 @@ impl Instance {
             Some(process) => process.metrics().await,
             None => Ok(Metrics::default()),
         }
+    }
+
+    /// The metrics of its running process, which must export the client's request
+    /// counters: with no process, or without the family, every bound on its requests
+    /// (a quiet operator, no storm) would hold on zeros.
+    pub async fn request_metrics(&self) -> Result<Metrics> {
+        let process = self
+            .process
+            .as_ref()
+            .ok_or_else(|| BenchError::Operator(format!("{}: no process to count the requests of", self.name)))?;
+        process.metrics().await?.require(REQUESTS)
     }
 
     /// Whether its process died on its own.

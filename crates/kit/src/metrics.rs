@@ -4,11 +4,33 @@
 //! `controller_runtime_reconcile_time_seconds{controller}`. Labels never hold object
 //! names: their cardinality is bounded by the number of controllers and reasons.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+/// A metric family that is declared (`# HELP`, `# TYPE`) even before its first series.
+/// prometheus-client leaves an empty family out of the exposition altogether, so "no
+/// error yet" would look like "no such metric": a dashboard's `absent()` and a test
+/// that checks a count stays 0 could not tell a renamed metric from a quiet one.
+#[derive(Debug)]
+pub struct Declared<M>(pub M);
+
+impl<M: EncodeMetric> EncodeMetric for Declared<M> {
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.0.metric_type()
+    }
+
+    fn is_empty(&self) -> bool {
+        false
+    }
+}
 
 /// Labels of `controller_runtime_reconcile_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -64,12 +86,12 @@ impl Metrics {
         registry.register(
             "controller_runtime_reconcile",
             "Total number of reconciliations per controller",
-            metrics.reconciles.clone(),
+            Declared(metrics.reconciles.clone()),
         );
         registry.register(
             "controller_runtime_reconcile_errors",
             "Total number of reconciliation errors per controller and reason",
-            metrics.errors.clone(),
+            Declared(metrics.errors.clone()),
         );
         registry.register(
             "controller_runtime_reconcile_time_seconds",
@@ -77,5 +99,27 @@ impl Metrics {
             metrics.duration.clone(),
         );
         metrics
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_family_is_declared_before_its_first_series() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains("# TYPE controller_runtime_reconcile_errors counter\n"), "{text}");
+        assert!(!text.contains("controller_runtime_reconcile_errors_total{"), "{text}");
+
+        metrics.errors.get_or_create(&ErrorLabels { controller: "webapp", reason: "Invalid" }).inc();
+        text.clear();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("controller_runtime_reconcile_errors_total{controller=\"webapp\",reason=\"Invalid\"} 1\n")
+        );
     }
 }

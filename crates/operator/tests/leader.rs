@@ -21,6 +21,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use webapp_api::{Phase, WebApp};
 use webapp_operator::controllers::ControllerKind;
+use webapp_operator::manager::leader::{LEASE_DURATION_SECONDS, RELEASE_POLL, RENEW_GRACE_SECONDS};
 
 fn replica(namespace: &str, name: &str) -> webapp_operator::manager::Config {
     let mut config = Operator::config(namespace, vec![ControllerKind::Webapp]);
@@ -58,7 +59,8 @@ async fn only_the_leader_reconciles_and_a_stopping_leader_hands_over() {
     .await;
     assert!(running.is_some(), "the leader did not reconcile");
     let standby = "controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"}";
-    assert_eq!(b.metric(standby).await, 0.0, "the standby reconciled");
+    // The standby exports the family but, never having reconciled, no series of it.
+    assert_eq!(b.metric_or_zero_if_family_exists(standby).await, 0.0, "the standby reconciled");
 
     assert!(a.stop().await, "the leader did not stop cleanly");
     // Released, not left to expire: right after the leader stopped, nobody holds the
@@ -69,11 +71,18 @@ async fn only_the_leader_reconciles_and_a_stopping_leader_hands_over() {
         after_stop.as_deref().is_none_or(|h| h == "replica-b"),
         "the stopped leader did not release the Lease: {after_stop:?}"
     );
-    // The standby looks for a released Lease every 2 s: it takes over well within the
-    // 15 s a Lease left to expire would take.
-    let handed =
-        eventually(Duration::from_secs(5), || async { (holder(&leases).await? == "replica-b").then_some(()) }).await;
-    assert!(handed.is_some(), "replica-b never took over; holder: {:?}", holder(&leases).await);
+    // The bound of the hand-over, from the Lease settings the operator uses. The
+    // standby looks for a released Lease every RELEASE_POLL (2 s), so it sees the
+    // release at most one poll after it; taking the Lease then costs a few API round
+    // trips (the look, the new lease manager's read, its sync and its lock), allowed
+    // RENEW_GRACE_SECONDS (5 s) in all: the slack the operator itself gives a renewal's
+    // round trips before its Lease would expire, and room for 4 test threads on 2
+    // cores. 2 s + 5 s = 7 s, still below LEASE_DURATION_SECONDS (15 s), the wait of a
+    // standby that missed the release and waits for the Lease it saw to expire.
+    let bound = RELEASE_POLL + Duration::from_secs(RENEW_GRACE_SECONDS);
+    assert!(bound < Duration::from_secs(LEASE_DURATION_SECONDS), "the bound would not tell a release from an expiry");
+    let handed = eventually(bound, || async { (holder(&leases).await? == "replica-b").then_some(()) }).await;
+    assert!(handed.is_some(), "replica-b did not take over within {bound:?}; holder: {:?}", holder(&leases).await);
 
     let patch = json!({"spec": {"image": "nginx:1.21"}});
     api.patch("web", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();

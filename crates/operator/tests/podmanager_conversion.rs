@@ -205,7 +205,7 @@ async fn v1_and_v2_clients_share_objects_through_the_conversion_webhook() {
     assert!(answer.contains("not a ConversionReview") && answer.ends_with("400"), "{answer}");
 
     // With the webhook down, the storage version still reads; v2 does not.
-    operator.stop().await;
+    assert!(operator.stop().await, "the operator did not stop cleanly");
     assert_eq!(v1.get("rich").await.unwrap().spec.image, "nginx:1.21");
     match v2.get("rich").await {
         Err(kube::Error::Api(status)) => assert!(status.message.contains("conversion webhook"), "{}", status.message),

@@ -260,11 +260,29 @@ async fn restart_mid_creation_converges_without_duplicates() {
     let api = create(&client, &ns.name, &name, json!({"image": "nginx:does-not-exist", "replicas": 3})).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
     let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
-    eventually(Duration::from_secs(30), || async { deployments.get_opt(&name).await.ok()? })
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
+    // The Created events about the WebApp's children, by the child's kind.
+    let created = || async {
+        let list = events.list(&ListParams::default()).await.unwrap();
+        let created: Vec<String> = list
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("Created"))
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name.as_str()))
+            .inspect(|e| assert!(e.series.is_none(), "repeated Created event: {e:?}"))
+            .filter_map(|e| e.related?.kind)
+            .collect();
+        created
+    };
+    // The first operator's work, seen whole: the Deployment and the event about it.
+    eventually(Duration::from_secs(30), || async { created().await.contains(&"Deployment".to_owned()).then_some(()) })
         .await
-        .expect("no Deployment");
+        .expect("no Created event for the Deployment");
+    let uid = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| meta.uid.clone().unwrap();
+    let deployment_uid = uid(&deployments.get(&name).await.unwrap().metadata);
     // Killed, not stopped: whatever reconcile is in flight is cut off.
     drop(operator);
+    let service_at_kill = services.get_opt(&name).await.unwrap().map(|s| uid(&s.metadata));
     let at_kill = api.get(&name).await.unwrap().status.and_then(|s| s.phase);
     assert_ne!(at_kill, Some(Phase::Running), "Running on an image that does not exist");
 
@@ -272,26 +290,26 @@ async fn restart_mid_creation_converges_without_duplicates() {
     api.patch(&name, &PatchParams::default(), &Patch::Merge(&fix)).await.unwrap();
     let _operator = Operator::start(&ns.name).await;
     wait_for(&api, &name, "Running on the fixed image", running_at(2)).await;
+    // Every child of the WebApp, found by the labels the operator sets: a second copy
+    // made under another name would show here.
     let selector = format!("app.kubernetes.io/instance={name},app.kubernetes.io/managed-by=webapp-operator");
-    assert_eq!(deployments.list(&ListParams::default().labels(&selector)).await.unwrap().items.len(), 1);
-    assert_eq!(services.list(&ListParams::default().labels(&selector)).await.unwrap().items.len(), 1);
-    // No child was created twice: the second operator found them and took them over.
-    let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
-    let created: Vec<String> = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("Created"))
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name.as_str()))
-        .inspect(|e| assert!(e.series.is_none(), "repeated Created event: {e:?}"))
-        .filter_map(|e| e.related?.kind)
-        .collect();
-    // At most one each: the kill may even fall between a create and its event.
-    for kind in ["Deployment", "Service"] {
-        assert!(created.iter().filter(|k| *k == kind).count() <= 1, "{kind} created twice: {created:?}");
+    let by_label = ListParams::default().labels(&selector);
+    let deployment_uids: Vec<String> =
+        deployments.list(&by_label).await.unwrap().items.iter().map(|d| uid(&d.metadata)).collect();
+    let service_uids: Vec<String> =
+        services.list(&by_label).await.unwrap().items.iter().map(|s| uid(&s.metadata)).collect();
+    // The second operator took over what the first made: the same objects, not new ones.
+    assert_eq!(deployment_uids, [deployment_uid], "the Deployment was made again");
+    assert_eq!(service_uids.len(), 1, "Services: {service_uids:?}");
+    if let Some(service_uid) = &service_at_kill {
+        assert_eq!(&service_uids[0], service_uid, "the Service was made again");
     }
+    let created = created().await;
+    let count = |kind: &str| created.iter().filter(|k| *k == kind).count();
+    assert_eq!(count("Deployment"), 1, "one Created event for the one Deployment: {created:?}");
+    // At most one for the Service: the kill may fall between its create and its event
+    // (or after a create was sent and before its answer, so that it was not seen here).
+    assert!(count("Service") <= 1, "the Service was created twice: {created:?}");
 }
 
 /// `kubectl wait --for=condition=Ready` and `kubectl get webapps` work as users expect.
@@ -337,31 +355,10 @@ async fn a_converged_webapp_sends_no_request_at_all() {
     let (client, ns, operator) = setup("noread").await;
     let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
     wait_for(&api, "web", "Running", running_at(1)).await;
-    let requests = || async {
-        let mut total = 0.0;
-        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
-            total += operator.metric(&format!("kube_client_requests_total{{method=\"{method}\"}}")).await;
-        }
-        total
-    };
-    let reconciles = || operator.metric("controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"}");
-    // Convergence's own events and status writes settle first: two quiet seconds.
-    let before = eventually(Duration::from_secs(30), || async {
-        let before = (requests().await, reconciles().await);
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        (before == (requests().await, reconciles().await)).then_some(before)
-    })
-    .await
-    .expect("the operator never settled");
-    for i in 0..3 {
-        let patch = json!({"metadata": {"annotations": {"test/resync": i.to_string()}}});
-        api.patch("web", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-        let seen = before.1 + f64::from(i) + 1.0;
-        eventually(Duration::from_secs(20), || async { (reconciles().await >= seen).then_some(()) })
-            .await
-            .expect("no reconcile");
-    }
-    assert_eq!(requests().await, before.0, "a converged WebApp sent requests");
+    let reconciles = "controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"}";
+    let methods = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+    let requests = operator.requests_at_rest(&api, "web", reconciles, 3, &methods).await;
+    assert_eq!(requests, 0.0, "a converged WebApp sent requests");
 }
 
 /// A permanently broken WebApp goes Failed and is not retried in a loop.
@@ -378,19 +375,52 @@ async fn a_permanent_error_does_not_hot_loop() {
     let reasons = event_reasons(&client, &ns.name).await;
     assert!(reasons.iter().any(|r| r == "Invalid"), "a Warning event names the reason: {reasons:?}");
 
-    let sample = "controller_runtime_reconcile_total{controller=\"webapp\",result=\"error\"}";
+    let invalid = "controller_runtime_reconcile_errors_total{controller=\"webapp\",reason=\"Invalid\"}";
     // A forced reconcile, counted: the operator is at work on this object, and the
     // reconcile triggered by our own status write has passed.
-    operator.resync(&api, "web", sample, 1).await;
-    let before = operator.metric(sample).await;
-    // Room for a loop to show: retried with backoff (1 s, 2 s, 4 s...), it would fail
-    // several more times before the next forced reconcile...
-    let window = tokio::time::sleep(Duration::from_secs(10));
-    window.await;
-    // ...which is counted too: only it ran.
-    operator.resync(&api, "web", sample, 1).await;
-    let during = operator.metric(sample).await - before;
-    assert_eq!(during, 1.0, "{during} reconciles of a permanently broken object in 10 s, one of them forced");
+    operator.resync(&api, "web", invalid, 1).await;
+    let before = operator.metric(invalid).await;
+    // The control: a WebApp blocked by a Deployment it does not own, an error that is
+    // retried with the same per-object backoff a hot loop would use: after n failures
+    // the next try comes d = 2^(n-1) s to 2d later (1 s doubling, jitter up to one
+    // delay). The broken WebApp has failed `before` times, so a loop would retry it
+    // within 2^before s of the forced reconcile. Once Failed (its status no longer
+    // changes), the control is retried on its backoff alone: after its n failures, m
+    // more take at least 2^(n-1) * (2^m - 1) s, all after the forced reconcile. Those
+    // retries, counted, are the evidence that the operator was at work all along,
+    // retrying what it should, for as long as a loop would have needed to show.
+    let theirs: Deployment = serde_json::from_value(json!({"metadata": {"name": "blocked"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "theirs"}},
+            "template": {"metadata": {"labels": {"app": "theirs"}}, "spec": {"containers": [{"name": "c", "image": "httpd:2"}]}}}}))
+    .unwrap();
+    Api::<Deployment>::namespaced(client.clone(), &ns.name).create(&PostParams::default(), &theirs).await.unwrap();
+    create(&client, &ns.name, "blocked", json!({"image": "nginx:1.20"})).await;
+    wait_for(&api, "blocked", "Failed/NotOwned", |w| phase(w) == Some(Phase::Failed)).await;
+    let not_owned = "controller_runtime_reconcile_errors_total{controller=\"webapp\",reason=\"NotOwned\"}";
+    // Counted once the reconcile that wrote Failed returns, just after the write.
+    let failed = eventually(Duration::from_secs(10), || async {
+        let failed = operator.metric_or_zero_if_family_exists(not_owned).await;
+        (failed >= 1.0).then_some(failed)
+    })
+    .await
+    .expect("the control's failure was not counted");
+    let shortest = |m: f64| 2f64.powf(failed - 1.0) * (2f64.powf(m) - 1.0);
+    let retries = (1..).map(f64::from).find(|&m| shortest(m) >= 2f64.powf(before)).unwrap();
+    // The longest those retries may take (each delay doubled by jitter), and room for
+    // the reconciles themselves.
+    let limit = Duration::from_secs_f64(2.0 * shortest(retries + 1.0) + 30.0);
+    // One more than the retries: a reconcile in flight when `failed` was read (the one
+    // its own Failed status triggered) is not a retry on the backoff.
+    let retried =
+        eventually(limit, || async { (operator.metric(not_owned).await >= failed + retries + 1.0).then_some(()) })
+            .await;
+    assert!(
+        retried.is_some(),
+        "the blocked control WebApp was not retried {retries} times in {limit:?}: {}",
+        operator.metric(not_owned).await - failed
+    );
+    let during = operator.metric(invalid).await - before;
+    assert_eq!(during, 0.0, "a permanently broken WebApp was reconciled {during} times without a change");
 
     // A new generation is the next attempt.
     api.patch("web", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"resources": {"limits": {"cpu": "4"}}}})))
@@ -531,7 +561,11 @@ async fn a_paused_webapp_is_left_alone() {
 
     let pause =
         json!({"metadata": {"annotations": {"apps.example.com/paused": "true"}}, "spec": {"image": "nginx:1.21"}});
-    let paused = || operator.metric("controller_runtime_reconcile_total{controller=\"webapp\",result=\"paused\"}");
+    let paused = || {
+        operator.metric_or_zero_if_family_exists(
+            "controller_runtime_reconcile_total{controller=\"webapp\",result=\"paused\"}",
+        )
+    };
     let before = paused().await;
     api.patch("web", &PatchParams::default(), &Patch::Merge(&pause)).await.unwrap();
     // The operator looked at the new generation and left it alone.
@@ -712,9 +746,9 @@ async fn a_backdated_cleanup_start_does_not_release_the_finalizer() {
     .await;
     assert!(asked.is_some(), "cleanup never asked the Deployment to go");
     let waiting = "controller_runtime_reconcile_total{controller=\"webapp\",result=\"requeue\"}";
-    let before = operator.metric(waiting).await;
+    let before = operator.metric_or_zero_if_family_exists(waiting).await;
     let more = eventually(Duration::from_secs(30), || async {
-        (operator.metric(waiting).await >= before + 2.0).then_some(())
+        (operator.metric_or_zero_if_family_exists(waiting).await >= before + 2.0).then_some(())
     })
     .await;
     assert!(more.is_some(), "no further cleanup attempt was counted");
@@ -756,8 +790,9 @@ async fn a_quota_that_refuses_the_deployment_blocks_and_recovers() {
     assert!(degraded.message.contains("exceeded quota"), "{}", degraded.message);
     // Counted once the reconcile that wrote this status returns.
     let errors = "controller_runtime_reconcile_errors_total{controller=\"webapp\",reason=\"Forbidden\"}";
-    let counted =
-        eventually(Duration::from_secs(10), || async { (operator.metric(errors).await >= 1.0).then_some(()) });
+    let counted = eventually(Duration::from_secs(10), || async {
+        (operator.metric_or_zero_if_family_exists(errors).await >= 1.0).then_some(())
+    });
     assert!(counted.await.is_some(), "the refusal is not counted in controller_runtime_reconcile_errors_total");
 
     let raise = json!({"spec": {"hard": {"count/deployments.apps": "5"}}});

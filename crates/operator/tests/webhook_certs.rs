@@ -113,7 +113,7 @@ async fn the_webhook_certificate_renews_and_reloads_without_a_restart() {
     assert!(merged.is_some(), "the bundle does not trust both CAs: {}", bundle(&crds).await);
     trust_only(&crds, &ca(&renewed)).await;
     converts(&client, &ns.name, "after-renewal").await;
-    operator.stop().await;
+    assert!(operator.stop().await, "the operator did not stop cleanly");
 
     // Mounted, replaced on disk by its issuer.
     let dir = std::env::temp_dir().join(format!("webhook-certs-{}", ns.name));
@@ -138,7 +138,7 @@ async fn the_webhook_certificate_renews_and_reloads_without_a_restart() {
     assert!(reloaded.is_some(), "the reissued certificate on disk was not picked up");
     trust_only(&crds, &reissued.ca_pem).await;
     converts(&client, &ns.name, "after-reload").await;
-    operator.stop().await;
+    assert!(operator.stop().await, "the operator did not stop cleanly");
     std::fs::remove_dir_all(&dir).unwrap();
     install_crds(&client).await;
 }

@@ -97,7 +97,7 @@ async fn a_second_release_never_takes_a_live_release_s_webhook() {
     assert!(taken.is_some(), "the second release never took over: {:?}", webhook_of(&crds).await);
     assert_eq!(b.metric("webhook_conversion_owner").await, 1.0);
 
-    a.stop().await;
-    b.stop().await;
+    assert!(a.stop().await, "the first release did not stop cleanly");
+    assert!(b.stop().await, "the second release did not stop cleanly");
     install_crds(&client).await;
 }

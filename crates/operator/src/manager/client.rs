@@ -33,7 +33,7 @@ impl ClientMetrics {
         registry.register(
             "kube_client_requests",
             "Requests sent to the Kubernetes API server, by HTTP method (WATCH for watches)",
-            metrics.requests.clone(),
+            reconcile_kit::metrics::Declared(metrics.requests.clone()),
         );
         metrics
     }

@@ -56,7 +56,7 @@ impl Leadership {
 /// How often a standby looks whether the leader released the Lease. kube-lease-manager's
 /// standby only looks again when the lock it saw would have expired (up to the whole
 /// lease duration after a release); this bounds the hand-over by a graceful shutdown.
-const RELEASE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+pub const RELEASE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Registers `leader_election_master_status` (controller-runtime's name): 1 while this
 /// replica holds the Lease, 0 otherwise. Tells which replica leads, and that an old

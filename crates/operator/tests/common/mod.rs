@@ -324,18 +324,46 @@ impl Operator {
     }
 
     /// The value of one sample of the metrics, e.g. `kube_client_requests_total{method="PATCH"}`.
+    /// A series that is not exported fails the test, naming the series it has of the
+    /// same name: read as 0, a renamed or relabelled metric would pass every check
+    /// that something is zero.
     pub async fn metric(&self, sample: &str) -> f64 {
         let body = self.get("/metrics").await.expect("no metrics");
-        body.lines().find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
+        sample_in(&body, sample).unwrap_or_else(|| panic!("{}", missing(&body, sample)))
+    }
+
+    /// Like [`Operator::metric`], for a counter with labels, which prometheus-client
+    /// exports only once that label set was first incremented: 0 while the series is
+    /// absent, provided its family is registered (its `# TYPE` line is there), so a
+    /// renamed family still fails the test.
+    pub async fn metric_or_zero_if_family_exists(&self, sample: &str) -> f64 {
+        let body = self.get("/metrics").await.expect("no metrics");
+        if let Some(value) = sample_in(&body, sample) {
+            return value;
+        }
+        let family = family_of(sample);
+        let registered = body
+            .lines()
+            .any(|line| line.strip_prefix("# TYPE ").and_then(|rest| rest.split_whitespace().next()) == Some(family));
+        assert!(registered, "no metric family {family}: {}", missing(&body, sample));
+        0.0
+    }
+
+    /// Requests the operator's client has sent with any of `methods` (a method it never
+    /// used counts 0, as long as the request counter is registered).
+    pub async fn requests(&self, methods: &[&str]) -> f64 {
+        let mut total = 0.0;
+        for method in methods {
+            total += self
+                .metric_or_zero_if_family_exists(&format!("kube_client_requests_total{{method=\"{method}\"}}"))
+                .await;
+        }
+        total
     }
 
     /// Requests the operator's client has sent that write (POST, PUT, PATCH, DELETE).
     pub async fn writes(&self) -> f64 {
-        let mut total = 0.0;
-        for method in ["POST", "PUT", "PATCH", "DELETE"] {
-            total += self.metric(&format!("kube_client_requests_total{{method=\"{method}\"}}")).await;
-        }
-        total
+        self.requests(&WRITES).await
     }
 
     /// Forces `times` reconciles of object `name` with metadata-only changes (no new
@@ -346,30 +374,46 @@ impl Operator {
     {
         // A value never used before, so that every call changes the object.
         static MARK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let before = self.metric(sample).await;
+        // The object may not have had a reconcile of this result yet.
+        let before = self.metric_or_zero_if_family_exists(sample).await;
         for i in 0..times {
             let mark = MARK.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let patch = serde_json::json!({"metadata": {"annotations": {"test/resync": mark.to_string()}}});
             api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
             let seen = before + f64::from(i) + 1.0;
-            eventually(Duration::from_secs(20), || async { (self.metric(sample).await >= seen).then_some(()) })
-                .await
-                .expect("no reconcile");
+            eventually(Duration::from_secs(20), || async {
+                (self.metric_or_zero_if_family_exists(sample).await >= seen).then_some(())
+            })
+            .await
+            .unwrap_or_else(|| panic!("no reconcile of {name} counted by {sample} within 20 s"));
         }
     }
 
     /// The writes a converged object costs over `times` forced reconciles (counted by
     /// `sample`): zero, if it is at rest. One forced reconcile runs first, from the
     /// converged state, so that whatever the operator still had to say about
-    /// convergence (events, a last status) is said before the count starts.
+    /// convergence (events, a last status) is said before the count starts. The
+    /// operator must have written before (it made the object's children): the
+    /// positive control without which a counter that never moves would pass.
     pub async fn writes_at_rest<K>(&self, api: &Api<K>, name: &str, sample: &str, times: u32) -> f64
     where
         K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     {
+        self.requests_at_rest(api, name, sample, times, &WRITES).await
+    }
+
+    /// The requests with any of `methods` a converged object costs over `times` forced
+    /// reconciles, like [`Operator::writes_at_rest`].
+    pub async fn requests_at_rest<K>(&self, api: &Api<K>, name: &str, sample: &str, times: u32, methods: &[&str]) -> f64
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let written = self.writes().await;
+        assert!(written > 0.0, "no write counted while {name} was created: the request counter counts nothing");
         self.resync(api, name, sample, 1).await;
-        let before = self.writes().await;
+        let before = self.requests(methods).await;
         self.resync(api, name, sample, times).await;
-        self.writes().await - before
+        self.requests(methods).await - before
     }
 
     /// Whether the manager has returned by itself: stopped, or failed (e.g. it lost the
@@ -400,6 +444,36 @@ impl Drop for Operator {
             task.abort();
         }
     }
+}
+
+/// The HTTP methods that write.
+pub const WRITES: [&str; 4] = ["POST", "PUT", "PATCH", "DELETE"];
+
+/// The value of `sample` (name and labels, exactly as exported) in a text exposition.
+fn sample_in(body: &str, sample: &str) -> Option<f64> {
+    body.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        (series == sample).then(|| value.parse().ok()).flatten()
+    })
+}
+
+/// The family a sample belongs to, as its `# TYPE` line names it: prometheus-client
+/// names a counter's family without the `_total` of its samples.
+fn family_of(sample: &str) -> &str {
+    let name = sample.split('{').next().unwrap_or(sample);
+    name.strip_suffix("_total").unwrap_or(name)
+}
+
+/// Why `sample` was not found, with the series whose names start like its own (its
+/// first word: `controller`, `kube`), so a rename or a relabelling shows.
+fn missing(body: &str, sample: &str) -> String {
+    let stem = sample.split('_').next().unwrap_or(sample);
+    let nearby: Vec<&str> = body
+        .lines()
+        .filter(|line| !line.starts_with('#') && line.starts_with(stem))
+        .filter_map(|line| line.rsplit_once(' ').map(|(series, _)| series))
+        .collect();
+    format!("metric {sample} is not exported; series starting with {stem}: {nearby:?}")
 }
 
 fn free_port() -> SocketAddr {

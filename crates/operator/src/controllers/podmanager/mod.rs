@@ -25,6 +25,7 @@ use prometheus_client::registry::Registry;
 use reconcile_kit::Result;
 use reconcile_kit::driver::Reconciler;
 use reconcile_kit::events::Events;
+use reconcile_kit::metrics::Declared;
 use reconcile_kit::workload::cache::{reflect_with, trim_owned_pod};
 use reconcile_kit::workload::labels::kind_selector;
 use reconcile_kit::workload::{self, scoped_api};
@@ -55,7 +56,8 @@ impl PodManagerMetrics {
     /// Creates the counter and registers it in `registry`.
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = PodManagerMetrics::default();
-        registry.register("podmanager_reconcile", "Total number of reconcile operations", metrics.reconciles.clone());
+        let family = Declared(metrics.reconciles.clone());
+        registry.register("podmanager_reconcile", "Total number of reconcile operations", family);
         metrics
     }
 
