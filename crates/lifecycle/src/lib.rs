@@ -52,6 +52,12 @@ impl Phase {
             Phase::Deleting => "Deleting",
         }
     }
+
+    /// A phase that may not be set yet, as kubectl prints it (`<none>`), for logs that
+    /// read like kubectl (`from=<none> to=Pending`).
+    pub fn or_none(phase: Option<Self>) -> &'static str {
+        phase.map_or("<none>", Self::as_str)
+    }
 }
 
 impl std::fmt::Display for Phase {

@@ -417,7 +417,7 @@ pub async fn report<W: Workload>(run: &mut Run<W>, failure: Option<&Failure>) ->
     if after.phase != previous.phase
         && let Some(phase) = after.phase
     {
-        tracing::info!(from = ?previous.phase, to = %phase, "phase changed");
+        tracing::info!(from = Phase::or_none(previous.phase), to = %phase, "phase changed");
         if phase == Phase::Running {
             let summary = run.observed.progress().summary;
             events.normal(&reference, "Running", summary).await;

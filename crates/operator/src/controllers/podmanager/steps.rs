@@ -168,7 +168,7 @@ async fn report(run: &Run, failure: Option<&Failure>) -> Result<Action> {
         run.ctx.events.warning(&reference, "Failed", format!("{}: {}", failure.reason, failure.message)).await;
     }
     if next.phase != previous.phase {
-        tracing::info!(from = ?previous.phase, to = ?next.phase, "phase changed");
+        tracing::info!(from = Phase::or_none(previous.phase), to = Phase::or_none(next.phase), "phase changed");
         if next.phase == Some(Phase::Running) {
             run.ctx.events.normal(&reference, "Running", next.message.clone().unwrap_or_default()).await;
         }
