@@ -313,13 +313,13 @@ async fn a_pod_it_does_not_own_is_left_alone() {
         after.metadata.managed_fields.iter().flatten().filter_map(|f| f.manager.clone()).collect();
     assert!(!managers.iter().any(|m| m == "webapp-operator"), "their Pod was written by us: {managers:?}");
     assert!(after.metadata.owner_references.is_none());
-    let warnings: Vec<String> = events(&client, &ns.name)
-        .await
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("Failed"))
-        .filter_map(|e| e.note)
-        .collect();
-    assert!(warnings.iter().any(|n| n.contains("NotOwned")), "{warnings:?}");
+    // The Warning is published after the status is written: waited for.
+    let warned = eventually(Duration::from_secs(20), || async {
+        let warnings = events(&client, &ns.name).await.into_iter().filter(|e| e.reason.as_deref() == Some("Failed"));
+        warnings.filter_map(|e| e.note).any(|n| n.contains("NotOwned")).then_some(())
+    })
+    .await;
+    assert!(warned.is_some(), "no Failed event naming NotOwned: {:?}", events(&client, &ns.name).await);
 
     pods.delete("pm-1", &DeleteParams::default()).await.unwrap();
     wait_for(&api, "pm", "Running after the conflict is gone", running(1, 2)).await;

@@ -410,7 +410,10 @@ impl Operator {
     {
         let written = self.writes().await;
         assert!(written > 0.0, "no write counted while {name} was created: the request counter counts nothing");
-        self.resync(api, name, sample, 1).await;
+        // Two settling reconciles, not one: the counter that `resync` waits on also counts
+        // a reconcile a child's late status change started, whose writes (a last status,
+        // the Running event) may still be on their way when the first one is counted.
+        self.resync(api, name, sample, 2).await;
         let before = self.requests(methods).await;
         self.resync(api, name, sample, times).await;
         self.requests(methods).await - before
