@@ -375,6 +375,42 @@ async fn a_failing_backup_degrades_the_database_until_a_run_succeeds() {
     wait_for(&api, "db", "healthy again after a successful run", healthy).await;
 }
 
+/// A schedule that stopped firing (here: the CronJob suspended by hand, its last run
+/// three hours ago on an hourly schedule) degrades the Database too, naming the run
+/// that never started; a run brings it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overdue_backup_degrades_the_database() {
+    let spec = json!({"type": "postgresql", "version": "16", "backup": {"enabled": true, "schedule": "0 * * * *"}});
+    let Fixture { client, ns, operator: _operator, api, volumes: _volumes } =
+        running("db-overdue", spec, &[("data-db-0", "1Gi"), ("db-backup", "1Gi")]).await;
+    let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), &ns.name);
+    let suspend = json!({"spec": {"suspend": true}});
+    cronjobs.patch("db-backup", &PatchParams::default(), &Patch::Merge(&suspend)).await.unwrap();
+    let time = |hours_ago: i64| {
+        (chrono::Utc::now() - chrono::TimeDelta::hours(hours_ago)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let stopped = json!({"status": {"lastScheduleTime": time(3), "lastSuccessfulTime": time(3)}});
+    cronjobs.patch_status("db-backup", &PatchParams::default(), &Patch::Merge(&stopped)).await.unwrap();
+    let degraded = |d: &Database| {
+        d.status.as_ref().is_some_and(|s| {
+            s.phase == Some(Phase::Running)
+                && s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Degraded" && c.reason == "BackupFailing" && c.status == "True")
+        })
+    };
+    let db = wait_for(&api, "db", "Degraded with BackupFailing (overdue)", degraded).await;
+    let condition = db.status.unwrap().conditions.into_iter().find(|c| c.type_ == "Degraded").unwrap();
+    assert!(condition.message.contains("no backup run has started since"), "{}", condition.message);
+
+    let ran = json!({"status": {"lastScheduleTime": time(0), "lastSuccessfulTime": time(0)}});
+    cronjobs.patch_status("db-backup", &PatchParams::default(), &Patch::Merge(&ran)).await.unwrap();
+    let healthy = |d: &Database| {
+        d.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Degraded" && c.status == "False"))
+    };
+    wait_for(&api, "db", "healthy again after a run", healthy).await;
+}
+
 /// `deletionPolicy: Retain` (the default) keeps the data and backup volumes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletion_with_retain_keeps_the_volumes() {

@@ -8,7 +8,9 @@ use k8s_openapi::api::core::v1::{
     VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
+use std::str::FromStr as _;
 use webapp_api::Database;
 use webapp_api::database::Storage;
 
@@ -72,6 +74,42 @@ pub fn failing(cronjob: &CronJob) -> Option<String> {
     Some(format!(
         "the backup run scheduled at {} failed (see the Jobs of CronJob {}); last successful backup: {last}",
         scheduled.0,
+        cronjob.metadata.name.as_deref().unwrap_or("?"),
+    ))
+}
+
+/// How long past its due time a run may not have started before the schedule counts as
+/// stopped: one period of the schedule, at most this (the CronJob controller looks every
+/// 10 s; a run may wait for its pod to be scheduled).
+const OVERDUE_AFTER_AT_MOST: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// Why backups are overdue, if they are: the run the schedule asked for after the last
+/// one (or after the CronJob was made) has not started within one period of the schedule
+/// (at most an hour) of its time: the schedule stopped firing (a suspended CronJob, a
+/// controller that does not run it). The schedule is read in UTC, the CronJob
+/// controller's zone in a cluster whose nodes keep UTC.
+pub fn overdue(cronjob: &CronJob, now: Timestamp) -> Option<String> {
+    let status = cronjob.status.as_ref();
+    if status.and_then(|s| s.active.as_ref()).is_some_and(|active| !active.is_empty()) {
+        return None;
+    }
+    let schedule = &cronjob.spec.schedule;
+    let cron = croner::Cron::from_str(schedule).ok()?;
+    let since = status.and_then(|s| s.last_schedule_time.as_ref()).or(cronjob.metadata.creation_timestamp.as_ref())?;
+    let at = |t: Timestamp| chrono::DateTime::from_timestamp(t.as_second(), 0);
+    let due = cron.find_next_occurrence(&at(since.0)?, false).ok()?;
+    let next = cron.find_next_occurrence(&due, false).ok()?;
+    let grace = (next - due).min(OVERDUE_AFTER_AT_MOST);
+    if at(now)? <= due + grace {
+        return None;
+    }
+    let last =
+        status.and_then(|s| s.last_successful_time.as_ref()).map_or_else(|| "never".to_owned(), |t| t.0.to_string());
+    Some(format!(
+        "no backup run has started since {}, though the schedule {schedule:?} (UTC) asked for one at {} (see CronJob {}); \
+         last successful backup: {last}",
+        since.0,
+        due.format("%Y-%m-%dT%H:%M:%SZ"),
         cronjob.metadata.name.as_deref().unwrap_or("?"),
     ))
 }
@@ -152,4 +190,45 @@ pub fn cronjob(db: &Database, metadata: ObjectMeta, schedule: &str) -> CronJob {
 pub fn claim(db: &Database, metadata: ObjectMeta) -> PersistentVolumeClaim {
     let storage = storage(db);
     PersistentVolumeClaim { metadata, spec: Some(plan::claim_spec(storage, &storage.size)), status: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cronjob(schedule: &str, status: serde_json::Value) -> CronJob {
+        serde_json::from_value(json!({"metadata": {"name": "db-backup", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"schedule": schedule, "jobTemplate": {}}, "status": status}))
+        .unwrap()
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_schedule_that_stopped_firing_is_overdue_after_one_period_at_most_an_hour() {
+        let hourly = cronjob(
+            "0 * * * *",
+            json!({"lastScheduleTime": "2026-01-01T10:00:00Z",
+            "lastSuccessfulTime": "2026-01-01T10:00:07Z"}),
+        );
+        assert_eq!(overdue(&hourly, at("2026-01-01T11:30:00Z")), None, "the 11:00 run has an hour");
+        let note = overdue(&hourly, at("2026-01-01T12:00:01Z")).expect("the 11:00 run never started");
+        assert!(note.contains("2026-01-01T11:00:00Z") && note.contains("2026-01-01T10:00:07"), "{note}");
+
+        let daily = cronjob("@daily", json!({"lastScheduleTime": "2026-01-01T00:00:00Z"}));
+        assert_eq!(overdue(&daily, at("2026-01-02T00:59:00Z")), None, "an hour at most, not a day");
+        assert!(overdue(&daily, at("2026-01-02T01:00:01Z")).is_some());
+
+        let never_ran = cronjob("*/5 * * * *", json!({}));
+        assert_eq!(overdue(&never_ran, at("2026-01-01T00:09:00Z")), None, "from the CronJob's creation");
+        assert!(overdue(&never_ran, at("2026-01-01T00:10:01Z")).is_some());
+
+        let running =
+            cronjob("* * * * *", json!({"lastScheduleTime": "2026-01-01T00:00:00Z", "active": [{"name": "j"}]}));
+        assert_eq!(overdue(&running, at("2026-01-01T05:00:00Z")), None, "a run in progress is not overdue");
+        assert_eq!(overdue(&cronjob("not a schedule", json!({})), at("2030-01-01T00:00:00Z")), None);
+    }
 }

@@ -101,7 +101,8 @@ pub fn compute(db: &Database, observed: &Observed, failure: Option<&Failure>, no
             Volumes::Resizing(note) => Some((PROGRESSING, "Resizing", note.clone())),
             Volumes::NotExpandable(note) => Some((DEGRADED, "StorageNotExpandable", note.clone())),
         };
-        let backups = observed.cronjob.as_ref().and_then(backup::failing).map(|note| (DEGRADED, "BackupFailing", note));
+        let backups = observed.cronjob.as_ref().and_then(|c| backup::failing(c).or_else(|| backup::overdue(c, now)));
+        let backups = backups.map(|note| (DEGRADED, "BackupFailing", note));
         for (type_, reason, note) in [volumes, backups].into_iter().flatten() {
             let degraded = assessment.conditions.iter().any(|c| c.type_ == DEGRADED && c.status == "True");
             if type_ == DEGRADED && degraded {
