@@ -354,25 +354,14 @@ async fn a_failing_backup_degrades_the_database_until_a_run_succeeds() {
     let failed = json!({"status": {"lastScheduleTime": "2026-01-03T02:00:00Z",
         "lastSuccessfulTime": "2026-01-02T02:00:05Z"}});
     cronjobs.patch_status("db-backup", &PatchParams::default(), &Patch::Merge(&failed)).await.unwrap();
-    let degraded = |reason: &'static str| {
-        move |d: &Database| {
-            d.status.as_ref().is_some_and(|s| {
-                s.phase == Some(Phase::Running)
-                    && s.conditions.iter().any(|c| c.type_ == "Degraded" && c.reason == reason && c.status == "True")
-            })
-        }
-    };
-    let db = wait_for(&api, "db", "Degraded with BackupFailing", degraded("BackupFailing")).await;
+    let db = wait_for(&api, "db", "Degraded with BackupFailing", running_degraded("BackupFailing")).await;
     let condition = db.status.unwrap().conditions.into_iter().find(|c| c.type_ == "Degraded").unwrap();
     assert!(condition.message.contains("2026-01-02T02:00:05"), "{}", condition.message);
     assert!(event_reasons(&client, &ns.name).await.iter().any(|r| r == "BackupFailing"));
 
     let succeeded = json!({"status": {"lastSuccessfulTime": "2026-01-03T02:00:09Z"}});
     cronjobs.patch_status("db-backup", &PatchParams::default(), &Patch::Merge(&succeeded)).await.unwrap();
-    let healthy = |d: &Database| {
-        d.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Degraded" && c.status == "False"))
-    };
-    wait_for(&api, "db", "healthy again after a successful run", healthy).await;
+    wait_for(&api, "db", "healthy again after a successful run", not_degraded).await;
 }
 
 /// A schedule that stopped firing (here: the CronJob suspended by hand, its last run
@@ -391,24 +380,13 @@ async fn an_overdue_backup_degrades_the_database() {
     };
     let stopped = json!({"status": {"lastScheduleTime": time(3), "lastSuccessfulTime": time(3)}});
     cronjobs.patch_status("db-backup", &PatchParams::default(), &Patch::Merge(&stopped)).await.unwrap();
-    let degraded = |d: &Database| {
-        d.status.as_ref().is_some_and(|s| {
-            s.phase == Some(Phase::Running)
-                && s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Degraded" && c.reason == "BackupFailing" && c.status == "True")
-        })
-    };
-    let db = wait_for(&api, "db", "Degraded with BackupFailing (overdue)", degraded).await;
+    let db = wait_for(&api, "db", "Degraded with BackupFailing (overdue)", running_degraded("BackupFailing")).await;
     let condition = db.status.unwrap().conditions.into_iter().find(|c| c.type_ == "Degraded").unwrap();
     assert!(condition.message.contains("no backup run has started since"), "{}", condition.message);
 
     let ran = json!({"status": {"lastScheduleTime": time(0), "lastSuccessfulTime": time(0)}});
     cronjobs.patch_status("db-backup", &PatchParams::default(), &Patch::Merge(&ran)).await.unwrap();
-    let healthy = |d: &Database| {
-        d.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Degraded" && c.status == "False"))
-    };
-    wait_for(&api, "db", "healthy again after a run", healthy).await;
+    wait_for(&api, "db", "healthy again after a run", not_degraded).await;
 }
 
 /// `deletionPolicy: Retain` (the default) keeps the data and backup volumes.
@@ -543,6 +521,21 @@ async fn a_no_op_reconcile_makes_zero_writes() {
 async fn server_image(client: &Client, ns: &str) -> String {
     let statefulset = Api::<StatefulSet>::namespaced(client.clone(), ns).get("db").await.unwrap();
     statefulset.spec.unwrap().template.spec.unwrap().containers[0].image.clone().unwrap()
+}
+
+/// Running, and Degraded for `reason`.
+fn running_degraded(reason: &'static str) -> impl Fn(&Database) -> bool {
+    move |d| {
+        d.status.as_ref().is_some_and(|s| {
+            s.phase == Some(Phase::Running)
+                && s.conditions.iter().any(|c| c.type_ == "Degraded" && c.reason == reason && c.status == "True")
+        })
+    }
+}
+
+/// Degraded is False.
+fn not_degraded(d: &Database) -> bool {
+    d.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Degraded" && c.status == "False"))
 }
 
 /// Failed at `generation` with reason `VersionChangeRefused`.
