@@ -94,6 +94,30 @@ impl Plan {
     }
 }
 
+/// The populate step as a row: every name of the plan created, none refused (a kind
+/// whose random specs the schema began to refuse would otherwise vanish from every
+/// check), each kind with live objects to check.
+fn populated(model: &crate::workload::Shared, planned: &BTreeMap<Kind, usize>) -> Row {
+    let model = lock(model);
+    let mut row = Row { fault: "populate".into(), injected: 1, ..Row::default() };
+    let live = |kind: Kind| model.slots.iter().filter(|s| s.live && s.kind == kind).count();
+    let counts: Vec<String> = planned.keys().map(|kind| format!("{} {}", live(*kind), kind.name())).collect();
+    eprintln!("populated: {}", counts.join(", "));
+    row.notes.push(format!("live objects checked: {}", counts.join(", ")));
+    for kind in planned.keys() {
+        if live(*kind) == 0 {
+            row.problems.push(format!("no {} was created: nothing of that kind is checked", kind.name()));
+        }
+    }
+    if model.ops.refused > 0 {
+        row.problems
+            .push(format!("{} creates were refused while populating (see the operator's schema)", model.ops.refused));
+    }
+    row.verdict.objects = model.slots.iter().filter(|s| s.live).count();
+    row.verdict.converged = row.verdict.objects;
+    row
+}
+
 impl Cli {
     /// Runs the suite; `Ok(false)` when an invariant failed.
     pub async fn execute(self) -> Result<bool> {
@@ -165,9 +189,7 @@ impl Cli {
         solo.start(&launch).await?;
         let mut populate_rng = suite.rng.fork();
         workload::populate(target, &model, &mut populate_rng).await;
-        eprintln!("populated {} objects", lock(&model).slots.iter().filter(|s| s.live).count());
-
-        let mut rows = Vec::new();
+        let mut rows = vec![populated(&model, &plan.per_kind)];
         let started = std::time::Instant::now();
         let phase = |name: String| eprintln!("[{:>5.0} s] phase: {name}", started.elapsed().as_secs_f64());
         phase(format!("operator kill -9 x{}", plan.kills));
@@ -193,7 +215,13 @@ impl Cli {
         total.verdict.problems.clear();
         total.recovery = rows.iter().flat_map(|r| r.recovery.clone()).collect();
         for log in &logs {
-            total.problems.extend(fleet::panics(log).into_iter().map(|l| format!("panic in {}: {l}", log.display())));
+            // An unreadable log would read as "no panic": it fails the run instead.
+            match fleet::panics(log) {
+                Ok(panics) => {
+                    total.problems.extend(panics.into_iter().map(|l| format!("panic in {}: {l}", log.display())))
+                }
+                Err(error) => total.problems.push(format!("cannot read {}: {error}", log.display())),
+            }
             let relists = std::fs::read_to_string(log)
                 .unwrap_or_default()
                 .lines()

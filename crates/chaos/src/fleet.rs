@@ -163,11 +163,7 @@ pub fn errors_by_reason(metrics: &Metrics) -> Vec<(String, u64)> {
 }
 
 /// Lines of a log that show a panic.
-pub fn panics(log: &Path) -> Vec<String> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("panicked at") || l.contains("RUST_BACKTRACE"))
-        .map(str::to_owned)
-        .collect()
+pub fn panics(log: &Path) -> std::io::Result<Vec<String>> {
+    let text = std::fs::read_to_string(log)?;
+    Ok(text.lines().filter(|l| l.contains("panicked at") || l.contains("RUST_BACKTRACE")).map(str::to_owned).collect())
 }

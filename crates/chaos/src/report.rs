@@ -24,10 +24,15 @@ pub struct Row {
 }
 
 impl Row {
-    /// Whether every invariant held.
+    /// Whether every invariant held, over something: a row whose fault was never injected,
+    /// or whose checks found no object to check, proves nothing and fails.
     pub fn passed(&self) -> bool {
         let v = &self.verdict;
-        self.problems.is_empty() && v.converged == v.objects && v.lost + v.orphaned + v.duplicated + v.stuck == 0
+        let checked = self.injected > 0 && v.objects > 0;
+        checked
+            && self.problems.is_empty()
+            && v.converged == v.objects
+            && v.lost + v.orphaned + v.duplicated + v.stuck == 0
     }
 }
 
@@ -93,10 +98,18 @@ mod tests {
 
     #[test]
     fn a_row_with_a_lost_update_fails() {
-        let mut row = Row { verdict: Verdict { objects: 2, converged: 2, ..Verdict::default() }, ..Row::default() };
+        let verdict = Verdict { objects: 2, converged: 2, ..Verdict::default() };
+        let mut row = Row { injected: 1, verdict, ..Row::default() };
         assert!(row.passed());
         row.verdict.lost = 1;
         assert!(!row.passed());
         assert!(table(&[row]).contains("FAIL"));
+    }
+
+    #[test]
+    fn a_row_that_checked_nothing_fails() {
+        let verdict = Verdict { objects: 2, converged: 2, ..Verdict::default() };
+        assert!(!Row { injected: 0, verdict: verdict.clone(), ..Row::default() }.passed(), "never injected");
+        assert!(!Row { injected: 3, verdict: Verdict::default(), ..Row::default() }.passed(), "no object checked");
     }
 }
