@@ -45,7 +45,7 @@ node-image: build ## Without a registry: wrap the release binary into an image a
 test-real-node: ## Only the real-node stage of make test: a cluster with a real node, the operator from its chart and image, end-to-end tests.
 	hack/test-real-node
 
-run: ## Local control plane + CRDs + operator + samples; Ctrl-C stops the operator.
+run: ## CRDs + operator + samples on the cluster of $$KUBECONFIG (default: the local one, started); Ctrl-C stops the operator.
 	hack/run-local
 
 install: ## Install the CRDs into the cluster of $$KUBECONFIG (default: the local one).
