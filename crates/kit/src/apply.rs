@@ -121,6 +121,15 @@ where
         }
     }
 
+    if let Some(live) = &live
+        && tracing::enabled!(tracing::Level::DEBUG)
+    {
+        // The source documents print each changed field (`replicas: 2 -> 3`); so do we,
+        // at debug level, from what the apply is about to change.
+        for change in differences(&to_value(live)?, &wanted) {
+            tracing::debug!(%kind, %name, field = %change.field, from = %change.from, to = %change.to, "field changes");
+        }
+    }
     desired.annotations_mut().insert(APPLIED_HASH.into(), hash);
     // A server-side apply takes no preconditions, but the uid of the object we checked
     // ownership on works as one: the API server refuses the patch if the object was
@@ -287,6 +296,58 @@ pub fn contains(live: &Value, wanted: &Value) -> bool {
     contains_in(live, wanted, Within::Other)
 }
 
+/// A field of our intent that the live object does not hold: where, what it holds (`<none>`
+/// when absent), and what we want.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Difference {
+    /// The field's path: `spec.replicas`, `spec.template.spec.containers[name=web].image`.
+    pub field: String,
+    /// Its live value, compact JSON; `<none>` when absent.
+    pub from: String,
+    /// The value we want, compact JSON.
+    pub to: String,
+}
+
+/// The fields of `wanted` that `live` does not hold, compared as [`contains`] compares
+/// them (it is empty exactly when [`contains`] is true).
+pub fn differences(live: &Value, wanted: &Value) -> Vec<Difference> {
+    let mut out = Vec::new();
+    differences_in(Some(live), wanted, Within::Other, String::new(), &mut out);
+    out
+}
+
+fn differences_in(live: Option<&Value>, wanted: &Value, within: Within, path: String, out: &mut Vec<Difference>) {
+    let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    match (live, wanted) {
+        (Some(Value::Object(live)), Value::Object(wanted)) => {
+            for (key, w) in wanted {
+                match live.get(key) {
+                    Some(l) => differences_in(Some(l), w, within_field(key, within), join(key), out),
+                    None if is_empty(w) => {}
+                    None => differences_in(None, w, within_field(key, within), join(key), out),
+                }
+            }
+        }
+        (Some(Value::Array(items)), Value::Array(wanted)) if matches!(within, Within::KeyedList(_)) => {
+            let Within::KeyedList(keys) = within else { return };
+            for (i, w) in wanted.iter().enumerate() {
+                let key = keys.iter().find_map(|k| w.get(*k).map(|v| (*k, v)));
+                let found = key.and_then(|(k, v)| items.iter().find(|l| l.get(k) == Some(v)));
+                let label = key.map_or_else(|| i.to_string(), |(k, v)| format!("{k}={}", v.as_str().unwrap_or("?")));
+                if !found.is_some_and(|l| contains_in(l, w, Within::Other)) {
+                    differences_in(found, w, Within::Other, format!("{path}[{label}]"), out);
+                }
+            }
+        }
+        (Some(l), w) if contains_in(l, w, within) => {}
+        (l, w) => out.push(Difference {
+            field: path,
+            from: l.map_or_else(|| "<none>".to_owned(), Value::to_string),
+            to: w.to_string(),
+        }),
+    }
+}
+
 /// What the value being compared sits in: the keys of a keyed list, or quantities.
 #[derive(Clone, Copy)]
 enum Within {
@@ -342,6 +403,37 @@ fn is_empty(value: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn differences_name_each_changed_field_as_the_seeds_print_them() {
+        let live = serde_json::json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [
+            {"name": "sidecar", "image": "busybox"},
+            {"name": "web", "image": "nginx:1.20", "resources": {"limits": {"memory": "1024Mi"}}}]}}}});
+        let wanted = serde_json::json!({"spec": {"replicas": 3, "template": {"spec": {"containers": [
+            {"name": "web", "image": "nginx:1.21", "resources": {"limits": {"memory": "1Gi"}},
+             "env": [{"name": "MODE", "value": "x"}]}]}}}});
+        let changes: Vec<(String, String, String)> =
+            differences(&live, &wanted).into_iter().map(|d| (d.field, d.from, d.to)).collect();
+        assert_eq!(
+            changes,
+            [
+                ("spec.replicas".to_owned(), "2".to_owned(), "3".to_owned()),
+                (
+                    "spec.template.spec.containers[name=web].env".to_owned(),
+                    "<none>".to_owned(),
+                    r#"[{"name":"MODE","value":"x"}]"#.to_owned()
+                ),
+                (
+                    "spec.template.spec.containers[name=web].image".to_owned(),
+                    r#""nginx:1.20""#.to_owned(),
+                    r#""nginx:1.21""#.to_owned()
+                ),
+            ]
+        );
+        assert!(!contains(&live, &wanted));
+        let same = serde_json::json!({"spec": {"replicas": 2}});
+        assert!(differences(&live, &same).is_empty() && contains(&live, &same));
+    }
     use serde_json::json;
 
     #[test]
