@@ -75,6 +75,15 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "LOG_FORMAT")]
     pub log_format: LogFormat,
+    /// Log level: error, warn, info, debug or trace (`debug` shows each field a change
+    /// alters). `--zap-log-level` (controller-runtime's name) is taken too. `RUST_LOG`,
+    /// when set, wins: it can set levels per module.
+    #[arg(long, alias = "zap-log-level", value_enum, env = "LOG_LEVEL")]
+    pub log_level: Option<telemetry::Level>,
+    /// klog's verbosity, as Kubernetes tools take it (`-v=4`): 0 to 3 is info, 4 and 5
+    /// debug, 6 and more trace. `--log-level` wins.
+    #[arg(short = 'v', value_name = "N")]
+    pub verbosity: Option<u8>,
     /// Address of PodManager's conversion webhook (HTTPS).
     #[arg(long, default_value = "127.0.0.1:9443", env = "WEBHOOK_ADDR")]
     pub webhook_addr: SocketAddr,
@@ -184,7 +193,8 @@ impl Cli {
                 print!("{}", crdgen::render_all(&crdgen::select(kind.as_deref(), &endpoint)?)?);
             }
             Command::Run(args) => {
-                let _telemetry = telemetry::init(args.log_format);
+                let level = args.log_level.or(args.verbosity.map(telemetry::Level::from_verbosity));
+                let _telemetry = telemetry::init(args.log_format, level);
                 manager::run(Config::from(*args)).await?;
             }
         }
@@ -200,6 +210,20 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_flags_learners_type_are_taken() {
+        let run = |args: &[&str]| match Cli::try_parse_from([&["webapp-operator", "run"], args].concat()) {
+            Ok(Cli { command: Command::Run(run), .. }) => run,
+            other => panic!("{args:?}: {other:?}"),
+        };
+        assert_eq!(run(&["--zap-log-level=debug"]).log_level, Some(telemetry::Level::Debug));
+        assert_eq!(run(&["--log-level", "warn"]).log_level, Some(telemetry::Level::Warn));
+        assert_eq!(run(&["-v=4"]).verbosity, Some(4));
+        assert_eq!(telemetry::Level::from_verbosity(4), telemetry::Level::Debug);
+        assert_eq!(telemetry::Level::from_verbosity(2), telemetry::Level::Info);
+        assert!(Cli::try_parse_from(["webapp-operator", "run", "--zap-log-level=loud"]).is_err());
+    }
 
     #[test]
     fn outside_a_cluster_the_webhook_is_registered_at_its_local_address() {

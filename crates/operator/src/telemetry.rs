@@ -43,10 +43,50 @@ impl Drop for Telemetry {
     }
 }
 
-/// Installs the global subscriber. `RUST_LOG` overrides the default `info,kube=warn`.
-/// Call it inside the tokio runtime: the trace exporter's gRPC channel lives there.
-pub fn init(format: LogFormat) -> Telemetry {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
+/// How much the operator logs (`--log-level`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Level {
+    /// Errors only.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// The default: what the operator does.
+    Info,
+    /// Also each decision, and each field a change alters.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl Level {
+    /// klog's `-v=N`: 0 to 3 info, 4 and 5 debug, 6 and up trace.
+    pub fn from_verbosity(verbosity: u8) -> Self {
+        match verbosity {
+            0..=3 => Level::Info,
+            4..=5 => Level::Debug,
+            _ => Level::Trace,
+        }
+    }
+
+    /// The filter for this level: the operator's crates at the level, the client
+    /// libraries no chattier than `warn`/`info` (their debug output is per request).
+    pub fn filter(self) -> String {
+        let level = match self {
+            Level::Error => "error",
+            Level::Warn => "warn",
+            Level::Info => "info",
+            Level::Debug => "debug",
+            Level::Trace => "trace",
+        };
+        format!("{level},kube=warn,hyper=info,hyper_util=info,tower=info,h2=info,rustls=info")
+    }
+}
+
+/// Installs the global subscriber: `RUST_LOG` if set, else `level`'s filter (default
+/// info). Call it inside the tokio runtime: the trace exporter's gRPC channel lives there.
+pub fn init(format: LogFormat, level: Option<Level>) -> Telemetry {
+    let default = level.unwrap_or(Level::Info).filter();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     #[cfg(feature = "otel")]
     let (telemetry, otel_error) = match otel::Otel::from_env() {
         Ok(otel) => (Telemetry { otel }, None),
