@@ -69,6 +69,56 @@ async fn seed_ex3_create_then_update_spec() {
     expect_events(&client, &ns.name, &["DeploymentSynced", "ServiceSynced", "ResourcesSynced"]).await;
 }
 
+/// The rest of a WebApp's spec, end to end: `resources` reach the container, an env var
+/// removed from the spec leaves it, hand drift of the Ingress's host is undone, and
+/// removing `domain` deletes the Ingress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_env_removal_and_the_ingress_follow_the_spec() {
+    let (client, ns, _operator) = setup("spec").await;
+    let spec = json!({"image": "nginx:1.20", "replicas": 1, "domain": "spec.example.com",
+        "env": {"KEEP": "1", "DROP": "2"}, "resources": {"limits": {"memory": "128Mi"}, "requests": {"cpu": "100m"}}});
+    let api = create(&client, &ns.name, "web", spec).await;
+    wait_for(&api, "web", "Running at generation 1", running_at(1)).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &ns.name);
+    let container = |d: Deployment| d.spec.unwrap().template.spec.unwrap().containers.remove(0);
+    let resources = container(deployments.get("web").await.unwrap()).resources.unwrap();
+    assert_eq!(resources.limits.unwrap()["memory"].0, "128Mi");
+    assert_eq!(resources.requests.unwrap()["cpu"].0, "100m");
+
+    let drop_env = json!({"spec": {"env": {"DROP": null}}});
+    api.patch("web", &PatchParams::default(), &Patch::Merge(&drop_env)).await.unwrap();
+    wait_for(&api, "web", "Running at generation 2", running_at(2)).await;
+    let env: Vec<String> =
+        container(deployments.get("web").await.unwrap()).env.unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(env, ["KEEP"], "the removed variable is still set");
+
+    let host = |i: &Ingress| i.spec.as_ref()?.rules.as_ref()?.first()?.host.clone();
+    let hijack = json!({"spec": {"rules": [{"host": "hijacked.example.com", "http": {"paths": [{"path": "/",
+        "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}});
+    ingresses.patch("web", &PatchParams::default(), &Patch::Merge(&hijack)).await.unwrap();
+    let restored = eventually(Duration::from_secs(15), || async {
+        let ingress = ingresses.get("web").await.ok()?;
+        (host(&ingress).as_deref() == Some("spec.example.com")).then_some(())
+    })
+    .await;
+    assert!(
+        restored.is_some(),
+        "the Ingress's host was not put back: {:?}",
+        ingresses.get("web").await.map(|i| host(&i))
+    );
+
+    let no_domain = json!({"spec": {"domain": null}});
+    api.patch("web", &PatchParams::default(), &Patch::Merge(&no_domain)).await.unwrap();
+    wait_for(&api, "web", "Running at generation 3", running_at(3)).await;
+    let gone = eventually(Duration::from_secs(30), || async {
+        let ingress = ingresses.get_opt("web").await.ok()?;
+        ingress.is_none_or(|i| i.metadata.deletion_timestamp.is_some()).then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "the Ingress outlived its domain");
+}
+
 /// Exercise 3: drift made by hand is undone from the watch event, not a timer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_is_repaired() {
