@@ -264,6 +264,44 @@ async fn memcached_sample_lists_its_ready_nodes() {
     assert_eq!(status(&smaller, "replicas"), 1);
 }
 
+/// A port change reaches everything that names the port (the container, its probes, its
+/// command line for memcached, the Service), and memcached's memory limit sizes its
+/// cache (`-m`, in MiB, 80 % of the limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_changes_reach_the_container_the_probes_and_the_service() {
+    for (kind, spec) in [
+        (memcached(), json!({"size": 1, "port": 11211, "resources": {"limits": {"memory": "100Mi"}}})),
+        (webserver(), json!({"replicas": 1, "port": 80})),
+    ] {
+        let (client, ns, _operator) = setup(&kind, &format!("{}port", kind.name)).await;
+        let api = kind.api(&client, &ns.name);
+        let object: DynamicObject = serde_json::from_value(json!({"apiVersion": kind.resource.api_version,
+            "kind": kind.resource.kind, "metadata": {"name": "x"}, "spec": spec}))
+        .unwrap();
+        api.create(&PostParams::default(), &object).await.unwrap();
+        wait_for(&api, "x", "Running", running(1, 1)).await;
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+        let container =
+            || async { deployments.get("x").await.unwrap().spec.unwrap().template.spec.unwrap().containers.remove(0) };
+        if kind.name == "memcached" {
+            let args = container().await.args.unwrap_or_default();
+            assert!(args.windows(2).any(|w| w == ["-m", "80"]), "the cache is not 80% of 100Mi: {args:?}");
+        }
+        api.patch("x", &PatchParams::default(), &Patch::Merge(json!({"spec": {"port": 9090}}))).await.unwrap();
+        wait_for(&api, "x", "Running at generation 2", running(2, 1)).await;
+        let container = container().await;
+        assert_eq!(container.ports.unwrap()[0].container_port, 9090, "{}: container port", kind.name);
+        if kind.name == "memcached" {
+            let args = container.args.unwrap_or_default();
+            assert!(args.windows(2).any(|w| w == ["-p", "9090"]), "memcached does not listen on 9090: {args:?}");
+            let probe = container.readiness_probe.unwrap().tcp_socket.unwrap().port;
+            assert_eq!(probe, k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(9090));
+        }
+        let service = Api::<Service>::namespaced(client.clone(), &ns.name).get("x").await.unwrap().spec.unwrap();
+        assert_eq!(service.ports.unwrap()[0].port, 9090, "{}: Service port", kind.name);
+    }
+}
+
 /// Bad input never reaches the controllers: the API server refuses it.
 #[tokio::test]
 async fn bad_sizes_and_ports_are_rejected_at_admission() {
