@@ -49,12 +49,14 @@ run: ## CRDs + operator + samples on the cluster of $$KUBECONFIG (default: the l
 	hack/run-local
 
 install: ## Install the CRDs into the cluster of $$KUBECONFIG (default: the local one).
+	hack/check-kube-version
 	hack/kubectl apply --server-side -k config/crd
 
 uninstall: ## Delete every custom resource (waiting for their cleanup), then the CRDs.
 	hack/uninstall
 
 deploy: ## Install CRDs, RBAC and the manager Deployment (config/default), the manager's image being $$IMG.
+	hack/check-kube-version
 	IMG=$(IMG) hack/deploy
 
 undeploy: ## Remove the manager Deployment and RBAC.

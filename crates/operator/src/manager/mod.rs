@@ -42,6 +42,17 @@ pub struct Config {
     pub cleanup_budget: std::time::Duration,
 }
 
+/// The oldest Kubernetes (`major`, `minor`) the CRDs work on: their validation rules are
+/// CEL with the quantity library, GA in 1.29.
+pub const MINIMUM_KUBERNETES: (u32, u32) = (1, 29);
+
+/// Whether an API server of version `major`.`minor` (as `/version` gives them: `"1"`,
+/// `"29+"` on some distributions) is recent enough; `None` when they do not parse.
+pub fn supported(major: &str, minor: &str) -> Option<bool> {
+    let number = |text: &str| text.trim_end_matches('+').parse::<u32>().ok();
+    Some((number(major)?, number(minor)?) >= MINIMUM_KUBERNETES)
+}
+
 /// Why the manager stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ManagerError {
@@ -63,6 +74,17 @@ pub enum ManagerError {
     /// Leader election failed.
     #[error("leader election failed")]
     Leader(#[source] kube_lease_manager::LeaseManagerError),
+    /// The cluster is older than the oldest Kubernetes the CRDs work on.
+    #[error(
+        "Kubernetes {found} is older than {}.{}, the oldest this operator supports (its CRDs' validation rules \
+         use CEL's quantity library, GA in 1.29): upgrade the cluster",
+        MINIMUM_KUBERNETES.0,
+        MINIMUM_KUBERNETES.1
+    )]
+    Unsupported {
+        /// The API server's version, `major.minor`.
+        found: String,
+    },
     /// Another replica took the Lease over; this one stopped reconciling.
     #[error("lost the leader Lease")]
     LostLeadership,
@@ -112,6 +134,15 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
     let mut registry = Registry::default();
     let client_metrics = ClientMetrics::register(&mut registry);
     let client = client::build(kube_config, &client_metrics).map_err(ManagerError::Client)?;
+    // Too old a cluster fails here with a sentence, not later with a CEL error. An API
+    // server that does not answer yet is left to the watches, which retry.
+    match client.apiserver_version().await {
+        Ok(version) if supported(&version.major, &version.minor) == Some(false) => {
+            return Err(ManagerError::Unsupported { found: format!("{}.{}", version.major, version.minor) });
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(error = %crate::cli::error_chain(&error), "cannot read the API server's version"),
+    }
     let metrics = Metrics::register(&mut registry);
     let podmanager_metrics = podmanager::PodManagerMetrics::register(&mut registry);
     let owner_metric = webhook::owner::OwnerMetric::register(&mut registry);
@@ -218,4 +249,21 @@ async fn start_webhook(
     };
     let rotator = tokio::spawn(rotation.run(shutdown));
     Ok(vec![server, keeper, rotator])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clusters_from_1_29_are_supported() {
+        assert_eq!(supported("1", "29"), Some(true));
+        assert_eq!(supported("1", "36"), Some(true));
+        assert_eq!(supported("1", "30+"), Some(true), "a distribution's suffix");
+        assert_eq!(supported("1", "28"), Some(false));
+        assert_eq!(supported("1", "20"), Some(false), "the seeds' 1.20");
+        assert_eq!(supported("1", ""), None);
+        let message = ManagerError::Unsupported { found: "1.20".into() }.to_string();
+        assert!(message.contains("1.20 is older than 1.29"), "{message}");
+    }
 }
