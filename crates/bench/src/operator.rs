@@ -187,8 +187,10 @@ impl Metrics {
         Err(BenchError::Operator(format!("the metrics have no {family} family; declared: {declared:?}")))
     }
 
+    /// One series of a declared family ([`Metrics::require`]): a counter not incremented
+    /// yet has no series, and counts 0.
     fn sample(&self, series: &str) -> u64 {
-        self.samples.get(series).copied().unwrap_or(0.0) as u64
+        self.samples.get(series).map_or(0, |value| *value as u64)
     }
 
     /// Every sample whose series starts with `prefix` (a name and `{`, say), for
