@@ -261,6 +261,14 @@ async fn children_check(
             by_uid.entry(uid).or_default().port = port.map(i64::from);
         }
     }
+    for i in &ingresses {
+        if let Some((_, uid)) = owner(i)
+            && named(&uid, &i.name_any())
+        {
+            let rules = i.spec.as_ref().and_then(|s| s.rules.as_ref());
+            by_uid.entry(uid).or_default().host = rules.and_then(|r| r.first()).and_then(|r| r.host.clone());
+        }
+    }
     for p in pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
         if let Some((kind, uid)) = owner(p)
             && kind == Kind::PodManager.name()

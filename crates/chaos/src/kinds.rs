@@ -139,6 +139,8 @@ pub struct Children {
     pub env: BTreeMap<String, String>,
     /// First port of the Service named like the object.
     pub port: Option<i64>,
+    /// Host of the first rule of the Ingress named like the object, if there is one.
+    pub host: Option<String>,
 }
 
 /// What children of `kind` must show for `spec`; one line per difference (empty: none).
@@ -163,9 +165,10 @@ pub fn differences(kind: Kind, spec: &Value, children: &Children) -> Vec<String>
             want("image", spec.get("image").cloned(), image);
             want("port", spec.get("port").cloned(), children.port.map(|p| json!(p)));
             if kind == Kind::WebApp {
-                let has_domain = spec.get("domain").is_some_and(|d| !d.is_null());
-                let ingresses = children.count.get("Ingress").copied().unwrap_or(0);
-                want("ingress", Some(json!(has_domain)), Some(json!(ingresses > 0)));
+                // The host, not only the presence: a domain change must reach the Ingress,
+                // and no Ingress may stand without a domain.
+                let domain = spec.get("domain").filter(|d| !d.is_null()).cloned();
+                want("ingress host", Some(domain.unwrap_or(Value::Null)), Some(json!(children.host)));
                 for (key, value) in spec.get("env").and_then(Value::as_object).into_iter().flatten() {
                     want(&format!("env {key}"), Some(value.clone()), children.env.get(key).map(|v| json!(v)));
                 }
@@ -231,10 +234,18 @@ mod tests {
             ..Children::default()
         };
         children.count.insert("Ingress", 1);
+        children.host = Some("a.example.com".into());
         assert!(differences(Kind::WebApp, &spec, &children).is_empty());
         children.replicas = Some(3);
-        children.count.insert("Ingress", 0);
-        assert_eq!(differences(Kind::WebApp, &spec, &children).len(), 2);
+        children.host = Some("old.example.com".into());
+        assert_eq!(differences(Kind::WebApp, &spec, &children).len(), 2, "another host is a lost update");
+        children.host = None;
+        assert_eq!(differences(Kind::WebApp, &spec, &children).len(), 2, "no Ingress");
+        let no_domain = json!({"image": "nginx:1.21", "replicas": 2, "port": 80, "env": {"ENV": "v1"}});
+        children.replicas = Some(2);
+        assert!(differences(Kind::WebApp, &no_domain, &children).is_empty());
+        children.host = Some("a.example.com".into());
+        assert_eq!(differences(Kind::WebApp, &no_domain, &children).len(), 1, "an Ingress without a domain");
     }
 
     #[test]
