@@ -117,6 +117,38 @@ where
     }
 }
 
+/// A refusal of the API server to take over child `kind name` (422: the child holds
+/// something that cannot change to our intent, such as a Service's `clusterIP` or a
+/// StatefulSet's volume claims) as a sentence a user can act on, instead of the raw
+/// answer; retried with the object's backoff, since deleting the child or removing the
+/// annotation clears it. Other errors pass through.
+pub fn explain_refusal(error: Error, kind: &str, name: &str) -> Error {
+    let Error::Kube { error: kube::Error::Api(status), .. } = &error else { return error };
+    if status.code != 422 {
+        return error;
+    }
+    let causes: Vec<String> = status
+        .details
+        .iter()
+        .flat_map(|details| &details.causes)
+        .map(|cause| match cause.message.split_once(": ") {
+            // "Invalid value: ...: field is immutable": the field and the last words.
+            _ if !cause.field.is_empty() => {
+                format!("{} {}", cause.field, cause.message.rsplit(": ").next().unwrap_or(&cause.message))
+            }
+            _ => cause.message.clone(),
+        })
+        .collect();
+    let why = if causes.is_empty() { status.message.clone() } else { causes.join(", ") };
+    Error::Blocked {
+        reason: "NotAdoptable",
+        message: format!(
+            "{kind} {name} cannot be adopted: {why}; delete it and the operator makes its own, or remove the \
+             {ADOPT} annotation and rename it"
+        ),
+    }
+}
+
 /// Drops every other field manager's claim on child `name` (step 3 above): only our
 /// server-side apply, and the status writers of subresources, keep theirs. Retried
 /// when the object changes meanwhile (its controller writes its status right after
@@ -203,6 +235,27 @@ mod tests {
         let child = ObjectMeta { owner_references: Some(vec![other_kind]), ..ObjectMeta::default() };
         assert_eq!(ownership(&child, &us), Ownership::Foreign);
         assert_eq!(ownership(&meta(&[("before", Some(false))]), &us), Ownership::Adoptable);
+    }
+
+    #[test]
+    fn a_refused_adoption_says_which_field_and_what_to_do() {
+        let status: kube::core::Status = serde_json::from_value(json!({
+            "code": 422, "reason": "Invalid", "status": "Failure",
+            "message": "Deployment.apps \"web\" is invalid: spec.selector: Invalid value: {...}: field is immutable",
+            "details": {"causes": [{"reason": "FieldValueInvalid", "field": "spec.selector",
+                "message": "Invalid value: {\"matchLabels\":{}}: field is immutable"}]}
+        }))
+        .unwrap();
+        let refused = Error::kube("adopt Deployment web", kube::Error::Api(Box::new(status)));
+        let explained = explain_refusal(refused, "Deployment", "web");
+        assert_eq!(explained.reason(), "NotAdoptable");
+        assert!(
+            explained.to_string().starts_with("Deployment web cannot be adopted: spec.selector field is immutable;"),
+            "{explained}"
+        );
+        let other =
+            explain_refusal(Error::Stale { kind: "Deployment".into(), name: "web".into() }, "Deployment", "web");
+        assert!(matches!(other, Error::Stale { .. }), "other errors pass through");
     }
 
     #[test]

@@ -87,11 +87,12 @@ impl Owned {
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
     {
         let (kind, name) = (K::kind(&()).into_owned(), desired.name_any());
-        if !adopt::take_over(api, &desired).await? {
+        let explain = |error| adopt::explain_refusal(error, &kind, &name);
+        if !adopt::take_over(api, &desired).await.map_err(explain)? {
             // Gone or ours meanwhile: the next reconcile starts afresh.
-            return Err(Error::Stale { kind, name });
+            return Err(Error::Stale { kind: kind.clone(), name: name.clone() });
         }
-        let (_, live) = apply::apply(api, None, desired).await?;
+        let (_, live) = apply::apply(api, None, desired).await.map_err(explain)?;
         adopt::release_others(api, &name).await?;
         let note = format!("Adopted {kind} {name}, which had no owner, and brought it to the {} spec", self.kind());
         self.events.normal_about(&self.owner, live.object_ref(&()), "Adopted", note).await;

@@ -261,34 +261,26 @@ fn managers(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -
         .collect()
 }
 
-/// Seed 001, exercise 3, verbatim: the Deployment (2 replicas, nginx:1.20, ENV=production)
-/// and the Service (port 80) exist before the WebApp, made by hand without an owner. A
-/// WebApp that asks for it (`apps.example.com/adopt: "true"`) takes them over (owner
-/// reference, its own container and port, one `Adopted` event each); the update to 5
-/// replicas, nginx:1.21 and port 8080 is then synced like any other (observedGeneration
-/// 2, DeploymentSynced, ServiceSynced, ResourcesSynced, the old port gone), and the
-/// reconcile after it writes nothing.
+/// Seed 001, exercise 3, as a learner builds it: the Deployment (2 replicas, nginx:1.20)
+/// and the Service (port 80) exist before the WebApp, made with `kubectl create`, which
+/// selects the pods by `app=test-webapp`. A WebApp that asks for it
+/// (`apps.example.com/adopt: "true"`) takes them over (owner reference, its own container
+/// and port, one `Adopted` event each) and keeps the Deployment's selector, which cannot
+/// change: the pods carry it beside the operator's labels and the Service selects by it.
+/// The update to 5 replicas, nginx:1.21 and port 8080 is then synced like any other
+/// (observedGeneration 2, DeploymentSynced, ServiceSynced, ResourcesSynced, the old port
+/// gone), and the reconcile after it writes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_ex3_adopts_children_that_have_no_owner() {
     use k8s_openapi::api::core::v1::Service;
     let client = client().await;
     install_crds(&client).await;
     let ns = TestNamespace::new(&client, "adopt").await;
-    // As `kubectl create` makes them; the selector is the one the operator sets, since
-    // a Deployment's selector cannot change (docs/user-guide.md, Adoption).
-    let by_hand = PostParams { field_manager: Some("kubectl-create".into()), ..PostParams::default() };
-    let labels = json!({"app.kubernetes.io/name": "webapp", "app.kubernetes.io/instance": "test-webapp"});
+    kubectl_ok(&["-n", &ns.name, "create", "deployment", "test-webapp", "--image=nginx:1.20", "--replicas=2"]);
+    kubectl_ok(&["-n", &ns.name, "create", "service", "clusterip", "test-webapp", "--tcp=80:80"]);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
-    let deployment: Deployment = serde_json::from_value(json!({"metadata": {"name": "test-webapp"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels},
-            "spec": {"containers": [{"name": "nginx", "image": "nginx:1.20", "env": [{"name": "ENV", "value": "production"}]}]}}}}))
-    .unwrap();
-    deployments.create(&by_hand, &deployment).await.unwrap();
     let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
-    let service: Service = serde_json::from_value(json!({"metadata": {"name": "test-webapp"},
-        "spec": {"selector": {"app": "test-webapp"}, "ports": [{"port": 80, "targetPort": 80}]}}))
-    .unwrap();
-    services.create(&by_hand, &service).await.unwrap();
+    let by_kubectl = json!({"app": "test-webapp"});
 
     let operator = Operator::start(&ns.name).await;
     let spec = json!({"image": "nginx:1.20", "replicas": 2, "port": 80, "env": {"ENV": "production"}});
@@ -302,6 +294,13 @@ async fn seed_ex3_adopts_children_that_have_no_owner() {
         assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("WebApp", uid.as_str(), Some(true)));
         assert_eq!(managers(&meta), ["webapp-operator/Apply"], "kubectl's claims were not released");
     }
+    let spec = deployments.get("test-webapp").await.unwrap().spec.unwrap();
+    assert_eq!(json!(spec.selector), json!({"matchLabels": by_kubectl}), "the selector cannot change and was kept");
+    let pod_labels = spec.template.metadata.unwrap().labels.unwrap();
+    assert_eq!(pod_labels["app"], "test-webapp", "the pods still match the kept selector");
+    assert_eq!(pod_labels["app.kubernetes.io/instance"], "test-webapp", "and carry the operator's labels");
+    let service = services.get("test-webapp").await.unwrap().spec.unwrap();
+    assert_eq!(json!(service.selector), by_kubectl, "the Service selects what the Deployment selects");
     let adopted: Vec<String> = kubectl_ok(&[
         "-n",
         &ns.name,
@@ -367,6 +366,43 @@ async fn an_unowned_ingress_is_adopted_with_the_webapps_rules() {
     let hosts: Vec<String> = ingress.spec.unwrap().rules.unwrap().into_iter().filter_map(|r| r.host).collect();
     assert_eq!(hosts, ["web.example.com"], "the rules are the WebApp's");
     expect_events(&client, &ns.name, &["Adopted"]).await;
+}
+
+/// A child that truly cannot be adopted says why in the status, in words a user can act
+/// on rather than the API server's answer: a Deployment that selects its pods by
+/// expressions keeps that selector for good, and a Service cannot select by expressions.
+/// Nothing is written to it, and deleting it lets the WebApp make its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_that_cannot_be_adopted_says_why_and_what_to_do() {
+    let (client, ns, _operator) = setup("notadoptable").await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let by_hand: Deployment = serde_json::from_value(json!({"metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "httpd:2"}]}}}}))
+    .unwrap();
+    let by_hand = deployments.create(&PostParams::default(), &by_hand).await.unwrap();
+
+    let api = create_adopting(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    let failed = wait_for(&api, "web", "Failed/NotAdoptable", |w| {
+        w.status.iter().flat_map(|s| &s.conditions).any(|c| c.reason == "NotAdoptable")
+    })
+    .await;
+    let status = failed.status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Failed), "{status:#?}");
+    let message = status.message.unwrap_or_default();
+    assert!(message.starts_with("Deployment web cannot be adopted: it selects its pods by expressions"), "{message}");
+    assert!(message.contains("delete it"), "says what to do: {message}");
+    // Its own controller writes its status meanwhile, so the resourceVersion moves: what
+    // must not appear is a claim of ours or an owner.
+    let after = deployments.get("web").await.unwrap();
+    assert!(!managers(&after.metadata).iter().any(|m| m.starts_with("webapp-operator")), "written by us");
+    assert_eq!(after.metadata.owner_references, None, "taken over");
+    assert_eq!(after.uid(), by_hand.uid());
+
+    deployments.delete("web", &DeleteParams::default()).await.unwrap();
+    wait_for(&api, "web", "Running once the Deployment is gone", running_at(1)).await;
+    let made = deployments.get("web").await.unwrap();
+    assert_eq!(made.metadata.owner_references.unwrap()[0].uid, failed.metadata.uid.unwrap(), "made anew, ours");
 }
 
 /// Adoption never takes a child another controller owns: the WebApp is Failed/NotOwned

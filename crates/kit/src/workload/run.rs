@@ -16,6 +16,7 @@ use std::time::Duration;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use kube::core::object::HasStatus;
 use kube::runtime::controller::Action;
@@ -28,6 +29,7 @@ use super::cache::WorkloadCaches;
 use super::pods::{CachedPod, pod_problems};
 use super::rollout::{Rollout, deployment_problems, rollout};
 use super::shape::{self, Owner, Plan, Shape};
+use crate::adopt::Ownership;
 use crate::apply::{self, Applied, Deletion};
 use crate::assess::{self, Assessment, Failure, Previous, Progress};
 use crate::events::Events;
@@ -125,6 +127,15 @@ impl Observed {
         self.deployment.as_ref().map(rollout).unwrap_or_default()
     }
 
+    /// The pod selector, `k=v,k=v`, for a kind's `status.selector` (the scale
+    /// subresource's): the Deployment's once it exists, which an adopted one keeps from
+    /// before ([`Plan::keeping_selector`]); `ours` until then.
+    pub fn pod_selector(&self, ours: &std::collections::BTreeMap<String, String>) -> String {
+        let live =
+            self.deployment.as_ref().and_then(|d| d.spec.as_ref()).and_then(|s| s.selector.match_labels.as_ref());
+        super::labels::selector_string(live.unwrap_or(ours))
+    }
+
     /// Ready pods, by name, sorted: what a client can use.
     pub fn ready_pods(&self) -> Vec<String> {
         let mut names: Vec<String> = self
@@ -204,6 +215,27 @@ impl<W: Workload> Run<W> {
             app: W::APP,
             reference: apply::owner_reference(self.object.as_ref())?,
         })
+    }
+
+    /// The pod selector of the Deployment already under the object's name, if it is
+    /// ours or one this object may adopt: it cannot change, so the plan keeps it
+    /// ([`Plan::keeping_selector`]). The cache has every Deployment of ours; one made by
+    /// hand is read only by an object that asks to adopt it (one GET, until it is ours).
+    async fn live_selector(&self, owner: &OwnerReference) -> Result<Option<LabelSelector>> {
+        let key = ObjectRef::new(&self.name()).within(&self.namespace);
+        let live = match self.ctx.caches.deployments.get(&key) {
+            Some(cached) => Some(cached.as_ref().clone()),
+            None if crate::adopt::requested(self.object.as_ref()) => {
+                let api: Api<Deployment> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
+                let name = self.name();
+                api.get_opt(&name).await.map_err(|e| Error::kube(format!("get Deployment {name}"), e))?
+            }
+            None => None,
+        };
+        let keep = |d: &Deployment| {
+            matches!(crate::adopt::ownership(d.meta(), owner), Ownership::Owned | Ownership::Adoptable)
+        };
+        Ok(live.filter(keep).and_then(|d| d.spec).map(|spec| spec.selector))
     }
 
     fn planned(&self) -> Result<&Plan> {
@@ -336,7 +368,14 @@ fn accept<W: Workload>(run: &mut Run<W>) -> StepFuture<'_> {
 fn plan<W: Workload>(run: &mut Run<W>) -> StepFuture<'_> {
     Box::pin(async move {
         let shape = (W::SHAPE)(&run.object).map_err(Error::InvalidSpec)?;
-        run.plan = Some(shape::plan(&run.owner()?, shape));
+        let owner = run.owner()?;
+        let plan = shape::plan(&owner, shape);
+        run.plan = Some(match run.live_selector(&owner.reference).await? {
+            Some(live) => {
+                plan.keeping_selector(&live).map_err(|message| Error::Blocked { reason: "NotAdoptable", message })?
+            }
+            None => plan,
+        });
         Ok(Flow::Continue)
     })
 }

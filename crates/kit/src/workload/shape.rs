@@ -117,6 +117,38 @@ pub fn plan(owner: &Owner, shape: Shape) -> Plan {
     Plan { deployment, service }
 }
 
+impl Plan {
+    /// The plan, selecting pods by `live`, the selector of the Deployment that already
+    /// exists under the owner's name, when that differs from ours. A Deployment's
+    /// selector cannot change, so one made by hand (`kubectl create deployment` selects
+    /// `app=<name>`) keeps its own when it is adopted, and every later apply keeps it
+    /// too: the pods also carry the selector's labels, and the Service selects what the
+    /// Deployment selects, so it goes on serving the pods that already run while the
+    /// template is brought to the spec. Refused (with a sentence for the status) when
+    /// `live` selects by expressions, which a Service cannot.
+    pub fn keeping_selector(mut self, live: &LabelSelector) -> Result<Self, String> {
+        let Some(spec) = self.deployment.spec.as_mut() else { return Ok(self) };
+        if &spec.selector == live {
+            return Ok(self);
+        }
+        let name = self.deployment.metadata.name.as_deref().unwrap_or_default();
+        let labels = live.match_labels.clone().unwrap_or_default();
+        if live.match_expressions.as_ref().is_some_and(|e| !e.is_empty()) || labels.is_empty() {
+            return Err(format!(
+                "Deployment {name} cannot be adopted: it selects its pods by expressions, which its Service cannot \
+                 select by, and a Deployment's selector cannot change; delete it and the operator makes its own"
+            ));
+        }
+        spec.selector = live.clone();
+        let template = spec.template.metadata.get_or_insert_with(ObjectMeta::default);
+        template.labels.get_or_insert_with(Default::default).extend(labels.clone());
+        if let Some(service) = self.service.spec.as_mut() {
+            service.selector = Some(labels);
+        }
+        Ok(self)
+    }
+}
+
 /// The owner of the kit's unit tests: object `ns/web` of a kind `X`, app `x`.
 #[cfg(test)]
 pub(crate) fn test_owner() -> Owner {
@@ -177,6 +209,32 @@ mod tests {
         assert!(selector.iter().all(|(k, v)| template_labels.get(k) == Some(v)));
         assert_eq!(plan.service.spec.as_ref().unwrap().selector.as_ref(), Some(&selector));
         assert_eq!(plan.service.spec.unwrap().type_.as_deref(), Some("ClusterIP"));
+    }
+
+    #[test]
+    fn an_adopted_deployment_keeps_its_selector_and_the_service_follows_it() {
+        let by_hand = LabelSelector {
+            match_labels: Some([("app".to_owned(), "web".to_owned())].into()),
+            ..LabelSelector::default()
+        };
+        let kept = plan(&owner(), shape(Exposure::Headless)).keeping_selector(&by_hand).unwrap();
+        let spec = kept.deployment.spec.unwrap();
+        assert_eq!(spec.selector, by_hand);
+        let labels = spec.template.metadata.unwrap().labels.unwrap();
+        assert_eq!(labels["app"], "web", "the pods carry the kept selector's labels");
+        assert_eq!(labels[super::super::labels::INSTANCE], "web", "and ours beside them");
+        assert_eq!(kept.service.spec.unwrap().selector, by_hand.match_labels);
+    }
+
+    #[test]
+    fn our_own_selector_changes_nothing_and_expressions_are_refused_in_words() {
+        let ours = plan(&owner(), shape(Exposure::Headless));
+        let selector = ours.deployment.spec.as_ref().unwrap().selector.clone();
+        assert_eq!(ours.clone().keeping_selector(&selector).unwrap(), ours);
+        let expressions =
+            LabelSelector { match_expressions: Some(vec![Default::default()]), ..LabelSelector::default() };
+        let refused = ours.keeping_selector(&expressions).unwrap_err();
+        assert!(refused.starts_with("Deployment web cannot be adopted"), "{refused}");
     }
 
     #[test]

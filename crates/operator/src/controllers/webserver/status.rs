@@ -4,7 +4,7 @@
 use kube::ResourceExt;
 use reconcile_kit::assess::Assessment;
 use reconcile_kit::workload::Observed;
-use reconcile_kit::workload::labels::{selector_labels, selector_string};
+use reconcile_kit::workload::labels::selector_labels;
 use webapp_api::{WebServer, WebServerStatus};
 
 use super::plan::APP;
@@ -17,7 +17,7 @@ pub fn compute(webserver: &WebServer, observed: &Observed, assessment: Assessmen
         replicas: rollout.current,
         ready_replicas: rollout.ready,
         observed_generation: webserver.metadata.generation,
-        selector: Some(selector_string(&selector_labels(APP, &webserver.name_any()))),
+        selector: Some(observed.pod_selector(&selector_labels(APP, &webserver.name_any()))),
         message: Some(assessment.message),
         conditions: assessment.conditions,
     }
