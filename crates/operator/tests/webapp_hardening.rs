@@ -299,6 +299,8 @@ async fn seed_ex3_adopts_children_that_have_no_owner() {
     let pod_labels = spec.template.metadata.unwrap().labels.unwrap();
     assert_eq!(pod_labels["app"], "test-webapp", "the pods still match the kept selector");
     assert_eq!(pod_labels["app.kubernetes.io/instance"], "test-webapp", "and carry the operator's labels");
+    let selector = api.get("test-webapp").await.unwrap().status.unwrap().selector;
+    assert_eq!(selector.as_deref(), Some("app=test-webapp"), "status.selector (for the scale subresource)");
     let service = services.get("test-webapp").await.unwrap().spec.unwrap();
     assert_eq!(json!(service.selector), by_kubectl, "the Service selects what the Deployment selects");
     let adopted: Vec<String> = kubectl_ok(&[

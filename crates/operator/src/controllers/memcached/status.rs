@@ -4,7 +4,7 @@
 use kube::ResourceExt;
 use reconcile_kit::assess::Assessment;
 use reconcile_kit::workload::Observed;
-use reconcile_kit::workload::labels::{selector_labels, selector_string};
+use reconcile_kit::workload::labels::selector_labels;
 use webapp_api::{Memcached, MemcachedStatus};
 
 use super::plan::APP;
@@ -18,7 +18,7 @@ pub fn compute(memcached: &Memcached, observed: &Observed, assessment: Assessmen
         ready_replicas: rollout.ready,
         nodes: observed.ready_pods(),
         observed_generation: memcached.metadata.generation,
-        selector: Some(selector_string(&selector_labels(APP, &memcached.name_any()))),
+        selector: Some(observed.pod_selector(&selector_labels(APP, &memcached.name_any()))),
         message: Some(assessment.message),
         conditions: assessment.conditions,
     }

@@ -5,7 +5,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use reconcile_kit::assess::{self, Assessment, Previous};
 use reconcile_kit::workload::Observed;
-use reconcile_kit::workload::labels::{selector_labels, selector_string};
+use reconcile_kit::workload::labels::selector_labels;
 use webapp_api::{WebApp, WebAppStatus};
 
 use super::plan::APP;
@@ -19,7 +19,7 @@ pub fn compute(webapp: &WebApp, observed: &Observed, assessment: Assessment) -> 
         observed_generation: webapp.metadata.generation,
         replicas: deployed.then_some(rollout.current),
         ready_replicas: deployed.then_some(rollout.ready),
-        selector: Some(selector_string(&selector_labels(APP, &webapp.name_any()))),
+        selector: Some(observed.pod_selector(&selector_labels(APP, &webapp.name_any()))),
         message: Some(assessment.message),
         conditions: assessment.conditions,
     }
