@@ -5,7 +5,7 @@ CLUSTER := hack/cluster
 IMG ?= webapp-operator:dev
 CONTAINER_TOOL ?= docker
 
-.PHONY: help manifests generate controller-gen kustomize build docker-build docker-push node-image test-real-node run install uninstall deploy undeploy test lint unit cluster-up cluster-down bench bench-scale chaos
+.PHONY: help manifests generate controller-gen kustomize build docker-build docker-push node-image test-real-node run install uninstall deploy undeploy course test lint unit cluster-up cluster-down bench bench-scale chaos
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ deploy: ## Install CRDs, RBAC and the manager Deployment (config/default), the m
 
 undeploy: ## Remove the manager Deployment and RBAC.
 	hack/kubectl delete --ignore-not-found -f config/manager/manager.yaml -f config/rbac/role.yaml -f config/rbac/binding.yaml
+
+course: ## The seeds' commands walked as a learner types them, on a cluster of its own (a stage of make test).
+	hack/course
 
 test: ## fmt + clippy + unit tests + integration tests on the local control plane.
 	hack/test

@@ -167,6 +167,9 @@ async fn reconcile<R: Reconciler>(object: Arc<R::Object>, driver: Arc<Driver<R>>
         Err(_) => "error",
     };
     driver.metrics.reconciles.get_or_create(&ResultLabels { controller: R::NAME, result: outcome }).inc();
+    // Seed 001 prints "Reconcile called" for every pass; at debug level, so do we (one
+    // line per reconcile would drown the info level under a resync of thousands).
+    span.in_scope(|| tracing::debug!(result = outcome, seconds = elapsed, "reconciled"));
     match &result {
         Ok(_) => driver.backoffs.reset(&backoff),
         Err(error) if error.is_expected() => {}

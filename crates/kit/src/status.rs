@@ -35,7 +35,16 @@ use serde_json::json;
 
 use crate::MANAGER;
 use crate::error::{Error, Result};
-use crate::phase::LifecycleStatus;
+use crate::phase::{LifecycleStatus, Phase};
+
+/// Logs a change of phase the way kubectl prints phases: `phase changed from=<none>
+/// to=Pending`, unquoted. Nothing when the phase stays. Every controller logs its
+/// transitions through this one line, so they read (and grep) the same.
+pub fn log_phase_change(from: Option<Phase>, to: Option<Phase>) {
+    if from != to {
+        tracing::info!(from = %Phase::or_none(from), to = %Phase::or_none(to), "phase changed");
+    }
+}
 
 /// How long a change of detail only may wait for a transition before it is written.
 pub const DETAIL_MAX_AGE: Duration = Duration::from_secs(5);

@@ -456,7 +456,7 @@ pub async fn report<W: Workload>(run: &mut Run<W>, failure: Option<&Failure>) ->
     if after.phase != previous.phase
         && let Some(phase) = after.phase
     {
-        tracing::info!(from = Phase::or_none(previous.phase), to = %phase, "phase changed");
+        crate::status::log_phase_change(previous.phase, after.phase);
         if phase == Phase::Running {
             let summary = run.observed.progress().summary;
             events.normal(&reference, "Running", summary).await;

@@ -327,6 +327,7 @@ async fn report(run: &mut Run, failure: Option<&Failure>) -> Result<Action> {
     {
         events.warning(&reference, &condition.reason, &condition.message).await;
     }
+    reconcile_kit::status::log_phase_change(previous.phase, next.phase);
     if next.phase != previous.phase && next.phase == Some(Phase::Running) {
         events.normal(&reference, "Running", next.message.clone().unwrap_or_default()).await;
     }

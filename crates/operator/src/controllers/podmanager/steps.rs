@@ -167,11 +167,9 @@ async fn report(run: &Run, failure: Option<&Failure>) -> Result<Action> {
     {
         run.ctx.events.warning(&reference, "Failed", format!("{}: {}", failure.reason, failure.message)).await;
     }
-    if next.phase != previous.phase {
-        tracing::info!(from = Phase::or_none(previous.phase), to = Phase::or_none(next.phase), "phase changed");
-        if next.phase == Some(Phase::Running) {
-            run.ctx.events.normal(&reference, "Running", next.message.clone().unwrap_or_default()).await;
-        }
+    reconcile_kit::status::log_phase_change(previous.phase, next.phase);
+    if next.phase != previous.phase && next.phase == Some(Phase::Running) {
+        run.ctx.events.normal(&reference, "Running", next.message.clone().unwrap_or_default()).await;
     }
     Ok(Action::requeue(HEALTH_CHECK))
 }
