@@ -19,14 +19,18 @@ full name (every object's name, the Lease's, the webhook Service's and Secret's)
 
 {{- define "webapp-operator.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "webapp-operator.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end }}
 
-{{/* Every object's labels: the chart's, then commonLabels (which cannot replace the chart's own). */}}
+{{/*
+Every object's labels: the chart's, then commonLabels (which cannot replace the chart's
+own). Built as a dict, not parsed from text, so that a release named "y" or "on" stays a
+string.
+*/}}
 {{- define "webapp-operator.labels" -}}
-{{- $own := printf "%s\napp.kubernetes.io/version: %s\napp.kubernetes.io/managed-by: %s\nhelm.sh/chart: %s"
-  (include "webapp-operator.selectorLabels" .) (.Chart.AppVersion | quote) .Release.Service
-  (printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_") | fromYaml }}
+{{- $own := dict "app.kubernetes.io/name" (include "webapp-operator.name" .) "app.kubernetes.io/instance" .Release.Name
+  "app.kubernetes.io/version" .Chart.AppVersion "app.kubernetes.io/managed-by" .Release.Service
+  "helm.sh/chart" (printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_") }}
 {{- toYaml (merge $own (deepCopy (.Values.commonLabels | default dict))) }}
 {{- end }}
 
