@@ -57,7 +57,7 @@ install: ## Install the CRDs into the cluster of $$KUBECONFIG (default: the loca
 	hack/check-kube-version
 	hack/kubectl apply --server-side -k config/crd
 
-uninstall: ## Delete every custom resource (waiting for their cleanup), then the CRDs.
+uninstall: ## Delete every custom resource (waiting for their cleanup), then the CRDs and the tenant roles.
 	hack/uninstall
 
 deploy: ## Install CRDs, RBAC and the manager Deployment (config/default), the manager's image being $$IMG.
