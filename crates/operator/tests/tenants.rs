@@ -71,14 +71,15 @@ async fn may(client: &Client, user: &str, verb: &str, (group, resource): (&str, 
     reviews.create(&PostParams::default(), &review).await.expect("SubjectAccessReview failed").status.unwrap().allowed
 }
 
-/// Waits (for the aggregation controller) until `user` may or may not create WebApps.
-async fn await_grant(client: &Client, user: &str, namespace: &str, granted: bool, path: &str) {
+/// Waits (for the aggregation controller, which updates `edit` and `view` one after the
+/// other) until `user` may, or may no longer, `verb` WebApps.
+async fn await_grant(client: &Client, (user, verb): (&str, &str), namespace: &str, granted: bool, path: &str) {
     let settled = eventually(Duration::from_secs(60), || async {
-        (may(client, user, "create", KINDS[0], namespace).await == granted).then_some(())
+        (may(client, user, verb, KINDS[0], namespace).await == granted).then_some(())
     })
     .await;
     let what = if granted { "was never granted" } else { "kept" };
-    assert!(settled.is_some(), "{path}: {user} {what} create on WebApps through the built-in role");
+    assert!(settled.is_some(), "{path}: {user} {what} {verb} on WebApps through the built-in role");
 }
 
 /// A client acting as `user` (impersonation by the admin of the local control plane).
@@ -111,7 +112,9 @@ async fn users_bound_to_edit_manage_the_custom_resources_and_view_reads_them() {
     }
     // Positive control of the reviews: edit grants Deployments from the start.
     assert!(may(&client, &editor, "create", ("apps", "deployments"), n).await, "edit does not grant Deployments");
-    await_grant(&client, &editor, n, false, "before any tenant role").await;
+    for grant in [(editor.as_str(), "create"), (viewer.as_str(), "list")] {
+        await_grant(&client, grant, n, false, "before any tenant role").await;
+    }
 
     let webapp: WebApp = serde_json::from_value(json!({"apiVersion": "apps.example.com/v1alpha1", "kind": "WebApp",
         "metadata": {"name": "team-site"}, "spec": {"image": "nginx:1.21", "replicas": 1}}))
@@ -123,7 +126,9 @@ async fn users_bound_to_edit_manage_the_custom_resources_and_view_reads_them() {
     ];
     for (path, manifest) in paths {
         let roles = TenantRoles::apply(&manifest);
-        await_grant(&client, &editor, n, true, path).await;
+        for grant in [(editor.as_str(), "create"), (viewer.as_str(), "list")] {
+            await_grant(&client, grant, n, true, path).await;
+        }
         for kind in KINDS {
             for verb in ["create", "get", "list", "watch", "patch", "update", "delete"] {
                 assert!(may(&client, &editor, verb, kind, n).await, "{path}: edit may not {verb} {kind:?}");
@@ -157,6 +162,8 @@ async fn users_bound_to_edit_manage_the_custom_resources_and_view_reads_them() {
 
         // The grant came from these roles: removed, it goes.
         drop(roles);
-        await_grant(&client, &editor, n, false, path).await;
+        for grant in [(editor.as_str(), "create"), (viewer.as_str(), "list")] {
+            await_grant(&client, grant, n, false, path).await;
+        }
     }
 }
