@@ -5,7 +5,7 @@ CLUSTER := hack/cluster
 IMG ?= webapp-operator:dev
 CONTAINER_TOOL ?= docker
 
-.PHONY: help manifests generate controller-gen kustomize build docker-build docker-push node-image test-real-node run install uninstall deploy undeploy course test lint unit cluster-up cluster-down bench bench-scale chaos
+.PHONY: help manifests generate controller-gen kustomize build build-installer docker-build docker-push node-image test-real-node run install uninstall deploy undeploy course test cluster-up cluster-down bench bench-scale chaos
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,6 +33,11 @@ kustomize: ## Not needed: kustomize is built into kubectl (kubectl apply -k, kub
 build: ## Build the operator binary (target/release/webapp-operator).
 	$(CARGO) build --release --locked -p webapp-operator
 
+build-installer: ## Write dist/install.yaml: the whole kustomize install (CRDs, RBAC, Deployment, Services) in one file, the manager's image being $$IMG.
+	mkdir -p dist
+	IMG=$(IMG) hack/deploy --render > dist/install.yaml
+	@echo "dist/install.yaml: kubectl apply --server-side -f dist/install.yaml"
+
 docker-build: ## Build the operator image $$IMG (needs a container runtime; see docs/development.md).
 	$(CONTAINER_TOOL) build -t $(IMG) .
 
@@ -52,7 +57,7 @@ install: ## Install the CRDs into the cluster of $$KUBECONFIG (default: the loca
 	hack/check-kube-version
 	hack/kubectl apply --server-side -k config/crd
 
-uninstall: ## Delete every custom resource (waiting for their cleanup), then the CRDs.
+uninstall: ## Delete every custom resource (waiting for their cleanup), then the CRDs and the tenant roles.
 	hack/uninstall
 
 deploy: ## Install CRDs, RBAC and the manager Deployment (config/default), the manager's image being $$IMG.

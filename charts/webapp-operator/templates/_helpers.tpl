@@ -1,26 +1,47 @@
-{{/* Names and labels. */}}
+{{/* Names and labels. nameOverride replaces the chart's name, fullnameOverride the whole
+full name (every object's name, the Lease's, the webhook Service's and Secret's). */}}
 {{- define "webapp-operator.name" -}}
-{{- .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{- define "webapp-operator.fullname" -}}
-{{- if contains .Chart.Name .Release.Name }}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
 {{- .Release.Name | trunc 63 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
 {{- end }}
 {{- end }}
 
 {{- define "webapp-operator.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "webapp-operator.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end }}
 
+{{/*
+Every object's labels: the chart's, then commonLabels (which cannot replace the chart's
+own). Built as a dict, not parsed from text, so that a release named "y" or "on" stays a
+string.
+*/}}
 {{- define "webapp-operator.labels" -}}
-{{ include "webapp-operator.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- $own := dict "app.kubernetes.io/name" (include "webapp-operator.name" .) "app.kubernetes.io/instance" .Release.Name
+  "app.kubernetes.io/version" .Chart.AppVersion "app.kubernetes.io/managed-by" .Release.Service
+  "helm.sh/chart" (printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_") }}
+{{- toYaml (merge $own (deepCopy (.Values.commonLabels | default dict))) }}
+{{- end }}
+
+{{/*
+The leader-election Lease: one per release, so that two releases in one namespace each
+elect their own leader. "<fullname>-leader", which for the release webapp-operator is the
+name every earlier version used (webapp-operator-leader): old and new replicas share it
+during an upgrade's rollout and never lead at once.
+*/}}
+{{- define "webapp-operator.leaseName" -}}
+{{- default (printf "%s-leader" (include "webapp-operator.fullname" .)) .Values.leaderElection.id | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{- define "webapp-operator.serviceAccountName" -}}

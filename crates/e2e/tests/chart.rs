@@ -123,7 +123,7 @@ fn the_chart_runs_the_operator_from_its_image_and_uninstalls_cleanly() {
         &cluster::repo().join("charts/webapp-operator").to_string_lossy(),
         "-n",
         &system,
-        "--reuse-values",
+        "--reset-then-reuse-values",
         "--set",
         "logging.level=debug",
         "--wait",

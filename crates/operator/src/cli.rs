@@ -65,6 +65,10 @@ pub struct RunArgs {
     /// Namespace of the leader-election Lease (default: the pod's or `default`).
     #[arg(long, env = "LEADER_ELECTION_NAMESPACE")]
     pub leader_election_namespace: Option<String>,
+    /// Name of the leader-election Lease. Two installations in one namespace need two
+    /// names, or only one of them ever reconciles (the chart passes the release's).
+    #[arg(long, default_value = manager::leader::LEASE, value_parser = lease_name, env = "LEADER_ELECTION_ID")]
+    pub leader_election_id: String,
     /// Name of this instance in the Lease and on Events (default: the host name).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
@@ -165,10 +169,28 @@ impl From<RunArgs> for Config {
             metrics_addr: args.metrics_addr,
             leader_elect: args.leader_elect,
             leader_election_namespace: args.leader_election_namespace,
+            leader_election_id: args.leader_election_id,
             instance: args.instance,
             webhook,
             cleanup_budget: std::time::Duration::from_secs(args.cleanup_budget_seconds),
         }
+    }
+}
+
+/// A Lease name as the API server takes it (a DNS subdomain), refused at start rather
+/// than by the first create of the Lease.
+fn lease_name(name: &str) -> Result<String, String> {
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.len() <= 253 && name.split('.').all(label) {
+        Ok(name.to_owned())
+    } else {
+        Err(format!("{name:?} is not a valid Lease name (lowercase DNS subdomain)"))
     }
 }
 
@@ -223,6 +245,21 @@ mod tests {
         assert_eq!(telemetry::Level::from_verbosity(4), telemetry::Level::Debug);
         assert_eq!(telemetry::Level::from_verbosity(2), telemetry::Level::Info);
         assert!(Cli::try_parse_from(["webapp-operator", "run", "--zap-log-level=loud"]).is_err());
+    }
+
+    #[test]
+    fn the_lease_is_named_by_the_flag_and_a_bad_name_is_refused_at_start() {
+        let run = |args: &[&str]| Cli::try_parse_from([&["webapp-operator", "run"], args].concat());
+        let lease = |args: &[&str]| match run(args) {
+            Ok(Cli { command: Command::Run(run), .. }) => Config::from(*run).leader_election_id,
+            other => panic!("{args:?}: {other:?}"),
+        };
+        assert_eq!(lease(&[]), "webapp-operator-leader", "the name of earlier releases stays the default");
+        assert_eq!(lease(&["--leader-election-id=team-a-webapp-operator"]), "team-a-webapp-operator");
+        assert_eq!(lease(&["--leader-election-id", "a.b-c"]), "a.b-c");
+        for bad in ["Team-A", "-a", "a-", "a..b", "", "a_b"] {
+            assert!(run(&["--leader-election-id", bad]).is_err(), "{bad:?} was taken");
+        }
     }
 
     #[test]

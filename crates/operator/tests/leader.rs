@@ -267,3 +267,51 @@ async fn a_leader_that_loses_the_lease_cancels_in_flight_reconciles_and_writes_n
     let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let _ = configs.delete(&webhook.config, &DeleteParams::default()).await;
 }
+
+/// The Lease the chart gives `release` in `namespace` (its `--leader-election-id`).
+fn chart_lease(release: &str, namespace: &str) -> String {
+    let deployment = helm_template(release, namespace, &["--show-only", "templates/deployment.yaml"]);
+    let flag = deployment.lines().find_map(|line| line.trim().strip_prefix("- --leader-election-id="));
+    flag.unwrap_or_else(|| panic!("the chart passes no --leader-election-id:\n{deployment}")).to_owned()
+}
+
+/// Two releases of the chart in one namespace, each watching a namespace of its own (as
+/// teams install them), each elect a leader and reconcile: the chart names a Lease per
+/// release. With one Lease for both, the second release would wait as a standby forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_releases_in_one_namespace_each_elect_a_leader_and_reconcile() {
+    let client = client().await;
+    install_crds(&client).await;
+    let home = TestNamespace::new(&client, "releases").await;
+    let teams = [TestNamespace::new(&client, "team-a").await, TestNamespace::new(&client, "team-b").await];
+    let mut operators = Vec::new();
+    let mut leases = Vec::new();
+    for (release, team) in ["one", "two"].into_iter().zip(&teams) {
+        let lease = chart_lease(release, &home.name);
+        let mut config = Operator::config(&team.name, vec![ControllerKind::Webapp]);
+        config.leader_elect = true;
+        config.leader_election_namespace = Some(home.name.clone());
+        config.leader_election_id = lease.clone();
+        config.instance = Some(format!("{release}-0"));
+        operators.push(Operator::start_config(config).await);
+        leases.push(lease);
+    }
+
+    for (operator, lease) in operators.iter().zip(&leases) {
+        let leads = eventually(Duration::from_secs(30), || async {
+            let body = operator.get("/metrics").await?;
+            body.lines().any(|line| line == "leader_election_master_status 1").then_some(())
+        })
+        .await;
+        assert!(leads.is_some(), "the release with the Lease {lease} never became leader (leases: {leases:?})");
+    }
+    let in_home: Api<Lease> = Api::namespaced(client.clone(), &home.name);
+    for (lease, instance) in leases.iter().zip(["one-0", "two-0"]) {
+        let holder = in_home.get(lease).await.unwrap().spec.and_then(|spec| spec.holder_identity);
+        assert_eq!(holder.as_deref(), Some(instance), "Lease {lease}");
+    }
+    for team in &teams {
+        let api = create(&client, &team.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+        wait_for(&api, "web", "Running", running_at(1)).await;
+    }
+}

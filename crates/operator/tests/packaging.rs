@@ -41,12 +41,16 @@ fn the_image_runs_the_binary_as_a_non_root_user() {
     assert_eq!(docker_build, ["$(CONTAINER_TOOL) build -t $(IMG) ."]);
 }
 
-/// The Helm chart carries config/'s CRDs and RBAC rules verbatim (hack/sync-chart copies
-/// them), so that `kubectl apply -k config/default` and `helm install` grant and install
-/// the same things.
+/// The Helm chart carries config/'s CRDs, RBAC rules and tenant roles verbatim
+/// (hack/sync-chart copies them), so that `kubectl apply -k config/default` and `helm
+/// install` grant and install the same things. The CRDs are `files/crds/`, rendered by
+/// `templates/crds.yaml`, never `crds/` (which Helm does not upgrade).
 #[test]
 fn the_chart_carries_the_crds_and_rules_of_config() {
-    assert_eq!(read("charts/webapp-operator/files/role.yaml"), read("config/rbac/role.yaml"), "run hack/sync-chart");
+    for file in ["role.yaml", "tenant_roles.yaml"] {
+        let (chart, config) = (format!("charts/webapp-operator/files/{file}"), format!("config/rbac/{file}"));
+        assert_eq!(read(&chart), read(&config), "{chart}: run hack/sync-chart");
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let names = |dir: &str| {
         let mut names: Vec<String> = std::fs::read_dir(root.join(dir))
@@ -58,9 +62,86 @@ fn the_chart_carries_the_crds_and_rules_of_config() {
         names.sort();
         names
     };
-    assert_eq!(names("charts/webapp-operator/crds"), names("config/crd"), "run hack/sync-chart");
+    assert!(!root.join("charts/webapp-operator/crds").exists(), "crds/ is back: Helm never upgrades it");
+    assert_eq!(names("charts/webapp-operator/files/crds"), names("config/crd"), "run hack/sync-chart");
     for name in names("config/crd") {
-        let (chart, config) = (format!("charts/webapp-operator/crds/{name}"), format!("config/crd/{name}"));
+        let (chart, config) = (format!("charts/webapp-operator/files/crds/{name}"), format!("config/crd/{name}"));
         assert!(read(&chart) == read(&config), "{chart} differs from {config}: run hack/sync-chart");
+    }
+}
+
+/// The oldest Kubernetes is one number: the operator's start-up check
+/// (`MINIMUM_KUBERNETES`), the chart's `kubeVersion`, `hack/check-kube-version` (make
+/// install/deploy/run) and the README all say the same minor.
+#[test]
+fn the_oldest_kubernetes_supported_is_the_same_everywhere() {
+    let (major, minor) = webapp_operator::manager::MINIMUM_KUBERNETES;
+    let chart = read("charts/webapp-operator/Chart.yaml");
+    assert!(
+        chart.lines().any(|l| l == format!("kubeVersion: \">={major}.{minor}.0-0\"")),
+        "Chart.yaml's kubeVersion is not >={major}.{minor}.0-0"
+    );
+    let script = read("hack/check-kube-version");
+    assert!(
+        script.lines().any(|l| l == format!("minimum={minor}")),
+        "hack/check-kube-version's minimum is not {minor}"
+    );
+    assert!(read("README.md").contains(&format!("Kubernetes {major}.{minor} or newer")), "README.md");
+}
+
+/// Every name in the Makefile's .PHONY is a target (and every `## ` documented target is
+/// phony), so `make help` and .PHONY say the same.
+#[test]
+fn the_makefiles_phony_names_are_its_targets() {
+    let makefile = read("Makefile");
+    let phony: Vec<&str> =
+        makefile.lines().find_map(|l| l.strip_prefix(".PHONY:")).expect("no .PHONY line").split_whitespace().collect();
+    // `name: [prerequisites] ## help`, as `make help` reads them.
+    let targets: Vec<&str> = makefile
+        .lines()
+        .filter(|l| l.contains(" ## "))
+        .filter_map(|l| l.split_once(':').map(|(name, _)| name))
+        .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+        .collect();
+    for name in &phony {
+        assert!(targets.contains(name), ".PHONY names {name}, which is no documented target");
+    }
+    for target in &targets {
+        assert!(phony.contains(target), "target {target} is not in .PHONY");
+    }
+}
+
+/// The workspace declares only dependencies a member uses, and pins kube to 5.0.x
+/// while its unstable runtime features are on (they may change in a minor release).
+#[test]
+fn workspace_dependencies_are_used_and_kube_is_pinned_while_unstable() {
+    let workspace = read("Cargo.toml");
+    let section = workspace.split("[workspace.dependencies]").nth(1).unwrap();
+    let section = section.split("\n[").next().unwrap();
+    let declared: Vec<&str> = section
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains(" = "))
+        .filter_map(|l| l.split(" = ").next())
+        .collect();
+    assert!(declared.contains(&"kube") && declared.len() > 10, "could not read [workspace.dependencies]");
+    let members: Vec<String> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("Cargo.toml"))
+        .filter(|p| p.exists())
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    for name in declared {
+        let used = members.iter().any(|m| {
+            m.lines().any(|l| {
+                l.starts_with(&format!("{name} = {{ workspace = true")) || l.starts_with(&format!("{name}.workspace"))
+            })
+        });
+        assert!(used, "[workspace.dependencies] declares {name}, which no member uses");
+    }
+    let kube_lines = std::iter::once(workspace.as_str())
+        .chain(members.iter().map(String::as_str))
+        .flat_map(|m| m.lines().filter(|l| l.starts_with("kube = { version")).map(str::to_owned).collect::<Vec<_>>());
+    for line in kube_lines {
+        assert!(line.starts_with("kube = { version = \"~5.0\""), "kube not pinned to 5.0.x: {line}");
     }
 }

@@ -13,8 +13,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -50,20 +48,12 @@ impl Install {
     /// `helm template` with `values`, keeping only the ServiceAccount and RBAC, applied.
     fn new(namespace: &str, values: &[&str]) -> Self {
         let release = namespace.to_owned();
-        let chart = repo().join("charts/webapp-operator");
-        let mut helm = std::process::Command::new(cluster_bin().join("helm"));
-        helm.args(["template", &release, chart.to_str().unwrap(), "--namespace", namespace]).args([
-            "--show-only",
-            "templates/serviceaccount.yaml",
-            "--show-only",
-            "templates/rbac.yaml",
-        ]);
+        let mut args = vec!["--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml"];
         for value in values {
-            helm.args(["--set", value]);
+            args.extend(["--set", value]);
         }
-        let output = helm.output().expect("cannot run helm");
-        assert!(output.status.success(), "helm template failed: {}", String::from_utf8_lossy(&output.stderr));
-        kubectl_stdin(&["apply", "--server-side", "-f", "-"], &output.stdout);
+        let rendered = helm_template(&release, namespace, &args);
+        kubectl_stdin(&["apply", "--server-side", "-f", "-"], rendered.as_bytes());
         Install { release, namespace: namespace.to_owned() }
     }
 
@@ -124,15 +114,6 @@ impl Drop for Install {
         let _ =
             kubectl().args(["delete", "clusterroles,clusterrolebindings", "-l", &selector, "--wait=false"]).output();
     }
-}
-
-/// Runs kubectl with `input` on stdin; panics with stderr on failure.
-fn kubectl_stdin(args: &[&str], input: &[u8]) {
-    let mut child =
-        kubectl().args(args).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
 }
 
 /// Whether the API server's authorizer lets `user` (a ServiceAccount) do `verb` on

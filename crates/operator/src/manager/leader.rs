@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::{ManagerError, Shutdown};
 
-/// Name of the Lease.
+/// Name of the Lease unless `--leader-election-id` names another.
 pub const LEASE: &str = "webapp-operator-leader";
 
 /// Seconds a Lease stays valid after its last renewal: how long a standby waits for a
@@ -71,19 +71,19 @@ pub fn register(registry: &mut Registry) -> Gauge {
     leading
 }
 
-/// Waits until this instance holds the Lease; `None` if shutdown came first. `leading`
+/// Waits until this instance holds the Lease `(namespace, name)`; `None` if shutdown came first. `leading`
 /// is set to 1 then, and back to 0 when the Lease is lost.
 pub async fn acquire(
     client: Client,
-    namespace: &str,
+    (namespace, lease): (&str, &str),
     instance: Option<String>,
     shutdown: Shutdown,
     leading: Gauge,
 ) -> Result<Option<Leadership>, ManagerError> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
-    tracing::info!(lease = LEASE, namespace, "waiting for leadership");
+    tracing::info!(lease, namespace, "waiting for leadership");
     let (mut leader, task) = loop {
-        let mut builder = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), LEASE)
+        let mut builder = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), lease)
             .with_namespace(namespace)
             .with_duration(LEASE_DURATION_SECONDS)
             .with_grace(RENEW_GRACE_SECONDS);

@@ -34,6 +34,8 @@ pub struct Config {
     pub leader_elect: bool,
     /// Namespace of the Lease.
     pub leader_election_namespace: Option<String>,
+    /// Name of the Lease ([`leader::LEASE`] unless an installation names its own).
+    pub leader_election_id: String,
     /// Identity of this instance.
     pub instance: Option<String>,
     /// PodManager's conversion webhook server; `None` runs none.
@@ -161,7 +163,15 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
     let _ = ready_tx.send(true);
     let leadership = if config.leader_elect {
         let namespace = config.leader_election_namespace.clone().unwrap_or_else(|| "default".into());
-        match leader::acquire(client.clone(), &namespace, config.instance.clone(), shutdown.clone(), leading).await? {
+        match leader::acquire(
+            client.clone(),
+            (&namespace, &config.leader_election_id),
+            config.instance.clone(),
+            shutdown.clone(),
+            leading,
+        )
+        .await?
+        {
             Some(leadership) => Some(leadership),
             None => return Ok(()),
         }

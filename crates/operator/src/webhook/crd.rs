@@ -23,7 +23,8 @@ pub enum Target {
     /// Keep the CRD's address (the Service reference of `config/crd`); write the bundle only.
     Keep,
     /// An in-cluster Service, port 443: the chart's release Service, wherever it is installed
-    /// (the CRDs of the chart's `crds/` cannot be templated, so the operator says where).
+    /// (the chart renders the same Service into the CRD; the operator writes it again
+    /// whenever something else reset it, e.g. a re-apply of `config/crd`).
     Service(NamespacedName),
     /// A URL, for an operator outside the cluster (`make run`, the tests).
     Url(String),

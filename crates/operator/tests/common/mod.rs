@@ -91,6 +91,34 @@ pub fn kubectl_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Runs kubectl with `input` on stdin; panics with stderr on failure.
+pub fn kubectl_stdin(args: &[&str], input: &[u8]) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child =
+        kubectl().args(args).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// `helm template` of the chart as release `release` in `namespace`, with more helm
+/// arguments (`--set`, `--show-only`); panics with helm's error. Rendered for the oldest
+/// Kubernetes the operator supports: helm template otherwise assumes 1.20, which the
+/// chart's kubeVersion refuses.
+pub fn helm_template(release: &str, namespace: &str, args: &[&str]) -> String {
+    let (major, minor) = webapp_operator::manager::MINIMUM_KUBERNETES;
+    let chart = repo().join("charts/webapp-operator");
+    let output = tool("helm")
+        .args(["template", release, chart.to_str().unwrap(), "--namespace", namespace])
+        .args(["--kube-version", &format!("{major}.{minor}.0")])
+        .args(args)
+        .output()
+        .expect("cannot run helm");
+    assert!(output.status.success(), "helm template failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// Client configuration for the local control plane.
 pub async fn kube_config() -> kube::Config {
     let kubeconfig = Kubeconfig::read_from(kubeconfig_path()).expect("unreadable kubeconfig");
@@ -276,6 +304,7 @@ impl Operator {
             metrics_addr: free_port(),
             leader_elect: false,
             leader_election_namespace: None,
+            leader_election_id: webapp_operator::manager::leader::LEASE.to_owned(),
             instance: Some(format!("test-{namespace}")),
             // The webhook patches the cluster-wide CRD: only tests of it start one.
             webhook: None,
