@@ -54,8 +54,7 @@ run: ## CRDs + operator + samples on the cluster of $$KUBECONFIG (default: the l
 	hack/run-local
 
 install: ## Install the CRDs into the cluster of $$KUBECONFIG (default: the local one).
-	hack/check-kube-version
-	hack/kubectl apply --server-side -k config/crd
+	hack/install
 
 uninstall: ## Delete every custom resource (waiting for their cleanup), then the CRDs and the tenant roles.
 	hack/uninstall
