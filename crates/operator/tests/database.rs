@@ -225,6 +225,47 @@ async fn a_secret_in_the_way_blocks_the_database_and_is_never_touched() {
     assert_eq!(owner.uid, db.metadata.uid.unwrap());
 }
 
+/// The operator killed (or its connection dropped) between creating the generated Secret
+/// and unmarking the data claim: the claim says the create went out, so the 409 of the
+/// next attempt is that Secret, which is used as it is (never read or written), and the
+/// Database goes on to Running instead of blocking on its own Secret (SecretExists). The
+/// state is built here as the interrupted attempt left it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_whose_create_answer_was_lost_is_taken_as_ours() {
+    let (client, ns, _operator) = setup("db-lostanswer").await;
+    let _volumes = volumes(&client, &ns.name, "standard", &[("data-db-0", "1Gi")]).await;
+    let labels = json!({"app.kubernetes.io/name": "database", "app.kubernetes.io/instance": "db",
+        "app.kubernetes.io/managed-by": "webapp-operator"});
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns.name);
+    let claim: PersistentVolumeClaim =
+        serde_json::from_value(json!({"metadata": {"name": "data-db-0", "labels": labels,
+            "annotations": {"database.example.com/awaiting-credentials": "true",
+                "database.example.com/credentials-create-sent": "true"}},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "standard",
+            "resources": {"requests": {"storage": "1Gi"}}}}))
+        .unwrap();
+    let claim = claims.create(&PostParams::default(), &claim).await.unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let made: Secret = serde_json::from_value(json!({"metadata": {"name": "db-credentials", "labels": labels,
+            "ownerReferences": [{"apiVersion": "v1", "kind": "PersistentVolumeClaim", "name": "data-db-0",
+                "uid": claim.metadata.uid}]},
+        "stringData": {"username": "postgres", "password": "made-by-the-lost-attempt"}}))
+    .unwrap();
+    let made = secrets.create(&PostParams::default(), &made).await.unwrap();
+
+    let api = create(&client, &ns.name, "db", json!({"type": "postgresql", "version": "16"})).await;
+    wait_for(&api, "db", "Running", running_at(1)).await;
+    let after = secrets.get("db-credentials").await.unwrap();
+    assert_eq!(after.metadata.resource_version, made.metadata.resource_version, "the Secret was written to");
+    let annotations = claims.get("data-db-0").await.unwrap().metadata.annotations.unwrap_or_default();
+    assert!(
+        !annotations.keys().any(|k| k.starts_with("database.example.com/")),
+        "the claim is still marked: {annotations:?}"
+    );
+    let reasons = event_reasons(&client, &ns.name).await;
+    assert!(!reasons.iter().any(|r| r == "SecretExists"), "{reasons:?}");
+}
+
 /// A Secret the user names is used by the server and never touched; none is generated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_users_secret_is_used_and_never_touched() {

@@ -361,6 +361,7 @@ fn accept<W: Workload>(run: &mut Run<W>) -> StepFuture<'_> {
         // The rest of this reconcile starts from what is now written (status and
         // resourceVersion, the precondition of the next status write).
         run.write_status(&pending).await?;
+        crate::status::log_phase_change(None, Some(Phase::Pending));
         Ok(Flow::Continue)
     })
 }

@@ -28,6 +28,11 @@ use super::{plan, volumes};
 /// On a data claim the operator made for a Secret it has not created yet.
 const AWAITING_CREDENTIALS: &str = "database.example.com/awaiting-credentials";
 
+/// On a marked data claim once the Secret's create has been sent: whether it was made is
+/// then unknown until an answer says (the operator may be killed, or the connection
+/// drop, between the create and the removal of [`AWAITING_CREDENTIALS`]).
+const CREATE_SENT: &str = "database.example.com/credentials-create-sent";
+
 /// Whether `claim` was made by the credentials step, which has not made the Secret yet
 /// (interrupted): no server can have started on it, so it holds no data.
 pub(super) fn awaiting_credentials(claim: &PersistentVolumeClaim) -> bool {
@@ -37,7 +42,32 @@ pub(super) fn awaiting_credentials(claim: &PersistentVolumeClaim) -> bool {
 /// The trim of the cached claims: of their annotations only the mark above (and none
 /// of what a tenant may write on them).
 pub(super) fn trim_claim(claim: &mut PersistentVolumeClaim) {
-    retain_annotations(&mut claim.metadata, &[AWAITING_CREDENTIALS]);
+    retain_annotations(&mut claim.metadata, &[AWAITING_CREDENTIALS, CREATE_SENT]);
+}
+
+/// Whether the Secret's create was sent for `claim` by an earlier attempt whose answer
+/// was never acted on.
+pub(super) fn create_sent(claim: &PersistentVolumeClaim) -> bool {
+    claim.annotations().get(CREATE_SENT).is_some_and(|v| v == "true")
+}
+
+/// Marks `claim` before the Secret's create is sent (`true`), or after a 409 proved the
+/// Secret someone else's (`false`, the mark removed). A later 409 on a claim so marked
+/// is the answer to our own earlier create, lost: the Secret is ours.
+pub(super) async fn mark_create_sent(run: &Run, claim: &PersistentVolumeClaim, sent: bool) -> Result<()> {
+    let value = if sent { serde_json::json!("true") } else { serde_json::Value::Null };
+    patch_annotations(run, claim, serde_json::json!({CREATE_SENT: value})).await
+}
+
+async fn patch_annotations(run: &Run, claim: &PersistentVolumeClaim, annotations: serde_json::Value) -> Result<()> {
+    let name = claim.name_any();
+    let patch = serde_json::json!({"metadata": {"annotations": annotations}});
+    let params = PatchParams { field_manager: Some(MANAGER.into()), ..PatchParams::default() };
+    run.api_of::<PersistentVolumeClaim>()
+        .patch(&name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(|e| Error::kube(format!("patch PersistentVolumeClaim {name}"), e))?;
+    Ok(())
 }
 
 /// Makes the data claim, marked as awaiting its credentials.
@@ -49,14 +79,7 @@ pub(super) async fn create_data_claim(run: &mut Run) -> Result<PersistentVolumeC
 
 /// The Secret exists: the claim no longer awaits it.
 pub(super) async fn credentials_made(run: &Run, claim: &PersistentVolumeClaim) -> Result<()> {
-    let name = claim.name_any();
-    let patch = serde_json::json!({"metadata": {"annotations": {AWAITING_CREDENTIALS: null}}});
-    let params = PatchParams { field_manager: Some(MANAGER.into()), ..PatchParams::default() };
-    run.api_of::<PersistentVolumeClaim>()
-        .patch(&name, &params, &Patch::Merge(&patch))
-        .await
-        .map_err(|e| Error::kube(format!("patch PersistentVolumeClaim {name}"), e))?;
-    Ok(())
+    patch_annotations(run, claim, serde_json::json!({AWAITING_CREDENTIALS: null, CREATE_SENT: null})).await
 }
 
 /// Whether `db` should make sure its kept credentials still exist: once when it is new

@@ -192,16 +192,29 @@ fn ensure_credentials(run: &mut Run) -> StepFuture<'_> {
         drop(password);
         let name = plan::generated_secret_name(&run.name());
         let params = PostParams { field_manager: Some(MANAGER.into()), ..PostParams::default() };
+        // The claim says a create went out before this one: a 409 is then the Secret that
+        // create made, its answer lost to a kill or a dropped connection (a Secret that
+        // was in the way answered that earlier create with a 409 and was said so).
+        let sent_before = kept::create_sent(&claim);
+        if !sent_before {
+            kept::mark_create_sent(run, &claim, true).await?;
+        }
         match run.api_of::<Secret>().create(&params, &secret).await {
             // The answer holds the password too: dropped unread.
-            Ok(_) => {}
+            Ok(_) => {
+                let note =
+                    format!("Created Secret {name} with generated credentials, kept with volume {}", claim.name_any());
+                run.ctx.events.normal_about(&run.reference(), run.secret_reference(), "Created", note).await;
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 && sent_before => {
+                tracing::info!(secret = %name, "the Secret an interrupted attempt created is there; using it");
+            }
             Err(kube::Error::Api(status)) if status.code == 409 => {
+                kept::mark_create_sent(run, &claim, false).await?;
                 return Err(Error::Blocked { reason: "SecretExists", message: credentials::in_the_way(&name) });
             }
             Err(e) => return Err(Error::kube(format!("create Secret {name}"), e)),
         }
-        let note = format!("Created Secret {name} with generated credentials, kept with volume {}", claim.name_any());
-        run.ctx.events.normal_about(&run.reference(), run.secret_reference(), "Created", note).await;
         kept::credentials_made(run, &claim).await?;
         Ok(Flow::Continue)
     })
