@@ -763,15 +763,17 @@ where
 }
 
 /// With `deletionPolicy: Delete`, the volumes are asked to go only once the server's
-/// pod is gone. Watches of the pod and the claims record the pod's removal and each
-/// claim's deletion request with their resourceVersions: with one etcd, those are the
-/// revisions at which the changes were stored, so they order changes of two kinds,
-/// which the arrival order of two watch streams would not.
+/// pod is gone. The pod is held (a finalizer of the test's) after its StatefulSet went:
+/// counted cleanup attempts leave the claims alone until it is released. Watches of the
+/// pod and the claims record the pod's removal and each claim's deletion request with
+/// their resourceVersions: with one etcd, those are the revisions at which the changes
+/// were stored, so they order changes of two kinds, which the arrival order of two
+/// watch streams would not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_delete_the_volumes_go_only_after_the_server_pod() {
     let spec = json!({"type": "postgresql", "version": "16", "deletionPolicy": "Delete",
         "backup": {"enabled": true, "schedule": "@daily"}});
-    let Fixture { client, ns, operator: _operator, api, volumes: _volumes } =
+    let Fixture { client, ns, operator, api, volumes: _volumes } =
         running("db-order", spec, &[("data-db-0", "1Gi"), ("db-backup", "1Gi")]).await;
     #[derive(Default)]
     struct Seen {
@@ -806,7 +808,29 @@ async fn with_delete_the_volumes_go_only_after_the_server_pod() {
         .await
         .expect("the watches never listed");
 
-    delete_and_wait(&api, "db").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let hold = json!({"metadata": {"finalizers": ["test.example.com/hold"]}});
+    pods.patch("db-0", &PatchParams::default(), &Patch::Merge(&hold)).await.unwrap();
+    api.delete("db", &DeleteParams::default()).await.unwrap();
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
+    until(&statefulsets, "db", "deleted", |s| s.is_none()).await;
+    until(&pods, "db-0", "asked to go", |p| p.is_some_and(|p| p.metadata.deletion_timestamp.is_some())).await;
+    // Two more cleanup attempts, counted, with the StatefulSet gone and the pod held.
+    let waiting = "controller_runtime_reconcile_total{controller=\"database\",result=\"requeue\"}";
+    let before = operator.metric_or_zero_if_family_exists(waiting).await;
+    let more = eventually(Duration::from_secs(60), || async {
+        (operator.metric_or_zero_if_family_exists(waiting).await >= before + 2.0).then_some(())
+    })
+    .await;
+    assert!(more.is_some(), "no further cleanup attempt was counted");
+    let early = seen.lock().unwrap().claims_deleting.clone();
+    assert!(early.is_empty(), "claims asked to go while the server pod stands: {early:?}");
+
+    let release = json!({"metadata": {"finalizers": null}});
+    pods.patch("db-0", &PatchParams::default(), &Patch::Merge(&release)).await.unwrap();
+    let gone =
+        eventually(Duration::from_secs(60), || async { api.get_opt("db").await.ok()?.is_none().then_some(()) }).await;
+    assert!(gone.is_some(), "Database stuck: {:?}", api.get_opt("db").await.unwrap().and_then(|d| d.status));
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns.name);
     for claim in ["data-db-0", "db-backup"] {
         until(&claims, claim, "deleted", |c| c.is_none()).await;
