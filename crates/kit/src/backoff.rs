@@ -11,6 +11,13 @@
 //! dropped once it has not failed for twice the longest delay: a failing object fails
 //! again at least that often.
 //!
+//! The delay grows per retry, not per failure: a failure that comes before the retry the
+//! last one scheduled is due (a reconcile that a watch event started meanwhile) keeps
+//! that retry where it is. Otherwise a burst of events would double the delay once per
+//! event: a WebServer blocked by a Service it does not own while its Deployment rolls
+//! out failed eight times in a quarter of a second, and its next retry, the only thing
+//! that notices the Service gone, was four minutes away.
+//!
 //! It also knows since when each object has been failing ([`Backoffs::failing_for`]),
 //! so that a retryable error that keeps coming back can be shown in status after a
 //! bounded time instead of only in the logs.
@@ -37,12 +44,14 @@ pub struct Backoffs {
     by_object: Mutex<HashMap<String, Failing>>,
 }
 
-/// The backoff of one failing object and when it last failed.
+/// The backoff of one failing object, when it last failed, and when the retry its
+/// backoff last scheduled is due.
 #[derive(Debug)]
 struct Failing {
     backoff: ExponentialBackoff,
     since: Instant,
     last: Instant,
+    due: Instant,
 }
 
 impl Default for Backoffs {
@@ -64,7 +73,8 @@ impl Backoffs {
         Backoffs { builder, max_delay: max, by_object: Mutex::default() }
     }
 
-    /// The wait before the next attempt on `key`, one step longer than the last one.
+    /// The wait before the next attempt on `key`: one step longer than the last one, or,
+    /// when a retry is already scheduled, the time until that retry.
     pub fn next_delay(&self, key: &str) -> Duration {
         self.next_delay_at(key, Instant::now())
     }
@@ -77,10 +87,17 @@ impl Backoffs {
             backoff: self.builder.build(),
             since: now,
             last: now,
+            due: now,
         });
         failing.last = now;
+        // Not the scheduled retry: that one stays as it is (see the module's note).
+        if now < failing.due {
+            return failing.due - now;
+        }
         // backon's jitter adds up to one more delay on top; keep the promise of `max`.
-        failing.backoff.next().unwrap_or(self.max_delay).min(self.max_delay)
+        let delay = failing.backoff.next().unwrap_or(self.max_delay).min(self.max_delay);
+        failing.due = now + delay;
+        delay
     }
 
     /// How long `key` has been failing: since its first failure after its last success,
@@ -101,14 +118,22 @@ impl Backoffs {
 mod tests {
     use super::*;
 
+    /// Fails `key` once the retry the last failure scheduled is due, `times` times from
+    /// `now`; returns the last delay and the time of that failure.
+    fn retries(backoffs: &Backoffs, key: &str, mut now: Instant, times: usize) -> (Duration, Instant) {
+        let mut delay = Duration::ZERO;
+        for _ in 0..times {
+            now += delay;
+            delay = backoffs.next_delay_at(key, now);
+        }
+        (delay, now)
+    }
+
     #[test]
     fn delays_grow_per_object_and_reset_on_success() {
         let backoffs = Backoffs::new(Duration::from_millis(100), Duration::from_secs(10));
         let first = backoffs.next_delay("ns/a");
-        let mut last = first;
-        for _ in 0..5 {
-            last = backoffs.next_delay("ns/a");
-        }
+        let (last, _) = retries(&backoffs, "ns/a", Instant::now() + first, 5);
         // 100ms doubled five times is 3.2s; jitter only ever adds.
         assert!(last >= Duration::from_millis(3200), "{last:?}");
         assert!(first < Duration::from_millis(201), "{first:?}");
@@ -137,8 +162,28 @@ mod tests {
     #[test]
     fn delays_never_exceed_the_maximum() {
         let backoffs = Backoffs::new(Duration::from_millis(100), Duration::from_secs(1));
+        let mut now = Instant::now();
         for _ in 0..50 {
-            assert!(backoffs.next_delay("ns/a") <= Duration::from_secs(1));
+            let delay = backoffs.next_delay_at("ns/a", now);
+            assert!(delay <= Duration::from_secs(1));
+            now += delay;
         }
+    }
+
+    #[test]
+    fn failures_before_the_scheduled_retry_do_not_lengthen_the_backoff() {
+        let backoffs = Backoffs::new(Duration::from_millis(100), Duration::from_secs(10));
+        let (delay, at) = retries(&backoffs, "ns/a", Instant::now(), 3);
+        // 100 ms doubled twice, with jitter: 400 to 800 ms.
+        assert!(delay >= Duration::from_millis(400), "{delay:?}");
+        // A burst of watch events, each a failing reconcile, before that retry is due:
+        // each is told the time left until it, and the backoff stays where it was.
+        for step in 1..=8 {
+            let now = at + delay / 10 * step;
+            assert_eq!(backoffs.next_delay_at("ns/a", now), at + delay - now);
+        }
+        // The retry itself fails: one step longer, not nine.
+        let next = backoffs.next_delay_at("ns/a", at + delay);
+        assert!(next >= delay.min(Duration::from_millis(800)) && next <= Duration::from_millis(3200), "{next:?}");
     }
 }

@@ -14,15 +14,18 @@ mod common;
 
 use std::io::Write;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use webapp_api::{Database, Phase};
@@ -743,4 +746,219 @@ async fn the_controller_works_with_the_least_privilege_role() {
         )
         .await;
     assert_eq!(errors, 0.0, "the role lacks a permission");
+}
+
+/// A StatefulSet of the Database's name that another owner made: the Database is Failed
+/// with NotOwned and the StatefulSet is never written, not even by a later reconcile
+/// (its resourceVersion is unchanged after one, counted by the NotOwned error metric);
+/// once it is gone, the Database makes its own and runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statefulset_it_does_not_own_is_never_written() {
+    let (client, ns, operator) = setup("db-notowned").await;
+    let _volumes = volumes(&client, &ns.name, "standard", &[("data-db-0", "1Gi")]).await;
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
+    let theirs: StatefulSet = serde_json::from_value(json!({"metadata": {"name": "db", "labels": {"team": "other"}},
+        "spec": {"serviceName": "theirs", "replicas": 1, "selector": {"matchLabels": {"app": "theirs"}},
+            "template": {"metadata": {"labels": {"app": "theirs"}},
+                "spec": {"containers": [{"name": "c", "image": "mysql:8"}]}}}}))
+    .unwrap();
+    statefulsets.create(&PostParams::default(), &theirs).await.unwrap();
+
+    let api = create(&client, &ns.name, "db", json!({"type": "postgresql", "version": "16"})).await;
+    let failed = wait_for(&api, "db", "Failed/NotOwned", |d| {
+        d.status.as_ref().is_some_and(|s| {
+            s.phase == Some(Phase::Failed)
+                && s.conditions.iter().any(|c| c.type_ == "Degraded" && c.status == "True" && c.reason == "NotOwned")
+        })
+    })
+    .await;
+    assert!(failed.status.unwrap().message.unwrap().contains("not owned"));
+
+    let before = statefulsets.get("db").await.unwrap();
+    let not_owned = "controller_runtime_reconcile_errors_total{controller=\"database\",reason=\"NotOwned\"}";
+    operator.resync(&api, "db", not_owned, 1).await;
+    let after = statefulsets.get("db").await.unwrap();
+    assert_untouched(&before.metadata, &after.metadata, "their StatefulSet");
+
+    statefulsets.delete("db", &DeleteParams::default()).await.unwrap();
+    wait_for(&api, "db", "Running once their StatefulSet is gone", running_at(1)).await;
+    let ours = statefulsets.get("db").await.unwrap();
+    assert_eq!(ours.metadata.owner_references.unwrap()[0].kind, "Database");
+}
+
+/// Watches `api` on a task of its own, handing each event to `on` with `seen` locked;
+/// stopped by aborting the task.
+fn record<K, S, F>(api: Api<K>, seen: &Arc<Mutex<S>>, on: F) -> tokio::task::JoinHandle<()>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    S: Send + 'static,
+    F: Fn(&mut S, watcher::Event<K>) + Send + 'static,
+{
+    let seen = seen.clone();
+    tokio::spawn(async move {
+        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        while let Some(Ok(event)) = stream.next().await {
+            on(&mut seen.lock().unwrap(), event);
+        }
+    })
+}
+
+/// With `deletionPolicy: Delete`, the volumes are asked to go only once the server's
+/// pod is gone. The pod is held (a finalizer of the test's) after its StatefulSet went:
+/// counted cleanup attempts leave the claims alone until it is released. Watches of the
+/// pod and the claims record the pod's removal and each claim's deletion request with
+/// their resourceVersions: with one etcd, those are the revisions at which the changes
+/// were stored, so they order changes of two kinds, which the arrival order of two
+/// watch streams would not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_delete_the_volumes_go_only_after_the_server_pod() {
+    let spec = json!({"type": "postgresql", "version": "16", "deletionPolicy": "Delete",
+        "backup": {"enabled": true, "schedule": "@daily"}});
+    let Fixture { client, ns, operator, api, volumes: _volumes } =
+        running("db-order", spec, &[("data-db-0", "1Gi"), ("db-backup", "1Gi")]).await;
+    #[derive(Default)]
+    struct Seen {
+        listed: usize,
+        /// The resourceVersion of the server pod's removal.
+        pod_gone: Option<u64>,
+        /// Each claim's name and the resourceVersion that first shows it being deleted.
+        claims_deleting: Vec<(String, u64)>,
+    }
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    fn version(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> u64 {
+        meta.resource_version.as_deref().unwrap().parse().unwrap()
+    }
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns.name);
+    let pod_watch = record(pods, &seen, move |seen: &mut Seen, event| match event {
+        watcher::Event::InitDone => seen.listed += 1,
+        watcher::Event::Delete(pod) if pod.name_any() == "db-0" => seen.pod_gone = Some(version(&pod.metadata)),
+        _ => {}
+    });
+    let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns.name);
+    let claim_watch = record(claims, &seen, move |seen: &mut Seen, event| match event {
+        watcher::Event::InitDone => seen.listed += 1,
+        watcher::Event::Apply(claim) | watcher::Event::Delete(claim)
+            if claim.metadata.deletion_timestamp.is_some()
+                && !seen.claims_deleting.iter().any(|(n, _)| *n == claim.name_any()) =>
+        {
+            seen.claims_deleting.push((claim.name_any(), version(&claim.metadata)));
+        }
+        _ => {}
+    });
+    eventually(Duration::from_secs(10), || async { (seen.lock().unwrap().listed == 2).then_some(()) })
+        .await
+        .expect("the watches never listed");
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let hold = json!({"metadata": {"finalizers": ["test.example.com/hold"]}});
+    pods.patch("db-0", &PatchParams::default(), &Patch::Merge(&hold)).await.unwrap();
+    api.delete("db", &DeleteParams::default()).await.unwrap();
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
+    until(&statefulsets, "db", "deleted", |s| s.is_none()).await;
+    until(&pods, "db-0", "asked to go", |p| p.is_some_and(|p| p.metadata.deletion_timestamp.is_some())).await;
+    // Two more cleanup attempts, counted, with the StatefulSet gone and the pod held.
+    let waiting = "controller_runtime_reconcile_total{controller=\"database\",result=\"requeue\"}";
+    let before = operator.metric_or_zero_if_family_exists(waiting).await;
+    let more = eventually(Duration::from_secs(60), || async {
+        (operator.metric_or_zero_if_family_exists(waiting).await >= before + 2.0).then_some(())
+    })
+    .await;
+    assert!(more.is_some(), "no further cleanup attempt was counted");
+    let early = seen.lock().unwrap().claims_deleting.clone();
+    assert!(early.is_empty(), "claims asked to go while the server pod stands: {early:?}");
+
+    let release = json!({"metadata": {"finalizers": null}});
+    pods.patch("db-0", &PatchParams::default(), &Patch::Merge(&release)).await.unwrap();
+    let gone =
+        eventually(Duration::from_secs(60), || async { api.get_opt("db").await.ok()?.is_none().then_some(()) }).await;
+    assert!(gone.is_some(), "Database stuck: {:?}", api.get_opt("db").await.unwrap().and_then(|d| d.status));
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns.name);
+    for claim in ["data-db-0", "db-backup"] {
+        until(&claims, claim, "deleted", |c| c.is_none()).await;
+    }
+    // Both claims' deletions were seen (a claim goes in one event at the most).
+    eventually(Duration::from_secs(10), || async { (seen.lock().unwrap().claims_deleting.len() == 2).then_some(()) })
+        .await
+        .unwrap_or_else(|| panic!("claims seen going: {:?}", seen.lock().unwrap().claims_deleting));
+    pod_watch.abort();
+    claim_watch.abort();
+    let seen = seen.lock().unwrap();
+    let pod_gone = seen.pod_gone.expect("the server pod's removal was not seen");
+    for (claim, deleting) in &seen.claims_deleting {
+        assert!(
+            *deleting > pod_gone,
+            "{claim} was asked to go at resourceVersion {deleting}, before the pod went at {pod_gone}"
+        );
+    }
+}
+
+/// A new backup schedule reaches the CronJob in place; backups turned off and on again
+/// bring a CronJob back on the schedule, onto the backup volume that was kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_follow_a_new_schedule_and_come_back_when_re_enabled() {
+    let spec = json!({"type": "postgresql", "version": "16", "backup": {"enabled": true, "schedule": "0 2 * * *"}});
+    let Fixture { client, ns, operator: _operator, api, volumes: _volumes } =
+        running("db-reenable", spec, &[("data-db-0", "1Gi"), ("db-backup", "1Gi")]).await;
+    let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), &ns.name);
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns.name);
+    let first = cronjobs.get("db-backup").await.unwrap();
+    let volume = claims.get("db-backup").await.unwrap().metadata.uid;
+
+    let schedule = |s: &str| Patch::Merge(json!({"spec": {"backup": {"schedule": s}}}));
+    api.patch("db", &PatchParams::default(), &schedule("30 3 * * SUN")).await.unwrap();
+    wait_for(&api, "db", "Running at generation 2", running_at(2)).await;
+    let moved = cronjobs.get("db-backup").await.unwrap();
+    assert_eq!(moved.spec.schedule, "30 3 * * SUN");
+    assert_eq!(moved.metadata.uid, first.metadata.uid, "the CronJob was replaced, not updated");
+
+    let enabled = |on: bool| Patch::Merge(json!({"spec": {"backup": {"enabled": on}}}));
+    api.patch("db", &PatchParams::default(), &enabled(false)).await.unwrap();
+    wait_for(&api, "db", "Running at generation 3", running_at(3)).await;
+    until(&cronjobs, "db-backup", "deleted", |c| c.is_none()).await;
+
+    api.patch("db", &PatchParams::default(), &enabled(true)).await.unwrap();
+    wait_for(&api, "db", "Running at generation 4", running_at(4)).await;
+    let back = until(&cronjobs, "db-backup", "made again", |c| c.is_some()).await.unwrap();
+    assert_eq!(back.spec.schedule, "30 3 * * SUN", "the schedule of the spec");
+    assert_ne!(back.metadata.uid, first.metadata.uid);
+    let job = back.spec.job_template.spec.unwrap().template.spec.unwrap();
+    let claim = job.volumes.iter().flatten().find_map(|v| v.persistent_volume_claim.as_ref()).unwrap();
+    assert_eq!(claim.claim_name, "db-backup");
+    assert_eq!(claims.get("db-backup").await.unwrap().metadata.uid, volume, "the backup volume was made again");
+}
+
+/// The generated Secret deleted under a running Database is never made again with a
+/// new password (PostgreSQL keeps the one it was initialised with), not by reconciles,
+/// an operator restart or a spec change; the server's pod, which a kubelet then cannot
+/// start again (CreateContainerConfigError, written here as a kubelet would), is
+/// explained in status, and Ready is False.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_secret_is_never_remade_and_the_failing_pod_is_explained() {
+    let Fixture { client, ns, operator, api, volumes: _volumes } =
+        running("db-secretgone", json!({"type": "postgresql", "version": "16"}), &[("data-db-0", "1Gi")]).await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    secrets.delete("db-credentials", &DeleteParams::default()).await.unwrap();
+    until(&secrets, "db-credentials", "deleted", |s| s.is_none()).await;
+
+    let reconciles = "controller_runtime_reconcile_total{controller=\"database\",result=\"success\"}";
+    operator.resync(&api, "db", reconciles, 2).await;
+    assert!(operator.stop().await, "the operator did not stop cleanly");
+    let operator = Operator::start_with(&ns.name, vec![ControllerKind::Database]).await;
+    api.patch("db", &PatchParams::default(), &Patch::Merge(json!({"spec": {"version": "16.4"}}))).await.unwrap();
+    wait_for(&api, "db", "Running at generation 2", running_at(2)).await;
+    operator.resync(&api, "db", reconciles, 1).await;
+    assert!(secrets.get_opt("db-credentials").await.unwrap().is_none(), "a new password was made");
+
+    let missing = "secret \"db-credentials\" not found";
+    fake_pod(&client, &ns.name, "db-0", Faked::Waiting("CreateContainerConfigError", missing)).await;
+    let db = wait_for(&api, "db", "a CreateContainerConfigError message", |d| {
+        d.status.as_ref().and_then(|s| s.message.as_deref()).is_some_and(|m| m.contains("CreateContainerConfigError"))
+    })
+    .await;
+    let status = db.status.unwrap();
+    let expected = format!("pod db-0: container postgres: CreateContainerConfigError ({missing})");
+    assert!(status.message.as_deref().unwrap().contains(&expected), "{status:#?}");
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "PodsFailing"));
+    assert!(secrets.get_opt("db-credentials").await.unwrap().is_none(), "a new password was made");
 }

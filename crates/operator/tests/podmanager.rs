@@ -89,6 +89,17 @@ fn ready(pod: &Pod) -> bool {
     conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// Asserts that a `Deleted` event says Pod `pod` was deleted because it ended.
+async fn assert_replaced_because_it_ended(client: &Client, ns: &str, pod: &str) {
+    let deleted: Vec<String> = events(client, ns)
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Deleted"))
+        .filter_map(|e| e.note)
+        .collect();
+    assert!(deleted.iter().any(|n| n.contains(pod) && n.contains("ended")), "{deleted:?}");
+}
+
 /// The seed's quick start, command for command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_quick_start_works_verbatim() {
@@ -213,13 +224,94 @@ async fn deleted_and_failed_pods_are_replaced_under_the_same_name() {
     .expect("the Failed pm-0 was not replaced");
     assert!(!replaced.labels().contains_key("webapp-operator.test/fail"));
     wait_for(&api, "pm", "Running again", running(1, 2)).await;
-    let deleted: Vec<String> = events(&client, &ns.name)
-        .await
+    assert_replaced_because_it_ended(&client, &ns.name, "pm-0").await;
+}
+
+/// What a watch of the Pods of PodManager `pm` saw, from its complete initial list on.
+#[derive(Default)]
+struct Seen {
+    pods: BTreeMap<String, Pod>,
+    listed: bool,
+    /// The most Pods down (missing, not Ready, or going) at any one event.
+    max_down: usize,
+    /// The Pods asked to go, by name, in order: once per Pod (uid), so a name
+    /// replaced twice shows twice.
+    replaced: Vec<String>,
+    replaced_uids: Vec<String>,
+}
+
+/// Records what happens to the Pods of PodManager `pm` of `replicas` Pods while a test
+/// changes it; stops when dropped.
+struct Recorder {
+    seen: Arc<Mutex<Seen>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Recorder {
+    /// Starts watching and waits until the watch has listed what is there (so no later
+    /// change is missed).
+    async fn start(client: &Client, ns: &str, replicas: usize) -> Self {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let task = {
+            let (pods, seen) = (Api::<Pod>::namespaced(client.clone(), ns), seen.clone());
+            tokio::spawn(async move {
+                let mut stream = watcher(pods, watcher::Config::default().labels("podmanager=pm")).boxed();
+                while let Some(Ok(event)) = stream.next().await {
+                    let mut seen = seen.lock().unwrap();
+                    match event {
+                        watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
+                            let uid = pod.uid().unwrap_or_default();
+                            if pod.metadata.deletion_timestamp.is_some() && !seen.replaced_uids.contains(&uid) {
+                                seen.replaced.push(pod.name_any());
+                                seen.replaced_uids.push(uid);
+                            }
+                            seen.pods.insert(pod.name_any(), pod);
+                        }
+                        watcher::Event::Delete(pod) => {
+                            seen.pods.remove(&pod.name_any());
+                        }
+                        watcher::Event::InitDone => seen.listed = true,
+                        watcher::Event::Init => continue,
+                    }
+                    // Count only once the initial list is complete.
+                    if !seen.listed {
+                        continue;
+                    }
+                    let up = seen.pods.values().filter(|p| p.metadata.deletion_timestamp.is_none() && ready(p)).count();
+                    seen.max_down = seen.max_down.max(replicas.saturating_sub(up));
+                }
+            })
+        };
+        eventually(Duration::from_secs(10), || async { seen.lock().unwrap().listed.then_some(()) })
+            .await
+            .expect("no pod list");
+        Recorder { seen, task }
+    }
+
+    fn max_down(&self) -> usize {
+        self.seen.lock().unwrap().max_down
+    }
+
+    fn replaced(&self) -> Vec<String> {
+        self.seen.lock().unwrap().replaced.clone()
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The uid of each Pod of PodManager `pm`, by name.
+async fn uids(client: &Client, ns: &str) -> BTreeMap<String, String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let list = pods.list(&ListParams::default().labels("podmanager=pm")).await.unwrap();
+    list.items
         .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("Deleted"))
-        .filter_map(|e| e.note)
-        .collect();
-    assert!(deleted.iter().any(|n| n.contains("pm-0") && n.contains("ended")), "{deleted:?}");
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| (p.name_any(), p.uid().unwrap()))
+        .collect()
 }
 
 /// A new image replaces the Pods one at a time, highest ordinal first, never with more
@@ -230,59 +322,19 @@ async fn an_image_change_rolls_one_pod_at_a_time() {
     let api = create(&client, &ns.name, "pm", json!({"image": "nginx:1.20", "replicas": 3})).await;
     wait_for(&api, "pm", "Running", running(1, 3)).await;
 
-    #[derive(Default)]
-    struct Seen {
-        pods: BTreeMap<String, Pod>,
-        listed: bool,
-        max_down: usize,
-        replaced: Vec<String>,
-    }
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let recorder = {
-        let (pods, seen) = (Api::<Pod>::namespaced(client.clone(), &ns.name), seen.clone());
-        tokio::spawn(async move {
-            let mut stream = watcher(pods, watcher::Config::default().labels("podmanager=pm")).boxed();
-            while let Some(Ok(event)) = stream.next().await {
-                let mut seen = seen.lock().unwrap();
-                match event {
-                    watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
-                        if pod.metadata.deletion_timestamp.is_some() && !seen.replaced.contains(&pod.name_any()) {
-                            seen.replaced.push(pod.name_any());
-                        }
-                        seen.pods.insert(pod.name_any(), pod);
-                    }
-                    watcher::Event::Delete(pod) => {
-                        seen.pods.remove(&pod.name_any());
-                    }
-                    watcher::Event::InitDone => seen.listed = true,
-                    watcher::Event::Init => continue,
-                }
-                // Count only once the initial list is complete.
-                if !seen.listed {
-                    continue;
-                }
-                let up = seen.pods.values().filter(|p| p.metadata.deletion_timestamp.is_none() && ready(p)).count();
-                seen.max_down = seen.max_down.max(3usize.saturating_sub(up));
-            }
-        })
-    };
-    eventually(Duration::from_secs(10), || async { seen.lock().unwrap().listed.then_some(()) })
-        .await
-        .expect("no pod list");
-    assert_eq!(seen.lock().unwrap().max_down, 0, "all Pods Ready before the update");
+    let recorder = Recorder::start(&client, &ns.name, 3).await;
+    assert_eq!(recorder.max_down(), 0, "all Pods Ready before the update");
     api.patch("pm", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"image": "nginx:1.21"}}))).await.unwrap();
     let done = wait_for(&api, "pm", "Running on the new image", running(2, 3)).await;
     assert_eq!(done.status.unwrap().updated_replicas, 3);
-    recorder.abort();
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
     for i in 0..3 {
         let pod = pods.get(&format!("pm-{i}")).await.unwrap();
         assert_eq!(pod.spec.unwrap().containers[0].image.as_deref(), Some("nginx:1.21"));
     }
-    let seen = seen.lock().unwrap();
-    assert_eq!(seen.replaced, ["pm-2", "pm-1", "pm-0"], "replacement order");
-    assert_eq!(seen.max_down, 1, "at most one Pod down at any time");
+    assert_eq!(recorder.replaced(), ["pm-2", "pm-1", "pm-0"], "replacement order");
+    assert_eq!(recorder.max_down(), 1, "at most one Pod down at any time");
 }
 
 /// A Pod of the same name that the PodManager does not own is never touched.
@@ -405,4 +457,175 @@ async fn a_planned_delete_never_takes_the_pod_that_replaced_the_planned_one() {
     let current = replacement.metadata.uid.unwrap();
     let deleted = reconcile_kit::apply::delete_planned(&pods, "pm-0", &current).await.unwrap();
     assert_eq!(deleted, reconcile_kit::apply::Deletion::Requested);
+}
+
+/// A Pod whose command ended (`Succeeded`) is replaced under the same name, like a
+/// Failed one: nobody restarts a bare Pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn succeeded_pods_are_replaced_under_the_same_name() {
+    let (client, ns, _operator) = setup("pmsucceeded").await;
+    let api = create(&client, &ns.name, "pm", json!({"image": "nginx:1.20", "replicas": 2})).await;
+    wait_for(&api, "pm", "Running", running(1, 2)).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let old = fake_pod(&client, &ns.name, "pm-0", Faked::Succeeded).await.uid().unwrap();
+    let replaced = eventually(Duration::from_secs(30), || async {
+        let pod = pods.get_opt("pm-0").await.ok()??;
+        (pod.uid() != Some(old.clone()) && ready(&pod)).then_some(())
+    })
+    .await;
+    assert!(replaced.is_some(), "the Succeeded pm-0 was not replaced: {:?}", pods.get_opt("pm-0").await);
+    wait_for(&api, "pm", "Running again", running(1, 2)).await;
+    assert_replaced_because_it_ended(&client, &ns.name, "pm-0").await;
+}
+
+/// In a rolling update, an old-template Pod that is not Ready anyway goes first (it
+/// serves nothing, so replacing it costs nothing), then the others highest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_not_ready_outdated_pod_is_replaced_first() {
+    let (client, ns, _operator) = setup("pmnotready").await;
+    let api = create(&client, &ns.name, "pm", json!({"image": "nginx:1.20", "replicas": 3})).await;
+    wait_for(&api, "pm", "Running", running(1, 3)).await;
+    fake_pod(&client, &ns.name, "pm-0", Faked::NotReady).await;
+    // The operator saw it: 2 of 3 ready.
+    wait_for(&api, "pm", "2 ready", |pm| pm.status.as_ref().is_some_and(|s| s.ready_replicas == 2)).await;
+
+    let recorder = Recorder::start(&client, &ns.name, 3).await;
+    api.patch("pm", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"image": "nginx:1.21"}}))).await.unwrap();
+    wait_for(&api, "pm", "Running on the new image", running(2, 3)).await;
+    assert_eq!(recorder.replaced(), ["pm-0", "pm-2", "pm-1"], "replacement order");
+    assert_eq!(recorder.max_down(), 1, "at most one Pod down at any time");
+}
+
+/// `podLabels` are part of the template: changing them rolls the Pods, one at a time,
+/// onto the new labels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_labels_change_rolls_the_pods() {
+    let (client, ns, _operator) = setup("pmlabels").await;
+    let spec = json!({"image": "nginx:1.20", "replicas": 2, "podLabels": {"tier": "a"}});
+    let api = create(&client, &ns.name, "pm", spec).await;
+    wait_for(&api, "pm", "Running", running(1, 2)).await;
+    let before = uids(&client, &ns.name).await;
+
+    let recorder = Recorder::start(&client, &ns.name, 2).await;
+    let patch = json!({"spec": {"podLabels": {"tier": "b"}}});
+    api.patch("pm", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let done = wait_for(&api, "pm", "Running on the new labels", running(2, 2)).await;
+    assert_eq!(done.status.unwrap().updated_replicas, 2);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    for name in ["pm-0", "pm-1"] {
+        let pod = pods.get(name).await.unwrap();
+        assert_eq!(pod.labels().get("tier").map(String::as_str), Some("b"), "{name}: {:?}", pod.labels());
+        assert_ne!(pod.uid(), before.get(name).cloned(), "{name} was relabelled in place, not replaced");
+    }
+    assert_eq!(recorder.replaced(), ["pm-1", "pm-0"], "replacement order");
+    assert_eq!(recorder.max_down(), 1, "at most one Pod down at any time");
+}
+
+/// A Pod whose container keeps crashing: the status names the Pod, the container and
+/// the reason (Degraded, PodsFailing), and the Pod is left to its kubelet, not replaced
+/// (it has not ended).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_pods_are_explained_in_status() {
+    let (client, ns, operator) = setup("pmfailing").await;
+    let api = create(&client, &ns.name, "pm", json!({"image": "nginx:1.20", "replicas": 2})).await;
+    wait_for(&api, "pm", "Running", running(1, 2)).await;
+    let back_off = "back-off 20s restarting failed container=app";
+    let failing = fake_pod(&client, &ns.name, "pm-1", Faked::Waiting("CrashLoopBackOff", back_off)).await;
+
+    let pm = wait_for(&api, "pm", "a CrashLoopBackOff message", |pm| {
+        pm.status.as_ref().and_then(|s| s.message.as_deref()).is_some_and(|m| m.contains("CrashLoopBackOff"))
+    })
+    .await;
+    let status = pm.status.unwrap();
+    let expected = format!("pod pm-1: container app: CrashLoopBackOff ({back_off})");
+    assert!(status.message.as_deref().unwrap().contains(&expected), "{status:#?}");
+    let degraded = status.conditions.iter().find(|c| c.type_ == "Degraded").unwrap();
+    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "PodsFailing"));
+    assert_ne!(status.phase, Some(Phase::Running));
+    // One more reconcile, counted: the crash-looping Pod is still the same one.
+    operator.resync(&api, "pm", "podmanager_reconcile_total{result=\"success\"}", 1).await;
+    assert_eq!(Api::<Pod>::namespaced(client.clone(), &ns.name).get("pm-1").await.unwrap().uid(), failing.uid());
+}
+
+/// A Pod that will not go (a finalizer of someone else's holds it) does not hold the
+/// PodManager for ever: once the cleanup budget is spent, a `CleanupTimeout` warning
+/// says what blocked, and the finalizer is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_that_will_not_go_ends_in_cleanup_timeout() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "pmcleanuptimeout").await;
+    let config = webapp_operator::manager::Config {
+        cleanup_budget: Duration::from_secs(3),
+        ..Operator::config(&ns.name, vec![ControllerKind::Podmanager])
+    };
+    let _operator = Operator::start_config(config).await;
+    let api = create(&client, &ns.name, "pm", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    wait_for(&api, "pm", "Running", running(1, 1)).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let hold = json!({"metadata": {"finalizers": ["test.example.com/hold"]}});
+    pods.patch("pm-0", &PatchParams::default(), &Patch::Merge(&hold)).await.unwrap();
+
+    api.delete("pm", &DeleteParams::default()).await.unwrap();
+    let gone =
+        eventually(Duration::from_secs(60), || async { api.get_opt("pm").await.ok()?.is_none().then_some(()) }).await;
+    assert!(gone.is_some(), "PodManager stuck in deletion: {:?}", api.get_opt("pm").await.unwrap().map(|p| p.status));
+    let events = events(&client, &ns.name).await;
+    let timeout = events.iter().find(|e| e.reason.as_deref() == Some("CleanupTimeout"));
+    let note = timeout.and_then(|e| e.note.clone()).unwrap_or_default();
+    assert!(note.contains("1 pods are still being deleted"), "no CleanupTimeout naming the Pod left: {events:?}");
+    let released = events.iter().filter_map(|e| e.note.as_deref()).any(|n| n.starts_with("All pods deleted"));
+    assert!(!released, "a cleanup that gave up is not a clean deletion");
+    assert!(pods.get("pm-0").await.unwrap().metadata.deletion_timestamp.is_some(), "the Pod was asked to go");
+    let release = json!({"metadata": {"finalizers": null}});
+    pods.patch("pm-0", &PatchParams::default(), &Patch::Merge(&release)).await.unwrap();
+}
+
+/// An operator killed in the middle of a rolling update (stalled on a new image that
+/// cannot be pulled, so it is surely mid-way) and started again goes on from where the
+/// Pods are: it takes no second Pod down while the new one is not Ready, and once the
+/// image is fixed finishes the rollout one Pod at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_in_the_middle_of_a_rollout_keeps_one_pod_down_at_most() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "pmrestart").await;
+    let operator = Operator::start_with(&ns.name, vec![ControllerKind::Podmanager]).await;
+    let api = create(&client, &ns.name, "pm", json!({"image": "nginx:1.20", "replicas": 3})).await;
+    wait_for(&api, "pm", "Running", running(1, 3)).await;
+    let before = uids(&client, &ns.name).await;
+
+    let recorder = Recorder::start(&client, &ns.name, 3).await;
+    let stall = json!({"spec": {"image": "nginx:does-not-exist"}});
+    api.patch("pm", &PatchParams::default(), &Patch::Merge(&stall)).await.unwrap();
+    // kwok's test stage keeps the new pm-2 in ImagePullBackOff: the rollout stalls.
+    wait_for(&api, "pm", "stalled on pm-2", |pm| {
+        pm.status
+            .as_ref()
+            .and_then(|s| s.message.as_deref())
+            .is_some_and(|m| m.contains("pod pm-2: container app: ImagePullBackOff"))
+    })
+    .await;
+    drop(operator);
+
+    let operator = Operator::start_with(&ns.name, vec![ControllerKind::Podmanager]).await;
+    // The new operator has looked at the stalled rollout, twice, counted.
+    operator.resync(&api, "pm", "podmanager_reconcile_total{result=\"success\"}", 2).await;
+    let now = uids(&client, &ns.name).await;
+    for name in ["pm-0", "pm-1"] {
+        assert_eq!(now.get(name), before.get(name), "{name} was replaced while pm-2 was not Ready");
+    }
+    assert_eq!(recorder.replaced(), ["pm-2"]);
+
+    let fix = json!({"spec": {"image": "nginx:1.21"}});
+    api.patch("pm", &PatchParams::default(), &Patch::Merge(&fix)).await.unwrap();
+    wait_for(&api, "pm", "Running on the fixed image", running(3, 3)).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    for i in 0..3 {
+        let pod = pods.get(&format!("pm-{i}")).await.unwrap();
+        assert_eq!(pod.spec.unwrap().containers[0].image.as_deref(), Some("nginx:1.21"));
+    }
+    // The stalled pm-2, outdated again and not Ready, goes first; then the others.
+    assert_eq!(recorder.replaced(), ["pm-2", "pm-2", "pm-1", "pm-0"], "replacement order");
+    assert_eq!(recorder.max_down(), 1, "at most one Pod down at any time");
 }

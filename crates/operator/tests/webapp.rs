@@ -962,3 +962,64 @@ async fn text_logs_to_a_pipe_have_no_colour_codes() {
     assert!(logged.is_some(), "the operator logged no phase change: {lines:?}");
     assert!(lines.iter().all(|l| !l.contains('\x1b')), "colour codes in a pipe: {lines:?}");
 }
+
+/// The Ready condition of a WebApp, as `(status, reason, message)`.
+fn ready_condition(webapp: &WebApp) -> (String, String, String) {
+    let status = webapp.status.as_ref().unwrap();
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    (ready.status.clone(), ready.reason.clone(), ready.message.clone())
+}
+
+/// A container that keeps crashing: the status names the pod, the container and
+/// CrashLoopBackOff, Ready is False with PodsFailing; once the pod runs again, the
+/// WebApp is Running again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_looping_pod_is_explained_in_status() {
+    let (client, ns, _operator) = setup("crashloop").await;
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+    let pod = instance_pods(&client, &ns.name, "web").await.remove(0);
+    let back_off = "back-off 40s restarting failed container=app";
+    fake_pod(&client, &ns.name, &pod, Faked::Waiting("CrashLoopBackOff", back_off)).await;
+
+    let webapp = wait_for(&api, "web", "a CrashLoopBackOff message", |w| {
+        w.status.as_ref().and_then(|s| s.message.as_deref()).is_some_and(|m| m.contains("CrashLoopBackOff"))
+    })
+    .await;
+    let message = webapp.status.as_ref().unwrap().message.clone().unwrap();
+    assert!(message.contains(&format!("pod {pod}: container app: CrashLoopBackOff ({back_off})")), "{message}");
+    let (status, reason, _) = ready_condition(&webapp);
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "PodsFailing"));
+    assert_ne!(phase(&webapp), Some(Phase::Running), "Running with a crash-looping pod");
+
+    // The kubelet restarts it and it stays up: kwok's pod, deleted, comes back Ready.
+    Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), &ns.name)
+        .delete(&pod, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(&api, "web", "Running once the pod runs", running_at(1)).await;
+}
+
+/// A pod no node can take (it asks for more CPU than any node has): the status names
+/// the pod as Unschedulable with the scheduler's reason, before any progress deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unschedulable_pod_is_explained_in_status() {
+    let (client, ns, _operator) = setup("unschedulable").await;
+    let spec = json!({"image": "nginx:1.20", "replicas": 1, "resources": {"requests": {"cpu": "1000"}}});
+    let api = create(&client, &ns.name, "web", spec).await;
+    let webapp = wait_for(&api, "web", "an Unschedulable message", |w| {
+        w.status.as_ref().and_then(|s| s.message.as_deref()).is_some_and(|m| m.contains("Unschedulable"))
+    })
+    .await;
+    let message = webapp.status.as_ref().unwrap().message.clone().unwrap();
+    assert!(message.contains("Insufficient cpu"), "the scheduler's reason is not given: {message}");
+    let (status, reason, ready_message) = ready_condition(&webapp);
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "PodsFailing"));
+    assert!(ready_message.contains("Unschedulable"), "{ready_message}");
+    assert_eq!(phase(&webapp), Some(Phase::Creating));
+
+    // A request a node can meet recovers.
+    let fix = json!({"spec": {"resources": {"requests": {"cpu": "100m"}}}});
+    api.patch("web", &PatchParams::default(), &Patch::Merge(&fix)).await.unwrap();
+    wait_for(&api, "web", "Running once schedulable", running_at(2)).await;
+}

@@ -330,3 +330,108 @@ async fn bad_sizes_and_ports_are_rejected_at_admission() {
     // Nothing slipped through.
     assert!(webserver().api(&client, &ns.name).get_opt("bad").await.unwrap().is_none());
 }
+
+/// A child of the kind's name that another owner made: the object is Failed with
+/// NotOwned and the child is never written, not even by a later reconcile (its
+/// resourceVersion is unchanged after one, counted by the NotOwned error metric); once
+/// the child is gone, the object makes its own and runs.
+async fn a_child_it_does_not_own_is_never_written(kind: Kind, prefix: &str, theirs: DynamicObject) {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, prefix).await;
+    let child_kind = theirs.types.clone().unwrap().kind;
+    let resource = match child_kind.as_str() {
+        "Deployment" => ApiResource::erase::<Deployment>(&()),
+        _ => ApiResource::erase::<Service>(&()),
+    };
+    let children: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &resource);
+    children.create(&PostParams::default(), &theirs).await.unwrap();
+
+    let operator = Operator::start_with(&ns.name, vec![kind.controller]).await;
+    let api = kind.create(&client, &ns.name, "x", json!({kind.count: 1})).await;
+    let failed = wait_for(&api, "x", "Failed/NotOwned", |o| status(o, "phase") == "Failed").await;
+    let conditions = status(&failed, "conditions");
+    let degraded = conditions.as_array().unwrap().iter().find(|c| c["type"] == "Degraded").unwrap();
+    assert_eq!((degraded["status"].as_str(), degraded["reason"].as_str()), (Some("True"), Some("NotOwned")));
+    assert!(status(&failed, "message").as_str().unwrap().contains("not owned"), "{failed:?}");
+
+    // One more reconcile of the blocked object, counted: it too leaves the child alone.
+    let before = children.get("x").await.unwrap();
+    let not_owned =
+        format!("controller_runtime_reconcile_errors_total{{controller=\"{}\",reason=\"NotOwned\"}}", kind.name);
+    operator.resync(&api, "x", &not_owned, 1).await;
+    let after = children.get("x").await.unwrap();
+    assert_untouched(&before.metadata, &after.metadata, &format!("their {child_kind}"));
+
+    children.delete("x", &DeleteParams::default()).await.unwrap();
+    wait_for(&api, "x", "Running once their child is gone", running(1, 1)).await;
+}
+
+/// A Service nobody owns, named like the WebServer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webserver_leaves_a_service_it_does_not_own_alone() {
+    let theirs: DynamicObject = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "x", "labels": {"team": "other"}},
+        "spec": {"selector": {"app": "theirs"}, "ports": [{"port": 8080}]}}))
+    .unwrap();
+    a_child_it_does_not_own_is_never_written(webserver(), "wsnotowned", theirs).await;
+}
+
+/// A Deployment nobody owns, named like the Memcached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memcached_leaves_a_deployment_it_does_not_own_alone() {
+    let theirs: DynamicObject = serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "x", "labels": {"team": "other"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "theirs"}},
+            "template": {"metadata": {"labels": {"app": "theirs"}},
+                "spec": {"containers": [{"name": "c", "image": "httpd:2"}]}}}}))
+    .unwrap();
+    a_child_it_does_not_own_is_never_written(memcached(), "mcnotowned", theirs).await;
+}
+
+/// Pods that cannot start: the WebServer's status names the pod and the reason, Ready
+/// is False with PodsFailing, and a good image recovers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webserver_explains_failing_pods_in_status() {
+    let kind = webserver();
+    let (client, ns, _operator) = setup(&kind, "wsfailing").await;
+    // kwok's test stage keeps pods of this image in ImagePullBackOff.
+    let api = kind.create(&client, &ns.name, "x", json!({"replicas": 1, "image": "nginx:does-not-exist"})).await;
+    let failing = wait_for(&api, "x", "an ImagePullBackOff message", |o| {
+        status(o, "message").as_str().is_some_and(|m| m.contains("ImagePullBackOff"))
+    })
+    .await;
+    let pod = instance_pods(&client, &ns.name, "x").await.remove(0);
+    let message = status(&failing, "message");
+    let expected = format!("pod {pod}: container web: ImagePullBackOff");
+    assert!(message.as_str().unwrap().contains(&expected), "{expected:?} not in {message}");
+    assert_eq!(status(&failing, "phase"), "Creating");
+    let conditions = status(&failing, "conditions");
+    let ready = conditions.as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap();
+    assert_eq!((ready["status"].as_str(), ready["reason"].as_str()), (Some("False"), Some("PodsFailing")));
+
+    api.patch("x", &PatchParams::default(), &Patch::Merge(json!({"spec": {"image": "nginx:1.21"}}))).await.unwrap();
+    wait_for(&api, "x", "Running on a good image", running(2, 1)).await;
+}
+
+/// `status.nodes` lists only the pods a client can use: one that runs but is not Ready
+/// (its readiness probe fails) is left out, while the counts still show it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memcached_leaves_not_ready_pods_out_of_its_nodes() {
+    let kind = memcached();
+    let (client, ns, _operator) = setup(&kind, "mcnotready").await;
+    let api = kind.create(&client, &ns.name, "x", json!({"size": 2})).await;
+    let both = wait_for(&api, "x", "Running with 2 ready", running(1, 2)).await;
+    let pods = instance_pods(&client, &ns.name, "x").await;
+    assert_eq!(status(&both, "nodes"), json!(pods));
+
+    fake_pod(&client, &ns.name, &pods[0], Faked::NotReady).await;
+    let one = wait_for(&api, "x", "one node and one ready replica", |o| {
+        status(o, "nodes").as_array().is_some_and(|n| n.len() == 1) && status(o, "readyReplicas") == 1
+    })
+    .await;
+    assert_eq!(status(&one, "nodes"), json!([pods[1]]), "the not-ready pod is still listed");
+    // The same status counts both pods: the other one was seen, and left out.
+    assert_eq!((status(&one, "replicas"), status(&one, "readyReplicas")), (json!(2), json!(1)));
+    assert_eq!(instance_pods(&client, &ns.name, "x").await, pods);
+}

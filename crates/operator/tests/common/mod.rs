@@ -610,3 +610,86 @@ pub async fn volumes(client: &Client, ns: &str, class: &str, claims: &[(&str, &s
     }
     Volumes { names }
 }
+
+/// What [`fake_pod`] makes a pod report, as a kubelet would. kwok's nodes run nothing,
+/// so a container cannot really crash or fail its probe: the pod's status is written
+/// with the admin client instead. kwok's stages only move Pending pods (and those of
+/// the test stages' labels), so a Running pod keeps what is written here.
+#[derive(Clone, Copy, Debug)]
+pub enum Faked<'a> {
+    /// Every container waits with this reason and message (`CrashLoopBackOff`,
+    /// `CreateContainerConfigError`, ...); the pod stays Running, not Ready.
+    Waiting(&'a str, &'a str),
+    /// Every container runs but fails its readiness probe: Running, not Ready.
+    NotReady,
+    /// Every container exited 0: phase `Succeeded`, as a pod whose command ended.
+    Succeeded,
+}
+
+/// Makes pod `name` of `ns` report `state`, once kwok has made it Running and Ready
+/// (waited for, up to 60 s: written earlier, kwok's `pod-ready` stage would overwrite
+/// it). Returns the pod as written.
+pub async fn fake_pod(client: &Client, ns: &str, name: &str, state: Faked<'_>) -> k8s_openapi::api::core::v1::Pod {
+    use k8s_openapi::api::core::v1::Pod;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let ready = |pod: &Pod| {
+        let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+        conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    let pod = eventually(Duration::from_secs(60), || async { pods.get_opt(name).await.ok()?.filter(ready) })
+        .await
+        .unwrap_or_else(|| panic!("pod {name} never became Ready under kwok"));
+    let names: Vec<String> = pod.spec.iter().flat_map(|s| &s.containers).map(|c| c.name.clone()).collect();
+    let container = |name: &String| match state {
+        Faked::Waiting(reason, message) => serde_json::json!({"name": name, "image": "faked", "imageID": "",
+            "ready": false, "started": false, "restartCount": 5,
+            "state": {"waiting": {"reason": reason, "message": message}}}),
+        Faked::NotReady => serde_json::json!({"name": name, "image": "faked", "imageID": "", "ready": false,
+            "started": true, "restartCount": 0, "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}),
+        Faked::Succeeded => serde_json::json!({"name": name, "image": "faked", "imageID": "", "ready": false,
+            "started": false, "restartCount": 0, "state": {"terminated": {"exitCode": 0, "reason": "Completed",
+            "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:00:01Z"}}}),
+    };
+    let (phase, why) = match state {
+        Faked::Succeeded => ("Succeeded", "PodCompleted"),
+        Faked::Waiting(..) | Faked::NotReady => ("Running", "ContainersNotReady"),
+    };
+    // Strategic merge: conditions merge by type, so PodScheduled and Initialized stay.
+    let patch = serde_json::json!({"status": {"phase": phase,
+        "conditions": [{"type": "Ready", "status": "False", "reason": why},
+            {"type": "ContainersReady", "status": "False", "reason": why}],
+        "containerStatuses": names.iter().map(container).collect::<Vec<_>>()}});
+    pods.patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .unwrap_or_else(|e| panic!("cannot fake the status of pod {name}: {e}"))
+}
+
+/// The names of the live (not terminating) pods of instance `instance` (the
+/// `app.kubernetes.io/instance` label every kind's pods carry), sorted.
+pub async fn instance_pods(client: &Client, ns: &str, instance: &str) -> Vec<String> {
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), ns);
+    let selector = format!("app.kubernetes.io/instance={instance}");
+    let list = pods.list(&ListParams::default().labels(&selector)).await.unwrap();
+    let mut names: Vec<String> = list
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Asserts that an object of someone else's was left as it was by the operator: the
+/// resourceVersion it had `before` (so not even a no-op write), no field managed by
+/// the operator, no owner reference. `what` names it in the failure.
+pub fn assert_untouched(
+    before: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    after: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    what: &str,
+) {
+    assert_eq!(after.resource_version, before.resource_version, "{what} was written");
+    let managers: Vec<&str> = after.managed_fields.iter().flatten().filter_map(|f| f.manager.as_deref()).collect();
+    assert!(!managers.contains(&"webapp-operator"), "{what} was written by us: {managers:?}");
+    assert!(after.owner_references.is_none(), "{what} was adopted");
+}
