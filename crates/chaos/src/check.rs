@@ -36,6 +36,8 @@ pub struct Verdict {
     pub stuck: usize,
     /// One line per problem.
     pub problems: Vec<String>,
+    /// What the last listing's checks compared ([`invariants::coverage`]).
+    pub compared: String,
 }
 
 async fn parents(target: &Target) -> Result<HashMap<(Kind, String), Parent>, kube::Error> {
@@ -79,15 +81,16 @@ pub async fn check(target: &Target, model: &Shared, bound: Duration) -> Result<V
     verdict.converge_seconds = start.elapsed().as_secs_f64().min(bound.as_secs_f64());
     // Children lag their owners' status by a watch event or the garbage collector's
     // next pass: a difference must persist for a few seconds to count.
-    let mut last = children_check(target, model, &found).await?;
+    let (mut last, mut compared) = children_check(target, model, &found).await?;
     for _ in 0..5 {
         if last.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
         found = parents(target).await?;
-        last = children_check(target, model, &found).await?;
+        (last, compared) = children_check(target, model, &found).await?;
     }
+    verdict.compared = compared;
     for problem in last {
         match problem {
             Problem::Lost(_) => verdict.lost += 1,
@@ -136,12 +139,13 @@ fn convergence(model: &Shared, found: &HashMap<(Kind, String), Parent>) -> Verdi
     verdict
 }
 
+/// The invariants over a fresh listing, and what they compared.
 async fn children_check(
     target: &Target,
     model: &Shared,
     found: &HashMap<(Kind, String), Parent>,
-) -> Result<Vec<Problem>, kube::Error> {
+) -> Result<(Vec<Problem>, String), kube::Error> {
     let listed = Listed::list(target).await?;
     let slots = lock(model).slots.clone();
-    Ok(invariants::problems(&listed, &slots, found))
+    Ok((invariants::problems(&listed, &slots, found), invariants::coverage(&listed, found)))
 }

@@ -66,6 +66,7 @@ impl Suite {
     /// cannot be read fails the row.
     async fn finish(&mut self, row: &mut Row, instances: &mut [&mut Instance]) -> Result<()> {
         row.verdict = check(&self.target, &self.model, self.bound).await.map_err(kube("check the invariants"))?;
+        row.notes.push(format!("compared: {}", row.verdict.compared));
         for instance in instances {
             row.problems.extend(instance.take_unreadable());
             let total = match instance.counters().await {

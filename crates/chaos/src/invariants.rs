@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
 use crate::kinds::{self, Children, Kind};
-use crate::listed::{Listed, controller, name, owner};
+use crate::listed::{Listed, controller, labelled, name, owner};
 use crate::orphans::{self, Live};
 use crate::workload::Slot;
 use crate::{database, podmanager};
@@ -155,4 +155,38 @@ pub fn problems(listed: &Listed, slots: &[Slot], found: &HashMap<(Kind, String),
         }
     }
     problems
+}
+
+/// What the checks of one listing compared, so that a check that found nothing can be
+/// seen to have looked: children carrying the project's labels, Databases with backups
+/// on and under `Delete`, claims kept of deleted Databases, PodManager Pods, and the
+/// objects whose resources and (Memcached) non-default port were compared.
+pub fn coverage(listed: &Listed, found: &HashMap<(Kind, String), Parent>) -> String {
+    let carried = listed.metas().filter(|(_, meta)| labelled(meta).is_some()).count();
+    let live = |kind: Kind| found.values().filter(move |p| p.kind == kind && !p.deleting);
+    let with = |kind: Kind, pointer: &str, value: &Value| {
+        live(kind).filter(|p| p.spec.pointer(pointer) == Some(value)).count()
+    };
+    let databases = live(Kind::Database).count();
+    let backups = with(Kind::Database, "/backup/enabled", &Value::Bool(true));
+    let delete = with(Kind::Database, "/deletionPolicy", &Value::from("Delete"));
+    let kept = listed
+        .claims
+        .iter()
+        .filter_map(|c| labelled(&c.metadata))
+        .filter(|(kind, name)| *kind == Kind::Database && !found.contains_key(&(*kind, name.clone())))
+        .count();
+    let pods =
+        listed.pods.iter().filter(|p| owner(&p.metadata).is_some_and(|(k, _)| k == Kind::PodManager.name())).count();
+    let resources = [Kind::WebApp, Kind::Memcached]
+        .into_iter()
+        .flat_map(live)
+        .filter(|p| p.spec.get("resources").is_some_and(|r| !r.is_null()))
+        .count();
+    let ports = live(Kind::Memcached).filter(|p| p.spec.get("port") != Some(&Value::from(11211))).count();
+    format!(
+        "{carried} labelled children; {databases} Databases ({backups} with backups, {delete} under Delete), \
+         {kept} claims kept of deleted Databases; {pods} PodManager Pods; {resources} WebApps and Memcacheds \
+         with resources; {ports} Memcacheds off port 11211"
+    )
 }
