@@ -147,5 +147,5 @@ async fn children_check(
 ) -> Result<(Vec<Problem>, String), kube::Error> {
     let listed = Listed::list(target).await?;
     let slots = lock(model).slots.clone();
-    Ok((invariants::problems(&listed, &slots, found), invariants::coverage(&listed, found)))
+    Ok((invariants::problems(&listed, &slots, found), invariants::coverage(&listed, &slots, found)))
 }

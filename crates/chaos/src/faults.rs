@@ -77,6 +77,12 @@ impl Suite {
                 }
             };
             let during = total.since(self.counted.get(&instance.name).unwrap_or(&Counters::default()));
+            row.notes.push(format!(
+                "{}: reconcile counters of {} killed processes and the running one ({} reconciles since the last check)",
+                instance.name,
+                instance.killed_and_counted,
+                ["success", "requeue", "error"].iter().map(|r| during.reconciles(r)).sum::<u64>()
+            ));
             row.problems.extend(during.problems().into_iter().map(|p| format!("{}: {p}", instance.name)));
             let errors = during.errors_by_reason();
             if !errors.is_empty() {

@@ -27,6 +27,8 @@ pub struct Instance {
     leader_elect: bool,
     /// The counters of its processes that are gone.
     past: Counters,
+    /// How many processes' counters `past` holds.
+    pub killed_and_counted: usize,
     /// Counters that could not be read before a process went: each fails the phase.
     unreadable: Vec<String>,
 }
@@ -53,6 +55,7 @@ impl Instance {
             process: None,
             leader_elect,
             past: Counters::default(),
+            killed_and_counted: 0,
             unreadable: Vec::new(),
         })
     }
@@ -92,7 +95,10 @@ impl Instance {
     pub async fn kill(&mut self) -> Result<Option<tokio::time::Instant>> {
         let Some(process) = self.process.take() else { return Ok(None) };
         match process.metrics().await.and_then(Counters::read) {
-            Ok(counters) => self.past.add(&counters),
+            Ok(counters) => {
+                self.past.add(&counters);
+                self.killed_and_counted += 1;
+            }
             Err(error) => self.unreadable.push(format!(
                 "{}: the counters before a kill could not be read: {}",
                 self.name,

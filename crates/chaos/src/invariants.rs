@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::kinds::{self, Children, Kind};
 use crate::listed::{Listed, controller, labelled, name, owner};
 use crate::orphans::{self, Live};
-use crate::workload::Slot;
+use crate::workload::{Slot, Volumes};
 use crate::{database, podmanager};
 
 /// One custom object as the checks read it.
@@ -159,9 +159,10 @@ pub fn problems(listed: &Listed, slots: &[Slot], found: &HashMap<(Kind, String),
 
 /// What the checks of one listing compared, so that a check that found nothing can be
 /// seen to have looked: children carrying the project's labels, Databases with backups
-/// on and under `Delete`, claims kept of deleted Databases, PodManager Pods, and the
+/// on and under `Delete`, claims kept of deleted Databases (and how many were deleted
+/// under each policy, whose claims must be gone or may stay), PodManager Pods, and the
 /// objects whose resources and (Memcached) non-default port were compared.
-pub fn coverage(listed: &Listed, found: &HashMap<(Kind, String), Parent>) -> String {
+pub fn coverage(listed: &Listed, slots: &[Slot], found: &HashMap<(Kind, String), Parent>) -> String {
     let carried = listed.metas().filter(|(_, meta)| labelled(meta).is_some()).count();
     let live = |kind: Kind| found.values().filter(move |p| p.kind == kind && !p.deleting);
     let with = |kind: Kind, pointer: &str, value: &Value| {
@@ -183,10 +184,16 @@ pub fn coverage(listed: &Listed, found: &HashMap<(Kind, String), Parent>) -> Str
         .flat_map(live)
         .filter(|p| p.spec.get("resources").is_some_and(|r| !r.is_null()))
         .count();
+    let deleted = |volumes: Volumes| {
+        let gone = |s: &&Slot| s.kind == Kind::Database && !s.live && s.incarnations > 0 && s.volumes == volumes;
+        slots.iter().filter(gone).count()
+    };
+    let (under_delete, under_retain) = (deleted(Volumes::Gone), deleted(Volumes::Kept));
     let ports = live(Kind::Memcached).filter(|p| p.spec.get("port") != Some(&Value::from(11211))).count();
     format!(
         "{carried} labelled children; {databases} Databases ({backups} with backups, {delete} under Delete), \
-         {kept} claims kept of deleted Databases; {pods} PodManager Pods; {resources} WebApps and Memcacheds \
+         {kept} claims kept of deleted Databases \
+         ({under_delete} Databases last deleted under Delete, {under_retain} under Retain); {pods} PodManager Pods; {resources} WebApps and Memcacheds \
          with resources; {ports} Memcacheds off port 11211"
     )
 }
