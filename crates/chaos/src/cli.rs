@@ -182,6 +182,7 @@ impl Cli {
             restart: self.restart_script.clone(),
             bound: plan.bound,
             pause: (20, 200),
+            counted: BTreeMap::new(),
         };
         let new = |name: &str, elect: bool| Instance::new(&launch, name, elect).map_err(io("pick a metrics port"));
         let mut solo = new("chaos-solo", false)?;
@@ -216,6 +217,11 @@ impl Cli {
         total.verdict = rows.last().map(|r| r.verdict.clone()).unwrap_or_default();
         total.verdict.problems.clear();
         total.recovery = rows.iter().flat_map(|r| r.recovery.clone()).collect();
+        // Counters that could not be read before the last kills: nothing checked them.
+        let [a, b] = &mut pair;
+        for instance in [&mut solo, a, b] {
+            total.problems.extend(instance.take_unreadable());
+        }
         for log in &logs {
             // An unreadable log would read as "no panic": it fails the run instead.
             match fleet::panics(log) {

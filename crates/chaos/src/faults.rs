@@ -1,6 +1,7 @@
 //! The faults, one phase each: the churn runs while the fault is injected, then stops,
 //! and the invariants are checked. Each phase returns its row of the report.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,7 +16,9 @@ use webapp_bench::error::{BenchError, Result, io, kube};
 use webapp_operator::manager::leader::{LEASE, LEASE_DURATION_SECONDS, RENEW_GRACE_SECONDS};
 
 use crate::check::check;
-use crate::fleet::{self, Instance, Launch};
+use crate::cli::describe;
+use crate::counters::Counters;
+use crate::fleet::{Instance, Launch};
 use crate::probe::{self, Probe};
 use crate::report::Row;
 use crate::rng::Rng;
@@ -45,6 +48,8 @@ pub struct Suite {
     pub bound: Duration,
     /// Pause between churn operations, in milliseconds (min, max).
     pub pause: (u64, u64),
+    /// Each instance's counters as the last phase's check read them.
+    pub counted: BTreeMap<String, Counters>,
 }
 
 impl Suite {
@@ -56,18 +61,35 @@ impl Suite {
         tokio::time::sleep(Duration::from_millis(self.rng.between(lo, hi))).await;
     }
 
-    /// Checks the invariants and the metrics and logs of `instances` into `row`.
-    async fn finish(&mut self, row: &mut Row, instances: &[&Instance]) -> Result<()> {
+    /// Checks the invariants, and the reconcile counters of `instances` made since the
+    /// last check (of every process, the killed ones too), into `row`. A counter that
+    /// cannot be read fails the row.
+    async fn finish(&mut self, row: &mut Row, instances: &mut [&mut Instance]) -> Result<()> {
         row.verdict = check(&self.target, &self.model, self.bound).await.map_err(kube("check the invariants"))?;
+        row.notes.push(format!("compared: {}", row.verdict.compared));
         for instance in instances {
-            let metrics = instance.metrics().await?;
-            row.problems
-                .extend(fleet::metric_problems(&metrics).into_iter().map(|p| format!("{}: {p}", instance.name)));
-            let errors = fleet::errors_by_reason(&metrics);
+            row.problems.extend(instance.take_unreadable());
+            let total = match instance.counters().await {
+                Ok(total) => total,
+                Err(error) => {
+                    row.problems.push(format!("{}: counters unreadable: {}", instance.name, describe(&error)));
+                    continue;
+                }
+            };
+            let during = total.since(self.counted.get(&instance.name).unwrap_or(&Counters::default()));
+            row.notes.push(format!(
+                "{}: reconcile counters of {} killed processes and the running one ({} reconciles since the last check)",
+                instance.name,
+                instance.killed_and_counted,
+                ["success", "requeue", "error"].iter().map(|r| during.reconciles(r)).sum::<u64>()
+            ));
+            row.problems.extend(during.problems().into_iter().map(|p| format!("{}: {p}", instance.name)));
+            let errors = during.errors_by_reason();
             if !errors.is_empty() {
                 let list: Vec<String> = errors.iter().map(|(r, n)| format!("{r} {n}")).collect();
                 row.notes.push(format!("{} reconcile errors by reason: {}", instance.name, list.join(", ")));
             }
+            self.counted.insert(instance.name.clone(), total);
         }
         Ok(())
     }
@@ -86,7 +108,7 @@ impl Suite {
             self.recover(&mut row, Some(started)).await;
         }
         churn.stop().await;
-        self.finish(&mut row, &[solo]).await?;
+        self.finish(&mut row, &mut [solo]).await?;
         Ok(row)
     }
 
@@ -143,7 +165,7 @@ impl Suite {
         if !status.success() {
             return Err(BenchError::Operator(format!("{} failed: {status}", up.display())));
         }
-        self.finish(&mut row, &[solo]).await?;
+        self.finish(&mut row, &mut [solo]).await?;
         Ok(row)
     }
 
@@ -217,7 +239,7 @@ impl Suite {
                 None => row.problems.push("the operator kept writing 30 s after the fighter stopped".into()),
             }
         }
-        self.finish(&mut row, &[solo]).await?;
+        self.finish(&mut row, &mut [solo]).await?;
         Ok(row)
     }
 
@@ -239,12 +261,22 @@ impl Suite {
                 break;
             };
             let standby = 1 - leader;
-            let standby_metrics = pair[standby].metrics().await.unwrap_or_default();
-            let acted: u64 =
-                ["success", "requeue", "error"].iter().map(|r| fleet::reconciles(&standby_metrics, r)).sum();
-            if acted > 0 {
-                row.problems
-                    .push(format!("standby {} reconciled {acted} times while {holder} led", pair[standby].name));
+            // Its running process has been a standby all its life; unread, it proves nothing.
+            match pair[standby].current_counters().await {
+                Ok(counters) => {
+                    let acted: u64 = ["success", "requeue", "error"].iter().map(|r| counters.reconciles(r)).sum();
+                    if acted > 0 {
+                        row.problems.push(format!(
+                            "standby {} reconciled {acted} times while {holder} led",
+                            pair[standby].name
+                        ));
+                    }
+                }
+                Err(error) => row.problems.push(format!(
+                    "standby {}: counters unreadable, so its idleness is unproven: {}",
+                    pair[standby].name,
+                    describe(&error)
+                )),
             }
             let killed = Instant::now();
             pair[leader].kill().await?;
@@ -277,8 +309,8 @@ impl Suite {
             "takeover p50 {p50:.1} s, max {max:.1} s (Lease {LEASE_DURATION_SECONDS} s + renew grace {RENEW_GRACE_SECONDS} s = bound {} s); recovery counts from the kill",
             bound.as_secs()
         ));
-        let (a, b) = pair.split_at(1);
-        self.finish(&mut row, &[&a[0], &b[0]]).await?;
+        let [a, b] = pair;
+        self.finish(&mut row, &mut [a, b]).await?;
         Ok(row)
     }
 

@@ -1,13 +1,16 @@
 //! The operator processes under test: the release binary run by webapp-bench's
 //! [`Operator`], all five controllers, scoped to the suite's namespace, each with its
 //! own metrics port, instance name and log file. Killed with SIGKILL, restarted, and
-//! read through their metrics and logs.
+//! read through their metrics and logs: an instance's reconcile counters are summed over
+//! its processes, each read just before its kill.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
 use webapp_bench::error::{BenchError, Result};
 use webapp_bench::operator::{Metrics, Operator, REQUESTS};
+
+use crate::counters::Counters;
 
 /// One operator instance: a name, a port and a log that outlive its processes.
 pub struct Instance {
@@ -22,6 +25,12 @@ pub struct Instance {
     /// The running process, if any.
     pub process: Option<Operator>,
     leader_elect: bool,
+    /// The counters of its processes that are gone.
+    past: Counters,
+    /// How many processes' counters `past` holds.
+    pub killed_and_counted: usize,
+    /// Counters that could not be read before a process went: each fails the phase.
+    unreadable: Vec<String>,
 }
 
 /// How every instance is started.
@@ -45,11 +54,18 @@ impl Instance {
             log: launch.log_dir.join(format!("{}-{name}.log", launch.namespace)),
             process: None,
             leader_elect,
+            past: Counters::default(),
+            killed_and_counted: 0,
+            unreadable: Vec::new(),
         })
     }
 
     /// Starts a process (waiting for /readyz).
     pub async fn start(&mut self, launch: &Launch) -> Result<()> {
+        if self.process.take().is_some() {
+            // It exited on its own: what it counted is gone with it.
+            self.unreadable.push(format!("{}: a process exited before its counters were read", self.name));
+        }
         let mut args: Vec<String> = vec![
             "run".into(),
             "--namespace".into(),
@@ -74,31 +90,50 @@ impl Instance {
         Ok(())
     }
 
-    /// Kills the process with SIGKILL; returns when it was seen gone.
+    /// Kills the process with SIGKILL; returns when it was seen gone. Its reconcile
+    /// counters are read first and kept, or the errors it counted would never be checked.
     pub async fn kill(&mut self) -> Result<Option<tokio::time::Instant>> {
-        match self.process.take() {
-            Some(process) => Ok(Some(process.kill().await?)),
-            None => Ok(None),
+        let Some(process) = self.process.take() else { return Ok(None) };
+        match process.metrics().await.and_then(Counters::read) {
+            Ok(counters) => {
+                self.past.add(&counters);
+                self.killed_and_counted += 1;
+            }
+            Err(error) => self.unreadable.push(format!(
+                "{}: the counters before a kill could not be read: {}",
+                self.name,
+                crate::cli::describe(&error)
+            )),
         }
+        Ok(Some(process.kill().await?))
     }
 
-    /// Its metrics (of the current process).
-    pub async fn metrics(&self) -> Result<Metrics> {
-        match &self.process {
-            Some(process) => process.metrics().await,
-            None => Ok(Metrics::default()),
-        }
+    /// The reconcile counters of every process it ran, the running one included.
+    pub async fn counters(&self) -> Result<Counters> {
+        let mut total = self.current_counters().await?;
+        total.add(&self.past);
+        Ok(total)
+    }
+
+    /// The reconcile counters of its running process alone.
+    pub async fn current_counters(&self) -> Result<Counters> {
+        Counters::read(self.running()?.metrics().await?)
+    }
+
+    /// What could not be read before a process went, since the last call.
+    pub fn take_unreadable(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.unreadable)
+    }
+
+    fn running(&self) -> Result<&Operator> {
+        self.process.as_ref().ok_or_else(|| BenchError::Operator(format!("{}: no process to read", self.name)))
     }
 
     /// The metrics of its running process, which must export the client's request
     /// counters: with no process, or without the family, every bound on its requests
     /// (a quiet operator, no storm) would hold on zeros.
     pub async fn request_metrics(&self) -> Result<Metrics> {
-        let process = self
-            .process
-            .as_ref()
-            .ok_or_else(|| BenchError::Operator(format!("{}: no process to count the requests of", self.name)))?;
-        process.metrics().await?.require(REQUESTS)
+        self.running()?.metrics().await?.require(REQUESTS)
     }
 
     /// Whether its process died on its own.
@@ -109,57 +144,6 @@ impl Instance {
 
 fn free_port() -> std::io::Result<SocketAddr> {
     TcpListener::bind("127.0.0.1:0")?.local_addr()
-}
-
-/// Reconciles of every controller, by result.
-pub fn reconciles(metrics: &Metrics, result: &str) -> u64 {
-    metrics
-        .matching("controller_runtime_reconcile_total{")
-        .filter(|(series, _)| series.contains(&format!("result=\"{result}\"")))
-        .map(|(_, v)| v as u64)
-        .sum()
-}
-
-/// Inconsistencies of the error metrics: per controller, errors counted by reason must
-/// add up to the reconciles that ended in error, and no reason may be one a valid churn
-/// never causes (an invalid spec, a forbidden request). `NotOwned` is expected: a
-/// re-create with the same name meets the children of its predecessor until the
-/// garbage collector has removed them, and is retried.
-pub fn metric_problems(metrics: &Metrics) -> Vec<String> {
-    let mut problems = Vec::new();
-    for kind in ["webapp", "webserver", "memcached", "podmanager", "database"] {
-        let controller = format!("controller=\"{kind}\"");
-        let errors: u64 = metrics
-            .matching("controller_runtime_reconcile_errors_total{")
-            .filter(|(s, _)| s.contains(&controller))
-            .map(|(_, v)| v as u64)
-            .sum();
-        let failed: u64 = metrics
-            .matching("controller_runtime_reconcile_total{")
-            .filter(|(s, _)| s.contains(&controller) && s.contains("result=\"error\""))
-            .map(|(_, v)| v as u64)
-            .sum();
-        if errors != failed {
-            problems.push(format!("{kind}: {errors} errors by reason but {failed} reconciles ended in error"));
-        }
-    }
-    for (series, value) in metrics.matching("controller_runtime_reconcile_errors_total{") {
-        let permanent = ["InvalidSpec", "Forbidden", "\"Invalid\""];
-        if value > 0.0 && permanent.iter().any(|p| series.contains(p)) {
-            problems.push(format!("a permanent error during a valid churn: {series} {value}"));
-        }
-    }
-    problems
-}
-
-/// Error counts by reason, summed over controllers, for the report.
-pub fn errors_by_reason(metrics: &Metrics) -> Vec<(String, u64)> {
-    let mut by: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
-    for (series, value) in metrics.matching("controller_runtime_reconcile_errors_total{") {
-        let reason = series.split("reason=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("?");
-        *by.entry(reason.to_owned()).or_default() += value as u64;
-    }
-    by.into_iter().collect()
 }
 
 /// Lines of a log that show a panic.

@@ -39,6 +39,17 @@ impl Kind {
         }
     }
 
+    /// Its children's `app.kubernetes.io/name` label.
+    pub fn app(self) -> &'static str {
+        match self {
+            Kind::WebApp => "webapp",
+            Kind::WebServer => "webserver",
+            Kind::Memcached => "memcached",
+            Kind::PodManager => "podmanager",
+            Kind::Database => "database",
+        }
+    }
+
     /// Prefix of the names the churn gives its objects.
     pub fn prefix(self) -> &'static str {
         match self {
@@ -83,20 +94,28 @@ impl Kind {
                 if rng.percent(30) {
                     spec["domain"] = json!(format!("d{tag}.example.com"));
                 }
+                if rng.percent(30) {
+                    set(&mut spec, "resources", resources(rng));
+                }
                 spec
             }
             Kind::WebServer => json!({"replicas": replicas, "image": format!("nginx:1.2{tag}"), "port": port(rng)}),
-            Kind::Memcached => json!({"size": replicas, "image": format!("memcached:1.6.{tag}"), "port": 11211}),
+            Kind::Memcached => {
+                let mut spec = json!({"size": replicas, "image": format!("memcached:1.6.{tag}"),
+                    "port": memcached_port(rng)});
+                set(&mut spec, "resources", resources(rng));
+                spec
+            }
             Kind::PodManager => json!({"replicas": replicas, "image": format!("busybox:1.3{tag}")}),
             Kind::Database => json!({"type": "postgresql", "version": db_version(rng),
-                "storage": {"size": "1Gi"}, "backup": {"enabled": false}}),
+                "storage": {"size": "1Gi"}, "backup": backup(rng), "deletionPolicy": deletion_policy(rng)}),
         }
     }
 
     /// A random change of `spec`, as the merge patch of its `spec` (null removes a field).
     pub fn change(self, rng: &mut Rng) -> Value {
         let tag = rng.between(1, 9);
-        match (self, rng.below(5)) {
+        match (self, rng.below(6)) {
             (Kind::WebApp, 0) => json!({"replicas": rng.between(1, 3)}),
             (Kind::WebApp, 1) => json!({"port": port(rng)}),
             (Kind::WebApp, 2) => json!({"env": {"ENV": format!("v{tag}")}}),
@@ -107,18 +126,61 @@ impl Kind {
                     json!({"domain": null})
                 }
             }
+            (Kind::WebApp | Kind::Memcached, 4) => json!({"resources": resources(rng)}),
             (Kind::WebApp | Kind::WebServer, _) => json!({"image": format!("nginx:1.2{tag}")}),
             (Kind::Memcached, 0 | 1) => json!({"size": rng.between(1, 3)}),
+            (Kind::Memcached, 2) => json!({"port": memcached_port(rng)}),
             (Kind::Memcached, _) => json!({"image": format!("memcached:1.6.{tag}")}),
             (Kind::PodManager, 0 | 1) => json!({"replicas": rng.between(1, 3)}),
             (Kind::PodManager, _) => json!({"image": format!("busybox:1.3{tag}")}),
-            (Kind::Database, _) => json!({"version": db_version(rng)}),
+            (Kind::Database, 0 | 1) => json!({"version": db_version(rng)}),
+            (Kind::Database, 2 | 3) => json!({"backup": backup(rng)}),
+            (Kind::Database, _) => json!({"deletionPolicy": deletion_policy(rng)}),
         }
+    }
+}
+
+/// Sets `field` unless `value` is null: a new object's spec holds no nulls.
+fn set(spec: &mut Value, field: &str, value: Value) {
+    if !value.is_null() {
+        spec[field] = value;
     }
 }
 
 fn port(rng: &mut Rng) -> u64 {
     [80, 8080, 8443][rng.below(3) as usize]
+}
+
+fn memcached_port(rng: &mut Rng) -> u64 {
+    [11211, 11311, 12000][rng.below(3) as usize]
+}
+
+/// Resources, or none (null). Every key is written each time, so a merge patch leaves
+/// exactly these (a request above a limit left from an earlier write would be refused).
+fn resources(rng: &mut Rng) -> Value {
+    match rng.below(4) {
+        0 => Value::Null,
+        n => {
+            let (cpu, memory) = [("50m", "32Mi"), ("100m", "64Mi"), ("200m", "128Mi")][n as usize - 1];
+            let (cpu_limit, memory_limit) = [("100m", "64Mi"), ("200m", "128Mi"), ("500m", "256Mi")][n as usize - 1];
+            json!({"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": cpu_limit, "memory": memory_limit}})
+        }
+    }
+}
+
+/// Backups on (a schedule that does not fire during a run: no backup Job is ever
+/// started) or off (the schedule left as it is, which is allowed).
+fn backup(rng: &mut Rng) -> Value {
+    if rng.percent(50) {
+        let schedule = ["@yearly", "0 3 1 1 *", "30 4 1 1 *"][rng.below(3) as usize];
+        json!({"enabled": true, "schedule": schedule})
+    } else {
+        json!({"enabled": false})
+    }
+}
+
+fn deletion_policy(rng: &mut Rng) -> &'static str {
+    if rng.percent(50) { "Delete" } else { "Retain" }
 }
 
 /// Same major version: a major upgrade is a different story (and refused).
@@ -137,6 +199,12 @@ pub struct Children {
     pub images: Vec<String>,
     /// Env of that first container.
     pub env: BTreeMap<String, String>,
+    /// Its first port.
+    pub container_port: Option<i64>,
+    /// Its resources, empty lists left out (none: null).
+    pub resources: Value,
+    /// Its arguments.
+    pub args: Vec<String>,
     /// First port of the Service named like the object.
     pub port: Option<i64>,
     /// Host of the first rule of the Ingress named like the object, if there is one.
@@ -164,6 +232,11 @@ pub fn differences(kind: Kind, spec: &Value, children: &Children) -> Vec<String>
             want("replicas", spec.get(field).cloned(), children.replicas.map(|r| json!(r)));
             want("image", spec.get("image").cloned(), image);
             want("port", spec.get("port").cloned(), children.port.map(|p| json!(p)));
+            want("container port", spec.get("port").cloned(), children.container_port.map(|p| json!(p)));
+            if kind != Kind::WebServer {
+                let resources = spec.get("resources").map_or(Value::Null, resources_shown);
+                want("resources", Some(resources), Some(children.resources.clone()));
+            }
             if kind == Kind::WebApp {
                 // The host, not only the presence: a domain change must reach the Ingress,
                 // and no Ingress may stand without a domain.
@@ -173,10 +246,12 @@ pub fn differences(kind: Kind, spec: &Value, children: &Children) -> Vec<String>
                     want(&format!("env {key}"), Some(value.clone()), children.env.get(key).map(|v| json!(v)));
                 }
             }
+            if kind == Kind::Memcached {
+                out.extend(memcached_args(spec, &children.args));
+            }
         }
         Kind::PodManager => {
-            let pods = children.count.get("Pod").copied().unwrap_or(0);
-            want("pods", spec.get("replicas").cloned(), Some(json!(pods)));
+            // The Pods themselves, by ordinal and uid: crate::podmanager.
             if let Some(wanted) = spec.get("image").and_then(Value::as_str) {
                 for other in children.images.iter().filter(|i| *i != wanted) {
                     out.push(format!("image: want {wanted}, a pod runs {other}"));
@@ -191,14 +266,48 @@ pub fn differences(kind: Kind, spec: &Value, children: &Children) -> Vec<String>
     out
 }
 
-/// Owned children beyond the expected number per child kind, as `(kind, extra)`.
-pub fn duplicates(kind: Kind, spec: &Value, children: &Children) -> Vec<(&'static str, usize)> {
-    let replicas = spec.get("replicas").and_then(Value::as_u64).unwrap_or(1) as usize;
+/// Resources as the checks compare them: only non-empty lists (a container's
+/// `resources: {}` and a spec without resources are the same).
+pub fn resources_shown(resources: &Value) -> Value {
+    let lists: serde_json::Map<String, Value> = resources
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, list)| list.as_object().is_some_and(|l| !l.is_empty()))
+        .map(|(key, list)| (key.clone(), list.clone()))
+        .collect();
+    if lists.is_empty() { Value::Null } else { Value::Object(lists) }
+}
+
+/// memcached's command line: `-p <port>`, and `-m` exactly when a memory limit sizes
+/// the cache.
+fn memcached_args(spec: &Value, args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let port = spec.get("port").map(Value::to_string);
+    let given = args.iter().position(|a| a == "-p").and_then(|i| args.get(i + 1));
+    if port.is_some() && port.as_ref() != given {
+        out.push(format!("memcached -p: want {}, the container runs {args:?}", port.unwrap_or_default()));
+    }
+    let limited = spec.pointer("/resources/limits/memory").is_some();
+    if limited != args.iter().any(|a| a == "-m") {
+        out.push(format!(
+            "memcached -m: want it {}, the container runs {args:?}",
+            if limited { "set" } else { "unset" }
+        ));
+    }
+    out
+}
+
+/// Owned children beyond the expected number per child kind, as `(kind, extra)`. The
+/// children have fixed names, so a second one would have to be under another name;
+/// PodManager Pods, the one kind whose number varies, are checked by ordinal and uid
+/// ([`crate::podmanager`]).
+pub fn duplicates(kind: Kind, children: &Children) -> Vec<(&'static str, usize)> {
     let expected: &[(&'static str, usize)] = match kind {
         Kind::WebApp => &[("Deployment", 1), ("Service", 1), ("Ingress", 1)],
         Kind::WebServer | Kind::Memcached => &[("Deployment", 1), ("Service", 1)],
-        Kind::PodManager => &[("Pod", replicas)],
-        Kind::Database => &[("StatefulSet", 1), ("Service", 2), ("Secret", 1)],
+        Kind::PodManager => &[],
+        Kind::Database => &[("StatefulSet", 1), ("Service", 2), ("Secret", 1), ("CronJob", 1)],
     };
     expected
         .iter()
@@ -231,6 +340,7 @@ mod tests {
             images: vec!["nginx:1.21".into()],
             env: [("ENV".to_owned(), "v1".to_owned())].into(),
             port: Some(80),
+            container_port: Some(80),
             ..Children::default()
         };
         children.count.insert("Ingress", 1);
@@ -249,12 +359,57 @@ mod tests {
     }
 
     #[test]
+    fn resources_and_the_container_port_must_reach_the_container() {
+        let limits = json!({"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}});
+        let spec = json!({"image": "nginx:1.21", "replicas": 1, "port": 8080, "resources": limits});
+        let mut children = Children {
+            replicas: Some(1),
+            images: vec!["nginx:1.21".into()],
+            port: Some(8080),
+            container_port: Some(8080),
+            resources: limits.clone(),
+            ..Children::default()
+        };
+        assert!(differences(Kind::WebApp, &spec, &children).is_empty());
+        children.resources = resources_shown(&json!({"limits": {}, "requests": {}}));
+        assert_eq!(differences(Kind::WebApp, &spec, &children).len(), 1, "resources left out");
+        children.resources = limits;
+        children.container_port = Some(80);
+        assert_eq!(differences(Kind::WebApp, &spec, &children).len(), 1, "the container on the old port");
+        let without = json!({"image": "nginx:1.21", "replicas": 1, "port": 8080});
+        children.container_port = Some(8080);
+        assert_eq!(differences(Kind::WebApp, &without, &children).len(), 1, "resources removed from the spec stay");
+        children.resources = resources_shown(&json!({}));
+        assert!(differences(Kind::WebApp, &without, &children).is_empty());
+    }
+
+    #[test]
+    fn a_memcached_port_change_reaches_the_service_the_container_and_its_command_line() {
+        let spec = json!({"size": 1, "image": "memcached:1.6.1", "port": 12000,
+            "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}, "requests": {"cpu": "50m", "memory": "32Mi"}}});
+        let mut children = Children {
+            replicas: Some(1),
+            images: vec!["memcached:1.6.1".into()],
+            port: Some(12000),
+            container_port: Some(12000),
+            resources: spec["resources"].clone(),
+            args: ["-p", "12000", "-m", "51"].map(String::from).to_vec(),
+            ..Children::default()
+        };
+        assert!(differences(Kind::Memcached, &spec, &children).is_empty());
+        children.args = ["-p", "11211", "-m", "51"].map(String::from).to_vec();
+        children.port = Some(11211);
+        assert_eq!(differences(Kind::Memcached, &spec, &children).len(), 2, "Service and -p on the old port");
+        children.args = ["-p", "12000"].map(String::from).to_vec();
+        children.port = Some(12000);
+        assert_eq!(differences(Kind::Memcached, &spec, &children).len(), 1, "no -m with a memory limit");
+    }
+
+    #[test]
     fn a_second_deployment_is_a_duplicate() {
         let mut children = Children::default();
         children.count.insert("Deployment", 2);
         children.count.insert("Service", 1);
-        assert_eq!(duplicates(Kind::WebServer, &json!({}), &children), vec![("Deployment", 1)]);
-        children.count.insert("Pod", 3);
-        assert_eq!(duplicates(Kind::PodManager, &json!({"replicas": 2}), &children), vec![("Pod", 1)]);
+        assert_eq!(duplicates(Kind::WebServer, &children), vec![("Deployment", 1)]);
     }
 }

@@ -37,6 +37,32 @@ pub struct Slot {
     pub uncertain: bool,
     /// How many times it was created.
     pub incarnations: u32,
+    /// Databases: what the last deletion left of the volumes.
+    pub volumes: Volumes,
+}
+
+/// What a deleted Database leaves of its volumes (data and backup claims, and the
+/// credentials Secret they keep), by the `deletionPolicy` it had when deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Volumes {
+    /// Nothing: never deleted, or deleted under `Delete`.
+    #[default]
+    Gone,
+    /// Kept on purpose: deleted under `Retain` (the default).
+    Kept,
+    /// Either: a write of unknown outcome came before the deletion, so the policy it
+    /// had is not known.
+    Unknown,
+}
+
+impl Volumes {
+    /// What deleting a Database with `spec` leaves.
+    pub fn after_deleting(spec: &Value) -> Self {
+        match spec.get("deletionPolicy").and_then(Value::as_str) {
+            Some("Delete") => Volumes::Gone,
+            _ => Volumes::Kept,
+        }
+    }
 }
 
 /// The operations made so far, by type.
@@ -95,6 +121,7 @@ impl Model {
                     spec: Value::Null,
                     uncertain: false,
                     incarnations: 0,
+                    volumes: Volumes::Gone,
                 })
             })
             .collect();
@@ -180,6 +207,8 @@ pub async fn step(target: &Target, model: &Shared, rng: &mut Rng, index: usize) 
     let mut model = lock(model);
     let model = &mut *model;
     let slot = &mut model.slots[index];
+    // The spec the cluster holds is only known when no earlier write's outcome is unknown.
+    let known = !slot.uncertain;
     match result {
         Outcome::Refused => {
             model.ops.refused += 1;
@@ -208,6 +237,7 @@ pub async fn step(target: &Target, model: &Shared, rng: &mut Rng, index: usize) 
         }
         Op::Delete => {
             slot.live = false;
+            slot.volumes = if known { Volumes::after_deleting(&slot.spec) } else { Volumes::Unknown };
             model.ops.deletes += 1;
         }
     }
@@ -303,6 +333,13 @@ impl Churn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_deleted_under_retain_keeps_its_volumes_by_default() {
+        assert_eq!(Volumes::after_deleting(&json!({"deletionPolicy": "Delete"})), Volumes::Gone);
+        assert_eq!(Volumes::after_deleting(&json!({"deletionPolicy": "Retain"})), Volumes::Kept);
+        assert_eq!(Volumes::after_deleting(&json!({})), Volumes::Kept, "Retain is the default");
+    }
 
     #[test]
     fn merge_replaces_adds_and_removes() {
