@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::core::v1::{ResourceRequirements, SecurityContext};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -165,6 +165,14 @@ pub struct WebAppSpec {
     /// How the Service is exposed.
     #[serde(default)]
     pub service_type: ServiceType,
+
+    /// Security settings of the container. Unset, it gets what Pod Security
+    /// `restricted` asks for: not root, no privilege escalation, every capability
+    /// dropped, the runtime's seccomp profile (the image's user must then be a number
+    /// other than 0). Set, it replaces them whole: `{}` runs the image as it was built,
+    /// for example nginx's official image, which starts as root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContext>,
 }
 
 /// How the WebApp's Service is exposed.

@@ -1,5 +1,6 @@
 //! `WebServer` (webserver.example.com/v1): nginx-style pods behind a Service.
 
+use k8s_openapi::api::core::v1::SecurityContext;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -46,6 +47,13 @@ pub struct WebServerSpec {
     #[serde(default = "default_http_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
+    /// Security settings of the container. Unset, it gets what Pod Security
+    /// `restricted` asks for: not root, no privilege escalation, every capability
+    /// dropped, the runtime's seccomp profile (the image's user must then be a number
+    /// other than 0). Set, it replaces them whole: `{}` runs the image as it was built,
+    /// for example the default `nginx:latest`, which starts as root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContext>,
 }
 
 fn default_image() -> String {

@@ -18,7 +18,7 @@ use crate::listed::Listed;
 use crate::workload::{Shared, Target, lock};
 
 /// What the checks found after one phase.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Verdict {
     /// Objects that should exist.
     pub objects: usize,

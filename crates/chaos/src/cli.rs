@@ -18,7 +18,7 @@ use crate::faults::Suite;
 use crate::fleet::{self, Instance, Launch};
 use crate::kinds::Kind;
 use crate::probe::Probe;
-use crate::report::{self, Row};
+use crate::report::{self, Recorder, Row};
 use crate::rng::Rng;
 use crate::workload::{self, LABEL, Model, Target, lock};
 
@@ -59,6 +59,13 @@ pub struct Cli {
     /// Keep the namespace afterwards, for a look at what failed.
     #[arg(long)]
     pub keep: bool,
+    /// Also write each row, as it ends, to this file (one JSON line per row): the raw
+    /// figures a table in the docs is made from.
+    #[arg(long, value_name = "FILE")]
+    pub raw: Option<PathBuf>,
+    /// Run nothing: print the table and notes of a run from its raw file (`--raw`).
+    #[arg(long, value_name = "FILE")]
+    pub table_from: Option<PathBuf>,
 }
 
 struct Plan {
@@ -123,6 +130,12 @@ fn populated(model: &crate::workload::Shared, planned: &BTreeMap<Kind, usize>) -
 impl Cli {
     /// Runs the suite; `Ok(false)` when an invariant failed.
     pub async fn execute(self) -> Result<bool> {
+        if let Some(raw) = &self.table_from {
+            let rows = report::read_raw(raw).map_err(io(format!("read {}", raw.display())))?;
+            print!("{}{}", report::table(&rows), report::details(&rows));
+            // It prints a past run; whether that run passed is in its table.
+            return Ok(true);
+        }
         let seed = self
             .seed
             .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1));
@@ -147,7 +160,8 @@ impl Cli {
             started.elapsed().as_secs_f64(),
             cluster::load()
         );
-        // The report first: a cleanup that fails must not lose it.
+        // The report first: a cleanup that fails must not lose it. (Each row was printed
+        // as its phase ended, too: this is the whole table in one piece.)
         let passed = result.as_ref().map(|rows| {
             print!("\n{}\n{}", report::table(rows), report::details(rows));
             rows.iter().all(Row::passed)
@@ -192,31 +206,35 @@ impl Cli {
         solo.start(&launch).await?;
         let mut populate_rng = suite.rng.fork();
         workload::populate(target, &model, &mut populate_rng).await;
-        let mut rows = vec![populated(&model, &plan.per_kind)];
+        let raw = self.raw.as_ref().map(|p| format!("write {}", p.display())).unwrap_or_default();
+        let mut rows = Recorder::new(self.raw.clone()).map_err(io(raw.clone()))?;
+        let record = |rows: &mut Recorder, row: Row| rows.record(row).map_err(io(raw.clone()));
+        record(&mut rows, populated(&model, &plan.per_kind))?;
         let started = std::time::Instant::now();
         let phase = |name: String| eprintln!("[{:>5.0} s] phase: {name}", started.elapsed().as_secs_f64());
         phase(format!("operator kill -9 x{}", plan.kills));
-        rows.push(suite.kills(&mut solo, plan.kills).await?);
+        record(&mut rows, suite.kills(&mut solo, plan.kills).await?)?;
         for component in ["kube-apiserver", "etcd"] {
             phase(format!("{component} restart x{}", plan.restarts));
-            rows.push(suite.restarts(&mut solo, component, plan.restarts).await?);
+            record(&mut rows, suite.restarts(&mut solo, component, plan.restarts).await?)?;
         }
         phase(format!("writer fighting back x{}", plan.fights));
-        rows.push(suite.fighter(&mut solo, plan.fights, plan.fight_seconds).await?);
+        record(&mut rows, suite.fighter(&mut solo, plan.fights, plan.fight_seconds).await?)?;
         solo.kill().await?;
         phase(format!("leader failover x{}", plan.failovers));
-        rows.push(suite.failover(&mut pair, plan.failovers).await?);
+        record(&mut rows, suite.failover(&mut pair, plan.failovers).await?)?;
         for instance in &mut pair {
             instance.kill().await?;
         }
         phase("done".into());
 
         // Across the run: no panic in any operator's log.
+        let done = rows.rows();
         let mut total =
-            Row { fault: "whole run".into(), injected: rows.iter().map(|r| r.injected).sum(), ..Row::default() };
-        total.verdict = rows.last().map(|r| r.verdict.clone()).unwrap_or_default();
+            Row { fault: "whole run".into(), injected: done.iter().map(|r| r.injected).sum(), ..Row::default() };
+        total.verdict = done.last().map(|r| r.verdict.clone()).unwrap_or_default();
         total.verdict.problems.clear();
-        total.recovery = rows.iter().flat_map(|r| r.recovery.clone()).collect();
+        total.recovery = done.iter().flat_map(|r| r.recovery.clone()).collect();
         // Counters that could not be read before the last kills: nothing checked them.
         let [a, b] = &mut pair;
         for instance in [&mut solo, a, b] {
@@ -250,8 +268,8 @@ impl Cli {
             "operator logs: {}",
             logs.iter().map(|l| l.display().to_string()).collect::<Vec<_>>().join(", ")
         ));
-        rows.push(total);
-        Ok(rows)
+        record(&mut rows, total)?;
+        Ok(rows.into_rows())
     }
 }
 

@@ -120,6 +120,34 @@ fn the_webapp_sample_serves_http_follows_changes_and_goes() {
     .unwrap();
 }
 
+/// Pod Security on a real node: in a namespace that enforces `restricted`, a WebApp
+/// without `securityContext` gets the restricted settings, so an image with a numeric
+/// non-root user runs and serves, and an image that starts as root is admitted but not
+/// started by kubelet, which the status explains.
+#[test]
+fn under_the_restricted_default_a_non_root_image_serves_and_a_root_one_is_explained() {
+    let ns = Namespace::new("restricted").unwrap();
+    kubectl_run(&["label", "namespace", &ns.name, "pod-security.kubernetes.io/enforce=restricted"]).unwrap();
+    let webapp = |name: &str, image: &str, port: u16| {
+        format!(
+            r#"{{"apiVersion":"apps.example.com/v1alpha1","kind":"WebApp","metadata":{{"name":"{name}"}},
+            "spec":{{"image":"{image}","replicas":1,"port":{port}}}}}"#
+        )
+    };
+    cluster::apply(&ns.name, &webapp("unprivileged", "nginxinc/nginx-unprivileged:1.21", 8080)).unwrap();
+    cluster::apply(&ns.name, &webapp("root", "nginx:1.21", 80)).unwrap();
+    running_at_latest(&ns.name, "webapp/unprivileged").unwrap();
+    serves_nginx(&ns.name, "unprivileged", 8080).unwrap();
+    let message = wait::until("the root image's refusal in status.message", READY, || {
+        let message = cluster::get(&ns.name, "webapp/root")?
+            .and_then(|o| o.pointer("/status/message").and_then(|m| m.as_str()).map(str::to_owned))
+            .unwrap_or_default();
+        Ok(message.contains("CreateContainerConfigError").then_some(message))
+    })
+    .unwrap();
+    assert!(message.contains("runAsNonRoot"), "kubelet's reason is not in the status: {message}");
+}
+
 #[test]
 fn a_really_crashing_pod_is_explained_in_the_status() {
     let ns = Namespace::new("crash").unwrap();

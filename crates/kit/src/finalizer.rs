@@ -10,11 +10,13 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Error as FinalizerError, Event, finalizer};
-use kube::{Api, Resource};
+use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::json;
 
 use crate::error::{Error, Result};
 
@@ -32,6 +34,14 @@ where
     A: Future<Output = Result<Action>>,
     C: Future<Output = Result<Action>>,
 {
+    // kube's helper ends the reconcile that adds the finalizer and waits for the watch
+    // event of that very patch: a new object then waited its turn in the queue twice
+    // before its children were made (at 1000 new WebApps, 1.25 times as long as an
+    // operator that goes on). The patch answers the object as stored, finalizer
+    // included, so the reconcile goes on with it; the helper then sees the finalizer
+    // and applies.
+    let object =
+        if needs_finalizer(&*object, name) { Arc::new(add_finalizer(api, name, &object).await?) } else { object };
     let outcome = finalizer(api, name, object, |event| async move {
         match event {
             Event::Apply(object) => apply(object).await,
@@ -45,6 +55,37 @@ where
         }
         other => other.map_err(Error::from),
     }
+}
+
+/// Whether `object` is live and lacks the finalizer `name`.
+fn needs_finalizer<K: Resource>(object: &K, name: &str) -> bool {
+    object.meta().deletion_timestamp.is_none() && !object.finalizers().iter().any(|f| f == name)
+}
+
+/// Adds the finalizer `name` to `object` and returns the object as stored. The patch is
+/// kube's: it tests the list it extends, so a finalizer someone added meanwhile fails
+/// it (409/422, retried) rather than being duplicated or lost (kube#964).
+async fn add_finalizer<K>(api: &Api<K>, name: &str, object: &K) -> Result<K>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    let current = object.finalizers();
+    let operations = if current.is_empty() {
+        json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": [name]},
+        ])
+    } else {
+        json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": current},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": name},
+        ])
+    };
+    let patch = serde_json::from_value(operations).map_err(|e| Error::InvalidSpec(format!("finalizer patch: {e}")))?;
+    let object_name = object.meta().name.as_deref().ok_or_else(|| Error::InvalidSpec("object has no name".into()))?;
+    api.patch(object_name, &PatchParams::default(), &Patch::<()>::Json(patch))
+        .await
+        .map_err(|e| Error::from(FinalizerError::<Error>::AddFinalizer(e)))
 }
 
 /// [`run`] for a namespaced object, with the controller's shared state `ctx` handed to

@@ -9,6 +9,7 @@
 //! - [`conditions`]: kstatus conditions that keep `lastTransitionTime` when nothing changed;
 //! - [`assess`]: phase and conditions from what a reconcile found, for every kind;
 //! - [`quantity`]: resource quantities compared by value;
+//! - [`security`]: the container settings Pod Security `restricted` admits;
 //! - [`apply`]: server-side apply of owned children that never touches what we do not own
 //!   and never writes when nothing changed;
 //! - [`status`]: status patches sent only when the status changed, transitions at once
@@ -39,6 +40,7 @@ pub mod lifetime;
 pub mod metrics;
 pub mod owned;
 pub mod quantity;
+pub mod security;
 pub mod status;
 pub mod step;
 #[cfg(any(test, feature = "test-util"))]

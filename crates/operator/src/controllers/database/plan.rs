@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec};
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, Lifecycle,
-    LifecycleHandler, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec,
-    Probe, SeccompProfile, SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, Lifecycle, LifecycleHandler,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
     VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -24,6 +24,7 @@ use webapp_api::Database;
 use webapp_api::database::Storage;
 
 use super::backup;
+use reconcile_kit::security;
 use reconcile_kit::workload::labels::{child_labels, selector_labels};
 
 /// The `app.kubernetes.io/name` of Database children.
@@ -214,20 +215,18 @@ pub fn pod_security() -> PodSecurityContext {
         fs_group: Some(POSTGRES_UID),
         // A large data volume is not re-chowned at every start.
         fs_group_change_policy: Some("OnRootMismatch".into()),
-        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..SeccompProfile::default() }),
+        seccomp_profile: Some(security::runtime_default()),
         ..PodSecurityContext::default()
     }
 }
 
 /// The container's security settings: no privilege, no capability, a read-only root
 /// filesystem (PostgreSQL writes only to its volume, its socket directory and /tmp).
+/// With [`pod_security`], Pod Security `restricted`. (Unchanged since the first release:
+/// a new field in the pod template would restart every server when the operator is
+/// upgraded.)
 pub fn container_security() -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        read_only_root_filesystem: Some(true),
-        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Capabilities::default() }),
-        ..SecurityContext::default()
-    }
+    SecurityContext { read_only_root_filesystem: Some(true), ..security::unprivileged() }
 }
 
 /// An environment variable read from one key of the credentials Secret. A user's Secret

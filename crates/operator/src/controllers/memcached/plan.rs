@@ -4,12 +4,12 @@
 //! themselves, so a load-balancing virtual IP would be wrong).
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, PodSecurityContext, Probe, SecurityContext, ServicePort, TCPSocketAction,
+    Container, ContainerPort, PodSecurityContext, Probe, SecurityContext, ServicePort, TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
-use reconcile_kit::quantity;
 use reconcile_kit::workload::{Exposure, Shape};
+use reconcile_kit::{quantity, security};
 use webapp_api::Memcached;
 
 /// The `app.kubernetes.io/name` of Memcached children.
@@ -42,12 +42,8 @@ pub fn shape(memcached: &Memcached) -> Result<Shape, String> {
         resources: spec.resources.clone(),
         readiness_probe: Some(probe.clone()),
         liveness_probe: Some(probe),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Capabilities::default() }),
-            ..SecurityContext::default()
-        }),
+        // A read-only root: memcached writes nothing to disk.
+        security_context: Some(SecurityContext { read_only_root_filesystem: Some(true), ..security::unprivileged() }),
         ..Container::default()
     };
     Ok(Shape {
@@ -57,6 +53,9 @@ pub fn shape(memcached: &Memcached) -> Result<Shape, String> {
             run_as_non_root: Some(true),
             run_as_user: Some(MEMCACHE_UID),
             run_as_group: Some(MEMCACHE_UID),
+            // With the container's settings, what Pod Security `restricted` asks for:
+            // without a seccomp profile, restricted namespaces refuse the pods.
+            seccomp_profile: Some(security::runtime_default()),
             ..PodSecurityContext::default()
         }),
         exposure: Exposure::Headless,

@@ -11,6 +11,7 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
+use reconcile_kit::security;
 use reconcile_kit::workload::{self, Exposure, Owner, Plan, Shape};
 use webapp_api::WebApp;
 
@@ -93,6 +94,7 @@ pub fn shape(webapp: &WebApp) -> Shape {
         env: (!env.is_empty()).then_some(env),
         resources: spec.resources.clone(),
         readiness_probe: Some(probe),
+        security_context: Some(security::container_or_restricted(spec.security_context.as_ref())),
         ..Container::default()
     };
     Shape {

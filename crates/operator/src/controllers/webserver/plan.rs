@@ -3,6 +3,7 @@
 
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Probe, ServicePort, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use reconcile_kit::security;
 use reconcile_kit::workload::{Exposure, Shape};
 use webapp_api::WebServer;
 
@@ -23,6 +24,7 @@ pub fn shape(webserver: &WebServer) -> Shape {
             tcp_socket: Some(TCPSocketAction { port: port.clone(), ..TCPSocketAction::default() }),
             ..Probe::default()
         }),
+        security_context: Some(security::container_or_restricted(spec.security_context.as_ref())),
         ..Container::default()
     };
     Shape {
@@ -49,7 +51,7 @@ mod tests {
     use super::*;
 
     fn webserver(replicas: i32, image: &str, port: i32) -> WebServer {
-        WebServer::new("my-webserver", WebServerSpec { replicas, image: image.into(), port })
+        WebServer::new("my-webserver", WebServerSpec { replicas, image: image.into(), port, security_context: None })
     }
 
     #[test]

@@ -17,6 +17,7 @@ fn spec() -> WebAppSpec {
         resources: None,
         probe_path: None,
         service_type: ServiceType::ClusterIP,
+        security_context: None,
     }
 }
 
@@ -81,6 +82,21 @@ fn unset_replicas_are_left_to_the_autoscaler() {
 }
 
 #[test]
+fn the_container_is_restricted_unless_the_spec_sets_its_own_security() {
+    let container = |spec: WebAppSpec| {
+        let deployment = desired(&webapp(spec), owner()).deployment;
+        deployment.spec.unwrap().template.spec.unwrap().containers.remove(0)
+    };
+    let restricted = container(spec()).security_context.unwrap();
+    assert_eq!(restricted.run_as_non_root, Some(true));
+    assert_eq!(restricted.allow_privilege_escalation, Some(false));
+    assert_eq!(restricted.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    let lifted = WebAppSpec { security_context: Some(Default::default()), ..spec() };
+    let json = serde_json::to_value(container(lifted)).unwrap();
+    assert_eq!(json["securityContext"], serde_json::json!({}), "`{{}}` is sent as written, nothing merged in");
+}
+
+#[test]
 fn service_exposes_the_port_with_the_chosen_type() {
     let service =
         desired(&webapp(WebAppSpec { port: 8080, service_type: ServiceType::NodePort, ..spec() }), owner()).service;
@@ -124,6 +140,7 @@ fn any_spec() -> impl Strategy<Value = WebAppSpec> {
             resources: None,
             probe_path,
             service_type,
+            security_context: None,
         })
 }
 

@@ -22,6 +22,7 @@ fn webapp(generation: i64, status: Option<WebAppStatus>) -> WebApp {
         resources: None,
         probe_path: None,
         service_type: ServiceType::ClusterIP,
+        security_context: None,
     };
     let mut webapp = WebApp::new("web", spec);
     webapp.metadata.generation = Some(generation);
