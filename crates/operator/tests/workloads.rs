@@ -159,6 +159,13 @@ async fn lifecycle(kind: Kind, prefix: &str) {
     })
     .await
     .expect("the repaired Deployment's rollout never finished");
+    // And the kind's status says so: its pod counts are written up to 5 s late (the kit
+    // coalesces changes of detail), and such a write landing among the resyncs below
+    // would count as a write at rest (seen once under 4 test threads and a compile).
+    wait_for(&api, "x", "the rollout's end in its status", |o| {
+        status(o, "replicas") == 3 && status(o, "readyReplicas") == 3
+    })
+    .await;
     // Converged: forced resyncs (metadata-only changes) are reconciled and write nothing.
     let reconciles = format!("controller_runtime_reconcile_total{{controller=\"{}\",result=\"success\"}}", kind.name);
     let writes = operator.writes_at_rest(&api, "x", &reconciles, 3).await;

@@ -59,6 +59,15 @@ pub(super) async fn mark_create_sent(run: &Run, claim: &PersistentVolumeClaim, s
     patch_annotations(run, claim, serde_json::json!({CREATE_SENT: value})).await
 }
 
+/// `claim` as the API server stores it now, not as the cache last saw it.
+pub(super) async fn stored(run: &Run, claim: &PersistentVolumeClaim) -> Result<PersistentVolumeClaim> {
+    let name = claim.name_any();
+    run.api_of::<PersistentVolumeClaim>()
+        .get(&name)
+        .await
+        .map_err(|e| Error::kube(format!("read PersistentVolumeClaim {name}"), e))
+}
+
 async fn patch_annotations(run: &Run, claim: &PersistentVolumeClaim, annotations: serde_json::Value) -> Result<()> {
     let name = claim.name_any();
     let patch = serde_json::json!({"metadata": {"annotations": annotations}});

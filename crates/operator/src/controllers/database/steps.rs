@@ -169,6 +169,16 @@ fn accept(run: &mut Run) -> StepFuture<'_> {
 fn ensure_credentials(run: &mut Run) -> StepFuture<'_> {
     Box::pin(async move {
         let claim = match run.data_claim().await? {
+            // The marks of this step decide whose a Secret in the way is, and the cache
+            // can lag behind them: a reconcile queued by an earlier attempt's first mark
+            // could read that mark after the attempt had learnt the Secret was someone
+            // else's and removed it, and take the Secret as its own. So a claim that
+            // still awaits its credentials is read as stored (one GET, only while a
+            // Database is new).
+            Some(claim) if kept::awaiting_credentials(&claim) => Some(kept::stored(run, &claim).await?),
+            other => other,
+        };
+        let claim = match claim {
             Some(claim) if kept::awaiting_credentials(&claim) => claim,
             Some(claim) => {
                 if kept::should_check(&run.db) {
