@@ -132,7 +132,7 @@ impl Cli {
     pub async fn execute(self) -> Result<bool> {
         if let Some(raw) = &self.table_from {
             let rows = report::read_raw(raw).map_err(io(format!("read {}", raw.display())))?;
-            print!("{}{}", report::table(&rows), report::details(&rows));
+            print!("{}\n{}", report::table(&rows), report::details(&rows));
             // It prints a past run; whether that run passed is in its table.
             return Ok(true);
         }
