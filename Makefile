@@ -11,7 +11,7 @@ help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 manifests: ## Regenerate config/crd/ from the Rust types and bring the Helm chart along.
-	$(CARGO) run --quiet -p webapp-operator -- crd --out-dir config/crd
+	"$$(hack/operator-bin --quiet)" crd --out-dir config/crd
 	@# config/crd/bases/ holds the kubebuilder paths the seeds type
 	@# (kubectl apply -f config/crd/bases/<group>_<plural>.yaml): links to the generated files.
 	rm -f config/crd/bases/*.yaml
