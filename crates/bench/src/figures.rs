@@ -82,14 +82,14 @@ impl Latency {
 /// p50, p99 (nearest rank) and the largest of `millis`; zeros when empty.
 fn percentiles(mut millis: Vec<f64>) -> (f64, f64, f64) {
     millis.sort_by(f64::total_cmp);
+    let Some(&max) = millis.last() else {
+        return (0.0, 0.0, 0.0);
+    };
     let rank = |p: f64| {
-        if millis.is_empty() {
-            return 0.0;
-        }
         let index = ((p * millis.len() as f64).ceil() as usize).clamp(1, millis.len()) - 1;
         millis[index]
     };
-    (rank(0.50), rank(0.99), millis.last().copied().unwrap_or(0.0))
+    (rank(0.50), rank(0.99), max)
 }
 
 /// A restart with every WebApp converged.

@@ -46,8 +46,12 @@ impl Row {
 pub fn p50_max(times: &[Duration]) -> (f64, f64) {
     let mut secs: Vec<f64> = times.iter().map(Duration::as_secs_f64).collect();
     secs.sort_by(f64::total_cmp);
-    let p50 = secs.get(secs.len().saturating_sub(1) / 2).copied().unwrap_or(0.0);
-    (p50, secs.last().copied().unwrap_or(0.0))
+    // No time at all is a row that recovered nothing, which fails on its own problem
+    // line; its cells read 0.
+    match (secs.get(secs.len().saturating_sub(1) / 2), secs.last()) {
+        (Some(p50), Some(max)) => (*p50, *max),
+        _ => (0.0, 0.0),
+    }
 }
 
 const HEADER: &str = "| fault | injected | objects | converged | lost | orphaned | duplicated | stuck | recovery p50 / max | result |\n\
