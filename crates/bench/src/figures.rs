@@ -298,10 +298,11 @@ mod tests {
 
     #[test]
     fn counts_leave_event_writes_apart() {
-        let before = Metrics::parse("kube_client_requests_total{method=\"GET\"} 4\n");
+        let before = Metrics::parse("rest_client_requests_total{code=\"200\",method=\"GET\"} 4\n");
         let after = Metrics::parse(
-            "kube_client_requests_total{method=\"GET\"} 10\nkube_client_requests_total{method=\"POST\"} 30\n\
-             kube_client_requests_total{method=\"PATCH\"} 20\n",
+            "rest_client_requests_total{code=\"200\",method=\"GET\"} 10\n\
+             rest_client_requests_total{code=\"201\",method=\"POST\"} 25\nrest_client_requests_total{code=\"409\",method=\"POST\"} 5\n\
+             rest_client_requests_total{code=\"200\",method=\"PATCH\"} 20\n",
         );
         let counts = Counts::between(&before, &after, 15, 10);
         assert_eq!((counts.writes, counts.requests, counts.event_writes), (35, 41, 15));

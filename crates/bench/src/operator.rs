@@ -142,7 +142,7 @@ impl Operator {
 }
 
 /// The samples of a Prometheus text exposition, keyed by name with labels, e.g.
-/// `kube_client_requests_total{method="GET"}`, and the families it declares.
+/// `rest_client_requests_total{code="200",method="GET"}`, and the families it declares.
 #[derive(Clone, Debug, Default)]
 pub struct Metrics {
     samples: HashMap<String, f64>,
@@ -152,8 +152,8 @@ pub struct Metrics {
 /// HTTP methods that write.
 const WRITES: [&str; 4] = ["POST", "PUT", "PATCH", "DELETE"];
 
-/// The family of the client's request counters (`kube_client_requests_total{method}`).
-pub const REQUESTS: &str = "kube_client_requests";
+/// The family of the client's request counters (`rest_client_requests_total{code,method}`).
+pub const REQUESTS: &str = "rest_client_requests";
 
 impl Metrics {
     /// Parses the text format; malformed lines are skipped, comments other than the
@@ -199,9 +199,13 @@ impl Metrics {
         self.samples.iter().filter(move |(series, _)| series.starts_with(prefix)).map(|(s, v)| (s.as_str(), *v))
     }
 
-    /// Requests sent with `method`.
+    /// Requests sent with `method`, whatever their answers' codes.
     pub fn requests_by(&self, method: &str) -> u64 {
-        self.sample(&format!("kube_client_requests_total{{method=\"{method}\"}}"))
+        let label = format!("method=\"{method}\"");
+        self.matching("rest_client_requests_total{")
+            .filter(|(series, _)| series.contains(&label))
+            .map(|(_, value)| value as u64)
+            .sum()
     }
 
     /// API requests sent, Event writes included, watches apart: each watch is made
@@ -209,7 +213,7 @@ impl Metrics {
     pub fn requests(&self) -> u64 {
         self.samples
             .iter()
-            .filter(|(series, _)| series.starts_with("kube_client_requests_total{"))
+            .filter(|(series, _)| series.starts_with("rest_client_requests_total{"))
             .filter(|(series, _)| !series.contains("method=\"WATCH\""))
             .map(|(_, value)| *value as u64)
             .sum()
@@ -284,19 +288,21 @@ mod tests {
     #[test]
     fn metrics_sum_requests_and_writes_by_method_watches_apart() {
         let metrics = Metrics::parse(
-            "# HELP x\nkube_client_requests_total{method=\"GET\"} 10\nkube_client_requests_total{method=\"PATCH\"} 3\n\
-             kube_client_requests_total{method=\"POST\"} 2\nkube_client_requests_total{method=\"WATCH\"} 4\n\
+            "# HELP x\nrest_client_requests_total{code=\"200\",method=\"GET\"} 8\n\
+             rest_client_requests_total{code=\"404\",method=\"GET\"} 2\nrest_client_requests_total{code=\"200\",method=\"PATCH\"} 3\n\
+             rest_client_requests_total{code=\"201\",method=\"POST\"} 2\nrest_client_requests_total{code=\"200\",method=\"WATCH\"} 4\n\
              controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"} 7\n",
         );
         assert_eq!(metrics.requests(), 15);
         assert_eq!(metrics.writes(), 5);
         assert_eq!(metrics.reconciles(), 7);
         assert_eq!(metrics.requests_by("DELETE"), 0);
+        assert_eq!(metrics.requests_by("GET"), 10);
     }
 
     #[test]
     fn a_family_is_required_by_its_type_line() {
-        let declared = Metrics::parse("# HELP kube_client_requests x\n# TYPE kube_client_requests counter\n# EOF\n");
+        let declared = Metrics::parse("# HELP rest_client_requests x\n# TYPE rest_client_requests counter\n# EOF\n");
         assert_eq!(declared.require(REQUESTS).map(|m| m.writes()).ok(), Some(0));
         let renamed = Metrics::parse("# TYPE kube_requests counter\nkube_requests_total{method=\"PATCH\"} 3\n");
         assert!(renamed.require(REQUESTS).is_err());

@@ -130,6 +130,7 @@ async fn cancellable<R: Reconciler>(
     cancel: impl Future<Output = ()>,
 ) -> Result<Action> {
     let metrics = driver.metrics.clone();
+    let _working = metrics.working(R::NAME);
     tokio::select! {
         biased;
         () = cancel => {

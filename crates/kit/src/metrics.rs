@@ -1,13 +1,15 @@
 //! Reconcile metrics with controller-runtime's names, so existing dashboards work:
 //! `controller_runtime_reconcile_total{controller,result}`,
-//! `controller_runtime_reconcile_errors_total{controller,reason}` and
-//! `controller_runtime_reconcile_time_seconds{controller}`. Labels never hold object
-//! names: their cardinality is bounded by the number of controllers and reasons.
+//! `controller_runtime_reconcile_errors_total{controller,reason}`,
+//! `controller_runtime_reconcile_time_seconds{controller}` and
+//! `controller_runtime_active_workers{controller}`. Labels never hold object names:
+//! their cardinality is bounded by the number of controllers and reasons.
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -67,6 +69,9 @@ pub struct Metrics {
     pub errors: Family<ErrorLabels, Counter>,
     /// Reconcile durations.
     pub duration: Family<ControllerLabels, Histogram>,
+    /// Reconciles running now (controller-runtime's "active workers"): at the
+    /// controller's concurrency for long, the queue is waiting on them.
+    pub active: Family<ControllerLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -75,6 +80,7 @@ impl Default for Metrics {
             reconciles: Family::default(),
             errors: Family::default(),
             duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.005, 2.0, 14))),
+            active: Family::default(),
         }
     }
 }
@@ -98,7 +104,30 @@ impl Metrics {
             "Length of time per reconciliation per controller",
             metrics.duration.clone(),
         );
+        registry.register(
+            "controller_runtime_active_workers",
+            "Number of currently used workers per controller",
+            Declared(metrics.active.clone()),
+        );
         metrics
+    }
+
+    /// Counts one reconcile of `controller` as active until the returned guard drops,
+    /// however the reconcile ends (finished, failed, cancelled, dropped by a shutdown).
+    pub fn working(&self, controller: &'static str) -> Working {
+        let gauge = self.active.get_or_create(&ControllerLabels { controller }).clone();
+        gauge.inc();
+        Working(gauge)
+    }
+}
+
+/// One active reconcile, from [`Metrics::working`].
+#[derive(Debug)]
+pub struct Working(Gauge);
+
+impl Drop for Working {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -121,5 +150,18 @@ mod tests {
         assert!(
             text.contains("controller_runtime_reconcile_errors_total{controller=\"webapp\",reason=\"Invalid\"} 1\n")
         );
+    }
+
+    #[test]
+    fn a_worker_is_active_until_its_guard_drops() {
+        let metrics = Metrics::default();
+        let active = || metrics.active.get(&ControllerLabels { controller: "webapp" }).map(|gauge| gauge.get());
+        let first = metrics.working("webapp");
+        let second = metrics.working("webapp");
+        assert_eq!(active(), Some(2));
+        drop(first);
+        assert_eq!(active(), Some(1));
+        drop(second);
+        assert_eq!(active(), Some(0));
     }
 }

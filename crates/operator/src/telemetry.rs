@@ -1,6 +1,6 @@
 //! Logging set-up: `tracing` with an env filter (`RUST_LOG`), as text or JSON, and, in a
-//! build with the `otel` feature, OpenTelemetry export of the reconcile and step spans
-//! when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Text is coloured only on a terminal:
+//! build with the `otel` feature (the default), OpenTelemetry export of the reconcile and
+//! step spans when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Text is coloured only on a terminal:
 //! `make run > log`, CI and `kubectl logs` get plain lines.
 
 use std::io::IsTerminal;
@@ -38,7 +38,11 @@ impl Drop for Telemetry {
     fn drop(&mut self) {
         #[cfg(feature = "otel")]
         if let Some(otel) = self.otel.take() {
-            otel.shutdown();
+            // The last export runs on the runtime while this waits for it: on a worker of
+            // a multi-thread runtime, hand the worker's other tasks to the rest first.
+            let on_worker = tokio::runtime::Handle::try_current()
+                .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+            if on_worker { tokio::task::block_in_place(|| otel.shutdown()) } else { otel.shutdown() }
         }
     }
 }
@@ -83,7 +87,7 @@ impl Level {
 }
 
 /// Installs the global subscriber: `RUST_LOG` if set, else `level`'s filter (default
-/// info). Call it inside the tokio runtime: the trace exporter's gRPC channel lives there.
+/// info). Call it inside the tokio runtime: the trace exporter's requests run there.
 pub fn init(format: LogFormat, level: Option<Level>) -> Telemetry {
     let default = level.unwrap_or(Level::Info).filter();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
@@ -124,7 +128,7 @@ pub fn init(format: LogFormat, level: Option<Level>) -> Telemetry {
     #[cfg(not(feature = "otel"))]
     if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
         tracing::warn!(
-            "OTEL_EXPORTER_OTLP_ENDPOINT is set, but this build has no `otel` feature: traces are not exported"
+            "OTEL_EXPORTER_OTLP_ENDPOINT is set, but this build was made without the `otel` feature: traces are not exported"
         );
     }
     telemetry

@@ -24,7 +24,7 @@ use webapp_operator::controllers::ControllerKind;
 
 /// The PATCH requests the operator has sent (status, applies, event series).
 async fn patches(operator: &Operator) -> f64 {
-    operator.metric("kube_client_requests_total{method=\"PATCH\"}").await
+    operator.requests(&["PATCH"]).await
 }
 
 /// Forces one reconcile of WebApp `web` (a metadata-only change) and waits until the
@@ -600,4 +600,51 @@ async fn a_persistent_retryable_error_shows_in_status_and_clears() {
     .await;
     assert!(cleared.is_some(), "never cleared: {:#?}", api.get("web").await.unwrap().status);
     wait_for(&api, "other", "Running", running_at(1)).await;
+}
+
+/// The metric names in `text` (a PromQL rule file, a dashboard) that the operator would
+/// export: those with its families' prefixes (`up` and the like are Prometheus' own).
+fn operator_metrics_in(text: &str) -> std::collections::BTreeSet<String> {
+    const PREFIXES: [&str; 5] =
+        ["controller_runtime_", "rest_client_", "process_", "leader_election_", "webapp_operator_"];
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|token| PREFIXES.iter().any(|prefix| token.starts_with(prefix)))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every metric the chart's alerts and dashboard read is one the operator exports, under
+/// that exact name: a renamed metric would otherwise leave an alert that can never fire
+/// and a panel with no data, and nothing would say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_the_alerts_and_the_dashboard_read_is_exported() {
+    let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/webapp-operator");
+    let mut wanted =
+        operator_metrics_in(&std::fs::read_to_string(chart.join("templates/prometheusrule.yaml")).unwrap());
+    let alerts = wanted.len();
+    wanted.extend(operator_metrics_in(&std::fs::read_to_string(chart.join("files/dashboard.json")).unwrap()));
+    assert!(alerts >= 8 && wanted.len() > alerts, "too few metric names read: {wanted:?}");
+
+    let (client, ns, operator) = setup("metrics").await;
+    // One WebApp to Running: the histograms have series once something was timed.
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+    let body = operator.get("/metrics").await.expect("no metrics");
+    let families: std::collections::BTreeSet<&str> = body
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    // A sample's name is its family's, or the family's plus the suffix of its type.
+    let exported = |name: &str| {
+        families.contains(name)
+            || ["_total", "_bucket", "_count", "_sum", "_info"]
+                .iter()
+                .any(|suffix| name.strip_suffix(suffix).is_some_and(|family| families.contains(family)))
+    };
+    let missing: Vec<&String> = wanted.iter().filter(|name| !exported(name)).collect();
+    assert!(
+        missing.is_empty(),
+        "read by the chart's alerts or dashboard but not exported: {missing:?}\nexported: {families:?}"
+    );
 }

@@ -4,6 +4,7 @@
 mod client;
 mod http;
 pub mod leader;
+mod process;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -149,12 +150,14 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
     let podmanager_metrics = podmanager::PodManagerMetrics::register(&mut registry);
     let owner_metric = webhook::owner::OwnerMetric::register(&mut registry);
     let leading = leader::register(&mut registry);
+    let webhook_metrics = webhook::server::WebhookMetrics::register(&mut registry);
+    process::register(&mut registry);
 
     let (ready_tx, ready_rx) = watch::channel(false);
     let server = http::serve(config.metrics_addr, Arc::new(registry), ready_rx, shutdown.clone()).await?;
     // Every replica serves conversions (the API server may call any of them), leader or not.
     let webhook_tasks = match &config.webhook {
-        Some(webhook) => start_webhook(&client, webhook, owner_metric, shutdown.clone()).await?,
+        Some(webhook) => start_webhook(&client, webhook, (owner_metric, webhook_metrics), shutdown.clone()).await?,
         None => Vec::new(),
     };
 
@@ -224,7 +227,7 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
 async fn start_webhook(
     client: &kube::Client,
     config: &WebhookConfig,
-    owner_metric: webhook::owner::OwnerMetric,
+    (owner_metric, metrics): (webhook::owner::OwnerMetric, webhook::server::WebhookMetrics),
     shutdown: Shutdown,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, ManagerError> {
     use webhook::rotation::{Rotation, Source};
@@ -239,7 +242,7 @@ async fn start_webhook(
         }
     };
     let tls_config = webhook::server::tls_config(&tls)?;
-    let (_, server) = webhook::server::serve_with(config.addr, tls_config.clone(), shutdown.clone())?;
+    let (_, server) = webhook::server::serve_with(config.addr, tls_config.clone(), metrics, shutdown.clone())?;
     let registrar = Arc::new(webhook::owner::Registrar::new(
         client.clone(),
         tls.ca_pem.clone(),
