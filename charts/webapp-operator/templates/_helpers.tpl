@@ -119,3 +119,20 @@ true
 {{- define "webapp-operator.webhookSecret" -}}
 {{- printf "%s-webhook-tls" (include "webapp-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
+
+{{/*
+The operator's image: [registry/]repository, then @digest when a digest is set (it wins
+over the tag: the pods run exactly the image that was built and signed, whatever the tag
+points at later), else :tag (default: the chart's appVersion).
+*/}}
+{{- define "webapp-operator.image" -}}
+{{- $name := .Values.image.repository -}}
+{{- with .Values.image.registry -}}
+{{- $name = printf "%s/%s" (trimSuffix "/" .) $name -}}
+{{- end -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" $name .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $name (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+{{- end }}

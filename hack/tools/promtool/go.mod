@@ -1,4 +1,4 @@
-module webapp-operator/hack/monitoring/promtool
+module webapp-operator/hack/tools/promtool
 
 go 1.26.7
 
