@@ -89,7 +89,7 @@ pub fn differences(db: &str, uid: &str, spec: &Value, listed: &Listed) -> Vec<St
                 out.push(format!("CronJob {backup} is not controlled by it"));
             }
             let schedule = spec.pointer("/backup/schedule").and_then(Value::as_str).unwrap_or_default();
-            // `spec` is optional in the 1.33 API the client is built against.
+            // `spec` is optional in the 1.34 API the client is built against.
             let found_schedule = found.spec.as_ref().map_or("", |s| s.schedule.as_str());
             if found_schedule != schedule {
                 out.push(format!("CronJob {backup}: schedule {found_schedule:?}, want {schedule:?}"));

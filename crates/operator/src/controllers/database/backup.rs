@@ -93,7 +93,7 @@ pub fn overdue(cronjob: &CronJob, now: Timestamp) -> Option<String> {
     if status.and_then(|s| s.active.as_ref()).is_some_and(|active| !active.is_empty()) {
         return None;
     }
-    // `spec` is optional in the API the client is built against (1.33; required from
+    // `spec` is optional in the API the client is built against (1.34; required from
     // 1.36); the API server always returns one, so a CronJob without it is never overdue.
     let schedule = &cronjob.spec.as_ref()?.schedule;
     let cron = croner::Cron::from_str(schedule).ok()?;
