@@ -7,7 +7,7 @@ CLUSTER := hack/cluster
 IMG ?= webapp-operator:dev
 CONTAINER_TOOL ?= docker
 
-.PHONY: help manifests generate controller-gen kustomize build build-installer release docker-build docker-push node-image test-real-node run install uninstall deploy undeploy course test cluster-up cluster-down bench bench-scale chaos
+.PHONY: help manifests generate controller-gen kustomize build build-installer release docker-build docker-push node-image test-real-node run install uninstall deploy undeploy course test test-oldest cluster-up cluster-down bench bench-scale chaos
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ course: ## The seeds' commands walked as a learner types them, on a cluster of i
 
 test: ## fmt + clippy + unit tests + integration tests on the local control plane.
 	hack/test
+
+test-oldest: ## The integration suite on the oldest Kubernetes supported (KUBE_OLDEST_VERSION), in a cluster of its own (not a stage of make test).
+	hack/test-oldest
 
 cluster-up: ## Build (first time) and start the local control plane; prints the kubeconfig.
 	$(CLUSTER)/up

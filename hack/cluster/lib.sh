@@ -7,8 +7,27 @@
 source "$here/versions.env"
 
 cache=${CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/webapp-operator/cluster}
-bin=$cache/bin # the same directory hack/cluster/build prints
-name=${CLUSTER_NAME:-webapp-operator}
+# Which Kubernetes (CLUSTER_KUBE): KUBE_VERSION (default), or the oldest supported,
+# KUBE_OLDEST_VERSION (oldest; `make test-oldest`). The oldest is built from its own module
+# (k8s-oldest/) and linked from its own bin dir, so building or starting it never swaps the
+# binaries under a default cluster; its cluster is named apart unless CLUSTER_NAME says.
+case ${CLUSTER_KUBE:-default} in
+  default)
+    kube_mod=$here/k8s
+    bin=$cache/bin # the same directory hack/cluster/build prints
+    name=${CLUSTER_NAME:-webapp-operator}
+    ;;
+  oldest)
+    KUBE_VERSION=$KUBE_OLDEST_VERSION
+    kube_mod=$here/k8s-oldest
+    bin=$cache/bin-oldest
+    name=${CLUSTER_NAME:-webapp-operator-oldest}
+    ;;
+  *)
+    printf '[cluster] CLUSTER_KUBE=%s: expected default or oldest\n' "$CLUSTER_KUBE" >&2
+    exit 2
+    ;;
+esac
 # kwokctl keeps each cluster (config, pki, etcd data, pids, logs) in $KWOK_WORKDIR/clusters/<name>.
 # Keeping it under our cache rather than ~/.kwok means kwokctl never reads a user's ~/.kwok/kwok.yaml.
 export KWOK_WORKDIR=$cache/work

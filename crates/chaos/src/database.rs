@@ -89,14 +89,15 @@ pub fn differences(db: &str, uid: &str, spec: &Value, listed: &Listed) -> Vec<St
                 out.push(format!("CronJob {backup} is not controlled by it"));
             }
             let schedule = spec.pointer("/backup/schedule").and_then(Value::as_str).unwrap_or_default();
-            if found.spec.schedule != schedule {
-                out.push(format!("CronJob {backup}: schedule {:?}, want {schedule:?}", found.spec.schedule));
+            // `spec` is optional in the 1.34 API the client is built against.
+            let found_schedule = found.spec.as_ref().map_or("", |s| s.schedule.as_str());
+            if found_schedule != schedule {
+                out.push(format!("CronJob {backup}: schedule {found_schedule:?}, want {schedule:?}"));
             }
             let image = found
                 .spec
-                .job_template
-                .spec
                 .as_ref()
+                .and_then(|s| s.job_template.spec.as_ref())
                 .and_then(|j| j.template.spec.as_ref())
                 .and_then(|p| p.containers.first())
                 .and_then(|c| c.image.clone());
@@ -150,12 +151,12 @@ mod tests {
     fn cronjob(schedule: &str) -> CronJob {
         let mut cronjob = CronJob {
             metadata: meta("db-backup", Kind::Database, "db", vec![controlled_by("Database", "db", "u")]),
-            spec: CronJobSpec { schedule: schedule.into(), ..CronJobSpec::default() },
+            spec: Some(CronJobSpec { schedule: schedule.into(), ..CronJobSpec::default() }),
             status: None,
         };
         let template =
             json!({"spec": {"template": {"spec": {"containers": [{"name": "backup", "image": "postgres:16"}]}}}});
-        cronjob.spec.job_template = serde_json::from_value(template).unwrap();
+        cronjob.spec.as_mut().unwrap().job_template = serde_json::from_value(template).unwrap();
         cronjob
     }
 

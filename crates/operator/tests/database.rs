@@ -135,8 +135,9 @@ async fn seed_database_gets_its_children_and_runs() {
     assert_eq!(services.get("my-db-headless").await.unwrap().spec.unwrap().cluster_ip.as_deref(), Some("None"));
     assert_eq!(services.get("my-db").await.unwrap().spec.unwrap().type_.as_deref(), Some("ClusterIP"));
     let cronjob = Api::<CronJob>::namespaced(client.clone(), &ns.name).get("my-db-backup").await.unwrap();
-    assert_eq!(cronjob.spec.schedule, SEED);
-    assert_eq!(cronjob.spec.concurrency_policy.as_deref(), Some("Forbid"));
+    let spec = cronjob.spec.unwrap();
+    assert_eq!(spec.schedule, SEED);
+    assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns.name);
     for claim in ["data-my-db-0", "my-db-backup"] {
         let claim = claims.get(claim).await.unwrap();
@@ -303,7 +304,7 @@ async fn disabling_backups_removes_the_cronjob_and_keeps_the_volume() {
     let Fixture { client, ns, operator: _operator, api, volumes: _volumes } =
         running("db-backup", spec, &[("data-db-0", "1Gi"), ("db-backup", "3Gi")]).await;
     let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), &ns.name);
-    assert_eq!(cronjobs.get("db-backup").await.unwrap().spec.schedule, "*/30 1-5 * * MON-FRI");
+    assert_eq!(cronjobs.get("db-backup").await.unwrap().spec.unwrap().schedule, "*/30 1-5 * * MON-FRI");
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns.name);
     let backup = claims.get("db-backup").await.unwrap();
 
@@ -908,7 +909,7 @@ async fn backups_follow_a_new_schedule_and_come_back_when_re_enabled() {
     api.patch("db", &PatchParams::default(), &schedule("30 3 * * SUN")).await.unwrap();
     wait_for(&api, "db", "Running at generation 2", running_at(2)).await;
     let moved = cronjobs.get("db-backup").await.unwrap();
-    assert_eq!(moved.spec.schedule, "30 3 * * SUN");
+    assert_eq!(moved.spec.as_ref().unwrap().schedule, "30 3 * * SUN");
     assert_eq!(moved.metadata.uid, first.metadata.uid, "the CronJob was replaced, not updated");
 
     let enabled = |on: bool| Patch::Merge(json!({"spec": {"backup": {"enabled": on}}}));
@@ -919,9 +920,9 @@ async fn backups_follow_a_new_schedule_and_come_back_when_re_enabled() {
     api.patch("db", &PatchParams::default(), &enabled(true)).await.unwrap();
     wait_for(&api, "db", "Running at generation 4", running_at(4)).await;
     let back = until(&cronjobs, "db-backup", "made again", |c| c.is_some()).await.unwrap();
-    assert_eq!(back.spec.schedule, "30 3 * * SUN", "the schedule of the spec");
+    assert_eq!(back.spec.as_ref().unwrap().schedule, "30 3 * * SUN", "the schedule of the spec");
     assert_ne!(back.metadata.uid, first.metadata.uid);
-    let job = back.spec.job_template.spec.unwrap().template.spec.unwrap();
+    let job = back.spec.unwrap().job_template.spec.unwrap().template.spec.unwrap();
     let claim = job.volumes.iter().flatten().find_map(|v| v.persistent_volume_claim.as_ref()).unwrap();
     assert_eq!(claim.claim_name, "db-backup");
     assert_eq!(claims.get("db-backup").await.unwrap().metadata.uid, volume, "the backup volume was made again");

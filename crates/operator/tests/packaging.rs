@@ -72,7 +72,8 @@ fn the_chart_carries_the_crds_and_rules_of_config() {
 
 /// The oldest Kubernetes is one number: the operator's start-up check
 /// (`MINIMUM_KUBERNETES`), the chart's `kubeVersion`, `hack/check-kube-version` (make
-/// install/deploy/run) and the README all say the same minor.
+/// install/deploy/run), the README, the k8s-openapi feature the client is built against
+/// and the version `make test-oldest` runs on all say the same minor.
 #[test]
 fn the_oldest_kubernetes_supported_is_the_same_everywhere() {
     let (major, minor) = webapp_operator::manager::MINIMUM_KUBERNETES;
@@ -87,6 +88,18 @@ fn the_oldest_kubernetes_supported_is_the_same_everywhere() {
         "hack/check-kube-version's minimum is not {minor}"
     );
     assert!(read("README.md").contains(&format!("Kubernetes {major}.{minor} or newer")), "README.md");
+    assert!(
+        read("Cargo.toml")
+            .lines()
+            .any(|l| l.starts_with("k8s-openapi = ") && l.contains(&format!("\"v{major}_{minor}\""))),
+        "the workspace's k8s-openapi feature is not v{major}_{minor}"
+    );
+    assert!(
+        read("hack/cluster/versions.env")
+            .lines()
+            .any(|l| l.starts_with(&format!("KUBE_OLDEST_VERSION=v{major}.{minor}."))),
+        "hack/cluster/versions.env's KUBE_OLDEST_VERSION is not {major}.{minor}.x"
+    );
 }
 
 /// Every name in the Makefile's .PHONY is a target (and every `## ` documented target is

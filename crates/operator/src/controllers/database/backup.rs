@@ -93,7 +93,9 @@ pub fn overdue(cronjob: &CronJob, now: Timestamp) -> Option<String> {
     if status.and_then(|s| s.active.as_ref()).is_some_and(|active| !active.is_empty()) {
         return None;
     }
-    let schedule = &cronjob.spec.schedule;
+    // `spec` is optional in the API the client is built against (1.34; required from
+    // 1.36); the API server always returns one, so a CronJob without it is never overdue.
+    let schedule = &cronjob.spec.as_ref()?.schedule;
     let cron = croner::Cron::from_str(schedule).ok()?;
     let since = status.and_then(|s| s.last_schedule_time.as_ref()).or(cronjob.metadata.creation_timestamp.as_ref())?;
     let at = |t: Timestamp| chrono::DateTime::from_timestamp(t.as_second(), 0);
@@ -158,7 +160,7 @@ pub fn cronjob(db: &Database, metadata: ObjectMeta, schedule: &str) -> CronJob {
     };
     CronJob {
         metadata,
-        spec: CronJobSpec {
+        spec: Some(CronJobSpec {
             schedule: schedule.to_owned(),
             concurrency_policy: Some("Forbid".into()),
             successful_jobs_history_limit: Some(3),
@@ -180,7 +182,7 @@ pub fn cronjob(db: &Database, metadata: ObjectMeta, schedule: &str) -> CronJob {
                 }),
             },
             ..CronJobSpec::default()
-        },
+        }),
         status: None,
     }
 }

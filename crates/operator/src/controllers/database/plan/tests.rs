@@ -154,7 +154,7 @@ fn backups_are_a_forbid_cronjob_running_pg_dump_into_an_unowned_volume() {
     let children = desired(&seed(), owner(), &Live::default());
     let cronjob: CronJob = children.cronjob.unwrap();
     assert_eq!(cronjob.metadata.name.as_deref(), Some("orders-backup"));
-    let spec = &cronjob.spec;
+    let spec = cronjob.spec.as_ref().unwrap();
     assert_eq!(spec.schedule, "0 2 * * *");
     assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
     assert!(spec.successful_jobs_history_limit.is_some() && spec.failed_jobs_history_limit.is_some());
