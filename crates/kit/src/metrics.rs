@@ -114,18 +114,26 @@ impl Metrics {
 
     /// Counts one reconcile of `controller` as active until the returned guard drops,
     /// however the reconcile ends (finished, failed, cancelled, dropped by a shutdown).
-    pub fn working(&self, controller: &'static str) -> Working {
-        let gauge = self.active.get_or_create(&ControllerLabels { controller }).clone();
-        gauge.inc();
-        Working(gauge)
+    pub fn working(&self, controller: &'static str) -> InFlight {
+        InFlight::enter(self.active.get_or_create(&ControllerLabels { controller }).clone())
     }
 }
 
-/// One active reconcile, from [`Metrics::working`].
+/// One unit of work counted in a gauge while it runs: [`InFlight::enter`] adds one, the
+/// drop takes it back, however the work ends (done, failed, or its future dropped: a
+/// cancelled reconcile, a client that hung up on a webhook request).
 #[derive(Debug)]
-pub struct Working(Gauge);
+pub struct InFlight(Gauge);
 
-impl Drop for Working {
+impl InFlight {
+    /// Counts one more in `gauge` until the returned guard drops.
+    pub fn enter(gauge: Gauge) -> InFlight {
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.dec();
     }

@@ -109,11 +109,10 @@ impl WebhookMetrics {
 /// Counts and times each request of a webhook route, its refusals (413, 400) included.
 async fn measure(State(metrics): State<WebhookMetrics>, request: Request, next: Next) -> Response {
     let path = PathLabels { webhook: CONVERT_PATH };
-    let in_flight = metrics.in_flight.get_or_create(&path).clone();
-    in_flight.inc();
+    let in_flight = reconcile_kit::metrics::InFlight::enter(metrics.in_flight.get_or_create(&path).clone());
     let started = Instant::now();
     let response = next.run(request).await;
-    in_flight.dec();
+    drop(in_flight);
     metrics.latency.get_or_create(&path).observe(started.elapsed().as_secs_f64());
     let labels = RequestLabels { code: response.status().as_u16(), webhook: CONVERT_PATH };
     metrics.requests.get_or_create(&labels).inc();
