@@ -32,6 +32,9 @@ use serde_json::Value;
 
 use crate::MANAGER;
 use crate::adopt::{self, Ownership};
+use create::Created;
+
+mod create;
 use crate::error::{Error, Result};
 
 /// Annotation holding the hash of the last applied intent of a child.
@@ -80,10 +83,11 @@ pub fn controller_reference<K: Resource<DynamicType = ()>>(desired: &K) -> Resul
 /// reference) unless the child already matches it. `current` is the child as a
 /// reflector store has it (or as our own last write returned it, when the store lags
 /// behind that): when it matches, nothing is sent at all; when it is ours and differs,
-/// the apply goes out at once, holding on to its uid; otherwise (no copy, or one we do
-/// not control) the API server's copy decides (one GET), and only a real difference is
-/// applied. Returns what was done and the child as it now is, for status (never an
-/// older cached copy).
+/// the apply goes out at once, holding on to its uid; with no copy at all, a create
+/// goes out ([`create`]: one request, and a 409 when something is in the way); when
+/// something is in the way, or the copy is one we do not control, the API server's
+/// copy decides (one GET), and only a real difference is applied. Returns what was
+/// done and the child as it now is, for status (never an older cached copy).
 pub async fn apply<K>(api: &Api<K>, current: Option<&K>, mut desired: K) -> Result<(Applied, K)>
 where
     K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
@@ -104,13 +108,19 @@ where
     {
         return Ok((Applied::Unchanged, cached.clone()));
     }
+    desired.annotations_mut().insert(APPLIED_HASH.into(), hash.clone());
     // Our own child that differs (a spec change, drift): the API server's copy would
-    // only confirm what the apply's uid precondition checks anyway. Otherwise the cache
-    // may not hold the object at all (one we do not own carries none of our labels),
-    // or hold one we do not control: the API server decides.
+    // only confirm what the apply's uid precondition checks anyway. A child the cache
+    // has never seen is most likely new: a create says so in one request, and answers
+    // 409 if something is in the way (one we do not own carries none of our labels, so
+    // the cache would not hold it). Otherwise, or then, the API server decides.
     let live = match current {
         Some(cached) if is_controlled_by(cached.meta(), &owner.uid) && cached.uid().is_some() => Some(cached.clone()),
-        _ => api.get_opt(&name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))?,
+        None => match create::create(api, &desired).await? {
+            Created::Made(made) => return Ok((Applied::Created, made)),
+            Created::InTheWay => api.get_opt(&name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))?,
+        },
+        Some(_) => api.get_opt(&name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))?,
     };
     if let Some(live) = &live {
         match adopt::ownership(live.meta(), &owner) {
@@ -130,19 +140,34 @@ where
             tracing::debug!(%kind, %name, field = %change.field, from = %change.from, to = %change.to, "field changes");
         }
     }
-    desired.annotations_mut().insert(APPLIED_HASH.into(), hash);
     // A server-side apply takes no preconditions, but the uid of the object we checked
     // ownership on works as one: the API server refuses the patch if the object was
     // replaced meanwhile (422, `metadata.uid` is immutable) or deleted (409, "uid
     // mismatch"), so an object swapped in after our check is never taken over.
     desired.meta_mut().uid = live.as_ref().and_then(|live| live.uid());
-    let params = PatchParams::apply(MANAGER).force();
-    let applied = api.patch(&name, &params, &Patch::Apply(&desired)).await.map_err(|e| match e {
-        kube::Error::Api(status) if is_uid_refusal(&status) => Error::Stale { kind: kind.clone(), name: name.clone() },
-        e => Error::kube(format!("apply {kind} {name}"), e),
-    })?;
+    let mut applied = send_apply(api, &desired).await?;
+    if create::has_create_entry(applied.meta()) {
+        // The first change to a child we created: what the intent dropped is still
+        // held by the create's entry. Folded into ours, a second apply removes it.
+        create::fold_create_entry(api, &applied).await?;
+        applied = send_apply(api, &desired).await?;
+    }
     let outcome = if live.is_some() { Applied::Updated } else { Applied::Created };
     Ok((outcome, applied))
+}
+
+/// One server-side apply of `desired` with our field manager, taking our fields back
+/// from whoever changed them.
+async fn send_apply<K>(api: &Api<K>, desired: &K) -> Result<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+{
+    let (kind, name) = (K::kind(&()).into_owned(), desired.name_any());
+    let params = PatchParams::apply(MANAGER).force();
+    api.patch(&name, &params, &Patch::Apply(desired)).await.map_err(|e| match e {
+        kube::Error::Api(status) if is_uid_refusal(&status) => Error::Stale { kind, name },
+        e => Error::kube(format!("apply {kind} {name}"), e),
+    })
 }
 
 /// Deletes the child `meta` describes, left behind by its controller (an earlier

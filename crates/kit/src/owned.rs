@@ -6,9 +6,13 @@
 //! made by hand), `Adopted` when an owner that asks for it ([`crate::adopt`]) takes over
 //! a child that had no owner, and `Deleting` when a child is asked to go. Each Event
 //! names the child as its related object, so events of one reason about different
-//! children stay apart.
+//! children stay apart. An owner whose children are all made in one reconcile (a
+//! Deployment and its Service) may fold their `Created` events into one
+//! ([`Owned::folding_creations`], [`Owned::publish_created`]): each Event is a write to
+//! the API server, and a new object is the commonest thing an operator sees.
 
 use std::fmt::Debug;
+use std::sync::{Mutex, PoisonError};
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -29,6 +33,8 @@ pub struct Owned {
     owner: ObjectReference,
     owner_uid: String,
     adopt: bool,
+    /// Children created and not yet reported, when creations are folded.
+    created: Option<Mutex<Vec<ObjectReference>>>,
 }
 
 impl Owned {
@@ -41,6 +47,7 @@ impl Owned {
             owner: owner.object_ref(&()),
             owner_uid: owner.uid().unwrap_or_default(),
             adopt: false,
+            created: None,
         }
     }
 
@@ -49,6 +56,29 @@ impl Owned {
     pub fn adopting(mut self, adopt: bool) -> Self {
         self.adopt = adopt;
         self
+    }
+
+    /// The same children, with the `Created` events of one reconcile folded into one,
+    /// which [`Owned::publish_created`] publishes (the caller makes sure it runs, on
+    /// success and on failure alike, or the events are lost).
+    pub fn folding_creations(mut self) -> Self {
+        self.created = Some(Mutex::default());
+        self
+    }
+
+    /// Publishes one `Created` event about the children created since the last call
+    /// (`Created Deployment web and Service web`), naming the first as its related
+    /// object; nothing when none was created or creations are not folded.
+    pub async fn publish_created(&self) {
+        let Some(created) = &self.created else { return };
+        let created = std::mem::take(&mut *created.lock().unwrap_or_else(PoisonError::into_inner));
+        let Some(first) = created.first().cloned() else { return };
+        let names: Vec<String> = created
+            .iter()
+            .map(|child| format!("{} {}", child.kind.as_deref().unwrap_or(""), child.name.as_deref().unwrap_or("")))
+            .collect();
+        let note = format!("Created {}", and_list(&names));
+        self.events.normal_about(&self.owner, first, "Created", note).await;
     }
 
     fn api<K: Resource<DynamicType = (), Scope = NamespaceResourceScope>>(&self) -> Api<K> {
@@ -73,7 +103,13 @@ impl Owned {
         let (kind, name) = (K::kind(&()), live.name_any());
         let (reason, note) = match outcome {
             Applied::Unchanged => return Ok((outcome, live)),
-            Applied::Created => ("Created", format!("Created {kind} {name}")),
+            Applied::Created => match &self.created {
+                Some(created) => {
+                    created.lock().unwrap_or_else(PoisonError::into_inner).push(live.object_ref(&()));
+                    return Ok((outcome, live));
+                }
+                None => ("Created", format!("Created {kind} {name}")),
+            },
             Applied::Updated => (synced_reason, format!("{kind} {name} synced to the {} spec", self.kind())),
         };
         self.events.normal_about(&self.owner, live.object_ref(&()), reason, note).await;
@@ -165,5 +201,27 @@ impl Owned {
 
     fn kind(&self) -> &str {
         self.owner.kind.as_deref().unwrap_or("owner")
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::and_list;
+
+    #[test]
+    fn children_are_listed_as_a_sentence() {
+        let items = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        assert_eq!(and_list(&items(&["Deployment web"])), "Deployment web");
+        assert_eq!(and_list(&items(&["Deployment web", "Service web"])), "Deployment web and Service web");
+        assert_eq!(and_list(&items(&["A a", "B b", "C c"])), "A a, B b and C c");
     }
 }

@@ -42,27 +42,74 @@ async fn expect(handle: &mut Handle, method: Method, path: &str, response: Respo
     serde_json::from_slice(&body).unwrap_or(Value::Null)
 }
 
+/// Answers the next request, a create, with 409: the name is taken.
+async fn taken(handle: &mut Handle) {
+    let (request, send) = handle.next_request().await.expect("no request");
+    assert_eq!(request.method(), Method::POST, "a create, which cannot overwrite");
+    send.send_response(already_exists());
+}
+
+/// The API server's answer to a create whose name is taken.
+fn already_exists() -> Response<Body> {
+    let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "AlreadyExists",
+        "code": 409, "message": "configmaps \"web\" already exists"});
+    Response::builder().status(409).body(Body::from(status.to_string().into_bytes())).unwrap()
+}
+
 #[tokio::test]
-async fn creates_a_missing_child_with_one_server_side_apply() {
+async fn creates_a_child_no_cache_has_seen_with_one_create() {
     let (client, mut handle) = client();
     let api: Api<ConfigMap> = Api::namespaced(client, "ns");
     let server = tokio::spawn(async move {
-        let not_found = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"});
-        expect(
-            &mut handle,
-            Method::GET,
-            "/configmaps/web",
-            Response::builder().status(404).body(Body::from(not_found.to_string().into_bytes())).unwrap(),
-        )
-        .await;
-        let sent =
-            expect(&mut handle, Method::PATCH, "/configmaps/web", reply(&serde_json::to_value(desired()).unwrap()))
-                .await;
+        let (request, send) = handle.next_request().await.expect("no request");
+        assert_eq!(request.method(), Method::POST);
+        assert!(request.uri().path().ends_with("/configmaps"), "{}", request.uri());
+        assert!(request.uri().query().unwrap_or("").contains("fieldManager=webapp-operator"), "{}", request.uri());
+        let sent: Value = serde_json::from_slice(&request.into_body().collect_bytes().await.unwrap()).unwrap();
+        send.send_response(reply(&sent));
         assert!(sent["metadata"]["annotations"][APPLIED_HASH].is_string(), "the intent hash is recorded");
         assert!(sent["metadata"]["uid"].is_null(), "a new child has no uid to hold on to");
         assert_eq!(sent["data"]["a"], "1");
+        // One request: no GET before it, no apply after it.
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(200), handle.next_request()).await.is_err());
     });
     assert_eq!(apply(&api, None, desired()).await.unwrap().0, Applied::Created);
+    server.await.unwrap();
+}
+
+/// A create that finds the name taken reads what is there and decides as for a cached
+/// copy: here a child of ours, made by a reconcile whose write the cache has not seen,
+/// that differs. Our create left its fields under an `Update` entry, so the apply is
+/// followed by the fold of that entry into ours (conditional on the resourceVersion)
+/// and a second apply, which removes what the intent dropped.
+#[tokio::test]
+async fn a_create_in_the_way_reads_and_a_created_child_has_its_fields_taken_over_at_its_first_change() {
+    let (client, mut handle) = client();
+    let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+    let mut created = owned_live("cm-1");
+    created["metadata"]["resourceVersion"] = json!("7");
+    created["metadata"]["managedFields"] = json!([
+        {"manager": "webapp-operator", "operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV1",
+         "fieldsV1": {"f:data": {"f:a": {}, "f:dropped": {}}}},
+        {"manager": "webapp-operator", "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1",
+         "fieldsV1": {"f:data": {"f:a": {}}}}]);
+    let server = tokio::spawn(async move {
+        taken(&mut handle).await;
+        expect(&mut handle, Method::GET, "/configmaps/web", reply(&owned_live("cm-1"))).await;
+        let first = expect(&mut handle, Method::PATCH, "/configmaps/web", reply(&created)).await;
+        assert_eq!(first["metadata"]["uid"], "cm-1", "the apply carries the uid ownership was checked on");
+        let fold = expect(&mut handle, Method::PATCH, "/configmaps/web", reply(&created)).await;
+        assert_eq!(fold["metadata"]["resourceVersion"], "7", "the fold holds on to what it was computed from");
+        assert_eq!(
+            fold["metadata"]["managedFields"],
+            json!([{"manager": "webapp-operator", "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:data": {"f:a": {}, "f:dropped": {}}}}]),
+            "the create's fields are ours to apply, and to drop"
+        );
+        let second = expect(&mut handle, Method::PATCH, "/configmaps/web", reply(&owned_live("cm-1"))).await;
+        assert_eq!(second, first, "the same intent, applied again");
+    });
+    assert_eq!(apply(&api, None, desired()).await.unwrap().0, Applied::Updated);
     server.await.unwrap();
 }
 
@@ -86,12 +133,13 @@ async fn a_cached_child_of_ours_that_differs_is_applied_without_a_get() {
     assert_eq!(sent["metadata"]["uid"], "cm-uid", "the apply carries the uid of the cached child");
     assert_eq!(sent["data"]["a"], "1");
 
-    // Nothing cached: the API server's copy decides, and when it is what we sent plus
-    // server defaults, nothing is written.
+    // Nothing cached, and the create finds the name taken: the API server's copy
+    // decides, and when it is what we sent plus server defaults, nothing is written.
     let mut live = sent.clone();
     live["metadata"]["resourceVersion"] = json!("7");
     let live_json = live.clone();
     let server = tokio::spawn(async move {
+        taken(&mut handle).await;
         expect(&mut handle, Method::GET, "/configmaps/web", reply(&live_json)).await;
         handle
     });
@@ -128,6 +176,7 @@ async fn never_touches_an_object_it_does_not_own() {
     let api: Api<ConfigMap> = Api::namespaced(client, "ns");
     let server = tokio::spawn(async move {
         let theirs = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web", "namespace": "ns"}, "data": {"mine": "no"}});
+        taken(&mut handle).await;
         expect(&mut handle, Method::GET, "/configmaps/web", reply(&theirs)).await;
         // Any further request would be a write: none may come.
         assert!(tokio::time::timeout(std::time::Duration::from_millis(200), handle.next_request()).await.is_err());
@@ -159,11 +208,13 @@ async fn an_apply_to_an_existing_child_holds_on_to_the_uid_it_checked() {
     let (client, mut handle) = client();
     let api: Api<ConfigMap> = Api::namespaced(client, "ns");
     let server = tokio::spawn(async move {
+        taken(&mut handle).await;
         expect(&mut handle, Method::GET, "/configmaps/web", reply(&owned_live("cm-1"))).await;
         let sent = expect(&mut handle, Method::PATCH, "/configmaps/web", reply(&owned_live("cm-1"))).await;
         assert_eq!(sent["metadata"]["uid"], "cm-1", "the apply carries the uid ownership was checked on");
 
         // Replaced between our check and our write: the API server refuses the uid.
+        taken(&mut handle).await;
         expect(&mut handle, Method::GET, "/configmaps/web", reply(&owned_live("cm-1"))).await;
         let immutable = "ConfigMap \"web\" is invalid: metadata.uid: Invalid value: \"cm-1\": field is immutable";
         expect(&mut handle, Method::PATCH, "/configmaps/web", refusal(422, immutable, "metadata.uid")).await;

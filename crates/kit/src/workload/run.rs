@@ -193,7 +193,8 @@ impl<W: Workload> Run<W> {
         let namespace = object.namespace().unwrap_or_default();
         let api = Api::namespaced(ctx.client.clone(), &namespace);
         let owned = Owned::new(ctx.client.clone(), ctx.events.clone(), object.as_ref())
-            .adopting(crate::adopt::requested(object.as_ref()));
+            .adopting(crate::adopt::requested(object.as_ref()))
+            .folding_creations();
         Run { ctx, object, namespace, api, owned, plan: None, observed: Observed::default() }
     }
 
@@ -408,7 +409,10 @@ fn observe_pods<W: Workload>(run: &mut Run<W>) -> StepFuture<'_> {
 /// events. A permanent or blocking error, or a retryable one that persists, is
 /// reported in status ([`Failure::to_report`]) before it goes on to the error policy.
 pub async fn reconcile<W: Workload>(mut run: Run<W>, pipeline: &Pipeline<Run<W>>) -> Result<Action> {
-    match pipeline.run(&mut run).await {
+    let outcome = pipeline.run(&mut run).await;
+    // One `Created` event for the children this reconcile made, whatever came after.
+    run.owned.publish_created().await;
+    match outcome {
         Ok(Flow::Requeue(after)) => report(&mut run, None).await.map(|_| Action::requeue(after)),
         Ok(_) => report(&mut run, None).await,
         Err(error) => {
