@@ -33,6 +33,7 @@ use serde_json::Value;
 use crate::MANAGER;
 use crate::adopt::{self, Ownership};
 use create::Created;
+pub use create::keep_create_marker;
 
 mod create;
 use crate::error::{Error, Result};
@@ -140,18 +141,19 @@ where
             tracing::debug!(%kind, %name, field = %change.field, from = %change.from, to = %change.to, "field changes");
         }
     }
+    if let Some(live) = &live
+        && create::has_create_entry(live.meta())
+    {
+        // The first change to a child we created: what the intent drops is held by the
+        // create's entry, which no apply can take it from. Folded into ours first.
+        create::fold_create_entry(api, live).await?;
+    }
     // A server-side apply takes no preconditions, but the uid of the object we checked
     // ownership on works as one: the API server refuses the patch if the object was
     // replaced meanwhile (422, `metadata.uid` is immutable) or deleted (409, "uid
     // mismatch"), so an object swapped in after our check is never taken over.
     desired.meta_mut().uid = live.as_ref().and_then(|live| live.uid());
-    let mut applied = send_apply(api, &desired).await?;
-    if create::has_create_entry(applied.meta()) {
-        // The first change to a child we created: what the intent dropped is still
-        // held by the create's entry. Folded into ours, a second apply removes it.
-        create::fold_create_entry(api, &applied).await?;
-        applied = send_apply(api, &desired).await?;
-    }
+    let applied = send_apply(api, &desired).await?;
     let outcome = if live.is_some() { Applied::Updated } else { Applied::Created };
     Ok((outcome, applied))
 }

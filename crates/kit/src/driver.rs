@@ -56,7 +56,22 @@ pub trait Reconciler: Send + Sync + 'static {
     const TIMEOUT: Duration = Duration::from_secs(120);
     /// Makes the cluster match one object.
     fn reconcile(&self, object: Arc<Self::Object>) -> impl Future<Output = Result<Action>> + Send;
+    /// Resolves once the caches the reconcile reads have listed what exists (see
+    /// [`crate::workload::cache::ready`]). kube's controller starts reconciling as soon
+    /// as the watched kind lists, while the children's caches may still be empty; a
+    /// reconcile then takes "not cached" for "missing": it sends a create (or a GET)
+    /// per child, and a controller that plans from its cache alone (bare Pods) would
+    /// write a running Pod back to its template in the middle of a rollout. Default:
+    /// no caches.
+    fn caches_ready(&self) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
 }
+
+/// How long a reconcile waits for [`Reconciler::caches_ready`] before it goes on
+/// anyway: a cache that cannot list (its watch forbidden) must not hold every object
+/// without a word; the reconcile then reports what it finds.
+pub const CACHES_READY_BUDGET: Duration = Duration::from_secs(30);
 
 /// A reconciler with its per-object backoffs and metrics.
 pub struct Driver<R> {
@@ -152,6 +167,10 @@ async fn reconcile<R: Reconciler>(object: Arc<R::Object>, driver: Arc<Driver<R>>
         // Counted, so that "left alone" can be told from "not looked at yet".
         driver.metrics.reconciles.get_or_create(&ResultLabels { controller: R::NAME, result: "paused" }).inc();
         return Ok(Action::await_change());
+    }
+    // Instant once the caches have listed; only the first reconciles after a start wait.
+    if tokio::time::timeout(CACHES_READY_BUDGET, driver.reconciler.caches_ready()).await.is_err() {
+        span.in_scope(|| tracing::warn!("the child caches have not listed yet; reconciling from what they hold"));
     }
     let started = Instant::now();
     let failing = driver.backoffs.failing_for(&backoff);

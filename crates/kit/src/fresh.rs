@@ -62,11 +62,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Written {
     /// Remembers `object` as the API server returned it from a write of ours, without
-    /// its `managedFields`: the caches drop them too, and they are the largest part of
-    /// a written object (during a convergence, one remembered write per object).
+    /// its `managedFields` but the marker of a create of ours: the caches drop them
+    /// too ([`crate::apply::keep_create_marker`]), and they are the largest part of a
+    /// written object (during a convergence, one remembered write per object).
     pub fn record<K: Resource + Send + Sync + 'static>(&self, mut object: K) {
         let Some(uid) = object.uid() else { return };
-        object.meta_mut().managed_fields = None;
+        crate::apply::keep_create_marker(object.meta_mut());
         let now = Instant::now();
         let mut map = lock(&self.by_uid);
         // Objects deleted before a reconcile found the cache caught up.

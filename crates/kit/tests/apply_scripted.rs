@@ -77,39 +77,81 @@ async fn creates_a_child_no_cache_has_seen_with_one_create() {
     server.await.unwrap();
 }
 
-/// A create that finds the name taken reads what is there and decides as for a cached
-/// copy: here a child of ours, made by a reconcile whose write the cache has not seen,
-/// that differs. Our create left its fields under an `Update` entry, so the apply is
-/// followed by the fold of that entry into ours (conditional on the resourceVersion)
-/// and a second apply, which removes what the intent dropped.
-#[tokio::test]
-async fn a_create_in_the_way_reads_and_a_created_child_has_its_fields_taken_over_at_its_first_change() {
-    let (client, mut handle) = client();
-    let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+/// A child of ours made by our create, whose fields a create left under an `Update`
+/// entry of our manager, with the data our create set (`a` and `dropped`).
+fn created_by_us() -> Value {
     let mut created = owned_live("cm-1");
     created["metadata"]["resourceVersion"] = json!("7");
+    created["data"]["dropped"] = json!("x");
     created["metadata"]["managedFields"] = json!([
         {"manager": "webapp-operator", "operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV1",
          "fieldsV1": {"f:data": {"f:a": {}, "f:dropped": {}}}},
-        {"manager": "webapp-operator", "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1",
-         "fieldsV1": {"f:data": {"f:a": {}}}}]);
+        {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV1",
+         "fieldsV1": {"f:metadata": {"f:labels": {}}}}]);
+    created
+}
+
+/// Answers the fold of the create entry and checks it: our create's fields become our
+/// apply entry's, another manager's entry stays, and the patch holds on to the
+/// resourceVersion it was computed from.
+async fn expect_fold(handle: &mut Handle, reply_with: &Value) {
+    let fold = expect(handle, Method::PATCH, "/configmaps/web", reply(reply_with)).await;
+    assert_eq!(fold["metadata"]["resourceVersion"], "7", "the fold is conditional");
+    assert_eq!(
+        fold["metadata"]["managedFields"],
+        json!([
+            {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:metadata": {"f:labels": {}}}},
+            {"manager": "webapp-operator", "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:data": {"f:a": {}, "f:dropped": {}}}}]),
+        "the create's fields are ours to apply, and to drop"
+    );
+}
+
+/// A create that finds the name taken reads what is there and decides as for a cached
+/// copy: here a child of ours, made by a reconcile whose write the cache has not seen,
+/// that differs. Our create left its fields under an `Update` entry: before the apply,
+/// that entry is folded into ours, so the apply removes what the intent dropped.
+#[tokio::test]
+async fn a_create_in_the_way_reads_and_a_created_child_has_its_fields_taken_over_before_its_first_change() {
+    let (client, mut handle) = client();
+    let api: Api<ConfigMap> = Api::namespaced(client, "ns");
     let server = tokio::spawn(async move {
         taken(&mut handle).await;
-        expect(&mut handle, Method::GET, "/configmaps/web", reply(&owned_live("cm-1"))).await;
-        let first = expect(&mut handle, Method::PATCH, "/configmaps/web", reply(&created)).await;
-        assert_eq!(first["metadata"]["uid"], "cm-1", "the apply carries the uid ownership was checked on");
-        let fold = expect(&mut handle, Method::PATCH, "/configmaps/web", reply(&created)).await;
-        assert_eq!(fold["metadata"]["resourceVersion"], "7", "the fold holds on to what it was computed from");
-        assert_eq!(
-            fold["metadata"]["managedFields"],
-            json!([{"manager": "webapp-operator", "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1",
-                "fieldsV1": {"f:data": {"f:a": {}, "f:dropped": {}}}}]),
-            "the create's fields are ours to apply, and to drop"
-        );
-        let second = expect(&mut handle, Method::PATCH, "/configmaps/web", reply(&owned_live("cm-1"))).await;
-        assert_eq!(second, first, "the same intent, applied again");
+        expect(&mut handle, Method::GET, "/configmaps/web", reply(&created_by_us())).await;
+        expect_fold(&mut handle, &created_by_us()).await;
+        let applied = expect(&mut handle, Method::PATCH, "/configmaps/web", reply(&owned_live("cm-1"))).await;
+        assert_eq!(applied["metadata"]["uid"], "cm-1", "the apply carries the uid ownership was checked on");
+        assert_eq!(applied["data"], json!({"a": "1"}), "the intent, without the dropped key");
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(200), handle.next_request()).await.is_err());
     });
     assert_eq!(apply(&api, None, desired()).await.unwrap().0, Applied::Updated);
+    server.await.unwrap();
+}
+
+/// The cache keeps only a marker of the create entry: the first change reads the child
+/// for the entry's fields, folds them, then applies. A fold refused because the child
+/// changed meanwhile is computed again from a fresh read.
+#[tokio::test]
+async fn a_cached_marker_of_our_create_reads_the_fields_and_folds_them_before_the_first_change() {
+    let (client, mut handle) = client();
+    let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+    let mut cached: ConfigMap = serde_json::from_value(created_by_us()).unwrap();
+    cached.metadata.annotations = Some([(APPLIED_HASH.to_owned(), "stale".to_owned())].into());
+    reconcile_kit::apply::keep_create_marker(&mut cached.metadata);
+    assert!(cached.metadata.managed_fields.as_ref().is_some_and(|m| m[0].fields_v1.is_none()), "only a marker");
+    let server = tokio::spawn(async move {
+        expect(&mut handle, Method::GET, "/configmaps/web", reply(&created_by_us())).await;
+        let conflict = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409,
+            "message": "the object has been modified"});
+        let refused = Response::builder().status(409).body(Body::from(conflict.to_string().into_bytes())).unwrap();
+        expect(&mut handle, Method::PATCH, "/configmaps/web", refused).await;
+        expect(&mut handle, Method::GET, "/configmaps/web", reply(&created_by_us())).await;
+        expect_fold(&mut handle, &created_by_us()).await;
+        let applied = expect(&mut handle, Method::PATCH, "/configmaps/web", reply(&owned_live("cm-1"))).await;
+        assert_eq!(applied["metadata"]["uid"], "cm-1");
+    });
+    assert_eq!(apply(&api, Some(&cached), desired()).await.unwrap().0, Applied::Updated);
     server.await.unwrap();
 }
 

@@ -626,6 +626,7 @@ async fn a_restart_in_the_middle_of_a_rollout_keeps_one_pod_down_at_most() {
         assert_eq!(pod.spec.unwrap().containers[0].image.as_deref(), Some("nginx:1.21"));
     }
     // The stalled pm-2, outdated again and not Ready, goes first; then the others.
-    assert_eq!(recorder.replaced(), ["pm-2", "pm-2", "pm-1", "pm-0"], "replacement order");
+    let said: Vec<String> = events(&client, &ns.name).await.into_iter().filter_map(|e| e.note).collect();
+    assert_eq!(recorder.replaced(), ["pm-2", "pm-2", "pm-1", "pm-0"], "replacement order; events: {said:#?}");
     assert_eq!(recorder.max_down(), 1, "at most one Pod down at any time");
 }

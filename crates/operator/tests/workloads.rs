@@ -362,6 +362,18 @@ async fn a_child_it_does_not_own_is_never_written(kind: Kind, prefix: &str, thei
     assert_eq!((degraded["status"].as_str(), degraded["reason"].as_str()), (Some("True"), Some("NotOwned")));
     assert!(status(&failed, "message").as_str().unwrap().contains("not owned"), "{failed:?}");
 
+    // Their Deployment's own controller writes its status until its rollout is over:
+    // those writes are not ours, so the check starts once they have stopped.
+    eventually(Duration::from_secs(60), || async {
+        let child = children.get("x").await.ok()?;
+        let settled = child_kind != "Deployment"
+            || (child.data.pointer("/status/observedGeneration")
+                == child.metadata.generation.map(Value::from).as_ref()
+                && child.data.pointer("/status/availableReplicas") == child.data.pointer("/spec/replicas"));
+        settled.then_some(())
+    })
+    .await
+    .expect("their Deployment's rollout never finished");
     // One more reconcile of the blocked object, counted: it too leaves the child alone.
     let before = children.get("x").await.unwrap();
     let not_owned =

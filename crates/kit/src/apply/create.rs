@@ -7,18 +7,23 @@
 //! The price is field ownership. A create records the fields it set under an `Update`
 //! entry of our field manager, apart from the `Apply` entry our later applies write,
 //! and an apply removes only fields its own entry held: a field the intent later drops
-//! (an env var removed from the spec) would stay in the child for good. So the first
-//! apply to a child that still carries that entry folds it into our `Apply` entry
-//! ([`fold_create_entry`]), as client-go's `csaupgrade` does when kubectl moves an
-//! object from client-side to server-side apply, and applies once more: that second
-//! apply removes what the intent dropped. It happens once in a child's life, on its
-//! first change; a child that never changes never pays for it.
+//! (an env var removed from the spec) would stay in the child for good, and an element
+//! of a keyed list the intent replaces (a container port whose number changed) would
+//! stay beside its successor, which the API server refuses when both carry one name.
+//! So before the first apply to a child that still carries that entry, the entry is
+//! folded into our `Apply` entry ([`fold_create_entry`]), as client-go's `csaupgrade`
+//! does when kubectl moves an object from client-side to server-side apply; the apply
+//! that follows then removes what the intent dropped. It happens once in a child's
+//! life, on its first change, and costs a GET and a patch then; a child that never
+//! changes never pays for it. The caches keep a marker of the entry
+//! ([`keep_create_marker`]) so that the first change knows, and a fold that fails
+//! leaves the marker, and the apply, for the next attempt.
 //!
 //! The fold also hands us the fields the API server defaulted at the create (a create's
 //! entry lists them: `dnsPolicy`, `terminationMessagePath`, a Deployment's `replicas`
-//! when the intent leaves it out). The second apply drops them and the API server
-//! defaults them again to the same values, so no rollout follows; a field another
-//! manager has changed since was taken from our entry by that change and is left alone.
+//! when the intent leaves it out). The apply drops them and the API server defaults
+//! them again to the same values, so no rollout follows; a field another manager has
+//! changed since was taken from our entry by that change and is left alone.
 
 use std::fmt::Debug;
 
@@ -110,16 +115,33 @@ fn union(into: &mut Value, more: Value) {
     }
 }
 
-/// Folds our create entry of `object` (as our apply just returned it) into our apply
-/// entry: one patch of `metadata.managedFields`, which holds on to the resourceVersion
-/// it was computed from. When the child changed meanwhile (its controller writes its
-/// status right after our apply), it is read again and the fold recomputed.
+/// Drops the managed fields of a cached or remembered copy of an object (they are the
+/// largest part of it) but a marker of our create entry, without its fields: what
+/// [`super::apply`] needs to know that the fold is still due.
+pub fn keep_create_marker(meta: &mut ObjectMeta) {
+    let marker =
+        meta.managed_fields.iter().flatten().find(|entry| is_create_entry(entry)).map(|_| ManagedFieldsEntry {
+            manager: Some(MANAGER.into()),
+            operation: Some("Update".into()),
+            ..ManagedFieldsEntry::default()
+        });
+    meta.managed_fields = marker.map(|marker| vec![marker]);
+}
+
+/// Folds our create entry of `object` (an owned child about to be applied) into our
+/// apply entry: one patch of `metadata.managedFields`, which holds on to the
+/// resourceVersion it was computed from. A copy that holds only the marker, and a
+/// child that changed meanwhile (its controller writes its status often), are read
+/// first.
 pub(super) async fn fold_create_entry<K>(api: &Api<K>, object: &K) -> Result<()>
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
 {
     let (kind, name) = (K::kind(&()).into_owned(), object.name_any());
-    let mut current = object.clone();
+    let get = || async { api.get(&name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e)) };
+    let complete =
+        object.meta().managed_fields.iter().flatten().filter(|e| is_create_entry(e)).all(|e| e.fields_v1.is_some());
+    let mut current = if complete { object.clone() } else { get().await? };
     for _ in 0..5 {
         let entries = current.meta().managed_fields.clone().unwrap_or_default();
         let Some(entries) = folded(&entries) else { return Ok(()) };
@@ -128,9 +150,7 @@ where
         let params = PatchParams { field_manager: Some(MANAGER.into()), ..PatchParams::default() };
         match api.patch(&name, &params, &Patch::Merge(&patch)).await {
             Ok(_) => return Ok(()),
-            Err(kube::Error::Api(status)) if status.code == 409 => {
-                current = api.get(&name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))?;
-            }
+            Err(kube::Error::Api(status)) if status.code == 409 => current = get().await?,
             Err(e) => return Err(Error::kube(format!("take over the fields created on {kind} {name}"), e)),
         }
     }
@@ -173,6 +193,26 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].operation.as_deref(), Some("Apply"));
         assert_eq!(out[0].fields_v1.as_ref().unwrap().0, json!({"f:a": {}}));
+    }
+
+    #[test]
+    fn a_cached_copy_keeps_only_the_marker_of_a_create_entry() {
+        let mut meta = ObjectMeta {
+            managed_fields: Some(vec![
+                entry("kube-controller-manager", "Update", json!({"f:status": {}})),
+                entry(MANAGER, "Update", json!({"f:spec": {}})),
+                entry(MANAGER, "Apply", json!({"f:spec": {}})),
+            ]),
+            ..ObjectMeta::default()
+        };
+        keep_create_marker(&mut meta);
+        let kept = meta.managed_fields.as_deref().unwrap_or_default();
+        assert_eq!(kept.len(), 1, "{kept:#?}");
+        assert!(has_create_entry(&meta) && kept[0].fields_v1.is_none());
+
+        meta.managed_fields = Some(vec![entry(MANAGER, "Apply", json!({}))]);
+        keep_create_marker(&mut meta);
+        assert_eq!(meta.managed_fields, None, "nothing kept without a create entry");
     }
 
     #[test]

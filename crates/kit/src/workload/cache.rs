@@ -83,7 +83,7 @@ where
     let stream = watcher(api, config)
         .default_backoff()
         .modify(move |object| {
-            object.meta_mut().managed_fields = None;
+            crate::apply::keep_create_marker(object.meta_mut());
             trim(object);
         })
         .reflect(writer)
@@ -276,7 +276,24 @@ pub struct WorkloadCaches {
     pub pod_index: Arc<InstanceIndex>,
 }
 
+/// Resolves once `store` has listed what exists (or its writer is gone, with nothing
+/// more to wait for): one of the futures a [`crate::driver::Reconciler::caches_ready`]
+/// joins.
+pub async fn ready<K>(store: &Store<K>)
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    // An error means the writer was dropped: the controller is stopping.
+    let _ = store.wait_until_ready().await;
+}
+
 impl WorkloadCaches {
+    /// Resolves once the Deployment, Service and Pod caches have listed.
+    pub async fn ready(&self) {
+        futures::join!(ready(&self.deployments), ready(&self.services), ready(&self.pods));
+    }
+
     /// Watches the children of kind `app` and wires them into `controller`: a change to
     /// an owned Deployment or Service, or to one of their Pods, reconciles the owner.
     pub fn watch<K>(

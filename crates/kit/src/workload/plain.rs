@@ -45,4 +45,8 @@ impl<W: Workload> Reconciler for WorkloadReconciler<W> {
         let object = self.shared.freshest(object);
         reconcile(Run::new(self.shared.clone(), object), &self.pipeline).await
     }
+
+    async fn caches_ready(&self) {
+        self.shared.caches.ready().await;
+    }
 }

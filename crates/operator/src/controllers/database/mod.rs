@@ -120,4 +120,16 @@ impl Reconciler for DatabaseReconciler {
         reconcile_kit::finalizer::guard(&self.ctx.client, FINALIZER, db, &self.ctx, steps::apply, cleanup::cleanup)
             .await
     }
+
+    async fn caches_ready(&self) {
+        use reconcile_kit::workload::cache::ready;
+        let ctx = &self.ctx;
+        futures::join!(
+            ready(&ctx.statefulsets),
+            ready(&ctx.services),
+            ready(&ctx.cronjobs),
+            ready(&ctx.claims),
+            ready(&ctx.pods)
+        );
+    }
 }

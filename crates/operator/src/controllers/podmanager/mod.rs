@@ -123,6 +123,10 @@ impl Reconciler for PodManagerReconciler {
         self.ctx.metrics.count(&result);
         result
     }
+
+    async fn caches_ready(&self) {
+        reconcile_kit::workload::cache::ready(&self.ctx.pods).await;
+    }
 }
 
 #[cfg(test)]

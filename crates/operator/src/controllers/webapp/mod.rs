@@ -20,7 +20,7 @@ use kube::runtime::reflector::Store;
 use reconcile_kit::Result;
 use reconcile_kit::assess::Assessment;
 use reconcile_kit::driver::Reconciler;
-use reconcile_kit::workload::cache::{reflect_with, trim_to_intent};
+use reconcile_kit::workload::cache::{self, reflect_with, trim_to_intent};
 use reconcile_kit::workload::labels::kind_selector;
 use reconcile_kit::workload::{self, Observed, Shape, Shared, Workload, WorkloadCaches};
 use webapp_api::{WebApp, WebAppStatus};
@@ -89,5 +89,9 @@ impl Reconciler for WebAppReconciler {
         let webapp = self.ctx.freshest(webapp);
         reconcile_kit::finalizer::guard(&self.ctx.client, FINALIZER, webapp, &self.ctx, steps::apply, steps::cleanup)
             .await
+    }
+
+    async fn caches_ready(&self) {
+        futures::join!(self.ctx.caches.ready(), cache::ready(&self.ctx.extra.ingresses));
     }
 }
