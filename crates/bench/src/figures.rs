@@ -363,6 +363,39 @@ mod tests {
     }
 
     #[test]
+    fn a_results_line_without_a_contender_still_parses() {
+        let old = include_str!("../../../docs/benchmarks-growth.jsonl").lines().next().unwrap();
+        let figures: Figures = serde_json::from_str(old).unwrap();
+        assert!(figures.n > 0 && figures.operator.converge_seconds > 0.0);
+        assert_eq!(figures.contender, None);
+        assert!(!serde_json::to_string(&figures).unwrap().contains("contender"), "none written back either");
+    }
+
+    #[test]
+    fn a_results_line_with_a_contender_carries_its_args_beside_its_figures() {
+        let mut figures = Figures { n: 50, floor_seconds: 4.0, ..Figures::default() };
+        figures.operator.converge_seconds = 5.0;
+        let mut theirs = OperatorFigures { converge_seconds: 8.0, ..OperatorFigures::default() };
+        theirs.converge.writes = 150;
+        figures.contender = Some(Contender { args: vec!["--concurrency=16".into()], figures: theirs });
+        let line = serde_json::to_string(&figures).unwrap();
+        assert!(line.contains("\"contender\":{\"args\":[\"--concurrency=16\"],\"converge_seconds\":8.0"), "{line}");
+        let read: Figures = serde_json::from_str(&line).unwrap();
+        assert_eq!(read, figures);
+        let report = figures.render();
+        assert!(report.contains("webapp-operator  Go contender --concurrency=16"), "{report}");
+        assert!(report.contains("5.0 s (100.0 ms per WebApp)  8.0 s (160.0 ms per WebApp)"), "{report}");
+        assert!(report.contains("  met / MISSED\n"), "ratio 1.25 vs 2.00: {report}");
+    }
+
+    #[test]
+    fn without_a_contender_the_report_has_four_columns_and_no_header() {
+        let report = Figures { n: 1, ..Figures::default() }.render();
+        assert!(!report.contains("contender"), "{report}");
+        assert!(report.lines().nth(1).unwrap().starts_with("  floor: all Deployments Available  0.0 s"), "{report}");
+    }
+
+    #[test]
     fn counts_leave_event_writes_apart() {
         let before = Metrics::parse("rest_client_requests_total{code=\"200\",method=\"GET\"} 4\n");
         let after = Metrics::parse(

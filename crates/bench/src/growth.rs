@@ -291,6 +291,7 @@ fn short(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::figures::Contender;
 
     #[test]
     fn the_last_run_of_each_size_is_kept_in_order_of_n() {
@@ -324,6 +325,23 @@ mod tests {
             table.contains("N = 100 to N = 3000: ×2.00 (target: flat, within ×1.5); the floor's own: ×2.00."),
             "{table}"
         );
+    }
+
+    #[test]
+    fn the_contender_gets_its_own_table_and_lines_only_when_it_ran() {
+        let mut sizes: Vec<Figures> =
+            [100, 300].into_iter().map(|n| Figures { n, floor_seconds: 10.0, ..Figures::default() }).collect();
+        let without = table(&sizes);
+        assert!(!without.contains("Go contender"));
+        sizes[1].operator.converge_seconds = 12.0;
+        let theirs = OperatorFigures { converge_seconds: 24.0, ..OperatorFigures::default() };
+        sizes[1].contender = Some(Contender { args: vec![], figures: theirs });
+        let with = table(&sizes);
+        assert!(with.starts_with(&without), "ours' table unchanged");
+        assert!(with.contains("| 300 | 24.0 s | 2.40 | 80.0 | "), "{with}");
+        assert!(with.contains("| 0.50 | defaults |"), "{with}");
+        assert!(!with.contains("| 100 | 0.0 s"), "a size without the contender has no row: {with}");
+        assert_eq!(svg(&sizes).matches("<circle").count(), 2 * 6 + 4, "one green point per chart");
     }
 
     #[test]

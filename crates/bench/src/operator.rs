@@ -324,6 +324,40 @@ mod tests {
     }
 
     #[test]
+    fn controller_runtime_series_with_a_host_label_count_like_ours() {
+        let metrics = Metrics::parse(
+            "# TYPE rest_client_requests_total counter\n\
+             rest_client_requests_total{code=\"200\",host=\"127.0.0.1:6443\",method=\"GET\"} 8\n\
+             rest_client_requests_total{code=\"409\",host=\"127.0.0.1:6443\",method=\"PUT\"} 1\n\
+             rest_client_requests_total{code=\"200\",host=\"127.0.0.1:6443\",method=\"PUT\"} 3\n\
+             rest_client_requests_total{code=\"201\",host=\"127.0.0.1:6443\",method=\"POST\"} 2\n\
+             controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"} 7\n\
+             controller_runtime_reconcile_total{controller=\"webapp\",result=\"error\"} 2\n\
+             controller_runtime_reconcile_total{controller=\"webapps\",result=\"success\"} 5\n",
+        );
+        assert_eq!(metrics.requests(), 14);
+        assert_eq!(metrics.writes(), 6);
+        assert_eq!(metrics.requests_by("PUT"), 4);
+        assert_eq!(metrics.reconciles(), 7, "only the webapp controller's successes");
+    }
+
+    #[test]
+    fn each_kind_of_operator_gets_its_own_command_line_and_the_extra_arguments_last() {
+        let mut launch = Launch {
+            kind: Kind::Ours,
+            binary: "op".into(),
+            namespace: "ns".into(),
+            metrics: SocketAddr::from(([127, 0, 0, 1], 9)),
+            log: "log".into(),
+            args: vec!["--concurrency=16".into()],
+        };
+        let ours = "run --namespace ns --controllers webapp --metrics-addr 127.0.0.1:9 --concurrency=16";
+        assert_eq!(launch.command_line().join(" "), ours);
+        launch.kind = Kind::Contender;
+        assert_eq!(launch.command_line().join(" "), "--namespace ns --metrics-addr 127.0.0.1:9 --concurrency=16");
+    }
+
+    #[test]
     fn a_family_is_required_by_its_type_line() {
         let declared = Metrics::parse("# HELP rest_client_requests x\n# TYPE rest_client_requests counter\n# EOF\n");
         assert_eq!(declared.require(REQUESTS).map(|m| m.writes()).ok(), Some(0));

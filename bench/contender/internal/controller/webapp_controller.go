@@ -86,18 +86,13 @@ func (r *WebAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 	}
 
-	deployment := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: webapp.Name, Namespace: webapp.Namespace}}
-	if _, err := controllerutil.CreateOrUpdate(ctx, r.Client, deployment, func() error {
-		mutateDeployment(deployment, webapp)
-		return ctrl.SetControllerReference(webapp, deployment, r.Scheme)
-	}); err != nil {
+	child := metav1.ObjectMeta{Name: webapp.Name, Namespace: webapp.Namespace}
+	deployment := &appsv1.Deployment{ObjectMeta: child}
+	if err := r.ensure(ctx, webapp, deployment, func() { mutateDeployment(deployment, webapp) }); err != nil {
 		return ctrl.Result{}, fmt.Errorf("deployment: %w", err)
 	}
-	service := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: webapp.Name, Namespace: webapp.Namespace}}
-	if _, err := controllerutil.CreateOrUpdate(ctx, r.Client, service, func() error {
-		mutateService(service, webapp)
-		return ctrl.SetControllerReference(webapp, service, r.Scheme)
-	}); err != nil {
+	service := &corev1.Service{ObjectMeta: child}
+	if err := r.ensure(ctx, webapp, service, func() { mutateService(service, webapp) }); err != nil {
 		return ctrl.Result{}, fmt.Errorf("service: %w", err)
 	}
 
@@ -112,6 +107,16 @@ func (r *WebAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	// No periodic requeue: the Deployment's status changes come through Owns.
 	return ctrl.Result{}, nil
+}
+
+// ensure makes `child` what `mutate` says, owned by `webapp`, with CreateOrUpdate: a GET
+// from the cache, then a Create, or an Update when the mutate changed the object.
+func (r *WebAppReconciler) ensure(ctx context.Context, webapp *appsv1alpha1.WebApp, child client.Object, mutate func()) error {
+	_, err := controllerutil.CreateOrUpdate(ctx, r.Client, child, func() error {
+		mutate()
+		return ctrl.SetControllerReference(webapp, child, r.Scheme)
+	})
+	return err
 }
 
 // cleanup deletes the children explicitly (Service first, as ours does) rather than
