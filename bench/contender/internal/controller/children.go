@@ -37,7 +37,10 @@ func selector(webapp *appsv1alpha1.WebApp) map[string]string {
 func mutateDeployment(deployment *appsv1.Deployment, webapp *appsv1alpha1.WebApp) {
 	deployment.Labels = labels(webapp)
 	spec := &deployment.Spec
-	spec.Replicas = webapp.Spec.Replicas
+	// Unset, an autoscaler owns the count (and the API server's default of 1 stays).
+	if webapp.Spec.Replicas != nil {
+		spec.Replicas = webapp.Spec.Replicas
+	}
 	// The selector cannot change once created.
 	if deployment.CreationTimestamp.IsZero() {
 		spec.Selector = &metav1.LabelSelector{MatchLabels: selector(webapp)}
