@@ -111,6 +111,9 @@ fn floor_ms_per_webapp(f: &Figures) -> f64 {
     f.floor_seconds * 1000.0 / f.n.max(1) as f64
 }
 
+/// One figure of an operator, as a chart plots it.
+type Figure = fn(&OperatorFigures) -> f64;
+
 /// One line of a chart.
 struct Series {
     label: &'static str,
@@ -172,10 +175,10 @@ pub fn svg(sizes: &[Figures]) -> String {
         },
     ];
     // The Go contender's lines, in green, where it was run (old results: nowhere).
-    let theirs = |f: fn(&OperatorFigures) -> f64| {
+    let theirs = |f: Figure| {
         sizes.iter().filter_map(|s| Some((s.n as f64, f(&s.contender.as_ref()?.figures)))).collect::<Vec<_>>()
     };
-    let contender: [(&'static str, fn(&OperatorFigures) -> f64); 4] = [
+    let contender: [(&'static str, Figure); 4] = [
         ("Go contender", |o| o.converge_seconds),
         ("Go contender", |o| o.cpu_seconds),
         ("Go contender", OperatorFigures::peak_rss_mib),
@@ -331,9 +334,9 @@ mod tests {
     fn the_contender_gets_its_own_table_and_lines_only_when_it_ran() {
         let mut sizes: Vec<Figures> =
             [100, 300].into_iter().map(|n| Figures { n, floor_seconds: 10.0, ..Figures::default() }).collect();
+        sizes[1].operator.converge_seconds = 12.0;
         let without = table(&sizes);
         assert!(!without.contains("Go contender"));
-        sizes[1].operator.converge_seconds = 12.0;
         let theirs = OperatorFigures { converge_seconds: 24.0, ..OperatorFigures::default() };
         sizes[1].contender = Some(Contender { args: vec![], figures: theirs });
         let with = table(&sizes);
