@@ -86,7 +86,7 @@ cluster-up: ## Build (first time) and start the local control plane; prints the 
 cluster-down: ## Stop and delete the local control plane.
 	$(CLUSTER)/down
 
-bench: ## Operator vs the control plane's floor at one size (N=50 WebApps): time, CPU, memory, writes, restart, latency.
+bench: ## Operator and the Go contender vs the control plane's floor at one size (N=50 WebApps): time, CPU, memory, writes, restart, latency.
 	bench/converge $(N)
 
 bench-scale: ## The growth curve over N = 100, 300, 1000, 3000 (or SIZES="..."): table and docs/benchmarks-growth.svg.

@@ -10,9 +10,9 @@ use clap::{Parser, Subcommand};
 use kube::Client;
 
 use crate::error::{Result, io, kube};
-use crate::figures::Figures;
+use crate::figures::{Contender, Figures, OperatorFigures};
 use crate::measure::{self, Setup};
-use crate::operator::Launch;
+use crate::operator::{Kind, Launch};
 use crate::{cluster, growth};
 
 /// Benchmark of the WebApp operator against the control plane's own floor.
@@ -27,7 +27,7 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Measure one size on the cluster of $KUBECONFIG (CRDs installed): floor, then operator.
+    /// Measure one size on the cluster of $KUBECONFIG (CRDs installed): floor, operator, Go contender.
     Run(RunArgs),
     /// Print the growth table of a results file and write its plot.
     Growth {
@@ -70,6 +70,13 @@ pub struct RunArgs {
     /// Extra argument of `webapp-operator run` (repeatable), e.g. `--operator-arg=--concurrency=16`.
     #[arg(long, allow_hyphen_values = true)]
     pub operator_arg: Vec<String>,
+    /// The Go contender binary (`bench/contender/build` prints it): measured after ours,
+    /// as ours is, on a fresh namespace of its own. Not run when unset.
+    #[arg(long)]
+    pub contender: Option<PathBuf>,
+    /// Extra argument of the Go contender (repeatable), e.g. `--contender-arg=--concurrency=16`.
+    #[arg(long, allow_hyphen_values = true)]
+    pub contender_arg: Vec<String>,
 }
 
 impl Cli {
@@ -92,7 +99,7 @@ async fn run(args: RunArgs) -> Result<()> {
     let client = Client::try_default().await.map_err(kube("connect to the cluster of $KUBECONFIG"))?;
     let limit = Duration::from_secs(args.timeout);
     let tag = format!("{}-{}", args.n, std::process::id());
-    let (floor_ns, operator_ns) = (format!("bench-floor-{tag}"), format!("bench-operator-{tag}"));
+    let floor_ns = format!("bench-floor-{tag}");
     let load_start = cluster::load();
     let when = utc_now();
 
@@ -101,29 +108,58 @@ async fn run(args: RunArgs) -> Result<()> {
     cluster::delete_namespace(&client, &floor_ns, limit).await?;
     let floor_seconds = floor?.as_secs_f64();
 
-    eprintln!("operator: {} WebApps in {operator_ns}", args.n);
+    let (operator, deleted) = contender(&client, &args, Kind::Ours, &format!("bench-operator-{tag}"), limit).await;
+    let mut figures = Figures {
+        n: args.n,
+        nodes: args.nodes,
+        load_start,
+        load_end: cluster::load(),
+        when,
+        floor_seconds,
+        operator: operator?,
+        contender: None,
+    };
+    // Figures first: a cleanup that fails (a cluster gone meanwhile) must not lose them;
+    // and the contender does not start on a cluster still deleting ours' namespace.
+    if deleted.is_err() || args.contender.is_none() {
+        record(&figures, &args)?;
+        return deleted;
+    }
+    let (theirs, deleted) = contender(&client, &args, Kind::Contender, &format!("bench-contender-{tag}"), limit).await;
+    figures.load_end = cluster::load();
+    let theirs = theirs.map(|figures| Contender { args: args.contender_arg.clone(), figures });
+    // Ours are recorded even when the contender failed, and the failure reported after.
+    figures.contender = theirs.as_ref().ok().cloned();
+    record(&figures, &args)?;
+    theirs.and(deleted)
+}
+
+/// Measures one operator contender on a fresh `namespace`, then deletes the namespace
+/// so that the next one starts on an empty cluster. Returns both outcomes: figures of
+/// a run whose cleanup failed are still worth printing.
+async fn contender(
+    client: &Client,
+    args: &RunArgs,
+    kind: Kind,
+    namespace: &str,
+    limit: Duration,
+) -> (Result<OperatorFigures>, Result<()>) {
+    let (binary, extra, name) = match (kind, &args.contender) {
+        (Kind::Contender, Some(binary)) => (binary.clone(), args.contender_arg.clone(), "Go contender"),
+        _ => (args.operator.clone(), args.operator_arg.clone(), "operator"),
+    };
+    eprintln!("{name}: {} WebApps in {namespace}", args.n);
     let launch = Launch {
-        binary: args.operator.clone(),
-        namespace: operator_ns.clone(),
+        kind,
+        binary,
+        namespace: namespace.to_owned(),
         metrics: args.metrics_addr,
-        log: crate::operator::log_path(&args.log_dir, &operator_ns),
-        args: args.operator_arg.clone(),
+        log: crate::operator::log_path(&args.log_dir, namespace),
+        args: extra,
     };
-    let setup = Setup { client: &client, launch: &launch, n: args.n, samples: args.samples, limit };
-    let operator = measure::operator(&setup).await;
-    // Figures first: a cleanup that fails (a cluster gone meanwhile) must not lose them.
-    let recorded = match operator {
-        Ok(operator) => {
-            let load_end = cluster::load();
-            record(
-                &Figures { n: args.n, nodes: args.nodes, load_start, load_end, when, floor_seconds, operator },
-                &args,
-            )
-        }
-        Err(error) => Err(error),
-    };
-    cluster::delete_namespace(&client, &operator_ns, limit).await?;
-    recorded
+    let setup = Setup { client, launch: &launch, n: args.n, samples: args.samples, limit };
+    let figures = measure::operator(&setup).await;
+    (figures, cluster::delete_namespace(client, namespace, limit).await)
 }
 
 /// Prints the figures and appends them to the results file, if any.

@@ -128,6 +128,18 @@ pub struct OperatorFigures {
     pub latency_resync: Latency,
 }
 
+/// What the Go contender (`bench/contender`, controller-runtime) measured, measured as
+/// ours is, in the same run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Contender {
+    /// Its extra arguments (`--concurrency=16`, say): none is controller-runtime's default.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Its figures, beside `args` in the same object.
+    #[serde(flatten)]
+    pub figures: OperatorFigures,
+}
+
 /// Everything measured at one size.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Figures {
@@ -145,46 +157,51 @@ pub struct Figures {
     pub floor_seconds: f64,
     /// The operator's figures.
     pub operator: OperatorFigures,
+    /// The Go contender's, when it was run (results written before it had none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contender: Option<Contender>,
 }
 
-impl Figures {
-    /// Operator convergence time over the floor's.
-    pub fn ratio(&self) -> f64 {
-        self.operator.converge_seconds / self.floor_seconds.max(f64::EPSILON)
+impl OperatorFigures {
+    /// Convergence time over the floor's.
+    pub fn ratio(&self, floor_seconds: f64) -> f64 {
+        self.converge_seconds / floor_seconds.max(f64::EPSILON)
     }
 
-    /// Convergence time per WebApp, in milliseconds.
-    pub fn ms_per_webapp(&self) -> f64 {
-        self.operator.converge_seconds * 1000.0 / self.n.max(1) as f64
+    /// Convergence time per WebApp of `n`, in milliseconds.
+    pub fn ms_per_webapp(&self, n: usize) -> f64 {
+        self.converge_seconds * 1000.0 / n.max(1) as f64
     }
 
     /// Peak RSS in MiB.
     pub fn peak_rss_mib(&self) -> f64 {
-        self.operator.peak_rss_kib as f64 / 1024.0
+        self.peak_rss_kib as f64 / 1024.0
     }
 
-    /// Peak RSS above the idle process, per WebApp, in KiB.
-    pub fn rss_kib_per_webapp(&self) -> f64 {
-        self.operator.peak_rss_kib.saturating_sub(self.operator.idle_rss_kib) as f64 / self.n.max(1) as f64
+    /// Peak RSS above the idle process, per WebApp of `n`, in KiB.
+    pub fn rss_kib_per_webapp(&self, n: usize) -> f64 {
+        self.peak_rss_kib.saturating_sub(self.idle_rss_kib) as f64 / n.max(1) as f64
     }
 
-    /// The figures and their targets, one row each: figure, value, target, verdict.
-    pub fn rows(&self) -> Vec<[String; 4]> {
-        let o = &self.operator;
+    /// The figures of this operator and their targets, one row each: figure, value,
+    /// target, verdict; `n` WebApps, against a floor of `floor_seconds`.
+    fn rows(&self, n: usize, floor_seconds: f64) -> Vec<[String; 4]> {
+        let o = self;
         let verdict = |met: bool| if met { "met" } else { "MISSED" }.to_owned();
+        let ratio = self.ratio(floor_seconds);
+        let peak = self.peak_rss_mib();
         vec![
-            ["floor: all Deployments Available".into(), format!("{:.1} s", self.floor_seconds), "-".into(), "-".into()],
             [
                 "operator: all WebApps Running".into(),
-                format!("{:.1} s ({:.1} ms per WebApp)", o.converge_seconds, self.ms_per_webapp()),
+                format!("{:.1} s ({:.1} ms per WebApp)", o.converge_seconds, self.ms_per_webapp(n)),
                 "-".into(),
                 "-".into(),
             ],
             [
                 "convergence operator/floor".into(),
-                format!("{:.2}", self.ratio()),
+                format!("{ratio:.2}"),
                 "≤ 1.2 (at N = 1000)".into(),
-                verdict(self.ratio() <= 1.2),
+                verdict(ratio <= 1.2),
             ],
             [
                 "operator CPU to converge".into(),
@@ -194,13 +211,13 @@ impl Figures {
             ],
             [
                 "peak RSS".into(),
-                format!("{:.1} MiB (idle {:.1} MiB)", self.peak_rss_mib(), o.idle_rss_kib as f64 / 1024.0),
+                format!("{peak:.1} MiB (idle {:.1} MiB)", o.idle_rss_kib as f64 / 1024.0),
                 "≤ 40 MiB (at N = 1000)".into(),
-                verdict(self.peak_rss_mib() <= 40.0),
+                verdict(peak <= 40.0),
             ],
             [
                 "RSS per WebApp (above idle)".into(),
-                format!("{:.1} KiB", self.rss_kib_per_webapp()),
+                format!("{:.1} KiB", self.rss_kib_per_webapp(n)),
                 "-".into(),
                 "-".into(),
             ],
@@ -266,18 +283,67 @@ impl Figures {
             ],
         ]
     }
+}
 
-    /// The rows as a text table.
+impl Figures {
+    /// Operator convergence time over the floor's.
+    pub fn ratio(&self) -> f64 {
+        self.operator.ratio(self.floor_seconds)
+    }
+
+    /// Convergence time per WebApp, in milliseconds.
+    pub fn ms_per_webapp(&self) -> f64 {
+        self.operator.ms_per_webapp(self.n)
+    }
+
+    /// Peak RSS in MiB.
+    pub fn peak_rss_mib(&self) -> f64 {
+        self.operator.peak_rss_mib()
+    }
+
+    /// Peak RSS above the idle process, per WebApp, in KiB.
+    pub fn rss_kib_per_webapp(&self) -> f64 {
+        self.operator.rss_kib_per_webapp(self.n)
+    }
+
+    /// The figures of ours and their targets, one row each: figure, value, target, verdict.
+    pub fn rows(&self) -> Vec<[String; 4]> {
+        let floor = format!("{:.1} s", self.floor_seconds);
+        let mut rows = vec![["floor: all Deployments Available".into(), floor, "-".into(), "-".into()]];
+        rows.extend(self.operator.rows(self.n, self.floor_seconds));
+        rows
+    }
+
+    /// The rows as a text table; with the Go contender, its values and verdicts beside
+    /// ours, under a header naming both.
     pub fn render(&self) -> String {
-        let rows = self.rows();
-        let width = |c: usize| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0);
-        let (w0, w1, w2) = (width(0), width(1), width(2));
+        let ours = self.rows();
+        let lines: Vec<Vec<String>> = match &self.contender {
+            None => ours.into_iter().map(Vec::from).collect(),
+            Some(contender) => {
+                let theirs = std::iter::once(["-".to_owned(), "-".to_owned()])
+                    .chain(contender.figures.rows(self.n, self.floor_seconds).into_iter().map(|[_, v, _, m]| [v, m]));
+                let header = ["", "webapp-operator", &format!("Go contender {}", contender.args.join(" "))];
+                let header = [header[0], header[1], header[2].trim_end(), "target", "verdict (ours / contender)"];
+                std::iter::once(header.map(str::to_owned).to_vec())
+                    .chain(ours.into_iter().zip(theirs).map(|([figure, value, target, verdict], [their, met])| {
+                        vec![figure, value, their, target, format!("{verdict} / {met}")]
+                    }))
+                    .collect()
+            }
+        };
+        let columns = lines.first().map_or(0, Vec::len);
+        let widths: Vec<usize> =
+            (0..columns).map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0)).collect();
         let mut out = format!(
             "N = {} WebApps (1 replica each), {} kwok nodes, load {} → {}\n",
             self.n, self.nodes, self.load_start, self.load_end
         );
-        for [figure, value, target, verdict] in rows {
-            out.push_str(&format!("  {figure:<w0$}  {value:<w1$}  {target:<w2$}  {verdict}\n"));
+        for line in lines {
+            for (cell, width) in line.iter().zip(&widths).take(columns.saturating_sub(1)) {
+                out.push_str(&format!("  {cell:<width$}"));
+            }
+            out.push_str(&format!("  {}\n", line.last().map_or("", String::as_str)));
         }
         out
     }
@@ -294,6 +360,46 @@ mod tests {
         let one = Latency::of(vec![7.0]);
         assert_eq!((one.p50_ms, one.p99_ms), (7.0, 7.0));
         assert_eq!(Latency::of(vec![]).p99_ms, 0.0);
+    }
+
+    #[test]
+    fn a_results_line_without_a_contender_still_parses() {
+        let old = include_str!("../../../docs/benchmarks-growth.jsonl").lines().next().unwrap();
+        let figures: Figures = serde_json::from_str(old).unwrap();
+        assert!(figures.n > 0 && figures.operator.converge_seconds > 0.0);
+        assert_eq!(figures.contender, None);
+        assert!(!serde_json::to_string(&figures).unwrap().contains("contender"), "none written back either");
+    }
+
+    #[test]
+    fn a_results_line_with_a_contender_carries_its_args_beside_its_figures() {
+        let mut figures = Figures { n: 50, floor_seconds: 4.0, ..Figures::default() };
+        figures.operator.converge_seconds = 5.0;
+        let mut theirs = OperatorFigures { converge_seconds: 8.0, ..OperatorFigures::default() };
+        theirs.converge.writes = 150;
+        figures.contender = Some(Contender { args: vec!["--concurrency=16".into()], figures: theirs });
+        let line = serde_json::to_string(&figures).unwrap();
+        assert!(line.contains("\"contender\":{\"args\":[\"--concurrency=16\"],\"converge_seconds\":8.0"), "{line}");
+        let read: Figures = serde_json::from_str(&line).unwrap();
+        assert_eq!(read, figures);
+        let report = figures.render();
+        let line = |figure: &str| report.lines().find(|l| l.starts_with(&format!("  {figure}"))).unwrap_or_default();
+        let header = report.lines().nth(1).unwrap_or_default();
+        assert!(header.contains("webapp-operator") && header.contains("Go contender --concurrency=16"), "{report}");
+        let running = line("operator: all WebApps Running");
+        let (ours, theirs) = (running.find("5.0 s (100.0 ms").unwrap(), running.find("8.0 s (160.0 ms").unwrap());
+        assert!(ours < theirs, "ours first: {report}");
+        assert!(line("convergence operator/floor").ends_with("  MISSED / MISSED"), "1.25 and 2.00: {report}");
+        assert!(line("peak RSS").ends_with("  met / met"), "{report}");
+    }
+
+    #[test]
+    fn without_a_contender_the_report_has_four_columns_and_no_header() {
+        let report = Figures { n: 1, ..Figures::default() }.render();
+        assert!(!report.contains("contender"), "{report}");
+        let floor = report.lines().nth(1).unwrap_or_default();
+        assert!(floor.starts_with("  floor: all Deployments Available  ") && floor.ends_with("  -"), "{report}");
+        assert_eq!(floor.split_whitespace().filter(|w| *w == "-").count(), 2, "value, target, verdict: {report}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::error::Result;
-use crate::figures::Figures;
+use crate::figures::{Figures, OperatorFigures};
 
 /// The last figures of each size in `jsonl` (one [`Figures`] per line), by N.
 pub fn read(jsonl: &str) -> Result<Vec<Figures>> {
@@ -27,7 +27,7 @@ pub fn table(sizes: &[Figures]) -> String {
         let o = &f.operator;
         let _ = writeln!(
             out,
-            "| {} | {} | {:.1} s | {:.1} s | {:.2} | {:.1} ({:.1}) | {:.1} s | {:.1} MiB | {:.1} | {:.2} (+ {:.2}) | {:.2} | {} / {} | {:.1} s / {} | {:.0} / {:.0} ms | {:.0} / {:.0} ms | {} → {} |",
+            "| {} | {} | {:.1} s | {:.1} s | {:.2} | {:.1} ({:.1}) | {} | {} → {} |",
             f.n,
             f.nodes,
             f.floor_seconds,
@@ -35,20 +35,7 @@ pub fn table(sizes: &[Figures]) -> String {
             f.ratio(),
             f.ms_per_webapp(),
             floor_ms_per_webapp(f),
-            o.cpu_seconds,
-            f.peak_rss_mib(),
-            f.rss_kib_per_webapp(),
-            o.converge.writes_per_webapp,
-            o.converge.event_writes as f64 / f.n.max(1) as f64,
-            o.converge.requests_per_webapp,
-            o.resync.requests,
-            o.resync.writes,
-            o.restart.seconds,
-            o.restart.counts.writes,
-            o.latency_idle.p50_ms,
-            o.latency_idle.p99_ms,
-            o.latency_resync.p50_ms,
-            o.latency_resync.p99_ms,
+            cells(o, f.n),
             f.load_start,
             f.load_end,
         );
@@ -65,13 +52,67 @@ pub fn table(sizes: &[Figures]) -> String {
             floor_ms_per_webapp(last) / floor_ms_per_webapp(first).max(f64::EPSILON)
         );
     }
-    out
+    out + &contender_table(sizes)
+}
+
+/// The cells that ours and the Go contender share, from CPU to the spec-change latency
+/// during a resync, without the outer `|`.
+fn cells(o: &OperatorFigures, n: usize) -> String {
+    format!(
+        "{:.1} s | {:.1} MiB | {:.1} | {:.2} (+ {:.2}) | {:.2} | {} / {} | {:.1} s / {} | {:.0} / {:.0} ms | {:.0} / {:.0} ms",
+        o.cpu_seconds,
+        o.peak_rss_mib(),
+        o.rss_kib_per_webapp(n),
+        o.converge.writes_per_webapp,
+        o.converge.event_writes as f64 / n.max(1) as f64,
+        o.converge.requests_per_webapp,
+        o.resync.requests,
+        o.resync.writes,
+        o.restart.seconds,
+        o.restart.counts.writes,
+        o.latency_idle.p50_ms,
+        o.latency_idle.p99_ms,
+        o.latency_resync.p50_ms,
+        o.latency_resync.p99_ms,
+    )
+}
+
+/// The Go contender's growth table, in Markdown, for the sizes that ran it (none: empty).
+fn contender_table(sizes: &[Figures]) -> String {
+    let mut rows = String::new();
+    for f in sizes {
+        let Some(contender) = &f.contender else { continue };
+        let o = &contender.figures;
+        let args = if contender.args.is_empty() { "defaults".to_owned() } else { contender.args.join(" ") };
+        let _ = writeln!(
+            rows,
+            "| {} | {:.1} s | {:.2} | {:.1} | {} | {:.2} | {args} |",
+            f.n,
+            o.converge_seconds,
+            o.ratio(f.floor_seconds),
+            o.ms_per_webapp(f.n),
+            cells(o, f.n),
+            f.operator.converge_seconds / o.converge_seconds.max(f64::EPSILON),
+        );
+    }
+    if rows.is_empty() {
+        return rows;
+    }
+    "\nThe Go contender (`bench/contender`: controller-runtime, written the way the kubebuilder book teaches), \
+     in the same runs, against the same floor:\n\n\
+     | N | Go contender | ratio | ms per WebApp | CPU | peak RSS | KiB per WebApp | writes per WebApp (+ Events) | requests per WebApp | resync: requests / writes | restart: s / writes | spec change p50 / p99 idle | p50 / p99 during resync | ours / contender (time) | contender args |\n\
+     |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        .to_owned()
+        + &rows
 }
 
 /// The floor's time per WebApp: how the control plane alone grows with N.
 fn floor_ms_per_webapp(f: &Figures) -> f64 {
     f.floor_seconds * 1000.0 / f.n.max(1) as f64
 }
+
+/// One figure of an operator, as a chart plots it.
+type Figure = fn(&OperatorFigures) -> f64;
 
 /// One line of a chart.
 struct Series {
@@ -97,7 +138,7 @@ const MARGIN_B: f64 = 40.0;
 /// writes per WebApp, each against N on a log axis.
 pub fn svg(sizes: &[Figures]) -> String {
     let points = |f: fn(&Figures) -> f64| sizes.iter().map(|s| (s.n as f64, f(s))).collect::<Vec<_>>();
-    let charts = [
+    let mut charts = [
         Chart {
             title: "Time to all Running / Available (s)",
             series: vec![
@@ -133,6 +174,22 @@ pub fn svg(sizes: &[Figures]) -> String {
             ],
         },
     ];
+    // The Go contender's lines, in green, where it was run (old results: nowhere).
+    let theirs = |f: Figure| {
+        sizes.iter().filter_map(|s| Some((s.n as f64, f(&s.contender.as_ref()?.figures)))).collect::<Vec<_>>()
+    };
+    let contender: [(&'static str, Figure); 4] = [
+        ("Go contender", |o| o.converge_seconds),
+        ("Go contender", |o| o.cpu_seconds),
+        ("Go contender", OperatorFigures::peak_rss_mib),
+        ("Go contender: writes", |o| o.converge.writes_per_webapp),
+    ];
+    for (chart, (label, figure)) in charts.iter_mut().zip(contender) {
+        let points = theirs(figure);
+        if !points.is_empty() {
+            chart.series.push(Series { label, color: "#2ca02c", points });
+        }
+    }
     let (width, height) = (2.0 * PANEL_W, 2.0 * PANEL_H + 24.0);
     let mut out = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" \
@@ -237,6 +294,7 @@ fn short(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::figures::Contender;
 
     #[test]
     fn the_last_run_of_each_size_is_kept_in_order_of_n() {
@@ -270,6 +328,23 @@ mod tests {
             table.contains("N = 100 to N = 3000: ×2.00 (target: flat, within ×1.5); the floor's own: ×2.00."),
             "{table}"
         );
+    }
+
+    #[test]
+    fn the_contender_gets_its_own_table_and_lines_only_when_it_ran() {
+        let mut sizes: Vec<Figures> =
+            [100, 300].into_iter().map(|n| Figures { n, floor_seconds: 10.0, ..Figures::default() }).collect();
+        sizes[1].operator.converge_seconds = 12.0;
+        let without = table(&sizes);
+        assert!(!without.contains("Go contender"));
+        let theirs = OperatorFigures { converge_seconds: 24.0, ..OperatorFigures::default() };
+        sizes[1].contender = Some(Contender { args: vec![], figures: theirs });
+        let with = table(&sizes);
+        assert!(with.starts_with(&without), "ours' table unchanged");
+        assert!(with.contains("| 300 | 24.0 s | 2.40 | 80.0 | "), "{with}");
+        assert!(with.contains("| 0.50 | defaults |"), "{with}");
+        assert!(!with.contains("| 100 | 0.0 s"), "a size without the contender has no row: {with}");
+        assert_eq!(svg(&sizes).matches("<circle").count(), 2 * 6 + 4, "one green point per chart");
     }
 
     #[test]

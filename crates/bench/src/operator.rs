@@ -1,6 +1,7 @@
-//! The operator contender as its own process (the release binary, namespace-scoped,
-//! WebApp controller only): start, scrape its metrics, read its CPU time and memory from
-//! `/proc`, stop it with SIGINT as a user would.
+//! An operator contender as its own process, namespace-scoped, WebApp controller only:
+//! ours (the release binary) or the Go contender (`bench/contender`). Start, scrape its
+//! metrics, read its CPU time and memory from `/proc`, stop it with SIGINT as a user
+//! would. Both are measured by the same code; only their command lines differ ([`Kind`]).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -15,9 +16,21 @@ use tokio::time::Instant;
 
 use crate::error::{BenchError, Result, io};
 
+/// Which operator a process is, which decides its command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `webapp-operator run --namespace NS --controllers webapp --metrics-addr ADDR`.
+    Ours,
+    /// The Go contender: `webapp-contender --namespace NS --metrics-addr ADDR` (one
+    /// controller only, serving /metrics and /readyz on that address).
+    Contender,
+}
+
 /// How the operator process is started.
 #[derive(Clone, Debug)]
 pub struct Launch {
+    /// Which operator it is.
+    pub kind: Kind,
     /// The operator binary.
     pub binary: PathBuf,
     /// The namespace it watches.
@@ -26,8 +39,23 @@ pub struct Launch {
     pub metrics: SocketAddr,
     /// Its log file (appended to).
     pub log: PathBuf,
-    /// Extra arguments of `run`, e.g. `--concurrency 16`.
+    /// Extra arguments, e.g. `--concurrency 16`.
     pub args: Vec<String>,
+}
+
+impl Launch {
+    /// The whole command line after the binary: the namespace, the metrics address,
+    /// then the extra arguments (which may override what comes before).
+    pub fn command_line(&self) -> Vec<String> {
+        let namespace = self.namespace.clone();
+        let mut args = match self.kind {
+            Kind::Ours => vec!["run".into(), "--namespace".into(), namespace, "--controllers".into(), "webapp".into()],
+            Kind::Contender => vec!["--namespace".into(), namespace],
+        };
+        args.extend(["--metrics-addr".to_owned(), self.metrics.to_string()]);
+        args.extend(self.args.iter().cloned());
+        args
+    }
 }
 
 /// A running operator process.
@@ -53,13 +81,7 @@ pub struct Usage {
 impl Operator {
     /// Starts the operator and waits until it serves /readyz.
     pub async fn start(launch: &Launch) -> Result<Self> {
-        let mut args: Vec<String> = ["run", "--namespace", &launch.namespace, "--controllers", "webapp"]
-            .iter()
-            .map(|a| (*a).to_owned())
-            .collect();
-        args.extend(["--metrics-addr".to_owned(), launch.metrics.to_string()]);
-        args.extend(launch.args.iter().cloned());
-        Self::spawn(&launch.binary, &args, &launch.log, launch.metrics).await
+        Self::spawn(&launch.binary, &launch.command_line(), &launch.log, launch.metrics).await
     }
 
     /// Starts `binary` with `args` (its whole command line), appending its output to
@@ -187,36 +209,37 @@ impl Metrics {
         Err(BenchError::Operator(format!("the metrics have no {family} family; declared: {declared:?}")))
     }
 
-    /// One series of a declared family ([`Metrics::require`]): a counter not incremented
-    /// yet has no series, and counts 0.
-    fn sample(&self, series: &str) -> u64 {
-        self.samples.get(series).map_or(0, |value| *value as u64)
-    }
-
     /// Every sample whose series starts with `prefix` (a name and `{`, say), for
     /// families the methods here do not sum.
     pub fn matching<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, f64)> + 'a {
         self.samples.iter().filter(move |(series, _)| series.starts_with(prefix)).map(|(s, v)| (s.as_str(), *v))
     }
 
-    /// Requests sent with `method`, whatever their answers' codes.
-    pub fn requests_by(&self, method: &str) -> u64 {
-        let label = format!("method=\"{method}\"");
-        self.matching("rest_client_requests_total{")
-            .filter(|(series, _)| series.contains(&label))
-            .map(|(_, value)| value as u64)
+    /// The sum of the series of `name` that carry every label of `labels` (each
+    /// `key="value"`), whatever other labels they carry: controller-runtime's request
+    /// counter has a `host` label that ours has not. A counter not incremented yet has
+    /// no series, and counts 0.
+    fn sum_where(&self, name: &str, labels: &[&str]) -> u64 {
+        self.samples
+            .iter()
+            .filter_map(|(series, value)| {
+                let inner = series.strip_prefix(name)?.strip_prefix('{')?.strip_suffix('}')?;
+                let carried: Vec<&str> = inner.split(',').collect();
+                labels.iter().all(|label| carried.contains(label)).then_some(*value as u64)
+            })
             .sum()
     }
 
+    /// Requests sent with `method`, whatever their answers' codes.
+    pub fn requests_by(&self, method: &str) -> u64 {
+        self.sum_where("rest_client_requests_total", &[&format!("method=\"{method}\"")])
+    }
+
     /// API requests sent, Event writes included, watches apart: each watch is made
-    /// again every minute whatever the operator does (counted as `WATCH`).
+    /// again every minute whatever the operator does (counted as `WATCH` by ours;
+    /// client-go counts a watch as a `GET`, so the Go contender's watches are counted).
     pub fn requests(&self) -> u64 {
-        self.samples
-            .iter()
-            .filter(|(series, _)| series.starts_with("rest_client_requests_total{"))
-            .filter(|(series, _)| !series.contains("method=\"WATCH\""))
-            .map(|(_, value)| *value as u64)
-            .sum()
+        self.sum_where("rest_client_requests_total", &[]) - self.requests_by("WATCH")
     }
 
     /// API writes sent (POST, PUT, PATCH, DELETE), Event writes included.
@@ -226,7 +249,7 @@ impl Metrics {
 
     /// Successful reconciles of the WebApp controller.
     pub fn reconciles(&self) -> u64 {
-        self.sample("controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"}")
+        self.sum_where("controller_runtime_reconcile_total", &["controller=\"webapp\"", "result=\"success\""])
     }
 }
 
@@ -298,6 +321,40 @@ mod tests {
         assert_eq!(metrics.reconciles(), 7);
         assert_eq!(metrics.requests_by("DELETE"), 0);
         assert_eq!(metrics.requests_by("GET"), 10);
+    }
+
+    #[test]
+    fn controller_runtime_series_with_a_host_label_count_like_ours() {
+        let metrics = Metrics::parse(
+            "# TYPE rest_client_requests_total counter\n\
+             rest_client_requests_total{code=\"200\",host=\"127.0.0.1:6443\",method=\"GET\"} 8\n\
+             rest_client_requests_total{code=\"409\",host=\"127.0.0.1:6443\",method=\"PUT\"} 1\n\
+             rest_client_requests_total{code=\"200\",host=\"127.0.0.1:6443\",method=\"PUT\"} 3\n\
+             rest_client_requests_total{code=\"201\",host=\"127.0.0.1:6443\",method=\"POST\"} 2\n\
+             controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"} 7\n\
+             controller_runtime_reconcile_total{controller=\"webapp\",result=\"error\"} 2\n\
+             controller_runtime_reconcile_total{controller=\"webapps\",result=\"success\"} 5\n",
+        );
+        assert_eq!(metrics.requests(), 14);
+        assert_eq!(metrics.writes(), 6);
+        assert_eq!(metrics.requests_by("PUT"), 4);
+        assert_eq!(metrics.reconciles(), 7, "only the webapp controller's successes");
+    }
+
+    #[test]
+    fn each_kind_of_operator_gets_its_own_command_line_and_the_extra_arguments_last() {
+        let mut launch = Launch {
+            kind: Kind::Ours,
+            binary: "op".into(),
+            namespace: "ns".into(),
+            metrics: SocketAddr::from(([127, 0, 0, 1], 9)),
+            log: "log".into(),
+            args: vec!["--concurrency=16".into()],
+        };
+        let ours = "run --namespace ns --controllers webapp --metrics-addr 127.0.0.1:9 --concurrency=16";
+        assert_eq!(launch.command_line().join(" "), ours);
+        launch.kind = Kind::Contender;
+        assert_eq!(launch.command_line().join(" "), "--namespace ns --metrics-addr 127.0.0.1:9 --concurrency=16");
     }
 
     #[test]
