@@ -57,9 +57,11 @@ pub trait Reconciler: Send + Sync + 'static {
     /// Makes the cluster match one object.
     fn reconcile(&self, object: Arc<Self::Object>) -> impl Future<Output = Result<Action>> + Send;
     /// Resolves once the caches the reconcile reads have listed what exists (see
-    /// [`crate::workload::cache::ready`]). kube's controller starts reconciling as soon
-    /// as the watched kind lists, while the children's caches may still be empty; a
-    /// reconcile then takes "not cached" for "missing": it sends a create (or a GET)
+    /// [`crate::workload::cache::ready`]); the driver polls it once per reconcile and,
+    /// while it is pending, defers the reconcile ([`CACHES_READY_RETRY`], counted as
+    /// `result="deferred"`). kube's controller starts reconciling as soon as the
+    /// watched kind lists, while the children's caches may still be empty; a reconcile
+    /// would then take "not cached" for "missing": it would send a create (or a GET)
     /// per child, and a controller that plans from its cache alone (bare Pods) would
     /// write a running Pod back to its template in the middle of a rollout. Default:
     /// no caches.
@@ -68,10 +70,13 @@ pub trait Reconciler: Send + Sync + 'static {
     }
 }
 
-/// How long a reconcile waits for [`Reconciler::caches_ready`] before it goes on
-/// anyway: a cache that cannot list (its watch forbidden) must not hold every object
-/// without a word; the reconcile then reports what it finds.
+/// How long after its start a controller defers reconciles to wait for
+/// [`Reconciler::caches_ready`]: a cache that cannot list (its watch forbidden) must not
+/// hold every object without a word; past it, a reconcile reports what it finds.
 pub const CACHES_READY_BUDGET: Duration = Duration::from_secs(30);
+
+/// How soon a reconcile deferred because the caches have not listed yet comes back.
+pub const CACHES_READY_RETRY: Duration = Duration::from_millis(200);
 
 /// A reconciler with its per-object backoffs and metrics.
 pub struct Driver<R> {
@@ -79,6 +84,7 @@ pub struct Driver<R> {
     pub reconciler: R,
     backoffs: Backoffs,
     metrics: Metrics,
+    started: Instant,
 }
 
 /// `namespace/name` of an object.
@@ -103,7 +109,7 @@ pub fn is_paused<K: Resource>(object: &K) -> bool {
 impl<R: Reconciler> Driver<R> {
     /// Wraps `reconciler`.
     pub fn new(reconciler: R, metrics: Metrics, backoffs: Backoffs) -> Arc<Self> {
-        Arc::new(Driver { reconciler, backoffs, metrics })
+        Arc::new(Driver { reconciler, backoffs, metrics, started: Instant::now() })
     }
 
     /// Runs `controller` until `shutdown` or `cancel` resolves. After `shutdown`,
@@ -168,8 +174,14 @@ async fn reconcile<R: Reconciler>(object: Arc<R::Object>, driver: Arc<Driver<R>>
         driver.metrics.reconciles.get_or_create(&ResultLabels { controller: R::NAME, result: "paused" }).inc();
         return Ok(Action::await_change());
     }
-    // Instant once the caches have listed; only the first reconciles after a start wait.
-    if tokio::time::timeout(CACHES_READY_BUDGET, driver.reconciler.caches_ready()).await.is_err() {
+    // Deferred, not awaited: kube's controller stops reading its watches, the children's
+    // included, while every worker is busy, so workers waiting for those caches would
+    // wait for each other. Only the first moments after a start see this.
+    if driver.reconciler.caches_ready().now_or_never().is_none() {
+        if driver.started.elapsed() < CACHES_READY_BUDGET {
+            driver.metrics.reconciles.get_or_create(&ResultLabels { controller: R::NAME, result: "deferred" }).inc();
+            return Ok(Action::requeue(CACHES_READY_RETRY));
+        }
         span.in_scope(|| tracing::warn!("the child caches have not listed yet; reconciling from what they hold"));
     }
     let started = Instant::now();
@@ -274,6 +286,56 @@ mod tests {
         let result = cancellable::<Hangs>(Arc::new(object("uid-1")), driver, futures::future::ready(())).await;
         assert!(matches!(result, Err(Error::Cancelled)));
         assert!(!started.load(std::sync::atomic::Ordering::SeqCst), "a reconcile ran after the cancel");
+    }
+
+    /// A reconciler whose caches have not listed until `ready` is set, counting the
+    /// reconciles that ran.
+    struct Listing {
+        ready: Arc<std::sync::atomic::AtomicBool>,
+        ran: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Reconciler for Listing {
+        type Object = ConfigMap;
+        const NAME: &'static str = "listing";
+        async fn reconcile(&self, _: Arc<ConfigMap>) -> Result<Action> {
+            self.ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(Action::await_change())
+        }
+        fn caches_ready(&self) -> impl Future<Output = ()> + Send {
+            let ready = self.ready.load(std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if !ready {
+                    futures::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reconcile_before_the_caches_have_listed_is_deferred_without_holding_its_worker() {
+        let (ready, ran) = (Arc::default(), Arc::new(std::sync::atomic::AtomicUsize::new(0)));
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        let listing = Listing { ready: Arc::clone(&ready), ran: ran.clone() };
+        let driver = Driver::new(listing, metrics, Backoffs::default());
+        // At once, not after a wait: the worker is free for kube to read the watches.
+        let deferred = tokio::time::timeout(
+            Duration::from_secs(1),
+            reconcile::<Listing>(Arc::new(object("uid-1")), driver.clone()),
+        );
+        assert_eq!(deferred.await.expect("the reconcile waited").unwrap(), Action::requeue(CACHES_READY_RETRY));
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 0, "it ran on caches that had not listed");
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains(r#"controller_runtime_reconcile_total{controller="listing",result="deferred"} 1"#),
+            "{text}"
+        );
+
+        ready.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(reconcile::<Listing>(Arc::new(object("uid-1")), driver).await.unwrap(), Action::await_change());
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]
