@@ -117,11 +117,14 @@ where
     // the cache would not hold it). Otherwise, or then, the API server decides.
     let live = match current {
         Some(cached) if is_controlled_by(cached.meta(), &owner.uid) && cached.uid().is_some() => Some(cached.clone()),
-        None => match create::create(api, &desired).await? {
-            Created::Made(made) => return Ok((Applied::Created, made)),
-            Created::InTheWay => api.get_opt(&name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))?,
-        },
-        Some(_) => api.get_opt(&name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))?,
+        _ => {
+            if current.is_none()
+                && let Created::Made(made) = create::create(api, &desired).await?
+            {
+                return Ok((Applied::Created, made));
+            }
+            api.get_opt(&name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))?
+        }
     };
     if let Some(live) = &live {
         match adopt::ownership(live.meta(), &owner) {
