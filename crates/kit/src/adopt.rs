@@ -23,7 +23,7 @@
 
 use std::fmt::Debug;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta, OwnerReference};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
@@ -157,27 +157,14 @@ pub async fn release_others<K>(api: &Api<K>, name: &str) -> Result<()>
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
 {
-    let kind = K::kind(&()).into_owned();
-    for _ in 0..5 {
-        let live = api.get(name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))?;
-        let entries = live.meta().managed_fields.clone().unwrap_or_default();
-        let ours = |f: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry| {
-            f.subresource.as_deref().is_some_and(|s| !s.is_empty())
-                || (f.manager.as_deref() == Some(MANAGER) && f.operation.as_deref() == Some("Apply"))
-        };
-        if entries.iter().all(ours) {
-            return Ok(());
-        }
-        let kept: Vec<_> = entries.into_iter().filter(ours).collect();
-        let patch = json!({"metadata": {"resourceVersion": live.resource_version(), "managedFields": kept}});
-        let params = PatchParams { field_manager: Some(MANAGER.into()), ..PatchParams::default() };
-        match api.patch(name, &params, &Patch::Merge(&patch)).await {
-            Ok(_) => return Ok(()),
-            Err(kube::Error::Api(status)) if status.code == 409 => continue,
-            Err(e) => return Err(Error::kube(format!("release field managers of {kind} {name}"), e)),
-        }
-    }
-    Err(Error::Stale { kind, name: name.to_owned() })
+    let ours = |f: &ManagedFieldsEntry| {
+        f.subresource.as_deref().is_some_and(|s| !s.is_empty())
+            || (f.manager.as_deref() == Some(MANAGER) && f.operation.as_deref() == Some("Apply"))
+    };
+    let kept = |entries: &[ManagedFieldsEntry]| {
+        (!entries.iter().all(ours)).then(|| entries.iter().filter(|f| ours(f)).cloned().collect())
+    };
+    crate::apply::rewrite_managed_fields(api, name, None, kept, "release field managers of").await
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ use crate::MANAGER;
 use crate::adopt::{self, Ownership};
 use create::Created;
 pub use create::keep_create_marker;
+pub(crate) use create::rewrite_managed_fields;
 
 mod create;
 use crate::error::{Error, Result};

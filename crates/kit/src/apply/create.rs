@@ -129,32 +129,52 @@ pub fn keep_create_marker(meta: &mut ObjectMeta) {
 }
 
 /// Folds our create entry of `object` (an owned child about to be applied) into our
-/// apply entry: one patch of `metadata.managedFields`, which holds on to the
-/// resourceVersion it was computed from. A copy that holds only the marker, and a
-/// child that changed meanwhile (its controller writes its status often), are read
+/// apply entry ([`rewrite_managed_fields`]). A copy that holds only the marker is read
 /// first.
 pub(super) async fn fold_create_entry<K>(api: &Api<K>, object: &K) -> Result<()>
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
 {
-    let (kind, name) = (K::kind(&()).into_owned(), object.name_any());
-    let get = || async { api.get(&name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e)) };
-    let complete =
-        object.meta().managed_fields.iter().flatten().filter(|e| is_create_entry(e)).all(|e| e.fields_v1.is_some());
-    let mut current = if complete { object.clone() } else { get().await? };
+    let created = object.meta().managed_fields.iter().flatten().filter(|e| is_create_entry(e));
+    let complete = created.into_iter().all(|e| e.fields_v1.is_some());
+    let first = complete.then(|| object.clone());
+    rewrite_managed_fields(api, &object.name_any(), first, folded, "take over the fields created on").await
+}
+
+/// Replaces the managed fields of child `name` by what `rewrite` makes of them (nothing
+/// is sent when it says `None`): a merge patch, which replaces the list whole, holding
+/// on to the resourceVersion it was computed from. Starts from `first` when given,
+/// else from a read; when the child changed meanwhile (its controller writes its status
+/// often), it is read again and the rewrite recomputed. `what` names the change in an
+/// error (`<what> Deployment web`).
+pub(crate) async fn rewrite_managed_fields<K>(
+    api: &Api<K>,
+    name: &str,
+    first: Option<K>,
+    rewrite: impl Fn(&[ManagedFieldsEntry]) -> Option<Vec<ManagedFieldsEntry>>,
+    what: &str,
+) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
+{
+    let kind = K::kind(&()).into_owned();
+    let get = || async { api.get(name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e)) };
+    let mut current = match first {
+        Some(object) => object,
+        None => get().await?,
+    };
     for _ in 0..5 {
         let entries = current.meta().managed_fields.clone().unwrap_or_default();
-        let Some(entries) = folded(&entries) else { return Ok(()) };
-        // A merge patch replaces the list whole; the resourceVersion makes it conditional.
+        let Some(entries) = rewrite(&entries) else { return Ok(()) };
         let patch = json!({"metadata": {"resourceVersion": current.resource_version(), "managedFields": entries}});
         let params = PatchParams { field_manager: Some(MANAGER.into()), ..PatchParams::default() };
-        match api.patch(&name, &params, &Patch::Merge(&patch)).await {
+        match api.patch(name, &params, &Patch::Merge(&patch)).await {
             Ok(_) => return Ok(()),
             Err(kube::Error::Api(status)) if status.code == 409 => current = get().await?,
-            Err(e) => return Err(Error::kube(format!("take over the fields created on {kind} {name}"), e)),
+            Err(e) => return Err(Error::kube(format!("{what} {kind} {name}"), e)),
         }
     }
-    Err(Error::Stale { kind, name })
+    Err(Error::Stale { kind, name: name.to_owned() })
 }
 
 #[cfg(test)]
