@@ -13,6 +13,7 @@ use crate::error::{Result, io, kube};
 use crate::figures::{Contender, Figures, OperatorFigures};
 use crate::measure::{self, Setup};
 use crate::operator::{Kind, Launch};
+use crate::spread::Spread;
 use crate::{cluster, growth};
 
 /// Benchmark of the WebApp operator against the control plane's own floor.
@@ -49,6 +50,11 @@ pub struct RunArgs {
     /// The operator binary (the release build).
     #[arg(long, default_value = "target/release/webapp-operator")]
     pub operator: PathBuf,
+    /// Namespaces the WebApps are dealt over, round-robin (recorded with the figures).
+    /// With more than one, both operators watch all namespaces, as a cluster-wide
+    /// install does; with one, each watches only its own.
+    #[arg(long, default_value_t = 1)]
+    pub namespaces: usize,
     /// Fake nodes of the cluster (recorded with the figures).
     #[arg(long, default_value_t = 0)]
     pub nodes: usize,
@@ -99,19 +105,20 @@ async fn run(args: RunArgs) -> Result<()> {
     let client = Client::try_default().await.map_err(kube("connect to the cluster of $KUBECONFIG"))?;
     let limit = Duration::from_secs(args.timeout);
     let tag = format!("{}-{}", args.n, std::process::id());
-    let floor_ns = format!("bench-floor-{tag}");
+    let floor_ns = Spread::new(&format!("bench-floor-{tag}"), args.namespaces);
     let load_start = cluster::load();
     let when = utc_now();
 
-    eprintln!("floor: {} Deployments + Services in {floor_ns}", args.n);
+    eprintln!("floor: {} Deployments + Services in {}", args.n, describe(&floor_ns));
     let floor = measure::floor(&client, &floor_ns, args.n, limit).await;
-    cluster::delete_namespace(&client, &floor_ns, limit).await?;
+    cluster::delete_namespaces(&client, &floor_ns, limit).await?;
     let floor_seconds = floor?.as_secs_f64();
 
     let (operator, deleted) = contender(&client, &args, Kind::Ours, &format!("bench-operator-{tag}"), limit).await;
     let mut figures = Figures {
         n: args.n,
         nodes: args.nodes,
+        namespaces: args.namespaces.max(1),
         load_start,
         load_end: cluster::load(),
         when,
@@ -148,18 +155,32 @@ async fn contender(
         (Kind::Contender, Some(binary)) => (binary.clone(), args.contender_arg.clone(), "Go contender"),
         _ => (args.operator.clone(), args.operator_arg.clone(), "operator"),
     };
-    eprintln!("{name}: {} WebApps in {namespace}", args.n);
+    let spread = Spread::new(namespace, args.namespaces);
+    eprintln!("{name}: {} WebApps in {}", args.n, describe(&spread));
     let launch = Launch {
         kind,
         binary,
-        namespace: namespace.to_owned(),
+        spread: spread.clone(),
         metrics: args.metrics_addr,
         log: crate::operator::log_path(&args.log_dir, namespace),
         args: extra,
     };
     let setup = Setup { client, launch: &launch, n: args.n, samples: args.samples, limit };
     let figures = measure::operator(&setup).await;
-    (figures, cluster::delete_namespace(client, namespace, limit).await)
+    (figures, cluster::delete_namespaces(client, &spread, limit).await)
+}
+
+/// The namespaces of `spread`, for the progress lines.
+fn describe(spread: &Spread) -> String {
+    match spread.scope() {
+        Some(namespace) => namespace.to_owned(),
+        None => format!(
+            "{} namespaces ({} to {})",
+            spread.count(),
+            spread.namespace_of(0),
+            spread.namespace_of(spread.count() - 1)
+        ),
+    }
 }
 
 /// Prints the figures and appends them to the results file, if any.

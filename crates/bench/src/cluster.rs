@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use webapp_api::WebApp;
 
 use crate::error::{BenchError, Result, kube};
+use crate::spread::{Placed, Spread};
 
 /// Requests the bench keeps in flight when it creates or patches many objects.
 pub const IN_FLIGHT: usize = 16;
@@ -70,6 +71,33 @@ pub async fn delete_namespace(client: &Client, name: &str, limit: Duration) -> R
     Ok(())
 }
 
+/// Creates every namespace of `spread`.
+pub async fn create_namespaces(client: &Client, spread: &Spread) -> Result<()> {
+    stream::iter(spread.namespaces())
+        .map(|namespace| async move { create_namespace(client, &namespace).await })
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect()
+        .await
+}
+
+/// Deletes every namespace of `spread` and waits until all are gone ([`delete_namespace`]).
+pub async fn delete_namespaces(client: &Client, spread: &Spread, limit: Duration) -> Result<()> {
+    stream::iter(spread.namespaces())
+        .map(|namespace| async move { delete_namespace(client, &namespace, limit).await })
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect()
+        .await
+}
+
+/// The operator's Event writes over every namespace of `spread` ([`event_writes`]).
+pub async fn event_writes_in(client: &Client, spread: &Spread) -> Result<u64> {
+    stream::iter(spread.namespaces())
+        .map(|namespace| async move { event_writes(client, &namespace).await })
+        .buffer_unordered(IN_FLIGHT)
+        .try_fold(0, |sum, writes| async move { Ok(sum + writes) })
+        .await
+}
+
 /// Event writes the operator made in `namespace`: one create per Event, one patch per
 /// repetition of its series (kube's recorder counts occurrences in `series.count`).
 pub async fn event_writes(client: &Client, namespace: &str) -> Result<u64> {
@@ -83,11 +111,12 @@ pub async fn event_writes(client: &Client, namespace: &str) -> Result<u64> {
         .sum())
 }
 
-/// Creates every WebApp of `webapps`, [`IN_FLIGHT`] at a time.
-pub async fn create_webapps(api: &Api<WebApp>, webapps: Vec<WebApp>) -> Result<()> {
+/// Creates every WebApp of `webapps` (each in its namespace), [`IN_FLIGHT`] at a time.
+pub async fn create_webapps(client: &Client, webapps: Vec<WebApp>) -> Result<()> {
     stream::iter(webapps)
         .map(|webapp| async move {
-            api.create(&PostParams::default(), &webapp)
+            webapps_in(client, webapp.namespace().as_deref().unwrap_or_default())
+                .create(&PostParams::default(), &webapp)
                 .await
                 .map_err(kube(format!("create WebApp {}", webapp.name_any())))
         })
@@ -96,25 +125,31 @@ pub async fn create_webapps(api: &Api<WebApp>, webapps: Vec<WebApp>) -> Result<(
         .await
 }
 
-/// Puts annotation `key=value` on every WebApp of `names` (a metadata-only change: one
-/// reconcile each, nothing to do), [`IN_FLIGHT`] at a time.
-pub async fn annotate(api: &Api<WebApp>, names: &[String], key: &str, value: &str) -> Result<()> {
+/// Puts annotation `key=value` on every WebApp of `webapps` (a metadata-only change:
+/// one reconcile each, nothing to do), [`IN_FLIGHT`] at a time.
+pub async fn annotate(client: &Client, webapps: &[Placed], key: &str, value: &str) -> Result<()> {
     let patch = json!({"metadata": {"annotations": {key: value}}});
     // Owned names: futures borrowing the items would not be `Send` for every lifetime,
     // which `tokio::spawn` of a resync wave needs.
-    stream::iter(names.to_vec())
-        .map(|name| {
+    stream::iter(webapps.to_vec())
+        .map(|webapp| {
             let patch = &patch;
             async move {
-                let name = name.as_str();
-                api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+                let Placed { namespace, name } = &webapp;
+                webapps_in(client, namespace)
+                    .patch(name, &PatchParams::default(), &Patch::Merge(patch))
                     .await
-                    .map_err(kube(format!("annotate WebApp {name}")))
+                    .map_err(kube(format!("annotate WebApp {namespace}/{name}")))
             }
         })
         .buffer_unordered(IN_FLIGHT)
         .try_for_each(|_| async { Ok(()) })
         .await
+}
+
+/// The WebApps of `namespace`.
+pub fn webapps_in(client: &Client, namespace: &str) -> Api<WebApp> {
+    Api::namespaced(client.clone(), namespace)
 }
 
 /// The 1-, 5- and 15-minute load averages, as `uptime` prints them.

@@ -147,6 +147,9 @@ pub struct Figures {
     pub n: usize,
     /// Fake nodes of the cluster.
     pub nodes: usize,
+    /// Namespaces the WebApps were dealt over (results written before had one).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub namespaces: usize,
     /// Load averages (1, 5, 15 min) when the size started.
     pub load_start: String,
     /// Load averages when it ended.
@@ -160,6 +163,14 @@ pub struct Figures {
     /// The Go contender's, when it was run (results written before it had none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contender: Option<Contender>,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(count: &usize) -> bool {
+    *count <= 1
 }
 
 impl OperatorFigures {
@@ -315,6 +326,14 @@ impl Figures {
     }
 
     /// The rows as a text table; with the Go contender, its values and verdicts beside
+    /// N, and the namespaces when there were several: `1000 in 100 namespaces`.
+    pub fn size(&self) -> String {
+        match self.namespaces {
+            0 | 1 => self.n.to_string(),
+            namespaces => format!("{} in {namespaces} namespaces", self.n),
+        }
+    }
+
     /// ours, under a header naming both.
     pub fn render(&self) -> String {
         let ours = self.rows();
@@ -336,8 +355,12 @@ impl Figures {
         let widths: Vec<usize> =
             (0..columns).map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0)).collect();
         let mut out = format!(
-            "N = {} WebApps (1 replica each), {} kwok nodes, load {} → {}\n",
-            self.n, self.nodes, self.load_start, self.load_end
+            "N = {} WebApps (1 replica each){}, {} kwok nodes, load {} → {}\n",
+            self.n,
+            self.size().strip_prefix(&self.n.to_string()).unwrap_or_default(),
+            self.nodes,
+            self.load_start,
+            self.load_end
         );
         for line in lines {
             for (cell, width) in line.iter().zip(&widths).take(columns.saturating_sub(1)) {
@@ -368,12 +391,29 @@ mod tests {
         let figures: Figures = serde_json::from_str(old).unwrap();
         assert!(figures.n > 0 && figures.operator.converge_seconds > 0.0);
         assert_eq!(figures.contender, None);
-        assert!(!serde_json::to_string(&figures).unwrap().contains("contender"), "none written back either");
+        assert_eq!(figures.namespaces, 1, "written before the many-namespace profile");
+        let line = serde_json::to_string(&figures).unwrap();
+        assert!(!line.contains("contender") && !line.contains("namespaces"), "none written back either");
+        assert_eq!(figures.size(), figures.n.to_string());
+    }
+
+    #[test]
+    fn a_run_over_many_namespaces_says_so_in_its_line_and_its_size() {
+        let figures = Figures { n: 1000, namespaces: 100, ..Figures::default() };
+        let line = serde_json::to_string(&figures).unwrap();
+        assert!(line.contains("\"namespaces\":100"), "{line}");
+        assert_eq!(serde_json::from_str::<Figures>(&line).unwrap(), figures);
+        assert_eq!(figures.size(), "1000 in 100 namespaces");
+        assert!(
+            figures.render().starts_with("N = 1000 WebApps (1 replica each) in 100 namespaces,"),
+            "{}",
+            figures.render()
+        );
     }
 
     #[test]
     fn a_results_line_with_a_contender_carries_its_args_beside_its_figures() {
-        let mut figures = Figures { n: 50, floor_seconds: 4.0, ..Figures::default() };
+        let mut figures = Figures { n: 50, namespaces: 1, floor_seconds: 4.0, ..Figures::default() };
         figures.operator.converge_seconds = 5.0;
         let mut theirs = OperatorFigures { converge_seconds: 8.0, ..OperatorFigures::default() };
         theirs.converge.writes = 150;

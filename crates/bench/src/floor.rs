@@ -7,15 +7,17 @@
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use reconcile_kit::MANAGER;
 use tokio::time::Instant;
 
 use crate::cluster::IN_FLIGHT;
 use crate::error::{BenchError, Result, kube};
+use crate::spread::Spread;
 use crate::{fixture, wait};
 
 /// One child to create.
@@ -24,28 +26,34 @@ enum Child {
     Service(Box<Service>),
 }
 
-/// Runs the floor for `n` WebApps in `namespace`; returns the time from the first
-/// request until every Deployment was Available.
-pub async fn run(client: &Client, namespace: &str, n: usize, limit: Duration) -> Result<Duration> {
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+/// Runs the floor for `n` WebApps in the namespaces of `spread`; returns the time
+/// from the first request until every Deployment was Available.
+pub async fn run(client: &Client, spread: &Spread, n: usize, limit: Duration) -> Result<Duration> {
     let mut children = Vec::with_capacity(2 * n);
     for i in 0..n {
-        let (deployment, service) = fixture::floor_children(&fixture::webapp(namespace, i)?);
+        let (deployment, service) = fixture::floor_children(&fixture::webapp(&spread.namespace_of(i), i)?);
         children.extend([Child::Deployment(Box::new(deployment)), Child::Service(Box::new(service))]);
     }
     let params = PatchParams::apply(MANAGER).force();
 
     let start = Instant::now();
-    let all_available =
-        tokio::spawn(wait::until_count(deployments.clone(), n, wait::available, limit, "all Deployments Available"));
+    let all_available = {
+        let (spread, client) = (spread.clone(), client.clone());
+        tokio::spawn(async move {
+            wait::until_count(&spread, &client, n, wait::available, limit, "all Deployments Available").await
+        })
+    };
     stream::iter(children)
         .map(|child| {
-            let (deployments, services, params) = (&deployments, &services, &params);
+            let params = &params;
             async move {
                 match child {
-                    Child::Deployment(d) => deployments.patch(&d.name_any(), params, &Patch::Apply(&d)).await.map(drop),
-                    Child::Service(s) => services.patch(&s.name_any(), params, &Patch::Apply(&s)).await.map(drop),
+                    Child::Deployment(d) => {
+                        api(client, &*d).patch(&d.name_any(), params, &Patch::Apply(&d)).await.map(drop)
+                    }
+                    Child::Service(s) => {
+                        api(client, &*s).patch(&s.name_any(), params, &Patch::Apply(&s)).await.map(drop)
+                    }
                 }
                 .map_err(kube("apply a floor child"))
             }
@@ -55,4 +63,12 @@ pub async fn run(client: &Client, namespace: &str, n: usize, limit: Duration) ->
         .await?;
     let done = all_available.await.map_err(|e| BenchError::Task(e.to_string()))??;
     Ok(done - start)
+}
+
+/// The API of `object`'s kind in its namespace.
+fn api<K>(client: &Client, object: &K) -> Api<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+{
+    Api::namespaced(client.clone(), object.meta().namespace.as_deref().unwrap_or_default())
 }

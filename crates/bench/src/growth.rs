@@ -28,7 +28,7 @@ pub fn table(sizes: &[Figures]) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {:.1} s | {:.1} s | {:.2} | {:.1} ({:.1}) | {} | {} → {} |",
-            f.n,
+            f.size(),
             f.nodes,
             f.floor_seconds,
             o.converge_seconds,
@@ -87,7 +87,7 @@ fn contender_table(sizes: &[Figures]) -> String {
         let _ = writeln!(
             rows,
             "| {} | {:.1} s | {:.2} | {:.1} | {} | {:.2} | {args} |",
-            f.n,
+            f.size(),
             o.converge_seconds,
             o.ratio(f.floor_seconds),
             o.ms_per_webapp(f.n),

@@ -20,4 +20,5 @@ pub mod floor;
 pub mod growth;
 pub mod measure;
 pub mod operator;
+pub mod spread;
 pub mod wait;

@@ -7,17 +7,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use kube::Client;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
 use serde_json::json;
 use tokio::time::Instant;
-use webapp_api::WebApp;
 
-use crate::cluster::{self, annotate, event_writes};
+use crate::cluster::{self, annotate, event_writes_in, webapps_in};
 use crate::error::{BenchError, Result, kube};
 use crate::figures::{Counts, Latency, OperatorFigures, Restart};
 use crate::operator::{Launch, Metrics, Operator, scrape};
+use crate::spread::{Placed, Spread};
 use crate::wait::{self, Images};
 use crate::{fixture, floor};
 
@@ -38,20 +37,19 @@ pub struct Setup<'a> {
     pub limit: Duration,
 }
 
-/// Runs the floor in its own namespace and returns its convergence time.
-pub async fn floor(client: &Client, namespace: &str, n: usize, limit: Duration) -> Result<Duration> {
-    cluster::create_namespace(client, namespace).await?;
-    floor::run(client, namespace, n, limit).await
+/// Runs the floor in its own namespaces and returns its convergence time.
+pub async fn floor(client: &Client, spread: &Spread, n: usize, limit: Duration) -> Result<Duration> {
+    cluster::create_namespaces(client, spread).await?;
+    floor::run(client, spread, n, limit).await
 }
 
 /// Runs the operator contender.
 pub async fn operator(setup: &Setup<'_>) -> Result<OperatorFigures> {
     let Setup { client, launch, n, limit, .. } = *setup;
-    let namespace = launch.namespace.as_str();
-    cluster::create_namespace(client, namespace).await?;
-    let api: Api<WebApp> = Api::namespaced(client.clone(), namespace);
-    let webapps = (0..n).map(|i| fixture::webapp(namespace, i)).collect::<Result<Vec<_>>>()?;
-    let names: Vec<String> = (0..n).map(fixture::name).collect();
+    let spread = &launch.spread;
+    cluster::create_namespaces(client, spread).await?;
+    let webapps = (0..n).map(|i| fixture::webapp(&spread.namespace_of(i), i)).collect::<Result<Vec<_>>>()?;
+    let names: Vec<Placed> = (0..n).map(|i| spread.place(i, fixture::name(i))).collect();
 
     let operator = Operator::start(launch).await?;
     let idle = operator.usage()?;
@@ -59,41 +57,45 @@ pub async fn operator(setup: &Setup<'_>) -> Result<OperatorFigures> {
 
     // Convergence: from the first create to all Running.
     let start = Instant::now();
-    let all_running = tokio::spawn(wait::until_count(api.clone(), n, wait::running, limit, "all WebApps Running"));
-    cluster::create_webapps(&api, webapps).await?;
+    let all_running = {
+        let (spread, client) = (spread.clone(), client.clone());
+        tokio::spawn(async move {
+            wait::until_count(&spread, &client, n, wait::running, limit, "all WebApps Running").await
+        })
+    };
+    cluster::create_webapps(client, webapps).await?;
     let converged = all_running.await.map_err(|e| BenchError::Task(e.to_string()))??;
     let converge_seconds = (converged - start).as_secs_f64();
     let at_converge = operator.usage()?;
     let settled = settle(&operator, limit).await?;
-    let events = event_writes(client, namespace).await?;
+    let events = event_writes_in(client, spread).await?;
     let converge = Counts::between(&before, &settled, events, n);
 
     // Forced resync: a metadata-only change on every WebApp, one reconcile each.
     let start = Instant::now();
-    annotate(&api, &names, RESYNC, "all").await?;
+    annotate(client, &names, RESYNC, "all").await?;
     let resynced = reconciled(&operator, settled.reconciles() + n as u64, limit).await?;
     let resync_seconds = start.elapsed().as_secs_f64();
-    let events_after = event_writes(client, namespace).await?;
+    let events_after = event_writes_in(client, spread).await?;
     let resync = Counts::between(&settled, &resynced, events_after - events, n);
 
     // Spec changes: idle, then while the other WebApps resync wave after wave.
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let mut images = Images::watch(deployments);
+    let mut images = Images::watch(spread, client);
     let probes = setup.samples.min(n / 2).max(1);
     let (probe_names, others) = names.split_at(probes);
-    let latency_idle = spec_changes(&api, &mut images, probe_names, "idle", limit).await?;
+    let latency_idle = spec_changes(client, &mut images, probe_names, "idle", limit).await?;
     let stop = Arc::new(AtomicBool::new(false));
-    let waves = tokio::spawn(resync_waves(api.clone(), others.to_vec(), stop.clone(), launch.metrics, limit));
-    let latency_resync = spec_changes(&api, &mut images, probe_names, "resync", limit).await;
+    let waves = tokio::spawn(resync_waves(client.clone(), others.to_vec(), stop.clone(), launch.metrics, limit));
+    let latency_resync = spec_changes(client, &mut images, probe_names, "resync", limit).await;
     stop.store(true, Ordering::Relaxed);
     let waves = waves.await.map_err(|e| BenchError::Task(e.to_string()))??;
     let mut latency_resync = latency_resync?;
     latency_resync.resync_waves = waves;
 
-    wait::until_count(api.clone(), n, wait::running, limit, "all WebApps Running again").await?;
+    wait::until_count(spread, client, n, wait::running, limit, "all WebApps Running again").await?;
     settle(&operator, limit).await?;
     let at_end = operator.usage()?;
-    let events_before_restart = event_writes(client, namespace).await?;
+    let events_before_restart = event_writes_in(client, spread).await?;
     operator.stop().await?;
 
     // Restart: a new process, until every WebApp has been reconciled once.
@@ -101,7 +103,7 @@ pub async fn operator(setup: &Setup<'_>) -> Result<OperatorFigures> {
     let started = operator.started;
     let restarted = reconciled(&operator, n as u64, limit).await?;
     let restart_seconds = started.elapsed().as_secs_f64();
-    let events_restart = event_writes(client, namespace).await? - events_before_restart;
+    let events_restart = event_writes_in(client, spread).await? - events_before_restart;
     let restart = Restart {
         seconds: restart_seconds,
         counts: Counts::between(&Metrics::default(), &restarted, events_restart, n),
@@ -159,8 +161,8 @@ async fn reconciled(operator: &Operator, reconciles: u64, limit: Duration) -> Re
 /// Annotates `names` again and again, each wave waiting until the operator has
 /// reconciled as many WebApps as it annotated, until `stop`. Returns the waves made.
 async fn resync_waves(
-    api: Api<WebApp>,
-    names: Vec<String>,
+    client: Client,
+    names: Vec<Placed>,
     stop: Arc<AtomicBool>,
     metrics: SocketAddr,
     limit: Duration,
@@ -169,7 +171,7 @@ async fn resync_waves(
     while !stop.load(Ordering::Relaxed) && !names.is_empty() {
         let before = scrape(metrics).await?.reconciles();
         waves += 1;
-        annotate(&api, &names, RESYNC, &format!("wave-{waves}")).await?;
+        annotate(&client, &names, RESYNC, &format!("wave-{waves}")).await?;
         let start = Instant::now();
         while scrape(metrics).await?.reconciles() < before + names.len() as u64 {
             if start.elapsed() > limit {
@@ -184,22 +186,24 @@ async fn resync_waves(
 /// Changes the image of each WebApp of `names` in turn and times each change from the
 /// patch until the Deployment carries the new image.
 async fn spec_changes(
-    api: &Api<WebApp>,
+    client: &Client,
     images: &mut Images,
-    names: &[String],
+    names: &[Placed],
     round: &str,
     limit: Duration,
 ) -> Result<Latency> {
     let (mut millis, mut after_patch) = (Vec::with_capacity(names.len()), Vec::with_capacity(names.len()));
-    for (i, name) in names.iter().enumerate() {
+    for (i, placed) in names.iter().enumerate() {
+        let Placed { namespace, name } = placed;
         let image = format!("nginx:bench-{round}-{i}");
         let patch = json!({"spec": {"image": image}});
         let start = Instant::now();
-        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        webapps_in(client, namespace)
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
-            .map_err(kube(format!("patch the image of WebApp {name}")))?;
+            .map_err(kube(format!("patch the image of WebApp {namespace}/{name}")))?;
         let patched = Instant::now();
-        images.wait_for(name, &image, limit).await?;
+        images.wait_for(placed, &image, limit).await?;
         millis.push(start.elapsed().as_secs_f64() * 1000.0);
         after_patch.push(patched.elapsed().as_secs_f64() * 1000.0);
     }

@@ -1,4 +1,4 @@
-//! An operator contender as its own process, namespace-scoped, WebApp controller only:
+//! An operator contender as its own process, watching one namespace or all, WebApp controller only:
 //! ours (the release binary) or the Go contender (`bench/contender`). Start, scrape its
 //! metrics, read its CPU time and memory from `/proc`, stop it with SIGINT as a user
 //! would. Both are measured by the same code; only their command lines differ ([`Kind`]).
@@ -15,13 +15,14 @@ use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
 use crate::error::{BenchError, Result, io};
+use crate::spread::Spread;
 
 /// Which operator a process is, which decides its command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// `webapp-operator run --namespace NS --controllers webapp --metrics-addr ADDR`.
+    /// `webapp-operator run [--namespace NS] --controllers webapp --metrics-addr ADDR`.
     Ours,
-    /// The Go contender: `webapp-contender --namespace NS --metrics-addr ADDR` (one
+    /// The Go contender: `webapp-contender [--namespace NS] --metrics-addr ADDR` (one
     /// controller only, serving /metrics and /readyz on that address).
     Contender,
 }
@@ -33,8 +34,8 @@ pub struct Launch {
     pub kind: Kind,
     /// The operator binary.
     pub binary: PathBuf,
-    /// The namespace it watches.
-    pub namespace: String,
+    /// The namespaces it watches: the one of a single-namespace run, or all.
+    pub spread: Spread,
     /// Where its /metrics and /readyz listen.
     pub metrics: SocketAddr,
     /// Its log file (appended to).
@@ -44,14 +45,17 @@ pub struct Launch {
 }
 
 impl Launch {
-    /// The whole command line after the binary: the namespace, the metrics address,
-    /// then the extra arguments (which may override what comes before).
+    /// The whole command line after the binary: the namespace (none when the run
+    /// spreads over several: both then watch all), the metrics address, then the extra
+    /// arguments (which may override what comes before).
     pub fn command_line(&self) -> Vec<String> {
-        let namespace = self.namespace.clone();
         let mut args = match self.kind {
-            Kind::Ours => vec!["run".into(), "--namespace".into(), namespace, "--controllers".into(), "webapp".into()],
-            Kind::Contender => vec!["--namespace".into(), namespace],
+            Kind::Ours => vec!["run".into(), "--controllers".into(), "webapp".into()],
+            Kind::Contender => vec![],
         };
+        if let Some(namespace) = self.spread.scope() {
+            args.extend(["--namespace".to_owned(), namespace.to_owned()]);
+        }
         args.extend(["--metrics-addr".to_owned(), self.metrics.to_string()]);
         args.extend(self.args.iter().cloned());
         args
@@ -346,15 +350,24 @@ mod tests {
         let mut launch = Launch {
             kind: Kind::Ours,
             binary: "op".into(),
-            namespace: "ns".into(),
+            spread: Spread::new("ns", 1),
             metrics: SocketAddr::from(([127, 0, 0, 1], 9)),
             log: "log".into(),
             args: vec!["--concurrency=16".into()],
         };
-        let ours = "run --namespace ns --controllers webapp --metrics-addr 127.0.0.1:9 --concurrency=16";
+        let ours = "run --controllers webapp --namespace ns --metrics-addr 127.0.0.1:9 --concurrency=16";
         assert_eq!(launch.command_line().join(" "), ours);
         launch.kind = Kind::Contender;
         assert_eq!(launch.command_line().join(" "), "--namespace ns --metrics-addr 127.0.0.1:9 --concurrency=16");
+
+        // Spread over namespaces: both watch all of them.
+        launch.spread = Spread::new("ns", 100);
+        assert_eq!(launch.command_line().join(" "), "--metrics-addr 127.0.0.1:9 --concurrency=16");
+        launch.kind = Kind::Ours;
+        assert_eq!(
+            launch.command_line().join(" "),
+            "run --controllers webapp --metrics-addr 127.0.0.1:9 --concurrency=16"
+        );
     }
 
     #[test]

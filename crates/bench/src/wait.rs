@@ -8,10 +8,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::{self, Event, watcher};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -19,28 +21,38 @@ use tokio::time::Instant;
 use webapp_api::{Phase, WebApp};
 
 use crate::error::{BenchError, Result};
+use crate::spread::{Placed, Spread};
 
-/// Waits until `n` objects of `api` satisfy `done` and returns when that was seen.
+/// Waits until `n` objects of kind `K` in the namespaces of `spread` satisfy `done` and returns when that was seen.
 /// Level-based: objects that were already done when the watch started count.
-pub async fn until_count<K>(api: Api<K>, n: usize, done: fn(&K) -> bool, limit: Duration, what: &str) -> Result<Instant>
+pub async fn until_count<K>(
+    spread: &Spread,
+    client: &Client,
+    n: usize,
+    done: fn(&K) -> bool,
+    limit: Duration,
+    what: &str,
+) -> Result<Instant>
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
 {
+    let api = spread.api::<K>(client);
     let counting = async {
         let mut satisfied = HashSet::new();
         let mut events = watcher(api, watcher::Config::default()).default_backoff().boxed();
         while let Some(event) = events.next().await {
             match event {
-                Ok(Event::Apply(object) | Event::InitApply(object)) => {
+                Ok(Event::Apply(object) | Event::InitApply(object)) if within(spread, &object) => {
                     if done(&object) {
-                        satisfied.insert(object.name_any());
+                        satisfied.insert(ObjectRef::from_obj(&object));
                     } else {
-                        satisfied.remove(&object.name_any());
+                        satisfied.remove(&ObjectRef::from_obj(&object));
                     }
                 }
                 Ok(Event::Delete(object)) => {
-                    satisfied.remove(&object.name_any());
+                    satisfied.remove(&ObjectRef::from_obj(&object));
                 }
+                Ok(Event::Apply(_) | Event::InitApply(_)) => {}
                 Ok(Event::Init | Event::InitDone) | Err(_) => {}
             }
             if satisfied.len() >= n {
@@ -68,17 +80,19 @@ pub fn running(webapp: &WebApp) -> bool {
     webapp.status.as_ref().and_then(|s| s.phase) == Some(Phase::Running)
 }
 
-/// The image of the first container of every Deployment of a namespace, kept current
+/// The image of the first container of every Deployment of a run's namespaces, kept current
 /// by a watch, to time spec changes from the WebApp patch to the Deployment.
 pub struct Images {
-    images: Arc<Mutex<HashMap<String, String>>>,
+    images: Arc<Mutex<HashMap<Placed, String>>>,
     changed: watch::Receiver<u64>,
     task: JoinHandle<()>,
 }
 
 impl Images {
-    /// Starts watching the Deployments of `api`.
-    pub fn watch(api: Api<Deployment>) -> Self {
+    /// Starts watching the Deployments in the namespaces of `spread`.
+    pub fn watch(spread: &Spread, client: &Client) -> Self {
+        let api = spread.api::<Deployment>(client);
+        let spread = spread.clone();
         let images = Arc::new(Mutex::new(HashMap::new()));
         let (tx, changed) = watch::channel(0u64);
         let shared = images.clone();
@@ -86,9 +100,11 @@ impl Images {
             let mut events = watcher(api, watcher::Config::default()).default_backoff().boxed();
             while let Some(event) = events.next().await {
                 if let Ok(Event::Apply(d) | Event::InitApply(d)) = event
+                    && within(&spread, &d)
                     && let Some(image) = first_image(&d)
                 {
-                    shared.lock().unwrap_or_else(PoisonError::into_inner).insert(d.name_any(), image);
+                    let placed = Placed { namespace: d.namespace().unwrap_or_default(), name: d.name_any() };
+                    shared.lock().unwrap_or_else(PoisonError::into_inner).insert(placed, image);
                     tx.send_modify(|generation| *generation += 1);
                 }
             }
@@ -97,13 +113,13 @@ impl Images {
     }
 
     /// Waits until the Deployment `name` carries `image`.
-    pub async fn wait_for(&mut self, name: &str, image: &str, limit: Duration) -> Result<()> {
+    pub async fn wait_for(&mut self, placed: &Placed, image: &str, limit: Duration) -> Result<()> {
         let waiting = async {
             loop {
                 // Marked seen before looking, so a change between the look and the
                 // wait is not missed.
                 self.changed.borrow_and_update();
-                let current = self.images.lock().unwrap_or_else(PoisonError::into_inner).get(name).cloned();
+                let current = self.images.lock().unwrap_or_else(PoisonError::into_inner).get(placed).cloned();
                 if current.as_deref() == Some(image) {
                     return Ok(());
                 }
@@ -112,9 +128,9 @@ impl Images {
                 }
             }
         };
-        tokio::time::timeout(limit, waiting)
-            .await
-            .map_err(|_| BenchError::Timeout(limit, format!("Deployment {name} to carry {image}")))?
+        tokio::time::timeout(limit, waiting).await.map_err(|_| {
+            BenchError::Timeout(limit, format!("Deployment {}/{} to carry {image}", placed.namespace, placed.name))
+        })?
     }
 }
 
@@ -122,6 +138,12 @@ impl Drop for Images {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Whether `object` lives in one of the namespaces of `spread` (a watch of all
+/// namespaces sees the rest of the cluster too).
+fn within<K: Resource>(spread: &Spread, object: &K) -> bool {
+    object.meta().namespace.as_deref().is_some_and(|namespace| spread.contains(namespace))
 }
 
 fn first_image(deployment: &Deployment) -> Option<String> {
