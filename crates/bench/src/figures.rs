@@ -124,6 +124,10 @@ pub struct OperatorFigures {
     pub restart: Restart,
     /// Spec-change latency with the operator otherwise idle.
     pub latency_idle: Latency,
+    /// The same, each change made once the rollout of the one before it was done: the
+    /// API server has nothing else to do (results written before had none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_settled: Option<Latency>,
     /// Spec-change latency while the other WebApps resync.
     pub latency_resync: Latency,
 }
@@ -279,6 +283,20 @@ impl OperatorFigures {
                 verdict(o.latency_idle.p99_ms <= 100.0),
             ],
             [
+                "spec change → Deployment, each rollout done first".into(),
+                o.latency_settled.as_ref().map_or_else(
+                    || "-".to_owned(),
+                    |l| {
+                        format!(
+                            "p50 {:.0} ms, p99 {:.0} ms ({} changes; after the PATCH: {:.0} / {:.0} ms)",
+                            l.p50_ms, l.p99_ms, l.samples, l.after_patch_p50_ms, l.after_patch_p99_ms
+                        )
+                    },
+                ),
+                "-".into(),
+                "-".into(),
+            ],
+            [
                 "spec change → Deployment, during resync".into(),
                 format!(
                     "p50 {:.0} ms, p99 {:.0} ms ({} changes, {} waves; after the PATCH: {:.0} / {:.0} ms)",
@@ -395,6 +413,24 @@ mod tests {
         let line = serde_json::to_string(&figures).unwrap();
         assert!(!line.contains("contender") && !line.contains("namespaces"), "none written back either");
         assert_eq!(figures.size(), figures.n.to_string());
+    }
+
+    #[test]
+    fn the_settled_round_has_its_row_and_is_absent_from_older_lines() {
+        let mut figures = Figures { n: 10, namespaces: 1, ..Figures::default() };
+        let row = |f: &Figures| {
+            f.render().lines().find(|l| l.contains("each rollout done first")).map(str::to_owned).unwrap_or_default()
+        };
+        assert!(row(&figures).contains("  -"), "none measured: {}", figures.render());
+        assert!(!serde_json::to_string(&figures).unwrap().contains("latency_settled"));
+        figures.operator.latency_settled = Some(Latency::with_parts(vec![30.0, 40.0], vec![10.0, 20.0]));
+        assert!(
+            row(&figures).contains("p50 30 ms, p99 40 ms (2 changes; after the PATCH: 10 / 20 ms)"),
+            "{}",
+            row(&figures)
+        );
+        let line = serde_json::to_string(&figures).unwrap();
+        assert_eq!(serde_json::from_str::<Figures>(&line).unwrap(), figures);
     }
 
     #[test]

@@ -83,10 +83,14 @@ pub async fn operator(setup: &Setup<'_>) -> Result<OperatorFigures> {
     let mut images = Images::watch(spread, client);
     let probes = setup.samples.min(n / 2).max(1);
     let (probe_names, others) = names.split_at(probes);
-    let latency_idle = spec_changes(client, &mut images, probe_names, "idle", limit).await?;
+    let latency_idle = spec_changes(client, &mut images, probe_names, Round::Idle, limit).await?;
+    if let Some((last, placed)) = probe_names.iter().enumerate().next_back() {
+        images.wait_rolled_out(placed, &Round::Idle.image(last), limit).await?;
+    }
+    let latency_settled = spec_changes(client, &mut images, probe_names, Round::Settled, limit).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let waves = tokio::spawn(resync_waves(client.clone(), others.to_vec(), stop.clone(), launch.metrics, limit));
-    let latency_resync = spec_changes(client, &mut images, probe_names, "resync", limit).await;
+    let latency_resync = spec_changes(client, &mut images, probe_names, Round::Resync, limit).await;
     stop.store(true, Ordering::Relaxed);
     let waves = waves.await.map_err(|e| BenchError::Task(e.to_string()))??;
     let mut latency_resync = latency_resync?;
@@ -121,6 +125,7 @@ pub async fn operator(setup: &Setup<'_>) -> Result<OperatorFigures> {
         resync_seconds,
         restart,
         latency_idle,
+        latency_settled: Some(latency_settled),
         latency_resync,
     })
 }
@@ -183,19 +188,45 @@ async fn resync_waves(
     Ok(waves)
 }
 
+/// A round of spec changes: what else goes on meanwhile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Round {
+    /// Back to back, nothing else changing: each change may meet the rollouts of the
+    /// changes before it on the API server.
+    Idle,
+    /// Each change waits until the rollout of the one before it is done, so that it
+    /// meets an API server with nothing else to do: what remains is the operator's
+    /// own time and one round trip of each request and watch event.
+    Settled,
+    /// While the other WebApps resync, wave after wave.
+    Resync,
+}
+
+impl Round {
+    /// The image the `i`-th change of this round sets.
+    fn image(self, i: usize) -> String {
+        let round = match self {
+            Round::Idle => "idle",
+            Round::Settled => "settled",
+            Round::Resync => "resync",
+        };
+        format!("nginx:bench-{round}-{i}")
+    }
+}
+
 /// Changes the image of each WebApp of `names` in turn and times each change from the
 /// patch until the Deployment carries the new image.
 async fn spec_changes(
     client: &Client,
     images: &mut Images,
     names: &[Placed],
-    round: &str,
+    round: Round,
     limit: Duration,
 ) -> Result<Latency> {
     let (mut millis, mut after_patch) = (Vec::with_capacity(names.len()), Vec::with_capacity(names.len()));
     for (i, placed) in names.iter().enumerate() {
         let Placed { namespace, name } = placed;
-        let image = format!("nginx:bench-{round}-{i}");
+        let image = round.image(i);
         let patch = json!({"spec": {"image": image}});
         let start = Instant::now();
         webapps_in(client, namespace)
@@ -206,6 +237,9 @@ async fn spec_changes(
         images.wait_for(placed, &image, limit).await?;
         millis.push(start.elapsed().as_secs_f64() * 1000.0);
         after_patch.push(patched.elapsed().as_secs_f64() * 1000.0);
+        if round == Round::Settled {
+            images.wait_rolled_out(placed, &image, limit).await?;
+        }
     }
     Ok(Latency::with_parts(millis, after_patch))
 }

@@ -83,7 +83,7 @@ pub fn running(webapp: &WebApp) -> bool {
 /// The image of the first container of every Deployment of a run's namespaces, kept current
 /// by a watch, to time spec changes from the WebApp patch to the Deployment.
 pub struct Images {
-    images: Arc<Mutex<HashMap<Placed, String>>>,
+    images: Arc<Mutex<HashMap<Placed, Rollout>>>,
     changed: watch::Receiver<u64>,
     task: JoinHandle<()>,
 }
@@ -104,7 +104,8 @@ impl Images {
                     && let Some(image) = first_image(&d)
                 {
                     let placed = Placed { namespace: d.namespace().unwrap_or_default(), name: d.name_any() };
-                    shared.lock().unwrap_or_else(PoisonError::into_inner).insert(placed, image);
+                    let rollout = Rollout { image, done: available(&d) };
+                    shared.lock().unwrap_or_else(PoisonError::into_inner).insert(placed, rollout);
                     tx.send_modify(|generation| *generation += 1);
                 }
             }
@@ -112,15 +113,25 @@ impl Images {
         Images { images, changed, task }
     }
 
-    /// Waits until the Deployment `name` carries `image`.
+    /// Waits until the Deployment `placed` carries `image`.
     pub async fn wait_for(&mut self, placed: &Placed, image: &str, limit: Duration) -> Result<()> {
+        self.wait_until(placed, image, false, limit).await
+    }
+
+    /// Waits until the Deployment `placed` carries `image` and has rolled it out
+    /// (Available, its status up to date with its generation).
+    pub async fn wait_rolled_out(&mut self, placed: &Placed, image: &str, limit: Duration) -> Result<()> {
+        self.wait_until(placed, image, true, limit).await
+    }
+
+    async fn wait_until(&mut self, placed: &Placed, image: &str, rolled_out: bool, limit: Duration) -> Result<()> {
         let waiting = async {
             loop {
                 // Marked seen before looking, so a change between the look and the
                 // wait is not missed.
                 self.changed.borrow_and_update();
                 let current = self.images.lock().unwrap_or_else(PoisonError::into_inner).get(placed).cloned();
-                if current.as_deref() == Some(image) {
+                if current.is_some_and(|c| c.image == image && (c.done || !rolled_out)) {
                     return Ok(());
                 }
                 if self.changed.changed().await.is_err() {
@@ -132,6 +143,14 @@ impl Images {
             BenchError::Timeout(limit, format!("Deployment {}/{} to carry {image}", placed.namespace, placed.name))
         })?
     }
+}
+
+/// What [`Images`] keeps of a Deployment: the image of its first container, and whether
+/// its rollout is done.
+#[derive(Clone, Debug)]
+struct Rollout {
+    image: String,
+    done: bool,
 }
 
 impl Drop for Images {
