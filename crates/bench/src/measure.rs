@@ -83,11 +83,17 @@ pub async fn operator(setup: &Setup<'_>) -> Result<OperatorFigures> {
     let mut images = Images::watch(spread, client);
     let probes = setup.samples.min(n / 2).max(1);
     let (probe_names, others) = names.split_at(probes);
-    let latency_idle = spec_changes(client, &mut images, probe_names, Round::Idle, limit).await?;
+    let waited = operator.metrics().await?.queue_wait();
+    let latency_idle = spec_changes(client, &mut images, probe_names, Round::Idle, limit)
+        .await?
+        .with_queue_wait(&operator.metrics().await?.queue_wait().since(&waited));
     if let Some((last, placed)) = probe_names.iter().enumerate().next_back() {
         images.wait_rolled_out(placed, &Round::Idle.image(last), limit).await?;
     }
-    let latency_settled = spec_changes(client, &mut images, probe_names, Round::Settled, limit).await?;
+    let waited = operator.metrics().await?.queue_wait();
+    let latency_settled = spec_changes(client, &mut images, probe_names, Round::Settled, limit)
+        .await?
+        .with_queue_wait(&operator.metrics().await?.queue_wait().since(&waited));
     let stop = Arc::new(AtomicBool::new(false));
     let waves = tokio::spawn(resync_waves(client.clone(), others.to_vec(), stop.clone(), launch.metrics, limit));
     let latency_resync = spec_changes(client, &mut images, probe_names, Round::Resync, limit).await;

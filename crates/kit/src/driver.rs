@@ -170,6 +170,7 @@ async fn reconcile<R: Reconciler>(object: Arc<R::Object>, driver: Arc<Driver<R>>
     let span = tracing::info_span!("reconcile", controller = R::NAME, object = %key, k8s.namespace.name = %namespace);
     if is_paused(object.as_ref()) && object.meta().deletion_timestamp.is_none() {
         span.in_scope(|| tracing::info!("paused by annotation; not reconciling"));
+        driver.metrics.started(R::NAME, object.as_ref());
         // Counted, so that "left alone" can be told from "not looked at yet".
         driver.metrics.reconciles.get_or_create(&ResultLabels { controller: R::NAME, result: "paused" }).inc();
         return Ok(Action::await_change());
@@ -184,6 +185,7 @@ async fn reconcile<R: Reconciler>(object: Arc<R::Object>, driver: Arc<Driver<R>>
         }
         span.in_scope(|| tracing::warn!("the child caches have not listed yet; reconciling from what they hold"));
     }
+    driver.metrics.started(R::NAME, object.as_ref());
     let started = Instant::now();
     let failing = driver.backoffs.failing_for(&backoff);
     let run = FAILING_FOR.scope(failing, driver.reconciler.reconcile(object).instrument(span.clone()));

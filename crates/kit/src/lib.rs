@@ -27,6 +27,7 @@
 
 pub mod adopt;
 pub mod apply;
+pub mod arrivals;
 pub mod assess;
 pub mod backoff;
 pub mod cleanup;

@@ -1,9 +1,12 @@
 //! Reconcile metrics with controller-runtime's names, so existing dashboards work:
 //! `controller_runtime_reconcile_total{controller,result}`,
 //! `controller_runtime_reconcile_errors_total{controller,reason}`,
-//! `controller_runtime_reconcile_time_seconds{controller}` and
-//! `controller_runtime_active_workers{controller}`. Labels never hold object names:
+//! `controller_runtime_reconcile_time_seconds{controller}`,
+//! `controller_runtime_active_workers{controller}` and
+//! `workqueue_queue_duration_seconds{name}` ([`crate::arrivals`]). Labels never hold object names:
 //! their cardinality is bounded by the number of controllers and reasons.
+
+use std::sync::Arc;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::MetricType;
@@ -12,6 +15,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::arrivals::Arrivals;
 
 /// A metric family that is declared (`# HELP`, `# TYPE`) even before its first series.
 /// prometheus-client leaves an empty family out of the exposition altogether, so "no
@@ -60,7 +65,16 @@ pub struct ControllerLabels {
     pub controller: &'static str,
 }
 
+/// Labels of `workqueue_queue_duration_seconds`: controller-runtime names the queue
+/// after its controller.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    /// Controller name.
+    pub name: &'static str,
+}
+
 /// The reconcile metric families, shared by every controller of the process.
+
 #[derive(Clone)]
 pub struct Metrics {
     /// Reconciles by result.
@@ -72,6 +86,10 @@ pub struct Metrics {
     /// Reconciles running now (controller-runtime's "active workers"): at the
     /// controller's concurrency for long, the queue is waiting on them.
     pub active: Family<ControllerLabels, Gauge>,
+    /// How long changes of a controller's own objects waited for their reconcile.
+    pub queue: Family<QueueLabels, Histogram>,
+    /// When those changes arrived, until their reconcile starts.
+    pub arrivals: Arc<Arrivals>,
 }
 
 impl Default for Metrics {
@@ -81,6 +99,9 @@ impl Default for Metrics {
             errors: Family::default(),
             duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.005, 2.0, 14))),
             active: Family::default(),
+            // From 1 ms: the operator's own share of a change's latency is a few.
+            queue: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16))),
+            arrivals: Arc::default(),
         }
     }
 }
@@ -109,7 +130,20 @@ impl Metrics {
             "Number of currently used workers per controller",
             Declared(metrics.active.clone()),
         );
+        registry.register(
+            "workqueue_queue_duration_seconds",
+            "How long in seconds a change of an object waits before its reconcile starts",
+            metrics.queue.clone(),
+        );
         metrics
+    }
+
+    /// Records how long the change that a reconcile of `object` by `controller` handles
+    /// waited for it, if a change of the object itself asked for it.
+    pub fn started<K: kube::Resource<DynamicType = ()>>(&self, controller: &'static str, object: &K) {
+        if let Some(waited) = self.arrivals.take(object) {
+            self.queue.get_or_create(&QueueLabels { name: controller }).observe(waited.as_secs_f64());
+        }
     }
 
     /// Counts one reconcile of `controller` as active until the returned guard drops,

@@ -648,3 +648,28 @@ async fn every_metric_the_alerts_and_the_dashboard_read_is_exported() {
         "read by the chart's alerts or dashboard but not exported: {missing:?}\nexported: {families:?}"
     );
 }
+
+/// A change of a WebApp is timed from its watch event to the start of the reconcile
+/// that handles it (`workqueue_queue_duration_seconds`, controller-runtime's name): the
+/// operator's own share of a change's latency, apart from the API server's.
+#[tokio::test]
+async fn a_change_is_timed_from_its_watch_event_to_its_reconcile() {
+    let (client, ns, operator) = setup("queue-wait").await;
+    let api = create(&client, &ns.name, "web", json!({"image": "nginx:1.20", "replicas": 1})).await;
+    wait_for(&api, "web", "Running", running_at(1)).await;
+    let timed = || operator.metric("workqueue_queue_duration_seconds_count{name=\"webapp\"}");
+    let before = timed().await;
+    assert!(before >= 1.0, "the create and the status writes were timed: {before}");
+    let waited = || operator.metric("workqueue_queue_duration_seconds_sum{name=\"webapp\"}");
+    assert!(waited().await > 0.0);
+
+    let patch = json!({"spec": {"image": "nginx:1.21"}});
+    api.patch("web", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let after = eventually(Duration::from_secs(20), || async {
+        let now = timed().await;
+        (now > before).then_some(now)
+    })
+    .await;
+    assert!(after.is_some(), "the spec change's reconcile was not timed (still {before})");
+    wait_for(&api, "web", "Running", running_at(2)).await;
+}

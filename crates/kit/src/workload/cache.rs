@@ -21,6 +21,7 @@ use super::index::InstanceIndex;
 use super::labels::{INSTANCE, kind_selector};
 use super::pods::CachedPod;
 use super::rollout::is_stuck;
+use crate::metrics::Metrics;
 
 /// How long one watch request lasts before it is made again (from the last
 /// resourceVersion seen: no relist, no event lost). kube's default is 290 s: a watch
@@ -220,7 +221,9 @@ pub fn trim_service(service: &mut Service) {
 /// `concurrency` objects at a time. Its own cache of `K` drops `managedFields`, like the
 /// children's: every object carries an entry per field manager (its creator, our
 /// finalizer, our status), larger than the rest of a small object, and never read.
-pub fn controller<K>(client: &Client, namespace: Option<&str>, concurrency: u16) -> Controller<K>
+/// Each event of a `K` is noted in `metrics`' [`crate::arrivals::Arrivals`], to time its
+/// wait for the reconcile that handles it.
+pub fn controller<K>(client: &Client, namespace: Option<&str>, concurrency: u16, metrics: &Metrics) -> Controller<K>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -231,11 +234,13 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store();
+    let arrivals = metrics.arrivals.clone();
     let objects = watcher(scoped_api::<K>(client, namespace), watch_config())
         .default_backoff()
         .modify(|object| object.meta_mut().managed_fields = None)
         .reflect(writer)
-        .applied_objects();
+        .applied_objects()
+        .inspect_ok(move |object| arrivals.note(object));
     Controller::for_stream(objects, reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .trigger_backoff(NoSharedBackoff)

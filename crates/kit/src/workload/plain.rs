@@ -15,6 +15,7 @@ use super::run::{Run, Shared, Workload, observe, pipeline, reconcile};
 use crate::Result;
 use crate::driver::Reconciler;
 use crate::events::Events;
+use crate::metrics::Metrics;
 use crate::step::Pipeline;
 
 /// The reconciler of a plain workload kind.
@@ -24,14 +25,15 @@ pub struct WorkloadReconciler<W: Workload> {
 }
 
 /// The controller of kind `W` (watching `namespace`, or all when `None`) and its
-/// reconciler.
+/// reconciler; `metrics` times the wait of its objects' changes.
 pub fn plain<W: Workload<Extra = ()>>(
     client: Client,
     namespace: Option<&str>,
     events: Events,
     concurrency: u16,
+    metrics: &Metrics,
 ) -> (Controller<W::Object>, WorkloadReconciler<W>) {
-    let controller = controller::<W::Object>(&client, namespace, concurrency);
+    let controller = controller::<W::Object>(&client, namespace, concurrency, metrics);
     let (controller, caches) = WorkloadCaches::watch(&client, namespace, W::APP, controller);
     let shared = Arc::new(Shared::new(client, events, caches, ()));
     (controller, WorkloadReconciler { shared, pipeline: pipeline::<W>().then(observe::<W>()) })

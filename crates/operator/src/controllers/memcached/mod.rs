@@ -34,5 +34,11 @@ impl Workload for MemcachedKind {
 
 /// The Memcached controller and its reconciler.
 pub fn controller(setup: &Setup) -> (Controller<Memcached>, WorkloadReconciler<MemcachedKind>) {
-    workload::plain(setup.client.clone(), setup.namespace.as_deref(), setup.events.clone(), setup.concurrency)
+    workload::plain(
+        setup.client.clone(),
+        setup.namespace.as_deref(),
+        setup.events.clone(),
+        setup.concurrency,
+        &setup.metrics,
+    )
 }

@@ -101,7 +101,8 @@ pub fn controller(setup: &Setup) -> (Controller<PodManager>, PodManagerReconcile
     let selector = kind_selector(plan::APP);
     let (pods, pod_events) = reflect_with(scoped_api::<Pod>(&client, namespace), &selector, trim_cached_pod, None);
     // No predicate: a deleted or failed Pod must trigger its replacement.
-    let controller = workload::controller::<PodManager>(&client, namespace, setup.concurrency).owns_stream(pod_events);
+    let controller = workload::controller::<PodManager>(&client, namespace, setup.concurrency, &setup.metrics)
+        .owns_stream(pod_events);
     let ctx = Context {
         client,
         events: setup.events.clone(),

@@ -29,5 +29,11 @@ impl Workload for WebServerKind {
 
 /// The WebServer controller and its reconciler.
 pub fn controller(setup: &Setup) -> (Controller<WebServer>, WorkloadReconciler<WebServerKind>) {
-    workload::plain(setup.client.clone(), setup.namespace.as_deref(), setup.events.clone(), setup.concurrency)
+    workload::plain(
+        setup.client.clone(),
+        setup.namespace.as_deref(),
+        setup.events.clone(),
+        setup.concurrency,
+        &setup.metrics,
+    )
 }
