@@ -18,6 +18,7 @@ use reconcile_kit::backoff::Backoffs;
 use reconcile_kit::driver::{Driver, Reconciler};
 use reconcile_kit::events::Events;
 use reconcile_kit::metrics::Metrics;
+use reconcile_kit::workload::{self, Workload, WorkloadReconciler};
 
 /// Which controllers a process runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -77,6 +78,18 @@ impl Setup {
             ControllerKind::Database => self.drive(database::controller(self), stop, cancel),
             ControllerKind::Podmanager => self.drive(podmanager::controller(self), stop, cancel),
         }
+    }
+
+    /// The controller of a plain workload kind (a Deployment behind a Service, nothing
+    /// else: WebServer, Memcached) and its reconciler.
+    pub fn plain<W: Workload<Extra = ()>>(&self) -> (Controller<W::Object>, WorkloadReconciler<W>) {
+        workload::plain(
+            self.client.clone(),
+            self.namespace.as_deref(),
+            self.events.clone(),
+            self.concurrency,
+            &self.metrics,
+        )
     }
 
     fn drive<R: Reconciler>(

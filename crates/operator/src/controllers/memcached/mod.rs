@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use kube::runtime::Controller;
 use reconcile_kit::assess::Assessment;
-use reconcile_kit::workload::{self, Observed, Shape, Workload, WorkloadReconciler};
+use reconcile_kit::workload::{Observed, Shape, Workload, WorkloadReconciler};
 use webapp_api::{Memcached, MemcachedStatus};
 
 use super::Setup;
@@ -34,11 +34,5 @@ impl Workload for MemcachedKind {
 
 /// The Memcached controller and its reconciler.
 pub fn controller(setup: &Setup) -> (Controller<Memcached>, WorkloadReconciler<MemcachedKind>) {
-    workload::plain(
-        setup.client.clone(),
-        setup.namespace.as_deref(),
-        setup.events.clone(),
-        setup.concurrency,
-        &setup.metrics,
-    )
+    setup.plain::<MemcachedKind>()
 }

@@ -10,7 +10,7 @@ pub mod status;
 
 use kube::runtime::Controller;
 use reconcile_kit::assess::Assessment;
-use reconcile_kit::workload::{self, Observed, Shape, Workload, WorkloadReconciler};
+use reconcile_kit::workload::{Observed, Shape, Workload, WorkloadReconciler};
 use webapp_api::{WebServer, WebServerStatus};
 
 use super::Setup;
@@ -29,11 +29,5 @@ impl Workload for WebServerKind {
 
 /// The WebServer controller and its reconciler.
 pub fn controller(setup: &Setup) -> (Controller<WebServer>, WorkloadReconciler<WebServerKind>) {
-    workload::plain(
-        setup.client.clone(),
-        setup.namespace.as_deref(),
-        setup.events.clone(),
-        setup.concurrency,
-        &setup.metrics,
-    )
+    setup.plain::<WebServerKind>()
 }
