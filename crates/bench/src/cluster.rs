@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use reconcile_kit::MANAGER;
 use serde_json::json;
 use tokio::time::Instant;
@@ -71,31 +72,28 @@ pub async fn delete_namespace(client: &Client, name: &str, limit: Duration) -> R
     Ok(())
 }
 
+/// Runs `each` for every namespace of `spread`, [`IN_FLIGHT`] at a time.
+async fn in_each<'a, T, F, Fut>(spread: &Spread, each: F) -> Result<Vec<T>>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<T>> + 'a,
+{
+    stream::iter(spread.namespaces()).map(each).buffer_unordered(IN_FLIGHT).try_collect().await
+}
+
 /// Creates every namespace of `spread`.
 pub async fn create_namespaces(client: &Client, spread: &Spread) -> Result<()> {
-    stream::iter(spread.namespaces())
-        .map(|namespace| async move { create_namespace(client, &namespace).await })
-        .buffer_unordered(IN_FLIGHT)
-        .try_collect()
-        .await
+    in_each(spread, |namespace| async move { create_namespace(client, &namespace).await }).await.map(drop)
 }
 
 /// Deletes every namespace of `spread` and waits until all are gone ([`delete_namespace`]).
 pub async fn delete_namespaces(client: &Client, spread: &Spread, limit: Duration) -> Result<()> {
-    stream::iter(spread.namespaces())
-        .map(|namespace| async move { delete_namespace(client, &namespace, limit).await })
-        .buffer_unordered(IN_FLIGHT)
-        .try_collect()
-        .await
+    in_each(spread, |namespace| async move { delete_namespace(client, &namespace, limit).await }).await.map(drop)
 }
 
 /// The operator's Event writes over every namespace of `spread` ([`event_writes`]).
 pub async fn event_writes_in(client: &Client, spread: &Spread) -> Result<u64> {
-    stream::iter(spread.namespaces())
-        .map(|namespace| async move { event_writes(client, &namespace).await })
-        .buffer_unordered(IN_FLIGHT)
-        .try_fold(0, |sum, writes| async move { Ok(sum + writes) })
-        .await
+    Ok(in_each(spread, |namespace| async move { event_writes(client, &namespace).await }).await?.into_iter().sum())
 }
 
 /// Event writes the operator made in `namespace`: one create per Event, one patch per
@@ -115,7 +113,7 @@ pub async fn event_writes(client: &Client, namespace: &str) -> Result<u64> {
 pub async fn create_webapps(client: &Client, webapps: Vec<WebApp>) -> Result<()> {
     stream::iter(webapps)
         .map(|webapp| async move {
-            webapps_in(client, webapp.namespace().as_deref().unwrap_or_default())
+            api_of(client, &webapp)
                 .create(&PostParams::default(), &webapp)
                 .await
                 .map_err(kube(format!("create WebApp {}", webapp.name_any())))
@@ -145,6 +143,14 @@ pub async fn annotate(client: &Client, webapps: &[Placed], key: &str, value: &st
         .buffer_unordered(IN_FLIGHT)
         .try_for_each(|_| async { Ok(()) })
         .await
+}
+
+/// The API of `object`'s kind in its namespace.
+pub fn api_of<K>(client: &Client, object: &K) -> Api<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+{
+    Api::namespaced(client.clone(), object.meta().namespace.as_deref().unwrap_or_default())
 }
 
 /// The WebApps of `namespace`.

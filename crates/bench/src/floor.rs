@@ -7,15 +7,14 @@
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 use reconcile_kit::MANAGER;
 use tokio::time::Instant;
 
-use crate::cluster::IN_FLIGHT;
+use crate::cluster::{IN_FLIGHT, api_of};
 use crate::error::{BenchError, Result, kube};
 use crate::spread::Spread;
 use crate::{fixture, wait};
@@ -49,10 +48,10 @@ pub async fn run(client: &Client, spread: &Spread, n: usize, limit: Duration) ->
             async move {
                 match child {
                     Child::Deployment(d) => {
-                        api(client, &*d).patch(&d.name_any(), params, &Patch::Apply(&d)).await.map(drop)
+                        api_of(client, &*d).patch(&d.name_any(), params, &Patch::Apply(&d)).await.map(drop)
                     }
                     Child::Service(s) => {
-                        api(client, &*s).patch(&s.name_any(), params, &Patch::Apply(&s)).await.map(drop)
+                        api_of(client, &*s).patch(&s.name_any(), params, &Patch::Apply(&s)).await.map(drop)
                     }
                 }
                 .map_err(kube("apply a floor child"))
@@ -63,12 +62,4 @@ pub async fn run(client: &Client, spread: &Spread, n: usize, limit: Duration) ->
         .await?;
     let done = all_available.await.map_err(|e| BenchError::Task(e.to_string()))??;
     Ok(done - start)
-}
-
-/// The API of `object`'s kind in its namespace.
-fn api<K>(client: &Client, object: &K) -> Api<K>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
-{
-    Api::namespaced(client.clone(), object.meta().namespace.as_deref().unwrap_or_default())
 }

@@ -83,17 +83,13 @@ pub async fn operator(setup: &Setup<'_>) -> Result<OperatorFigures> {
     let mut images = Images::watch(spread, client);
     let probes = setup.samples.min(n / 2).max(1);
     let (probe_names, others) = names.split_at(probes);
-    let waited = operator.metrics().await?.queue_wait();
-    let latency_idle = spec_changes(client, &mut images, probe_names, Round::Idle, limit)
-        .await?
-        .with_queue_wait(&operator.metrics().await?.queue_wait().since(&waited));
+    let latency_idle =
+        queue_waited(&operator, spec_changes(client, &mut images, probe_names, Round::Idle, limit)).await?;
     if let Some((last, placed)) = probe_names.iter().enumerate().next_back() {
         images.wait_rolled_out(placed, &Round::Idle.image(last), limit).await?;
     }
-    let waited = operator.metrics().await?.queue_wait();
-    let latency_settled = spec_changes(client, &mut images, probe_names, Round::Settled, limit)
-        .await?
-        .with_queue_wait(&operator.metrics().await?.queue_wait().since(&waited));
+    let latency_settled =
+        queue_waited(&operator, spec_changes(client, &mut images, probe_names, Round::Settled, limit)).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let waves = tokio::spawn(resync_waves(client.clone(), others.to_vec(), stop.clone(), launch.metrics, limit));
     let latency_resync = spec_changes(client, &mut images, probe_names, Round::Resync, limit).await;
@@ -134,6 +130,14 @@ pub async fn operator(setup: &Setup<'_>) -> Result<OperatorFigures> {
         latency_settled: Some(latency_settled),
         latency_resync,
     })
+}
+
+/// The latencies of `round`, with the operator's queue wait over the same stretch
+/// (its `workqueue_queue_duration_seconds`, scraped before and after).
+async fn queue_waited(operator: &Operator, round: impl Future<Output = Result<Latency>>) -> Result<Latency> {
+    let before = operator.metrics().await?.queue_wait();
+    let latency = round.await?;
+    Ok(latency.with_queue_wait(&operator.metrics().await?.queue_wait().since(&before)))
 }
 
 /// Waits until the operator's writes stop (unchanged for a second): the status writes

@@ -74,7 +74,6 @@ pub struct QueueLabels {
 }
 
 /// The reconcile metric families, shared by every controller of the process.
-
 #[derive(Clone)]
 pub struct Metrics {
     /// Reconciles by result.
