@@ -88,11 +88,6 @@ fn running_at(generation: i64) -> impl Fn(&Database) -> bool {
     }
 }
 
-async fn event_reasons(client: &Client, ns: &str) -> Vec<String> {
-    let events: Api<Event> = Api::namespaced(client.clone(), ns);
-    events.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|e| e.reason).collect()
-}
-
 /// Until `check` holds for the object named `name` (or `None`: until it is gone).
 async fn until<K, F>(api: &Api<K>, name: &str, what: &str, check: F) -> Option<K>
 where
@@ -402,7 +397,7 @@ async fn a_failing_backup_degrades_the_database_until_a_run_succeeds() {
     let db = wait_for(&api, "db", "Degraded with BackupFailing", running_degraded("BackupFailing")).await;
     let condition = db.status.unwrap().conditions.into_iter().find(|c| c.type_ == "Degraded").unwrap();
     assert!(condition.message.contains("2026-01-02T02:00:05"), "{}", condition.message);
-    assert!(event_reasons(&client, &ns.name).await.iter().any(|r| r == "BackupFailing"));
+    expect_events(&client, &ns.name, &["BackupFailing"]).await;
 
     let succeeded = json!({"status": {"lastSuccessfulTime": "2026-01-03T02:00:09Z"}});
     cronjobs.patch_status("db-backup", &PatchParams::default(), &Patch::Merge(&succeeded)).await.unwrap();
@@ -450,8 +445,7 @@ async fn deletion_with_retain_keeps_the_volumes() {
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
     assert!(statefulsets.get_opt("db").await.unwrap().is_none());
     assert!(Api::<CronJob>::namespaced(client.clone(), &ns.name).get_opt("db-backup").await.unwrap().is_none());
-    let reasons = event_reasons(&client, &ns.name).await;
-    assert!(reasons.iter().any(|r| r == "Deleted"), "{reasons:?}");
+    expect_events(&client, &ns.name, &["Deleted"]).await;
 }
 
 fn owner_kinds(secret: Option<&Secret>) -> Vec<String> {
@@ -485,8 +479,7 @@ async fn under_retain_a_re_created_database_keeps_its_credentials() {
     // the data alone, so it goes when the data goes.
     assert_eq!(after.metadata.resource_version, stripped.metadata.resource_version, "the Secret was written to");
     assert_eq!(owner_kinds(Some(&after)), ["PersistentVolumeClaim"]);
-    let reasons = event_reasons(&client, &ns.name).await;
-    assert!(reasons.iter().any(|r| r == "CredentialsReused"), "{reasons:?}");
+    expect_events(&client, &ns.name, &["CredentialsReused"]).await;
 }
 
 /// Retained data whose credentials were deleted: no new password (PostgreSQL would not

@@ -91,13 +91,11 @@ fn ready(pod: &Pod) -> bool {
 
 /// Asserts that a `Deleted` event says Pod `pod` was deleted because it ended.
 async fn assert_replaced_because_it_ended(client: &Client, ns: &str, pod: &str) {
-    let deleted: Vec<String> = events(client, ns)
-        .await
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("Deleted"))
-        .filter_map(|e| e.note)
-        .collect();
-    assert!(deleted.iter().any(|n| n.contains(pod) && n.contains("ended")), "{deleted:?}");
+    expect_event(client, ns, &format!("Deleted saying {pod} ended"), |e| {
+        e.reason.as_deref() == Some("Deleted")
+            && e.note.as_deref().is_some_and(|n| n.contains(pod) && n.contains("ended"))
+    })
+    .await;
 }
 
 /// The seed's quick start, command for command.
@@ -136,8 +134,7 @@ async fn seed_quick_start_works_verbatim() {
     kubectl_ok(&["-n", n, "delete", "podmanager", "my-pod-manager", "--timeout=60s"]);
     let left = kubectl_ok(&["-n", n, "get", "pods", "-l", "app=my-app", "-o", "name"]);
     assert_eq!(left, "", "Pods left after deletion");
-    let reasons: Vec<String> = events(&client, n).await.into_iter().filter_map(|e| e.reason).collect();
-    assert!(reasons.iter().any(|r| r == "Deleted"), "{reasons:?}");
+    expect_events(&client, n, &["Deleted"]).await;
 }
 
 /// Scale up creates the missing ordinals; scale down removes the highest first.
@@ -184,14 +181,12 @@ async fn scaling_keeps_ordinals_and_removes_the_highest_first() {
     assert_eq!(pod_names(&client, &ns.name, "pm").await, names("pm", 0..2));
     assert_eq!(*order.lock().unwrap(), ["pm-4", "pm-3", "pm-2"]);
 
-    let created: Vec<String> = events(&client, &ns.name)
-        .await
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("Created"))
-        .filter_map(|e| e.related?.name)
-        .collect();
     for i in 0..5 {
-        assert!(created.contains(&format!("pm-{i}")), "no Created event about pm-{i}: {created:?}");
+        let pod = format!("pm-{i}");
+        expect_event(&client, &ns.name, &format!("Created about {pod}"), |e| {
+            e.reason.as_deref() == Some("Created") && e.related.as_ref().and_then(|r| r.name.as_deref()) == Some(&pod)
+        })
+        .await;
     }
 }
 
@@ -570,10 +565,11 @@ async fn a_pod_that_will_not_go_ends_in_cleanup_timeout() {
     let gone =
         eventually(Duration::from_secs(60), || async { api.get_opt("pm").await.ok()?.is_none().then_some(()) }).await;
     assert!(gone.is_some(), "PodManager stuck in deletion: {:?}", api.get_opt("pm").await.unwrap().map(|p| p.status));
-    let events = events(&client, &ns.name).await;
-    let timeout = events.iter().find(|e| e.reason.as_deref() == Some("CleanupTimeout"));
-    let note = timeout.and_then(|e| e.note.clone()).unwrap_or_default();
-    assert!(note.contains("1 pods are still being deleted"), "no CleanupTimeout naming the Pod left: {events:?}");
+    let events = expect_event(&client, &ns.name, "CleanupTimeout naming the Pod left", |e| {
+        e.reason.as_deref() == Some("CleanupTimeout")
+            && e.note.as_deref().is_some_and(|n| n.contains("1 pods are still being deleted"))
+    })
+    .await;
     let released = events.iter().filter_map(|e| e.note.as_deref()).any(|n| n.starts_with("All pods deleted"));
     assert!(!released, "a cleanup that gave up is not a clean deletion");
     assert!(pods.get("pm-0").await.unwrap().metadata.deletion_timestamp.is_some(), "the Pod was asked to go");

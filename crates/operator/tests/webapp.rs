@@ -246,8 +246,7 @@ async fn deletion_cleans_up_in_order() {
         eventually(Duration::from_secs(60), || async { api.get_opt("web").await.ok()?.is_none().then_some(()) }).await;
     assert!(gone.is_some(), "WebApp still there: {:?}", api.get_opt("web").await.unwrap().and_then(|w| w.status));
     assert_eq!(deletions.order(), ["Ingress", "Service", "Deployment"]);
-    let reasons = event_reasons(&client, &ns.name).await;
-    assert!(reasons.iter().any(|r| r == "Deleted"), "{reasons:?}");
+    expect_events(&client, &ns.name, &["Deleted"]).await;
 }
 
 /// An object of the same name that the WebApp does not own is never touched.
@@ -433,8 +432,7 @@ async fn a_permanent_error_does_not_hot_loop() {
     let status = failed.status.unwrap();
     assert!(status.conditions.iter().any(|c| c.type_ == "Degraded" && c.reason == "Invalid"), "{status:#?}");
     assert!(status.message.unwrap().contains("must be less than or equal to cpu limit"));
-    let reasons = event_reasons(&client, &ns.name).await;
-    assert!(reasons.iter().any(|r| r == "Invalid"), "a Warning event names the reason: {reasons:?}");
+    expect_events(&client, &ns.name, &["Invalid"]).await;
 
     let invalid = "controller_runtime_reconcile_errors_total{controller=\"webapp\",reason=\"Invalid\"}";
     // A forced reconcile, counted: the operator is at work on this object, and the
@@ -744,9 +742,9 @@ async fn an_operator_down_longer_than_the_budget_still_cleans_up_in_order() {
         eventually(Duration::from_secs(60), || async { api.get_opt("web").await.ok()?.is_none().then_some(()) }).await;
     assert!(gone.is_some(), "WebApp stuck in deletion");
     assert_eq!(deletions.order(), ["Ingress", "Service", "Deployment"]);
+    expect_events(&client, &ns.name, &["Deleted"]).await;
     let reasons = event_reasons(&client, &ns.name).await;
     assert!(!reasons.iter().any(|r| r == "CleanupTimeout"), "gave up instead of cleaning up: {reasons:?}");
-    assert!(reasons.iter().any(|r| r == "Deleted"), "{reasons:?}");
 }
 
 /// A child that will not go (a finalizer of someone else's holds it) does not hold the
@@ -770,8 +768,8 @@ async fn a_child_that_will_not_go_ends_in_cleanup_timeout() {
     let gone =
         eventually(Duration::from_secs(60), || async { api.get_opt("web").await.ok()?.is_none().then_some(()) }).await;
     assert!(gone.is_some(), "WebApp stuck in deletion: {:?}", api.get_opt("web").await.unwrap().and_then(|w| w.status));
+    expect_events(&client, &ns.name, &["CleanupTimeout"]).await;
     let reasons = event_reasons(&client, &ns.name).await;
-    assert!(reasons.iter().any(|r| r == "CleanupTimeout"), "{reasons:?}");
     assert!(!reasons.iter().any(|r| r == "Deleted"), "a cleanup that gave up is not a clean deletion: {reasons:?}");
     let held = deployments.get("web").await.unwrap();
     assert!(held.metadata.deletion_timestamp.is_some(), "the Deployment was asked to go");

@@ -425,9 +425,10 @@ impl Operator {
     }
 
     /// The writes a converged object costs over `times` forced reconciles (counted by
-    /// `sample`): zero, if it is at rest. One forced reconcile runs first, from the
-    /// converged state, so that whatever the operator still had to say about
-    /// convergence (events, a last status) is said before the count starts. The
+    /// `sample`): zero, if it is at rest. Forced reconciles run first, from the
+    /// converged state, until one passes without a request, so that whatever the
+    /// operator still had to say about convergence (events, a last status) is said
+    /// before the count starts. The
     /// operator must have written before (it made the object's children): the
     /// positive control without which a counter that never moves would pass.
     pub async fn writes_at_rest<K>(&self, api: &Api<K>, name: &str, sample: &str, times: u32) -> f64
@@ -445,10 +446,18 @@ impl Operator {
     {
         let written = self.writes().await;
         assert!(written > 0.0, "no write counted while {name} was created: the request counter counts nothing");
-        // Two settling reconciles, not one: the counter that `resync` waits on also counts
-        // a reconcile a child's late status change started, whose writes (a last status,
-        // the Running event) may still be on their way when the first one is counted.
-        self.resync(api, name, sample, 2).await;
+        // Settle first: the counter that `resync` waits on also counts a reconcile a
+        // child's late status change started, whose writes (a coalesced status, the
+        // Running event) may still be on their way when it is counted. Settled is one
+        // forced reconcile with no such request around it, tried a few times; an object
+        // written at every reconcile never settles, and the measure below shows it.
+        for _ in 0..5 {
+            let before = self.requests(methods).await;
+            self.resync(api, name, sample, 1).await;
+            if self.requests(methods).await == before {
+                break;
+            }
+        }
         let before = self.requests(methods).await;
         self.resync(api, name, sample, times).await;
         self.requests(methods).await - before
@@ -568,6 +577,22 @@ pub async fn expect_events(client: &Client, ns: &str, reasons: &[&str]) {
     })
     .await;
     assert!(found.is_some(), "missing events {reasons:?}; found {:?}", event_reasons(client, ns).await);
+}
+
+/// Waits up to 20 s until `ns` holds an Event that `wanted` accepts, and returns every
+/// Event of `ns` then; panics with the Events it holds otherwise. Events are published
+/// after the write they tell of, so a test that has seen the write still waits for them.
+pub async fn expect_event(client: &Client, ns: &str, what: &str, wanted: impl Fn(&Event) -> bool) -> Vec<Event> {
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let found = eventually(Duration::from_secs(20), || async {
+        let items = events.list(&ListParams::default()).await.ok()?.items;
+        items.iter().any(&wanted).then_some(items)
+    })
+    .await;
+    match found {
+        Some(items) => items,
+        None => panic!("no event {what}; found {:?}", events.list(&ListParams::default()).await.map(|l| l.items)),
+    }
 }
 
 /// A client, the CRDs, a namespace of the test's own and the operator watching it.
