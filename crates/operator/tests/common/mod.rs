@@ -428,9 +428,9 @@ impl Operator {
     /// `sample`): zero, if it is at rest. Forced reconciles run first, from the
     /// converged state, until one passes without a request, so that whatever the
     /// operator still had to say about convergence (events, a last status) is said
-    /// before the count starts. The
-    /// operator must have written before (it made the object's children): the
-    /// positive control without which a counter that never moves would pass.
+    /// before the count starts. The operator must have written before (it made the
+    /// object's children): the positive control without which a counter that never
+    /// moves would pass.
     pub async fn writes_at_rest<K>(&self, api: &Api<K>, name: &str, sample: &str, times: u32) -> f64
     where
         K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
@@ -568,15 +568,12 @@ pub async fn event_reasons(client: &Client, ns: &str) -> Vec<String> {
     list.items.into_iter().filter_map(|e| e.reason).collect()
 }
 
-/// Waits up to 20 s until `ns` holds an Event of every reason in `reasons`; panics with
-/// the reasons it holds otherwise.
+/// Waits until `ns` holds an Event of every reason in `reasons` (up to 20 s for each,
+/// like [`expect_event`]); panics with the Events it holds otherwise.
 pub async fn expect_events(client: &Client, ns: &str, reasons: &[&str]) {
-    let found = eventually(Duration::from_secs(20), || async {
-        let seen = event_reasons(client, ns).await;
-        reasons.iter().all(|r| seen.iter().any(|x| x == r)).then_some(())
-    })
-    .await;
-    assert!(found.is_some(), "missing events {reasons:?}; found {:?}", event_reasons(client, ns).await);
+    for reason in reasons {
+        expect_event(client, ns, &format!("of reason {reason}"), |e| e.reason.as_deref() == Some(reason)).await;
+    }
 }
 
 /// Waits up to 20 s until `ns` holds an Event that `wanted` accepts, and returns every
