@@ -742,8 +742,8 @@ async fn an_operator_down_longer_than_the_budget_still_cleans_up_in_order() {
         eventually(Duration::from_secs(60), || async { api.get_opt("web").await.ok()?.is_none().then_some(()) }).await;
     assert!(gone.is_some(), "WebApp stuck in deletion");
     assert_eq!(deletions.order(), ["Ingress", "Service", "Deployment"]);
-    expect_events(&client, &ns.name, &["Deleted"]).await;
-    let reasons = event_reasons(&client, &ns.name).await;
+    let events = expect_event(&client, &ns.name, "Deleted", |e| e.reason.as_deref() == Some("Deleted")).await;
+    let reasons: Vec<_> = events.into_iter().filter_map(|e| e.reason).collect();
     assert!(!reasons.iter().any(|r| r == "CleanupTimeout"), "gave up instead of cleaning up: {reasons:?}");
 }
 
@@ -768,8 +768,9 @@ async fn a_child_that_will_not_go_ends_in_cleanup_timeout() {
     let gone =
         eventually(Duration::from_secs(60), || async { api.get_opt("web").await.ok()?.is_none().then_some(()) }).await;
     assert!(gone.is_some(), "WebApp stuck in deletion: {:?}", api.get_opt("web").await.unwrap().and_then(|w| w.status));
-    expect_events(&client, &ns.name, &["CleanupTimeout"]).await;
-    let reasons = event_reasons(&client, &ns.name).await;
+    let events =
+        expect_event(&client, &ns.name, "CleanupTimeout", |e| e.reason.as_deref() == Some("CleanupTimeout")).await;
+    let reasons: Vec<_> = events.into_iter().filter_map(|e| e.reason).collect();
     assert!(!reasons.iter().any(|r| r == "Deleted"), "a cleanup that gave up is not a clean deletion: {reasons:?}");
     let held = deployments.get("web").await.unwrap();
     assert!(held.metadata.deletion_timestamp.is_some(), "the Deployment was asked to go");
