@@ -229,10 +229,63 @@ struct Seen {
     listed: bool,
     /// The most Pods down (missing, not Ready, or going) at any one event.
     max_down: usize,
-    /// The Pods asked to go, by name, in order: once per Pod (uid), so a name
-    /// replaced twice shows twice.
+    /// The Pods the operator asked to go, by name, in order: once per Pod (uid), so a
+    /// name replaced twice shows twice.
     replaced: Vec<String>,
-    replaced_uids: Vec<String>,
+    /// The uids seen going, each counted once.
+    seen_going: Vec<String>,
+    /// Pods deleted without a grace period: not by the operator (see [`Seen::observe`]).
+    unplanned: Vec<String>,
+    /// The names of those whose successor is not Ready yet.
+    disrupted: std::collections::BTreeSet<String>,
+    /// Every Pod event after the list, one line each, for a failure to show.
+    timeline: Vec<String>,
+}
+
+impl Seen {
+    fn observe(&mut self, event: watcher::Event<Pod>, replicas: usize) {
+        match event {
+            watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
+                let (name, uid) = (pod.name_any(), pod.uid().unwrap_or_default());
+                if pod.metadata.deletion_timestamp.is_some() && !self.seen_going.contains(&uid) {
+                    self.seen_going.push(uid);
+                    // kwok deletes a Pod it saw going by name, with no grace period and no
+                    // uid precondition: a late repeat of that takes the Pod that replaced
+                    // it under the name (a kubelet deletes with a uid precondition). The
+                    // operator always deletes with the Pod's grace period, so a deletion
+                    // without one is kwok's.
+                    if pod.metadata.deletion_grace_period_seconds == Some(0) {
+                        self.unplanned.push(name.clone());
+                        self.disrupted.insert(name.clone());
+                    } else {
+                        self.replaced.push(name.clone());
+                    }
+                }
+                self.pods.insert(name, pod);
+            }
+            watcher::Event::Delete(pod) => {
+                self.pods.remove(&pod.name_any());
+            }
+            watcher::Event::InitDone => self.listed = true,
+            watcher::Event::Init => {}
+        }
+        // Count only once the initial list is complete.
+        if !self.listed {
+            return;
+        }
+        self.timeline.push(self.pods.values().map(describe).collect::<Vec<_>>().join(" | "));
+        let up: Vec<String> = self
+            .pods
+            .values()
+            .filter(|p| p.metadata.deletion_timestamp.is_none() && ready(p))
+            .map(|p| p.name_any())
+            .collect();
+        self.disrupted.retain(|name| !up.contains(name));
+        // A Pod kwok took is not one the operator took down: its name counts as up
+        // until a Pod of that name is Ready again.
+        let counted = up.len() + self.disrupted.len();
+        self.max_down = self.max_down.max(replicas.saturating_sub(counted));
+    }
 }
 
 /// Records what happens to the Pods of PodManager `pm` of `replicas` Pods while a test
@@ -252,28 +305,7 @@ impl Recorder {
             tokio::spawn(async move {
                 let mut stream = watcher(pods, watcher::Config::default().labels("podmanager=pm")).boxed();
                 while let Some(Ok(event)) = stream.next().await {
-                    let mut seen = seen.lock().unwrap();
-                    match event {
-                        watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
-                            let uid = pod.uid().unwrap_or_default();
-                            if pod.metadata.deletion_timestamp.is_some() && !seen.replaced_uids.contains(&uid) {
-                                seen.replaced.push(pod.name_any());
-                                seen.replaced_uids.push(uid);
-                            }
-                            seen.pods.insert(pod.name_any(), pod);
-                        }
-                        watcher::Event::Delete(pod) => {
-                            seen.pods.remove(&pod.name_any());
-                        }
-                        watcher::Event::InitDone => seen.listed = true,
-                        watcher::Event::Init => continue,
-                    }
-                    // Count only once the initial list is complete.
-                    if !seen.listed {
-                        continue;
-                    }
-                    let up = seen.pods.values().filter(|p| p.metadata.deletion_timestamp.is_none() && ready(p)).count();
-                    seen.max_down = seen.max_down.max(replicas.saturating_sub(up));
+                    seen.lock().unwrap().observe(event, replicas);
                 }
             })
         };
@@ -283,13 +315,48 @@ impl Recorder {
         Recorder { seen, task }
     }
 
-    fn max_down(&self) -> usize {
-        self.seen.lock().unwrap().max_down
+    /// Asserts that at most `expected` Pods were down at any one event (`what` says why).
+    fn assert_max_down(&self, expected: usize, what: &str) {
+        let max_down = self.seen.lock().unwrap().max_down;
+        assert_eq!(max_down, expected, "{what}; pods:\n{}", self.timeline());
     }
 
-    fn replaced(&self) -> Vec<String> {
-        self.seen.lock().unwrap().replaced.clone()
+    /// Asserts the operator replaced exactly `expected`, in that order; a failure shows
+    /// the Events and every Pod after each event.
+    async fn assert_replaced(&self, client: &Client, ns: &str, expected: &[&str]) {
+        let (replaced, unplanned) = {
+            let seen = self.seen.lock().unwrap();
+            (seen.replaced.clone(), seen.unplanned.clone())
+        };
+        if !unplanned.is_empty() {
+            eprintln!("deleted without grace, by name, not by the operator: {unplanned:?}");
+        }
+        if replaced != expected {
+            let said: Vec<String> = events(client, ns).await.into_iter().filter_map(|e| e.note).collect();
+            let timeline = self.timeline();
+            panic!("replacement order: {replaced:?}, not {expected:?}; events: {said:#?}\npods:\n{timeline}");
+        }
     }
+
+    /// The Pods after each event, and the Pods deleted by someone else, for a failed
+    /// assertion to show what happened.
+    fn timeline(&self) -> String {
+        let seen = self.seen.lock().unwrap();
+        format!("{}\ndeleted without grace (not by the operator): {:?}", seen.timeline.join("\n"), seen.unplanned)
+    }
+}
+
+/// One Pod in a line: name, uid tail, template hash, phase, Ready, going.
+fn describe(pod: &Pod) -> String {
+    let uid = pod.uid().unwrap_or_default();
+    let hash = pod.labels().get("apps.mycompany.com/template-hash").cloned().unwrap_or_default();
+    let phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+    let going = match (&pod.metadata.deletion_timestamp, pod.metadata.deletion_grace_period_seconds) {
+        (Some(_), grace) => format!(" going (grace {})", grace.unwrap_or_default()),
+        (None, _) => String::new(),
+    };
+    let ready = if ready(pod) { "ready" } else { "not-ready" };
+    format!("{} {} {hash:.8} {phase} {ready}{going}", pod.name_any(), &uid[uid.len().saturating_sub(6)..])
 }
 
 impl Drop for Recorder {
@@ -318,7 +385,7 @@ async fn an_image_change_rolls_one_pod_at_a_time() {
     wait_for(&api, "pm", "Running", running(1, 3)).await;
 
     let recorder = Recorder::start(&client, &ns.name, 3).await;
-    assert_eq!(recorder.max_down(), 0, "all Pods Ready before the update");
+    recorder.assert_max_down(0, "all Pods Ready before the update");
     api.patch("pm", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"image": "nginx:1.21"}}))).await.unwrap();
     let done = wait_for(&api, "pm", "Running on the new image", running(2, 3)).await;
     assert_eq!(done.status.unwrap().updated_replicas, 3);
@@ -328,8 +395,8 @@ async fn an_image_change_rolls_one_pod_at_a_time() {
         let pod = pods.get(&format!("pm-{i}")).await.unwrap();
         assert_eq!(pod.spec.unwrap().containers[0].image.as_deref(), Some("nginx:1.21"));
     }
-    assert_eq!(recorder.replaced(), ["pm-2", "pm-1", "pm-0"], "replacement order");
-    assert_eq!(recorder.max_down(), 1, "at most one Pod down at any time");
+    recorder.assert_replaced(&client, &ns.name, &["pm-2", "pm-1", "pm-0"]).await;
+    recorder.assert_max_down(1, "at most one Pod down at any time");
 }
 
 /// A Pod of the same name that the PodManager does not own is never touched.
@@ -487,8 +554,8 @@ async fn a_not_ready_outdated_pod_is_replaced_first() {
     let recorder = Recorder::start(&client, &ns.name, 3).await;
     api.patch("pm", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"image": "nginx:1.21"}}))).await.unwrap();
     wait_for(&api, "pm", "Running on the new image", running(2, 3)).await;
-    assert_eq!(recorder.replaced(), ["pm-0", "pm-2", "pm-1"], "replacement order");
-    assert_eq!(recorder.max_down(), 1, "at most one Pod down at any time");
+    recorder.assert_replaced(&client, &ns.name, &["pm-0", "pm-2", "pm-1"]).await;
+    recorder.assert_max_down(1, "at most one Pod down at any time");
 }
 
 /// `podLabels` are part of the template: changing them rolls the Pods, one at a time,
@@ -512,8 +579,8 @@ async fn a_pod_labels_change_rolls_the_pods() {
         assert_eq!(pod.labels().get("tier").map(String::as_str), Some("b"), "{name}: {:?}", pod.labels());
         assert_ne!(pod.uid(), before.get(name).cloned(), "{name} was relabelled in place, not replaced");
     }
-    assert_eq!(recorder.replaced(), ["pm-1", "pm-0"], "replacement order");
-    assert_eq!(recorder.max_down(), 1, "at most one Pod down at any time");
+    recorder.assert_replaced(&client, &ns.name, &["pm-1", "pm-0"]).await;
+    recorder.assert_max_down(1, "at most one Pod down at any time");
 }
 
 /// A Pod whose container keeps crashing: the status names the Pod, the container and
@@ -611,7 +678,7 @@ async fn a_restart_in_the_middle_of_a_rollout_keeps_one_pod_down_at_most() {
     for name in ["pm-0", "pm-1"] {
         assert_eq!(now.get(name), before.get(name), "{name} was replaced while pm-2 was not Ready");
     }
-    assert_eq!(recorder.replaced(), ["pm-2"]);
+    recorder.assert_replaced(&client, &ns.name, &["pm-2"]).await;
 
     let fix = json!({"spec": {"image": "nginx:1.21"}});
     api.patch("pm", &PatchParams::default(), &Patch::Merge(&fix)).await.unwrap();
@@ -622,7 +689,6 @@ async fn a_restart_in_the_middle_of_a_rollout_keeps_one_pod_down_at_most() {
         assert_eq!(pod.spec.unwrap().containers[0].image.as_deref(), Some("nginx:1.21"));
     }
     // The stalled pm-2, outdated again and not Ready, goes first; then the others.
-    let said: Vec<String> = events(&client, &ns.name).await.into_iter().filter_map(|e| e.note).collect();
-    assert_eq!(recorder.replaced(), ["pm-2", "pm-2", "pm-1", "pm-0"], "replacement order; events: {said:#?}");
-    assert_eq!(recorder.max_down(), 1, "at most one Pod down at any time");
+    recorder.assert_replaced(&client, &ns.name, &["pm-2", "pm-2", "pm-1", "pm-0"]).await;
+    recorder.assert_max_down(1, "at most one Pod down at any time");
 }

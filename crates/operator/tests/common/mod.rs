@@ -210,12 +210,20 @@ pub struct TestNamespace {
 impl TestNamespace {
     /// Creates `t-<prefix>-<random>` and waits for its default ServiceAccount.
     pub async fn new(client: &Client, prefix: &str) -> Self {
-        let suffix: u32 =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 100_000;
-        let name = format!("t-{prefix}-{suffix}");
         let namespaces: Api<Namespace> = Api::all(client.clone());
-        let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
-        namespaces.create(&PostParams::default(), &namespace).await.expect("cannot create namespace");
+        let mut attempts = 0;
+        let name = loop {
+            let suffix: u32 =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 100_000;
+            let name = format!("t-{prefix}-{suffix}");
+            let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+            match namespaces.create(&PostParams::default(), &namespace).await {
+                Ok(_) => break name,
+                // The draw hit a namespace an earlier run of the same test left terminating.
+                Err(kube::Error::Api(status)) if status.code == 409 && attempts < 5 => attempts += 1,
+                Err(e) => panic!("cannot create namespace {name}: {e}"),
+            }
+        };
         let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
         eventually(Duration::from_secs(30), || async { accounts.get_opt("default").await.ok().flatten() })
             .await
