@@ -53,6 +53,17 @@ pub enum Applied {
     Updated,
 }
 
+/// How far a write may go with a child that already exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// Bring it to the intent: create it, or apply the difference ([`apply`]).
+    Converge,
+    /// Only ever create it ([`create_only`]): a child that is replaced rather than
+    /// changed (a bare Pod, whose image a write would change in place, restarting its
+    /// container outside any rollout) must never be written once it exists.
+    CreateOnly,
+}
+
 /// What [`delete`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Deletion {
@@ -90,7 +101,30 @@ pub fn controller_reference<K: Resource<DynamicType = ()>>(desired: &K) -> Resul
 /// something is in the way, or the copy is one we do not control, the API server's
 /// copy decides (one GET), and only a real difference is applied. Returns what was
 /// done and the child as it now is, for status (never an older cached copy).
-pub async fn apply<K>(api: &Api<K>, current: Option<&K>, mut desired: K) -> Result<(Applied, K)>
+pub async fn apply<K>(api: &Api<K>, current: Option<&K>, desired: K) -> Result<(Applied, K)>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+{
+    write(api, current, desired, Write::Converge).await
+}
+
+/// Creates `desired` (which must carry its name, namespace and controller owner
+/// reference), and never writes a child that already exists. When something stands
+/// under the name (one request told us: a 409), the API server's copy decides: one of
+/// ours that already matches is [`Applied::Unchanged`] (our own create, which the
+/// cache has not caught up with); one of ours that differs, or is going, is
+/// [`Error::Stale`], so the next reconcile plans again from a fresher view instead of
+/// writing the new intent onto it; a leftover is deleted and one we do not control is
+/// [`Error::NotOwned`], as with [`apply`].
+pub async fn create_only<K>(api: &Api<K>, desired: K) -> Result<(Applied, K)>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+{
+    write(api, None, desired, Write::CreateOnly).await
+}
+
+/// [`apply`] or [`create_only`], as `mode` says.
+pub async fn write<K>(api: &Api<K>, current: Option<&K>, mut desired: K, mode: Write) -> Result<(Applied, K)>
 where
     K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
 {
@@ -117,7 +151,11 @@ where
     // 409 if something is in the way (one we do not own carries none of our labels, so
     // the cache would not hold it). Otherwise, or then, the API server decides.
     let live = match current {
-        Some(cached) if is_controlled_by(cached.meta(), &owner.uid) && cached.uid().is_some() => Some(cached.clone()),
+        Some(cached)
+            if mode == Write::Converge && is_controlled_by(cached.meta(), &owner.uid) && cached.uid().is_some() =>
+        {
+            Some(cached.clone())
+        }
         _ => {
             if current.is_none()
                 && let Created::Made(made) = create::create(api, &desired).await?
@@ -127,10 +165,22 @@ where
             api.get_opt(&name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))?
         }
     };
+    if mode == Write::CreateOnly && live.is_none() {
+        // In the way a moment ago, gone now: a create next time, never an apply.
+        return Err(Error::Stale { kind, name });
+    }
     if let Some(live) = &live {
         match adopt::ownership(live.meta(), &owner) {
-            Ownership::Owned if matches(live)? => return Ok((Applied::Unchanged, live.clone())),
-            Ownership::Owned => {}
+            Ownership::Owned => {
+                let going = live.meta().deletion_timestamp.is_some();
+                match (mode, matches(live)?) {
+                    (Write::CreateOnly, true) if !going => return Ok((Applied::Unchanged, live.clone())),
+                    // The view we planned from is older than the child: plan again.
+                    (Write::CreateOnly, _) => return Err(Error::Stale { kind, name }),
+                    (Write::Converge, true) => return Ok((Applied::Unchanged, live.clone())),
+                    (Write::Converge, false) => {}
+                }
+            }
             Ownership::Leftover => return Err(delete_leftover(api, live.meta(), &owner.kind).await),
             Ownership::Adoptable | Ownership::Foreign => return Err(Error::NotOwned { kind, name, owner: owner.kind }),
         }

@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::adopt;
-use crate::apply::{self, Applied, Deletion};
+use crate::apply::{self, Applied, Deletion, Write};
 use crate::error::{Error, Result};
 use crate::events::Events;
 
@@ -92,10 +92,26 @@ impl Owned {
     where
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
     {
+        self.write(cached, desired, synced_reason, Write::Converge).await
+    }
+
+    /// Creates one child that is replaced, never changed, once it exists (see
+    /// [`apply::create_only`]), and publishes the creation at once.
+    pub async fn create<K>(&self, desired: K) -> Result<(Applied, K)>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
+    {
+        self.write(None, desired, "", Write::CreateOnly).await
+    }
+
+    async fn write<K>(&self, cached: Option<&K>, desired: K, synced_reason: &str, mode: Write) -> Result<(Applied, K)>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
+    {
         let api = self.api();
         // Kept only by an owner that may adopt: the common path copies nothing.
         let adoptable = self.adopt.then(|| desired.clone());
-        let (outcome, live) = match (apply::apply(&api, cached, desired).await, adoptable) {
+        let (outcome, live) = match (apply::write(&api, cached, desired, mode).await, adoptable) {
             (Err(Error::NotOwned { .. }), Some(desired)) => return self.adopt(&api, desired).await,
             (Err(error @ Error::Leftover { .. }), _) => return Err(self.report_leftover::<K>(error).await),
             (result, _) => result?,

@@ -8,7 +8,7 @@ use http::{Method, Request, Response};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::client::Body;
 use kube::{Api, Client};
-use reconcile_kit::apply::{APPLIED_HASH, Applied, Deletion, apply, delete};
+use reconcile_kit::apply::{APPLIED_HASH, Applied, Deletion, apply, create_only, delete};
 use reconcile_kit::{Class, Error};
 use serde_json::{Value, json};
 
@@ -243,6 +243,51 @@ fn owned_live(uid: &str) -> Value {
     live["metadata"]["uid"] = json!(uid);
     live["data"]["a"] = json!("0");
     live
+}
+
+/// A create-only write (a bare Pod, replaced rather than changed) that finds the name
+/// taken never writes what is there: one of ours with another intent, or one on its
+/// way out, is a stale plan (plan again); one of ours that already holds the intent
+/// is our own create the cache has not seen; and one gone by the time it is read is
+/// created next time, never applied now.
+#[tokio::test]
+async fn a_create_only_write_never_writes_a_child_that_stands_under_the_name() {
+    let (client, mut handle) = client();
+    let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+    let server = tokio::spawn(async move {
+        // The intent as our create would store it, with its hash.
+        let (request, send) = handle.next_request().await.expect("no request");
+        assert_eq!(request.method(), Method::POST);
+        let ours: Value = serde_json::from_slice(&request.into_body().collect_bytes().await.unwrap()).unwrap();
+        send.send_response(already_exists());
+        let mut same = ours.clone();
+        same["metadata"]["uid"] = json!("cm-1");
+        expect(&mut handle, Method::GET, "/configmaps/web", reply(&same)).await;
+
+        for live in [owned_live("cm-2"), {
+            let mut going = same.clone();
+            going["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+            going
+        }] {
+            taken(&mut handle).await;
+            expect(&mut handle, Method::GET, "/configmaps/web", reply(&live)).await;
+        }
+
+        taken(&mut handle).await;
+        let gone =
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404});
+        let not_found = Response::builder().status(404).body(Body::from(gone.to_string().into_bytes())).unwrap();
+        expect(&mut handle, Method::GET, "/configmaps/web", not_found).await;
+        // Nothing else: no apply, no fold, no delete.
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(200), handle.next_request()).await.is_err());
+    });
+    let (outcome, live) = create_only(&api, desired()).await.unwrap();
+    assert_eq!((outcome, live.metadata.uid.as_deref()), (Applied::Unchanged, Some("cm-1")));
+    for case in ["another intent", "going", "gone"] {
+        let outcome = create_only(&api, desired()).await;
+        assert!(matches!(outcome, Err(Error::Stale { .. })), "{case}: {outcome:?}");
+    }
+    server.await.unwrap();
 }
 
 #[tokio::test]

@@ -126,9 +126,11 @@ fn create_pods(run: &mut Run) -> StepFuture<'_> {
         let owner = apply::owner_reference(run.pm.as_ref())?;
         for ordinal in std::mem::take(&mut run.changes.create) {
             let pod = plan::desired_pod(&run.pm, &run.template, &run.observed.hash, owner.clone(), ordinal);
-            // Only missing ordinals get here: the kit creates the Pod, or finds one of
-            // that name that is not ours (NotOwned) and leaves it alone.
-            let (outcome, _) = run.owned.apply(None, pod, "PodSynced").await?;
+            // Only missing ordinals get here. A Pod is replaced, never changed: the kit
+            // creates it, and never writes one that stands under the name (ours, if the
+            // cache lags our own create across a spec change: plan again; not ours:
+            // NotOwned, left alone).
+            let (outcome, _) = run.owned.create(pod).await?;
             run.observed.changed |= outcome != Applied::Unchanged;
         }
         Ok(Flow::Continue)
