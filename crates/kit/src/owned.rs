@@ -109,8 +109,9 @@ impl Owned {
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
     {
         let api = self.api();
-        // Kept only by an owner that may adopt: the common path copies nothing.
-        let adoptable = self.adopt.then(|| desired.clone());
+        // Kept only by an owner that may adopt: the common path copies nothing. Adopting
+        // writes the intent onto what is there, which a create-only child never allows.
+        let adoptable = (self.adopt && mode == Write::Converge).then(|| desired.clone());
         let (outcome, live) = match (apply::write(&api, cached, desired, mode).await, adoptable) {
             (Err(Error::NotOwned { .. }), Some(desired)) => return self.adopt(&api, desired).await,
             (Err(error @ Error::Leftover { .. }), _) => return Err(self.report_leftover::<K>(error).await),
