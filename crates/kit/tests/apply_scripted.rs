@@ -42,11 +42,14 @@ async fn expect(handle: &mut Handle, method: Method, path: &str, response: Respo
     serde_json::from_slice(&body).unwrap_or(Value::Null)
 }
 
-/// Answers the next request, a create, with 409: the name is taken.
-async fn taken(handle: &mut Handle) {
+/// Answers the next request, a create, with 409: the name is taken. Returns what the
+/// create sent.
+async fn taken(handle: &mut Handle) -> Value {
     let (request, send) = handle.next_request().await.expect("no request");
     assert_eq!(request.method(), Method::POST, "a create, which cannot overwrite");
+    let body = request.into_body().collect_bytes().await.unwrap();
     send.send_response(already_exists());
+    serde_json::from_slice(&body).unwrap_or(Value::Null)
 }
 
 /// The API server's answer to a create whose name is taken.
@@ -256,11 +259,7 @@ async fn a_create_only_write_never_writes_a_child_that_stands_under_the_name() {
     let api: Api<ConfigMap> = Api::namespaced(client, "ns");
     let server = tokio::spawn(async move {
         // The intent as our create would store it, with its hash.
-        let (request, send) = handle.next_request().await.expect("no request");
-        assert_eq!(request.method(), Method::POST);
-        let ours: Value = serde_json::from_slice(&request.into_body().collect_bytes().await.unwrap()).unwrap();
-        send.send_response(already_exists());
-        let mut same = ours.clone();
+        let mut same = taken(&mut handle).await;
         same["metadata"]["uid"] = json!("cm-1");
         expect(&mut handle, Method::GET, "/configmaps/web", reply(&same)).await;
 

@@ -349,7 +349,8 @@ impl Recorder {
 /// One Pod in a line: name, uid tail, template hash, phase, Ready, going.
 fn describe(pod: &Pod) -> String {
     let uid = pod.uid().unwrap_or_default();
-    let hash = pod.labels().get("apps.mycompany.com/template-hash").cloned().unwrap_or_default();
+    let hash =
+        pod.labels().get(webapp_operator::controllers::podmanager::plan::TEMPLATE_HASH).cloned().unwrap_or_default();
     let phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
     let going = match (&pod.metadata.deletion_timestamp, pod.metadata.deletion_grace_period_seconds) {
         (Some(_), grace) => format!(" going (grace {})", grace.unwrap_or_default()),
