@@ -15,12 +15,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::index::InstanceIndex;
 use super::labels::{INSTANCE, kind_selector};
 use super::pods::CachedPod;
 use super::rollout::is_stuck;
+use crate::compact::{ChildCache, Compact};
 use crate::metrics::Metrics;
 
 /// How long one watch request lasts before it is made again (from the last
@@ -96,6 +98,19 @@ where
         .touched_objects()
         .boxed();
     (store, stream)
+}
+
+/// [`crate::compact::reflect`] with the watch of every cache: a compact cached watch of
+/// children selected by `labels`, trimmed by `trim`.
+pub fn reflect_compact<K>(
+    api: Api<K>,
+    labels: &str,
+    trim: fn(&mut K),
+) -> (ChildCache<K>, impl Stream<Item = Result<Compact<K>, watcher::Error>> + Send + 'static)
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    crate::compact::reflect(api, watch_config().labels(labels), trim)
 }
 
 /// Drops every annotation of `meta` but those named in `keep`. Annotations are the part of
@@ -272,9 +287,9 @@ impl kube::runtime::utils::Backoff for NoSharedBackoff {
 #[derive(Clone)]
 pub struct WorkloadCaches {
     /// Deployments of the kind, trimmed by [`trim_deployment`].
-    pub deployments: Store<Deployment>,
+    pub deployments: ChildCache<Deployment>,
     /// Services of the kind, trimmed by [`trim_service`].
-    pub services: Store<Service>,
+    pub services: ChildCache<Service>,
     /// Pods of the kind (owned by ReplicaSets, found by label), trimmed by [`trim_pod`].
     pub pods: Store<CachedPod>,
     /// The pods of each instance.
@@ -296,7 +311,7 @@ where
 impl WorkloadCaches {
     /// Resolves once the Deployment, Service and Pod caches have listed.
     pub async fn ready(&self) {
-        futures::join!(ready(&self.deployments), ready(&self.services), ready(&self.pods));
+        futures::join!(self.deployments.ready(), self.services.ready(), ready(&self.pods));
     }
 
     /// Watches the children of kind `app` and wires them into `controller`: a change to
@@ -312,9 +327,9 @@ impl WorkloadCaches {
     {
         let selector = kind_selector(app);
         let (deployments, deployment_events) =
-            reflect_with(scoped_api::<Deployment>(client, namespace), &selector, trim_deployment, None);
+            reflect_compact(scoped_api::<Deployment>(client, namespace), &selector, trim_deployment);
         let (services, service_events) =
-            reflect_with(scoped_api::<Service>(client, namespace), &selector, trim_service, None);
+            reflect_compact(scoped_api::<Service>(client, namespace), &selector, trim_service);
         let pod_index = Arc::new(InstanceIndex::default());
         let (pods, pod_events) =
             reflect_with(scoped_api::<CachedPod>(client, namespace), &selector, trim_pod, Some(pod_index.clone()));
