@@ -28,7 +28,7 @@ use serde::de::DeserializeOwned;
 use crate::{Error, Result};
 
 /// One cached object of kind `K`: what the store and the owner triggers read, decoded,
-/// and the whole (trimmed) object as JSON, which [`Compact::expand`] decodes.
+/// and the rest of the (trimmed) object as JSON, which [`Compact::expand`] decodes.
 pub struct Compact<K> {
     metadata: ObjectMeta,
     json: Box<str>,
@@ -48,7 +48,8 @@ impl<K> Debug for Compact<K> {
 }
 
 impl<K: Resource + Serialize> Compact<K> {
-    /// The record of `object`, as it stands (trim it first).
+    /// The record of `object`, as it stands (trim it first), for a child found by its
+    /// owner reference: its identity, owners and deletion decoded.
     pub fn new(object: &K) -> Self {
         let meta = object.meta();
         let metadata = ObjectMeta {
@@ -60,21 +61,52 @@ impl<K: Resource + Serialize> Compact<K> {
             deletion_timestamp: meta.deletion_timestamp.clone(),
             ..ObjectMeta::default()
         };
-        // Serialising a decoded API object cannot fail (string keys, no custom
-        // serialisers that refuse); were it to, `expand` says so to the reconcile.
-        let json = serde_json::to_string(object).unwrap_or_default().into_boxed_str();
-        Compact { metadata, json, kind: PhantomData }
+        Compact { metadata, json: to_json(object), kind: PhantomData }
+    }
+
+    /// [`Compact::new`], with the labels decoded too (and left out of the JSON), for a
+    /// child found by its labels (a Deployment's pods) or indexed by them.
+    pub fn labelled(object: &K) -> Self
+    where
+        K: Clone,
+    {
+        let mut rest = object.clone();
+        let labels = rest.meta_mut().labels.take();
+        let mut record = Compact::new(&rest);
+        record.metadata.labels = labels;
+        record
+    }
+}
+
+/// An object's JSON. Serialising a decoded API object cannot fail (string keys, no
+/// serialiser that refuses); were it to, [`Compact::expand`] says so to the reconcile.
+fn to_json<K: Serialize>(object: &K) -> Box<str> {
+    serde_json::to_string(object).unwrap_or_default().into_boxed_str()
+}
+
+/// A record read straight from an object's JSON, untrimmed and [`Compact::labelled`]:
+/// what a `Controller::watches_stream` trigger asks its objects to be.
+impl<'de, K> serde::Deserialize<'de> for Compact<K>
+where
+    K: Resource + Clone + Serialize + serde::Deserialize<'de>,
+{
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        K::deserialize(deserializer).map(|object| Compact::labelled(&object))
     }
 }
 
 impl<K: Resource<DynamicType = ()> + DeserializeOwned> Compact<K> {
     /// The object as it was cached.
     pub fn expand(&self) -> Result<K> {
-        serde_json::from_str(&self.json).map_err(|error| Error::Unreadable {
+        let mut object: K = serde_json::from_str(&self.json).map_err(|error| Error::Unreadable {
             kind: K::kind(&()).into_owned(),
             name: self.metadata.name.clone().unwrap_or_default(),
             reason: error.to_string(),
-        })
+        })?;
+        if let Some(labels) = &self.metadata.labels {
+            object.meta_mut().labels = Some(labels.clone());
+        }
+        Ok(object)
     }
 
     /// The length of the recorded JSON, the bulk of what a record holds.
@@ -139,6 +171,11 @@ impl<K: Resource<DynamicType = ()> + DeserializeOwned + 'static> ChildCache<K> {
         self.record(namespace, name).map(|record| record.expand()).transpose()
     }
 
+    /// The cached children `names` in `namespace` that the cache holds, expanded.
+    pub fn get_all<'a>(&self, namespace: &str, names: impl IntoIterator<Item = &'a String>) -> Result<Vec<K>> {
+        names.into_iter().filter_map(|name| self.get(namespace, name).transpose()).collect()
+    }
+
     /// Whether the cache holds child `name` in `namespace` (nothing is expanded).
     pub fn has(&self, namespace: &str, name: &str) -> bool {
         self.record(namespace, name).is_some()
@@ -182,15 +219,19 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> ReadCache<K> for Store<K> 
     }
 }
 
-/// A compact cached watch of children selected by `labels`, each trimmed by `trim` (to
-/// what the controller reads) before it is recorded: the cache to read, and the stream
-/// of touched records to hand to `Controller::owns_stream` (which must be polled for the
-/// cache to fill). Of `managedFields` only the marker of our create is kept
+/// A compact cached watch of the objects `config` selects, each trimmed by `trim` (to
+/// what the controller reads) and made a record by `record` ([`Compact::new`] or
+/// [`Compact::labelled`]): the cache to read, and the stream of touched records to hand
+/// to `Controller::owns_stream` or `watches_stream` (which must be polled for the cache
+/// to fill). `observe` sees each event the cache takes (an index fed beside it). Of
+/// `managedFields` only the marker of our create is kept
 /// ([`crate::apply::keep_create_marker`]).
 pub fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
     trim: fn(&mut K),
+    record: fn(&K) -> Compact<K>,
+    observe: impl Fn(&watcher::Event<Compact<K>>) + Send + 'static,
 ) -> (ChildCache<K>, impl Stream<Item = Result<Compact<K>, watcher::Error>> + Send + 'static)
 where
     K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -202,10 +243,11 @@ where
             event.map(|mut object| {
                 crate::apply::keep_create_marker(object.meta_mut());
                 trim(&mut object);
-                Compact::new(&object)
+                record(&object)
             })
         })
         .reflect(writer)
+        .inspect_ok(observe)
         .touched_objects()
         .boxed();
     (ChildCache { store }, stream)
@@ -258,6 +300,24 @@ mod tests {
         assert_eq!(owners[0].uid, "w1");
         assert!(meta.labels.is_none() && meta.annotations.is_none() && meta.generation.is_none());
         assert!(record.json_len() < 700, "{} bytes", record.json_len());
+    }
+
+    #[test]
+    fn a_labelled_record_keeps_its_labels_decoded_once_and_expands_whole() {
+        let pod: crate::workload::pods::CachedPod = serde_json::from_value(json!({
+            "metadata": {"name": "web-1", "namespace": "ns", "uid": "p1",
+                "labels": {"app.kubernetes.io/instance": "web", "pod-template-hash": "abc"}},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap();
+        let record = Compact::labelled(&pod);
+        assert_eq!(record.expand().unwrap(), pod);
+        assert_eq!(record.meta().labels, pod.metadata.labels);
+        assert!(!record.json.contains("pod-template-hash"), "labels are not kept twice");
+        let read: Compact<crate::workload::pods::CachedPod> =
+            serde_json::from_value(serde_json::to_value(&pod).unwrap()).unwrap();
+        assert_eq!(read.meta().labels, pod.metadata.labels);
+        assert_eq!(read.expand().unwrap(), pod);
     }
 
     #[test]

@@ -66,16 +66,14 @@ where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone,
 {
-    reflect_with(api, labels, |_| {}, None)
+    reflect_with(api, labels, |_| {})
 }
 
-/// [`reflect`], with the cached objects trimmed by `trim` to what the controller reads,
-/// and `index` (if any) fed with the same events as the store.
+/// [`reflect`], with the cached objects trimmed by `trim` to what the controller reads.
 pub fn reflect_with<K>(
     api: Api<K>,
     labels: &str,
     trim: fn(&mut K),
-    index: Option<Arc<InstanceIndex>>,
 ) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
@@ -90,11 +88,6 @@ where
             trim(object);
         })
         .reflect(writer)
-        .inspect_ok(move |event| {
-            if let Some(index) = &index {
-                index.observe(event);
-            }
-        })
         .touched_objects()
         .boxed();
     (store, stream)
@@ -110,7 +103,7 @@ pub fn reflect_compact<K>(
 where
     K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    crate::compact::reflect(api, watch_config().labels(labels), trim)
+    crate::compact::reflect(api, watch_config().labels(labels), trim, Compact::new, |_| {})
 }
 
 /// Drops every annotation of `meta` but those named in `keep`. Annotations are the part of
@@ -291,7 +284,7 @@ pub struct WorkloadCaches {
     /// Services of the kind, trimmed by [`trim_service`].
     pub services: ChildCache<Service>,
     /// Pods of the kind (owned by ReplicaSets, found by label), trimmed by [`trim_pod`].
-    pub pods: Store<CachedPod>,
+    pub pods: ChildCache<CachedPod>,
     /// The pods of each instance.
     pub pod_index: Arc<InstanceIndex>,
 }
@@ -311,7 +304,7 @@ where
 impl WorkloadCaches {
     /// Resolves once the Deployment, Service and Pod caches have listed.
     pub async fn ready(&self) {
-        futures::join!(self.deployments.ready(), self.services.ready(), ready(&self.pods));
+        futures::join!(self.deployments.ready(), self.services.ready(), self.pods.ready());
     }
 
     /// Watches the children of kind `app` and wires them into `controller`: a change to
@@ -331,19 +324,25 @@ impl WorkloadCaches {
         let (services, service_events) =
             reflect_compact(scoped_api::<Service>(client, namespace), &selector, trim_service);
         let pod_index = Arc::new(InstanceIndex::default());
-        let (pods, pod_events) =
-            reflect_with(scoped_api::<CachedPod>(client, namespace), &selector, trim_pod, Some(pod_index.clone()));
+        let index = pod_index.clone();
+        let (pods, pod_events) = crate::compact::reflect(
+            scoped_api::<CachedPod>(client, namespace),
+            watch_config().labels(&selector),
+            trim_pod,
+            Compact::labelled,
+            move |event| index.observe(event),
+        );
         let controller = controller
             .owns_stream(deployment_events)
             .owns_stream(service_events)
-            .watches_stream(pod_events, owner_by_instance_label::<K, CachedPod>);
+            .watches_stream(pod_events, owner_by_instance_label::<K, Compact<CachedPod>>);
         (controller, WorkloadCaches { deployments, services, pods, pod_index })
     }
 
     /// The cached pods of instance `instance` in `namespace`, found through the index.
-    pub fn pods_of(&self, namespace: &str, instance: &str) -> Vec<Arc<CachedPod>> {
+    pub fn pods_of(&self, namespace: &str, instance: &str) -> crate::Result<Vec<Arc<CachedPod>>> {
         let names = self.pod_index.names(namespace, instance);
-        names.iter().filter_map(|name| self.pods.get(&ObjectRef::new(name).within(namespace))).collect()
+        Ok(self.pods.get_all(namespace, &names)?.into_iter().map(Arc::new).collect())
     }
 }
 

@@ -399,7 +399,7 @@ fn apply_service<W: Workload>(run: &mut Run<W>) -> StepFuture<'_> {
 
 fn observe_pods<W: Workload>(run: &mut Run<W>) -> StepFuture<'_> {
     Box::pin(async move {
-        run.observed.pods = run.ctx.caches.pods_of(&run.namespace, &run.name());
+        run.observed.pods = run.ctx.caches.pods_of(&run.namespace, &run.name())?;
         Ok(Flow::Continue)
     })
 }

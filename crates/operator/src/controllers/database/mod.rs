@@ -97,8 +97,8 @@ pub fn controller(setup: &Setup) -> (Controller<Database>, DatabaseReconciler) {
     let (cronjobs, cronjob_events) =
         reflect_compact(scoped_api::<CronJob>(&client, namespace), &selector, trim_to_intent);
     let (claims, claim_events) =
-        reflect_with(scoped_api::<PersistentVolumeClaim>(&client, namespace), &selector, kept::trim_claim, None);
-    let (pods, pod_events) = reflect_with(scoped_api::<CachedPod>(&client, namespace), &selector, trim_pod, None);
+        reflect_with(scoped_api::<PersistentVolumeClaim>(&client, namespace), &selector, kept::trim_claim);
+    let (pods, pod_events) = reflect_with(scoped_api::<CachedPod>(&client, namespace), &selector, trim_pod);
     // No Secret is watched or cached: the operator may create Secrets and nothing
     // else, so it cannot read any (see steps::ensure_credentials).
 

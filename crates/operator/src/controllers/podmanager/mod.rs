@@ -99,7 +99,7 @@ fn trim_cached_pod(pod: &mut Pod) {
 pub fn controller(setup: &Setup) -> (Controller<PodManager>, PodManagerReconciler) {
     let (client, namespace) = (setup.client.clone(), setup.namespace.as_deref());
     let selector = kind_selector(plan::APP);
-    let (pods, pod_events) = reflect_with(scoped_api::<Pod>(&client, namespace), &selector, trim_cached_pod, None);
+    let (pods, pod_events) = reflect_with(scoped_api::<Pod>(&client, namespace), &selector, trim_cached_pod);
     // No predicate: a deleted or failed Pod must trigger its replacement.
     let controller = workload::controller::<PodManager>(&client, namespace, setup.concurrency, &setup.metrics)
         .owns_stream(pod_events);
