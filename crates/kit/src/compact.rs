@@ -108,11 +108,6 @@ impl<K: Resource<DynamicType = ()> + DeserializeOwned> Compact<K> {
         }
         Ok(object)
     }
-
-    /// The length of the recorded JSON, the bulk of what a record holds.
-    pub fn json_len(&self) -> usize {
-        self.json.len()
-    }
 }
 
 /// A record is of its object's kind: the same API paths, so a reflector lists and
@@ -179,16 +174,6 @@ impl<K: Resource<DynamicType = ()> + DeserializeOwned + 'static> ChildCache<K> {
     /// Whether the cache holds child `name` in `namespace` (nothing is expanded).
     pub fn has(&self, namespace: &str, name: &str) -> bool {
         self.record(namespace, name).is_some()
-    }
-
-    /// How many children the cache holds.
-    pub fn len(&self) -> usize {
-        self.store.state().len()
-    }
-
-    /// Whether the cache holds no child.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Resolves once the cache has listed what exists (or its writer is gone, with
@@ -299,7 +284,7 @@ mod tests {
         let owners: &[OwnerReference] = meta.owner_references.as_deref().unwrap();
         assert_eq!(owners[0].uid, "w1");
         assert!(meta.labels.is_none() && meta.annotations.is_none() && meta.generation.is_none());
-        assert!(record.json_len() < 700, "{} bytes", record.json_len());
+        assert!(record.json.len() < 700, "{} bytes", record.json.len());
     }
 
     #[test]

@@ -225,13 +225,38 @@ pub fn trim_service(service: &mut Service) {
     trim_to_intent(service);
 }
 
+/// The annotations every controller reads of its own objects: the pause
+/// ([`crate::driver::PAUSED`]) and the opt-in to adoption ([`crate::adopt::ADOPT`]).
+pub const OWN_ANNOTATIONS: &[&str] = &[crate::driver::PAUSED, crate::adopt::ADOPT];
+
+/// The trim of a controller's own objects in its cache: no `managedFields` (an entry per
+/// field manager, larger than the rest of a small object, and never read), and of the
+/// annotations only [`OWN_ANNOTATIONS`] and the kind's `annotations`. A tenant may put
+/// 256 KiB in each annotation of its objects, and `kubectl apply` (client-side) puts the
+/// whole object in one: none of it may grow the cache every tenant's objects share.
+pub fn trim_own<K: Resource>(object: &mut K, annotations: &[&str]) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(all) = meta.annotations.as_mut() {
+        all.retain(|key, _| OWN_ANNOTATIONS.contains(&key.as_str()) || annotations.contains(&key.as_str()));
+        if all.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
 /// The controller of kind `K`, in one namespace or all, reconciling at most
-/// `concurrency` objects at a time. Its own cache of `K` drops `managedFields`, like the
-/// children's: every object carries an entry per field manager (its creator, our
-/// finalizer, our status), larger than the rest of a small object, and never read.
-/// Each event of a `K` is noted in `metrics`' [`crate::arrivals::Arrivals`], to time its
-/// wait for the reconcile that handles it.
-pub fn controller<K>(client: &Client, namespace: Option<&str>, concurrency: u16, metrics: &Metrics) -> Controller<K>
+/// `concurrency` objects at a time. Its own cache of `K` is trimmed by [`trim_own`],
+/// keeping `annotations` (those the kind reads beyond [`OWN_ANNOTATIONS`]). Each event
+/// of a `K` is noted in `metrics`' [`crate::arrivals::Arrivals`], to time its wait for
+/// the reconcile that handles it.
+pub fn controller<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    concurrency: u16,
+    annotations: &'static [&'static str],
+    metrics: &Metrics,
+) -> Controller<K>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -245,7 +270,7 @@ where
     let arrivals = metrics.arrivals.clone();
     let objects = watcher(scoped_api::<K>(client, namespace), watch_config())
         .default_backoff()
-        .modify(|object| object.meta_mut().managed_fields = None)
+        .modify(move |object| trim_own(object, annotations))
         .reflect(writer)
         .applied_objects()
         .inspect_ok(move |object| arrivals.note(object));
@@ -367,6 +392,25 @@ mod tests {
     use crate::workload::pods::{is_ready, pod_problems};
     use crate::workload::rollout::{deployment_problems, rollout};
     use crate::workload::shape::{self, Exposure, Shape};
+
+    #[test]
+    fn an_own_object_keeps_only_the_annotations_its_controller_reads() {
+        let mut webapp = k8s_openapi::api::core::v1::ConfigMap::default();
+        let kept = [crate::driver::PAUSED, crate::adopt::ADOPT, "db.example.com/approve"];
+        let mut annotations: std::collections::BTreeMap<String, String> =
+            kept.iter().map(|key| (key.to_string(), "true".to_owned())).collect();
+        annotations.insert("kubectl.kubernetes.io/last-applied-configuration".into(), "x".repeat(256 << 10));
+        webapp.metadata.annotations = Some(annotations);
+        webapp.metadata.managed_fields = Some(vec![Default::default()]);
+        trim_own(&mut webapp, &["db.example.com/approve"]);
+        let left: Vec<&str> = webapp.metadata.annotations.iter().flatten().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(left, ["apps.example.com/adopt", "apps.example.com/paused", "db.example.com/approve"]);
+        assert!(webapp.metadata.managed_fields.is_none());
+        let mut plain = k8s_openapi::api::core::v1::ConfigMap::default();
+        plain.metadata.annotations = Some([("a".to_owned(), "b".to_owned())].into());
+        trim_own(&mut plain, &[]);
+        assert_eq!(plain.metadata.annotations, None, "an emptied map is dropped");
+    }
 
     #[test]
     fn a_tenants_large_annotations_do_not_survive_the_trim_but_our_intent_hash_does() {

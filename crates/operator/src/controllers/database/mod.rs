@@ -102,14 +102,19 @@ pub fn controller(setup: &Setup) -> (Controller<Database>, DatabaseReconciler) {
     // No Secret is watched or cached: the operator may create Secrets and nothing
     // else, so it cannot read any (see steps::ensure_credentials).
 
-    let controller =
-        reconcile_kit::workload::controller::<Database>(&client, namespace, setup.concurrency, &setup.metrics)
-            .owns_stream(statefulset_events)
-            .owns_stream(service_events)
-            .owns_stream(cronjob_events)
-            // Neither volumes nor pods point at the Database: found by label.
-            .watches_stream(claim_events, owner_by_instance_label::<Database, PersistentVolumeClaim>)
-            .watches_stream(pod_events, owner_by_instance_label::<Database, CachedPod>);
+    let controller = reconcile_kit::workload::controller::<Database>(
+        &client,
+        namespace,
+        setup.concurrency,
+        &[storage::APPROVE_VERSION_CHANGE],
+        &setup.metrics,
+    )
+    .owns_stream(statefulset_events)
+    .owns_stream(service_events)
+    .owns_stream(cronjob_events)
+    // Neither volumes nor pods point at the Database: found by label.
+    .watches_stream(claim_events, owner_by_instance_label::<Database, PersistentVolumeClaim>)
+    .watches_stream(pod_events, owner_by_instance_label::<Database, CachedPod>);
     let events = setup.events.clone();
     let cleanup_budget = setup.cleanup_budget;
     let ctx = Context { client, events, statefulsets, services, cronjobs, claims, pods, cleanup_budget };

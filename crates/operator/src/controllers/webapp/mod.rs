@@ -66,7 +66,7 @@ pub struct WebAppReconciler {
 /// our labels, cached once and shared with the reconciler), and the reconciler.
 pub fn controller(setup: &Setup) -> (Controller<WebApp>, WebAppReconciler) {
     let (client, namespace) = (setup.client.clone(), setup.namespace.as_deref());
-    let controller = workload::controller::<WebApp>(&client, namespace, setup.concurrency, &setup.metrics);
+    let controller = workload::controller::<WebApp>(&client, namespace, setup.concurrency, &[], &setup.metrics);
     let (controller, caches) = WorkloadCaches::watch(&client, namespace, plan::APP, controller);
     let (ingresses, ingress_events) =
         reflect_compact(workload::scoped_api::<Ingress>(&client, namespace), &kind_selector(plan::APP), trim_to_intent);
