@@ -91,6 +91,17 @@ pub enum Error {
         /// Its name.
         name: String,
     },
+    /// A cached copy could not be read back ([`crate::compact::Compact::expand`]): a
+    /// defect of the operator, retried in case the next watch event records it anew.
+    #[error("cached {kind} {name} cannot be read back: {reason}")]
+    Unreadable {
+        /// Kind of the cached object.
+        kind: String,
+        /// Its name.
+        name: String,
+        /// The decoder's message.
+        reason: String,
+    },
     /// Waiting for something that has not happened yet (a child to go away...).
     #[error("waiting: {0}")]
     Waiting(String),
@@ -139,6 +150,7 @@ impl Error {
             | Error::Waiting(_)
             | Error::Stale { .. }
             | Error::Leftover { .. }
+            | Error::Unreadable { .. }
             | Error::Cancelled => Class::Retryable,
         }
     }
@@ -172,6 +184,7 @@ impl Error {
             Error::Waiting(_) => "Waiting",
             Error::Stale { .. } => "Stale",
             Error::Leftover { .. } => "Leftover",
+            Error::Unreadable { .. } => "CacheUnreadable",
             Error::Cancelled => "Cancelled",
         }
     }

@@ -14,6 +14,7 @@
 //!   and never writes when nothing changed;
 //! - [`status`]: status patches sent only when the status changed, transitions at once
 //!   and changes of detail coalesced;
+//! - [`compact`]: child caches of compact records, read back into API types on demand;
 //! - [`fresh`]: the freshest view of an object, when the cache lags behind our own write;
 //! - [`events`]: Kubernetes Events with the operator's reporter;
 //! - [`finalizer`]: cleanup before deletion, tolerant of the object already being gone;
@@ -31,6 +32,7 @@ pub mod arrivals;
 pub mod assess;
 pub mod backoff;
 pub mod cleanup;
+pub mod compact;
 pub mod conditions;
 pub mod driver;
 pub mod error;

@@ -145,27 +145,14 @@ async fn lifecycle(kind: Kind, prefix: &str) {
     assert!(repaired.is_some(), "drift not repaired within 15 s");
     wait_for(&api, "x", "Running again", running(3, 3)).await;
 
-    // The repair's rollout is over: the Deployment's status, which the kind's status
-    // reports from, no longer changes (a change would be reconciled and written).
-    eventually(Duration::from_secs(60), || async {
-        let deployment = deployments.get("x").await.ok()?;
-        let status = deployment.status?;
-        let done = status.observed_generation == deployment.metadata.generation
-            && [status.replicas, status.updated_replicas, status.ready_replicas, status.available_replicas]
-                .iter()
-                .all(|n| *n == Some(3))
-            && status.unavailable_replicas.is_none();
-        done.then_some(())
-    })
-    .await
-    .expect("the repaired Deployment's rollout never finished");
+    // The repair's rollout is over, the ReplicaSets' and pods' part of it too: the
+    // Deployment's status, which the kind's status reports from, no longer changes (a
+    // change would be reconciled and written).
+    deployment_settled(&client, &ns.name, "x", 3).await;
     // And the kind's status says so: its pod counts are written up to 5 s late (the kit
     // coalesces changes of detail), and such a write landing among the resyncs below
     // would count as a write at rest (seen once under 4 test threads and a compile).
-    wait_for(&api, "x", "the rollout's end in its status", |o| {
-        status(o, "replicas") == 3 && status(o, "readyReplicas") == 3
-    })
-    .await;
+    wait_for(&api, "x", "the rollout's end in its status", |o| running(3, 3)(o) && status(o, "replicas") == 3).await;
     // Converged: forced resyncs (metadata-only changes) are reconciled and write nothing.
     let reconciles = format!("controller_runtime_reconcile_total{{controller=\"{}\",result=\"success\"}}", kind.name);
     let writes = operator.writes_at_rest(&api, "x", &reconciles, 3).await;
@@ -440,7 +427,13 @@ async fn memcached_leaves_not_ready_pods_out_of_its_nodes() {
     let kind = memcached();
     let (client, ns, _operator) = setup(&kind, "mcnotready").await;
     let api = kind.create(&client, &ns.name, "x", json!({"size": 2})).await;
-    let both = wait_for(&api, "x", "Running with 2 ready", running(1, 2)).await;
+    // The Deployment's ready count and the pods' readiness come through two watches:
+    // a status may count 2 ready before the second pod's own event has arrived, and the
+    // next reconcile lists it.
+    let both = wait_for(&api, "x", "Running with 2 ready nodes", |o| {
+        running(1, 2)(o) && status(o, "nodes").as_array().is_some_and(|n| n.len() == 2)
+    })
+    .await;
     let pods = instance_pods(&client, &ns.name, "x").await;
     assert_eq!(status(&both, "nodes"), json!(pods));
 

@@ -15,12 +15,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::index::InstanceIndex;
 use super::labels::{INSTANCE, kind_selector};
 use super::pods::CachedPod;
 use super::rollout::is_stuck;
+use crate::compact::{ChildCache, Compact};
 use crate::metrics::Metrics;
 
 /// How long one watch request lasts before it is made again (from the last
@@ -64,16 +66,14 @@ where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone,
 {
-    reflect_with(api, labels, |_| {}, None)
+    reflect_with(api, labels, |_| {})
 }
 
-/// [`reflect`], with the cached objects trimmed by `trim` to what the controller reads,
-/// and `index` (if any) fed with the same events as the store.
+/// [`reflect`], with the cached objects trimmed by `trim` to what the controller reads.
 pub fn reflect_with<K>(
     api: Api<K>,
     labels: &str,
     trim: fn(&mut K),
-    index: Option<Arc<InstanceIndex>>,
 ) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
@@ -88,14 +88,22 @@ where
             trim(object);
         })
         .reflect(writer)
-        .inspect_ok(move |event| {
-            if let Some(index) = &index {
-                index.observe(event);
-            }
-        })
         .touched_objects()
         .boxed();
     (store, stream)
+}
+
+/// [`crate::compact::reflect`] with the watch of every cache: a compact cached watch of
+/// children selected by `labels`, trimmed by `trim`.
+pub fn reflect_compact<K>(
+    api: Api<K>,
+    labels: &str,
+    trim: fn(&mut K),
+) -> (ChildCache<K>, impl Stream<Item = Result<Compact<K>, watcher::Error>> + Send + 'static)
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    crate::compact::reflect(api, watch_config().labels(labels), trim, Compact::new, |_| {})
 }
 
 /// Drops every annotation of `meta` but those named in `keep`. Annotations are the part of
@@ -217,13 +225,38 @@ pub fn trim_service(service: &mut Service) {
     trim_to_intent(service);
 }
 
+/// The annotations every controller reads of its own objects: the pause
+/// ([`crate::driver::PAUSED`]) and the opt-in to adoption ([`crate::adopt::ADOPT`]).
+pub const OWN_ANNOTATIONS: &[&str] = &[crate::driver::PAUSED, crate::adopt::ADOPT];
+
+/// The trim of a controller's own objects in its cache: no `managedFields` (an entry per
+/// field manager, larger than the rest of a small object, and never read), and of the
+/// annotations only [`OWN_ANNOTATIONS`] and the kind's `annotations`. A tenant may put
+/// 256 KiB in each annotation of its objects, and `kubectl apply` (client-side) puts the
+/// whole object in one: none of it may grow the cache every tenant's objects share.
+pub fn trim_own<K: Resource>(object: &mut K, annotations: &[&str]) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(all) = meta.annotations.as_mut() {
+        all.retain(|key, _| OWN_ANNOTATIONS.contains(&key.as_str()) || annotations.contains(&key.as_str()));
+        if all.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
 /// The controller of kind `K`, in one namespace or all, reconciling at most
-/// `concurrency` objects at a time. Its own cache of `K` drops `managedFields`, like the
-/// children's: every object carries an entry per field manager (its creator, our
-/// finalizer, our status), larger than the rest of a small object, and never read.
-/// Each event of a `K` is noted in `metrics`' [`crate::arrivals::Arrivals`], to time its
-/// wait for the reconcile that handles it.
-pub fn controller<K>(client: &Client, namespace: Option<&str>, concurrency: u16, metrics: &Metrics) -> Controller<K>
+/// `concurrency` objects at a time. Its own cache of `K` is trimmed by [`trim_own`],
+/// keeping `annotations` (those the kind reads beyond [`OWN_ANNOTATIONS`]). Each event
+/// of a `K` is noted in `metrics`' [`crate::arrivals::Arrivals`], to time its wait for
+/// the reconcile that handles it.
+pub fn controller<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    concurrency: u16,
+    annotations: &'static [&'static str],
+    metrics: &Metrics,
+) -> Controller<K>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -237,7 +270,7 @@ where
     let arrivals = metrics.arrivals.clone();
     let objects = watcher(scoped_api::<K>(client, namespace), watch_config())
         .default_backoff()
-        .modify(|object| object.meta_mut().managed_fields = None)
+        .modify(move |object| trim_own(object, annotations))
         .reflect(writer)
         .applied_objects()
         .inspect_ok(move |object| arrivals.note(object));
@@ -272,11 +305,11 @@ impl kube::runtime::utils::Backoff for NoSharedBackoff {
 #[derive(Clone)]
 pub struct WorkloadCaches {
     /// Deployments of the kind, trimmed by [`trim_deployment`].
-    pub deployments: Store<Deployment>,
+    pub deployments: ChildCache<Deployment>,
     /// Services of the kind, trimmed by [`trim_service`].
-    pub services: Store<Service>,
+    pub services: ChildCache<Service>,
     /// Pods of the kind (owned by ReplicaSets, found by label), trimmed by [`trim_pod`].
-    pub pods: Store<CachedPod>,
+    pub pods: ChildCache<CachedPod>,
     /// The pods of each instance.
     pub pod_index: Arc<InstanceIndex>,
 }
@@ -296,7 +329,7 @@ where
 impl WorkloadCaches {
     /// Resolves once the Deployment, Service and Pod caches have listed.
     pub async fn ready(&self) {
-        futures::join!(ready(&self.deployments), ready(&self.services), ready(&self.pods));
+        futures::join!(self.deployments.ready(), self.services.ready(), self.pods.ready());
     }
 
     /// Watches the children of kind `app` and wires them into `controller`: a change to
@@ -312,23 +345,29 @@ impl WorkloadCaches {
     {
         let selector = kind_selector(app);
         let (deployments, deployment_events) =
-            reflect_with(scoped_api::<Deployment>(client, namespace), &selector, trim_deployment, None);
+            reflect_compact(scoped_api::<Deployment>(client, namespace), &selector, trim_deployment);
         let (services, service_events) =
-            reflect_with(scoped_api::<Service>(client, namespace), &selector, trim_service, None);
+            reflect_compact(scoped_api::<Service>(client, namespace), &selector, trim_service);
         let pod_index = Arc::new(InstanceIndex::default());
-        let (pods, pod_events) =
-            reflect_with(scoped_api::<CachedPod>(client, namespace), &selector, trim_pod, Some(pod_index.clone()));
+        let index = pod_index.clone();
+        let (pods, pod_events) = crate::compact::reflect(
+            scoped_api::<CachedPod>(client, namespace),
+            watch_config().labels(&selector),
+            trim_pod,
+            Compact::labelled,
+            move |event| index.observe(event),
+        );
         let controller = controller
             .owns_stream(deployment_events)
             .owns_stream(service_events)
-            .watches_stream(pod_events, owner_by_instance_label::<K, CachedPod>);
+            .watches_stream(pod_events, owner_by_instance_label::<K, Compact<CachedPod>>);
         (controller, WorkloadCaches { deployments, services, pods, pod_index })
     }
 
     /// The cached pods of instance `instance` in `namespace`, found through the index.
-    pub fn pods_of(&self, namespace: &str, instance: &str) -> Vec<Arc<CachedPod>> {
+    pub fn pods_of(&self, namespace: &str, instance: &str) -> crate::Result<Vec<Arc<CachedPod>>> {
         let names = self.pod_index.names(namespace, instance);
-        names.iter().filter_map(|name| self.pods.get(&ObjectRef::new(name).within(namespace))).collect()
+        Ok(self.pods.get_all(namespace, &names)?.into_iter().map(Arc::new).collect())
     }
 }
 
@@ -353,6 +392,25 @@ mod tests {
     use crate::workload::pods::{is_ready, pod_problems};
     use crate::workload::rollout::{deployment_problems, rollout};
     use crate::workload::shape::{self, Exposure, Shape};
+
+    #[test]
+    fn an_own_object_keeps_only_the_annotations_its_controller_reads() {
+        let mut webapp = k8s_openapi::api::core::v1::ConfigMap::default();
+        let kept = [crate::driver::PAUSED, crate::adopt::ADOPT, "db.example.com/approve"];
+        let mut annotations: std::collections::BTreeMap<String, String> =
+            kept.iter().map(|key| (key.to_string(), "true".to_owned())).collect();
+        annotations.insert("kubectl.kubernetes.io/last-applied-configuration".into(), "x".repeat(256 << 10));
+        webapp.metadata.annotations = Some(annotations);
+        webapp.metadata.managed_fields = Some(vec![Default::default()]);
+        trim_own(&mut webapp, &["db.example.com/approve"]);
+        let left: Vec<&str> = webapp.metadata.annotations.iter().flatten().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(left, ["apps.example.com/adopt", "apps.example.com/paused", "db.example.com/approve"]);
+        assert!(webapp.metadata.managed_fields.is_none());
+        let mut plain = k8s_openapi::api::core::v1::ConfigMap::default();
+        plain.metadata.annotations = Some([("a".to_owned(), "b".to_owned())].into());
+        trim_own(&mut plain, &[]);
+        assert_eq!(plain.metadata.annotations, None, "an emptied map is dropped");
+    }
 
     #[test]
     fn a_tenants_large_annotations_do_not_survive_the_trim_but_our_intent_hash_does() {

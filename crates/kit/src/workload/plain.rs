@@ -33,7 +33,7 @@ pub fn plain<W: Workload<Extra = ()>>(
     concurrency: u16,
     metrics: &Metrics,
 ) -> (Controller<W::Object>, WorkloadReconciler<W>) {
-    let controller = controller::<W::Object>(&client, namespace, concurrency, metrics);
+    let controller = controller::<W::Object>(&client, namespace, concurrency, &[], metrics);
     let (controller, caches) = WorkloadCaches::watch(&client, namespace, W::APP, controller);
     let shared = Arc::new(Shared::new(client, events, caches, ()));
     (controller, WorkloadReconciler { shared, pipeline: pipeline::<W>().then(observe::<W>()) })

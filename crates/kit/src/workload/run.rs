@@ -20,7 +20,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReferen
 use k8s_openapi::jiff::Timestamp;
 use kube::core::object::HasStatus;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -32,6 +31,7 @@ use super::shape::{self, Owner, Plan, Shape};
 use crate::adopt::Ownership;
 use crate::apply::{self, Applied, Deletion};
 use crate::assess::{self, Assessment, Failure, Previous, Progress};
+use crate::compact::ChildCache;
 use crate::events::Events;
 use crate::fresh::Written;
 use crate::owned::Owned;
@@ -223,9 +223,8 @@ impl<W: Workload> Run<W> {
     /// ([`Plan::keeping_selector`]). The cache has every Deployment of ours; one made by
     /// hand is read only by an object that asks to adopt it (one GET, until it is ours).
     async fn live_selector(&self, owner: &OwnerReference) -> Result<Option<LabelSelector>> {
-        let key = ObjectRef::new(&self.name()).within(&self.namespace);
-        let live = match self.ctx.caches.deployments.get(&key) {
-            Some(cached) => Some(cached.as_ref().clone()),
+        let live = match self.ctx.caches.deployments.get(&self.namespace, &self.name())? {
+            Some(cached) => Some(cached),
             None if crate::adopt::requested(self.object.as_ref()) => {
                 let api: Api<Deployment> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
                 let name = self.name();
@@ -243,9 +242,9 @@ impl<W: Workload> Run<W> {
         self.plan.as_ref().ok_or_else(|| Error::InvalidSpec("plan step did not run".into()))
     }
 
-    /// Applies one child (its cached copy from `store` first, or what our last write of
+    /// Applies one child (its cached copy from `cache` first, or what our last write of
     /// it returned if the cache lags behind that) and returns it as it is now.
-    pub async fn apply_child<K>(&mut self, store: &Store<K>, desired: K, synced: &str) -> Result<K>
+    pub async fn apply_child<K>(&mut self, cache: &ChildCache<K>, desired: K, synced: &str) -> Result<K>
     where
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
             + Clone
@@ -256,7 +255,7 @@ impl<W: Workload> Run<W> {
             + Sync
             + 'static,
     {
-        let cached = store.get(&ObjectRef::new(&self.name()).within(&self.namespace));
+        let cached = cache.get(&self.namespace, &self.name())?.map(Arc::new);
         let current = self.ctx.written.freshest_of(cached);
         let (outcome, live) = self.owned.apply(current.as_deref(), desired, synced).await?;
         if outcome != Applied::Unchanged {
@@ -302,14 +301,14 @@ impl<W: Workload> Run<W> {
         }
     }
 
-    /// Deletes the child of kind `K` if `store` holds it, like [`Run::delete_child`]. A
+    /// Deletes the child of kind `K` if `cache` holds it, like [`Run::delete_child`]. A
     /// child the cache does not hold was never ours (ours carry the labels the cache
     /// selects on), so a reconcile that finds nothing to remove sends no request.
-    pub async fn delete_cached_child<K>(&mut self, store: &Store<K>) -> Result<Flow>
+    pub async fn delete_cached_child<K>(&mut self, cache: &ChildCache<K>) -> Result<Flow>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned + 'static,
     {
-        if store.get(&ObjectRef::new(&self.name()).within(&self.namespace)).is_none() {
+        if !cache.has(&self.namespace, &self.name()) {
             return Ok(Flow::Continue);
         }
         self.delete_child::<K>().await
@@ -400,7 +399,7 @@ fn apply_service<W: Workload>(run: &mut Run<W>) -> StepFuture<'_> {
 
 fn observe_pods<W: Workload>(run: &mut Run<W>) -> StepFuture<'_> {
     Box::pin(async move {
-        run.observed.pods = run.ctx.caches.pods_of(&run.namespace, &run.name());
+        run.observed.pods = run.ctx.caches.pods_of(&run.namespace, &run.name())?;
         Ok(Flow::Continue)
     })
 }
@@ -420,8 +419,8 @@ pub async fn reconcile<W: Workload>(mut run: Run<W>, pipeline: &Pipeline<Run<W>>
                 if failure.retrying && run.observed.deployment.is_none() {
                     // The step that failed may come before the Deployment's: report it
                     // as the cache has it rather than as absent.
-                    let key = ObjectRef::new(&run.name()).within(&run.namespace);
-                    run.observed.deployment = run.ctx.caches.deployments.get(&key).map(|d| d.as_ref().clone());
+                    run.observed.deployment =
+                        run.ctx.caches.deployments.get(&run.namespace, &run.name()).ok().flatten();
                 }
                 // The error goes on to the error policy whatever the report does.
                 if let Err(report_error) = report(&mut run, Some(&failure)).await {

@@ -130,6 +130,8 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let method = method_label(&request);
+        // The path only where it is logged: the counters keep to bounded labels.
+        let path = tracing::enabled!(tracing::Level::DEBUG).then(|| request.uri().path().to_owned());
         let metrics = self.metrics.clone();
         let started = Instant::now();
         let answer = self.inner.call(request);
@@ -139,6 +141,9 @@ where
                 Ok(response) => response.status().as_u16().to_string(),
                 Err(_) => "<error>".to_owned(),
             };
+            if let Some(path) = path {
+                tracing::debug!(method, path, code, "request");
+            }
             metrics.record(method, code, started.elapsed());
             result
         })

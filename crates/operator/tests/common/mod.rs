@@ -278,7 +278,10 @@ pub fn trace() -> &'static StepTrace {
     static TRACE: OnceLock<StepTrace> = OnceLock::new();
     TRACE.get_or_init(|| {
         let trace = StepTrace::default();
-        let logs = tracing_subscriber::fmt::layer().with_test_writer().with_filter(EnvFilter::new("info,kube=warn"));
+        // WEBAPP_TEST_LOG overrides the filter, e.g. to see each request of the operator:
+        // `info,webapp_operator::manager::client=debug`.
+        let filter = EnvFilter::try_from_env("WEBAPP_TEST_LOG").unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
+        let logs = tracing_subscriber::fmt::layer().with_test_writer().with_filter(filter);
         let _ = tracing_subscriber::registry().with(logs).with(trace.clone()).try_init();
         trace
     })
@@ -698,6 +701,57 @@ pub async fn fake_pod(client: &Client, ns: &str, name: &str, state: Faked<'_>) -
     pods.patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
         .await
         .unwrap_or_else(|e| panic!("cannot fake the status of pod {name}: {e}"))
+}
+
+/// Waits until Deployment `name`'s rollout has settled at `replicas`: its status says
+/// so, every ReplicaSet it owns has acted on its latest spec, and exactly `replicas`
+/// pods of the instance exist, none of them going. The Deployment's status alone can
+/// say "done" and then dip: under load its controller may see a scale to 1 and back
+/// (a drift and its repair) only after reporting the repaired spec as complete, and the
+/// ReplicaSet then deletes pods and makes them again, which the status follows and the
+/// owner's status reports. A check that nothing is written at rest starts after this.
+pub async fn deployment_settled(client: &Client, ns: &str, name: &str, replicas: i32) {
+    use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+    use k8s_openapi::api::core::v1::Pod;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let settled = eventually(Duration::from_secs(60), || async {
+        let deployment = deployments.get(name).await.ok()?;
+        let status = deployment.status.as_ref()?;
+        let done = status.observed_generation == deployment.metadata.generation
+            && [status.replicas, status.updated_replicas, status.ready_replicas, status.available_replicas]
+                .iter()
+                .all(|n| *n == Some(replicas))
+            && status.unavailable_replicas.is_none();
+        let uid = deployment.metadata.uid.as_deref()?;
+        let owned = replica_sets
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .filter(|rs| rs.metadata.owner_references.iter().flatten().any(|owner| owner.uid == uid));
+        let mut wanted = 0;
+        for rs in owned {
+            let spec = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let rs_status = rs.status.as_ref()?;
+            let acted = rs_status.observed_generation == rs.metadata.generation
+                && rs_status.replicas == spec
+                && rs_status.ready_replicas.unwrap_or(0) == spec;
+            if !acted {
+                return None;
+            }
+            wanted += spec;
+        }
+        let selector = format!("app.kubernetes.io/instance={name}");
+        let live = pods.list(&ListParams::default().labels(&selector)).await.ok()?.items;
+        let steady = live.len() == usize::try_from(replicas).ok()?
+            && live.iter().all(|pod| pod.metadata.deletion_timestamp.is_none());
+        (done && wanted == replicas && steady).then_some(())
+    })
+    .await;
+    assert!(settled.is_some(), "Deployment {ns}/{name} never settled at {replicas} replicas");
 }
 
 /// The names of the live (not terminating) pods of instance `instance` (the

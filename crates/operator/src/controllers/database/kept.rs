@@ -15,7 +15,6 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::runtime::reflector::ObjectRef;
 use reconcile_kit::workload::cache::retain_annotations;
 use reconcile_kit::{Error, MANAGER, Result};
 
@@ -119,7 +118,7 @@ pub(super) async fn still_there(run: &Run) -> Result<bool> {
 /// A Database of this name was deleted under `Retain`; its Secret, kept with the data,
 /// is used as it is. Said once, when the server is about to be made again.
 pub(super) async fn reuse(run: &Run) {
-    if run.ctx.statefulsets.get(&ObjectRef::new(&run.name()).within(&run.namespace)).is_some() {
+    if run.ctx.statefulsets.has(&run.namespace, &run.name()) {
         return;
     }
     let note = format!(

@@ -36,7 +36,10 @@ use reconcile_kit::driver::Reconciler;
 use reconcile_kit::events::Events;
 use webapp_api::Database;
 
-use reconcile_kit::workload::cache::{owner_by_instance_label, reflect_with, trim_pod, trim_to_intent};
+use reconcile_kit::compact::ChildCache;
+use reconcile_kit::workload::cache::{
+    owner_by_instance_label, reflect_compact, reflect_with, trim_pod, trim_to_intent,
+};
 use reconcile_kit::workload::labels::{self, kind_selector};
 use reconcile_kit::workload::pods::CachedPod;
 use reconcile_kit::workload::scoped_api;
@@ -54,9 +57,9 @@ const STEP_BUDGET: Duration = Duration::from_secs(30);
 pub struct Context {
     client: Client,
     events: Events,
-    statefulsets: Store<StatefulSet>,
-    services: Store<Service>,
-    cronjobs: Store<CronJob>,
+    statefulsets: ChildCache<StatefulSet>,
+    services: ChildCache<Service>,
+    cronjobs: ChildCache<CronJob>,
     claims: Store<PersistentVolumeClaim>,
     pods: Store<CachedPod>,
     /// How long deletion waits for children to go, from its first attempt.
@@ -88,25 +91,30 @@ pub fn controller(setup: &Setup) -> (Controller<Database>, DatabaseReconciler) {
     // Every cache keeps of the annotations only those the controller reads: a tenant's
     // labelled objects must not inflate the operator's memory.
     let (statefulsets, statefulset_events) =
-        reflect_with(scoped_api::<StatefulSet>(&client, namespace), &selector, trim_to_intent, None);
+        reflect_compact(scoped_api::<StatefulSet>(&client, namespace), &selector, trim_to_intent);
     let (services, service_events) =
-        reflect_with(scoped_api::<Service>(&client, namespace), &selector, trim_to_intent, None);
+        reflect_compact(scoped_api::<Service>(&client, namespace), &selector, trim_to_intent);
     let (cronjobs, cronjob_events) =
-        reflect_with(scoped_api::<CronJob>(&client, namespace), &selector, trim_to_intent, None);
+        reflect_compact(scoped_api::<CronJob>(&client, namespace), &selector, trim_to_intent);
     let (claims, claim_events) =
-        reflect_with(scoped_api::<PersistentVolumeClaim>(&client, namespace), &selector, kept::trim_claim, None);
-    let (pods, pod_events) = reflect_with(scoped_api::<CachedPod>(&client, namespace), &selector, trim_pod, None);
+        reflect_with(scoped_api::<PersistentVolumeClaim>(&client, namespace), &selector, kept::trim_claim);
+    let (pods, pod_events) = reflect_with(scoped_api::<CachedPod>(&client, namespace), &selector, trim_pod);
     // No Secret is watched or cached: the operator may create Secrets and nothing
     // else, so it cannot read any (see steps::ensure_credentials).
 
-    let controller =
-        reconcile_kit::workload::controller::<Database>(&client, namespace, setup.concurrency, &setup.metrics)
-            .owns_stream(statefulset_events)
-            .owns_stream(service_events)
-            .owns_stream(cronjob_events)
-            // Neither volumes nor pods point at the Database: found by label.
-            .watches_stream(claim_events, owner_by_instance_label::<Database, PersistentVolumeClaim>)
-            .watches_stream(pod_events, owner_by_instance_label::<Database, CachedPod>);
+    let controller = reconcile_kit::workload::controller::<Database>(
+        &client,
+        namespace,
+        setup.concurrency,
+        &[storage::APPROVE_VERSION_CHANGE],
+        &setup.metrics,
+    )
+    .owns_stream(statefulset_events)
+    .owns_stream(service_events)
+    .owns_stream(cronjob_events)
+    // Neither volumes nor pods point at the Database: found by label.
+    .watches_stream(claim_events, owner_by_instance_label::<Database, PersistentVolumeClaim>)
+    .watches_stream(pod_events, owner_by_instance_label::<Database, CachedPod>);
     let events = setup.events.clone();
     let cleanup_budget = setup.cleanup_budget;
     let ctx = Context { client, events, statefulsets, services, cronjobs, claims, pods, cleanup_budget };
@@ -126,9 +134,9 @@ impl Reconciler for DatabaseReconciler {
         use reconcile_kit::workload::cache::ready;
         let ctx = &self.ctx;
         futures::join!(
-            ready(&ctx.statefulsets),
-            ready(&ctx.services),
-            ready(&ctx.cronjobs),
+            ctx.statefulsets.ready(),
+            ctx.services.ready(),
+            ctx.cronjobs.ready(),
             ready(&ctx.claims),
             ready(&ctx.pods)
         );

@@ -12,9 +12,9 @@ use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim, Secret,
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 use reconcile_kit::apply::{self, Applied};
+use reconcile_kit::compact::{ChildCache, ReadCache};
 use reconcile_kit::lifetime;
 use reconcile_kit::owned::Owned;
 use reconcile_kit::step::{Flow, Pipeline, StepContext, StepFuture, branch, step, timeout, when};
@@ -91,27 +91,36 @@ impl Run {
         self.children.as_ref().ok_or_else(|| Error::InvalidSpec("plan step did not run".into()))
     }
 
-    /// Applies one child named `name` (its cached copy from `store` first) and returns
+    /// Applies one child named `name` (its cached copy from `cache` first) and returns
     /// it as it is now.
-    pub(super) async fn apply_child<K>(&mut self, store: &Store<K>, desired: K, synced: &str) -> Result<(Applied, K)>
+    pub(super) async fn apply_child<K>(
+        &mut self,
+        cache: &ChildCache<K>,
+        desired: K,
+        synced: &str,
+    ) -> Result<(Applied, K)>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + Debug
+            + Serialize
+            + DeserializeOwned
+            + 'static,
     {
-        let name = desired.name_any();
-        let cached = store.get(&ObjectRef::new(&name).within(&self.namespace));
-        let (outcome, live) = self.owned.apply(cached.as_deref(), desired, synced).await?;
+        let cached = cache.get(&self.namespace, &desired.name_any())?;
+        let (outcome, live) = self.owned.apply(cached.as_ref(), desired, synced).await?;
         self.observed.changed |= outcome != Applied::Unchanged;
         Ok((outcome, live))
     }
 
-    /// The child `name` of kind `K` from `store`, or (when the cache does not have it
+    /// The child `name` of kind `K` from `cache`, or (when the cache does not have it
     /// yet) from the API server.
-    pub(super) async fn cached_or_read<K>(&self, store: &Store<K>, name: &str) -> Result<Option<K>>
+    pub(super) async fn cached_or_read<K>(&self, cache: &impl ReadCache<K>, name: &str) -> Result<Option<K>>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned + 'static,
     {
-        if let Some(cached) = store.get(&ObjectRef::new(name).within(&self.namespace)) {
-            return Ok(Some(cached.as_ref().clone()));
+        if let Some(cached) = cache.read(&self.namespace, name)? {
+            return Ok(Some(cached));
         }
         let kind = K::kind(&());
         self.api_of::<K>().get_opt(name).await.map_err(|e| Error::kube(format!("get {kind} {name}"), e))
@@ -296,7 +305,7 @@ fn refusal(run: &Run, change: &storage::VersionChange) -> String {
 fn remove_backup_job(run: &mut Run) -> StepFuture<'_> {
     Box::pin(async move {
         let name = super::backup::name(&run.name());
-        if run.ctx.cronjobs.get(&ObjectRef::new(&name).within(&run.namespace)).is_some() {
+        if run.ctx.cronjobs.has(&run.namespace, &name) {
             run.owned.delete::<CronJob>(&name).await?;
         }
         Ok(Flow::Continue)

@@ -99,9 +99,11 @@ fn trim_cached_pod(pod: &mut Pod) {
 pub fn controller(setup: &Setup) -> (Controller<PodManager>, PodManagerReconciler) {
     let (client, namespace) = (setup.client.clone(), setup.namespace.as_deref());
     let selector = kind_selector(plan::APP);
-    let (pods, pod_events) = reflect_with(scoped_api::<Pod>(&client, namespace), &selector, trim_cached_pod, None);
+    let (pods, pod_events) = reflect_with(scoped_api::<Pod>(&client, namespace), &selector, trim_cached_pod);
     // No predicate: a deleted or failed Pod must trigger its replacement.
-    let controller = workload::controller::<PodManager>(&client, namespace, setup.concurrency, &setup.metrics)
+    // The v2 template rides on the v1 object in an annotation (the conversion's).
+    let keep = &[webapp_api::podmanager::conversion::V2_TEMPLATE];
+    let controller = workload::controller::<PodManager>(&client, namespace, setup.concurrency, keep, &setup.metrics)
         .owns_stream(pod_events);
     let ctx = Context {
         client,

@@ -16,11 +16,11 @@ use std::time::Duration;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::Store;
 use reconcile_kit::Result;
 use reconcile_kit::assess::Assessment;
+use reconcile_kit::compact::ChildCache;
 use reconcile_kit::driver::Reconciler;
-use reconcile_kit::workload::cache::{self, reflect_with, trim_to_intent};
+use reconcile_kit::workload::cache::{reflect_compact, trim_to_intent};
 use reconcile_kit::workload::labels::kind_selector;
 use reconcile_kit::workload::{self, Observed, Shape, Shared, Workload, WorkloadCaches};
 use webapp_api::{WebApp, WebAppStatus};
@@ -36,7 +36,7 @@ pub struct WebAppKind;
 /// What the WebApp controller keeps beyond the Deployment and Service caches.
 pub struct WebAppExtra {
     /// The cache of its Ingresses.
-    pub ingresses: Store<Ingress>,
+    pub ingresses: ChildCache<Ingress>,
     /// How long deletion waits for the children to go, from its first attempt.
     pub cleanup_budget: Duration,
 }
@@ -66,14 +66,10 @@ pub struct WebAppReconciler {
 /// our labels, cached once and shared with the reconciler), and the reconciler.
 pub fn controller(setup: &Setup) -> (Controller<WebApp>, WebAppReconciler) {
     let (client, namespace) = (setup.client.clone(), setup.namespace.as_deref());
-    let controller = workload::controller::<WebApp>(&client, namespace, setup.concurrency, &setup.metrics);
+    let controller = workload::controller::<WebApp>(&client, namespace, setup.concurrency, &[], &setup.metrics);
     let (controller, caches) = WorkloadCaches::watch(&client, namespace, plan::APP, controller);
-    let (ingresses, ingress_events) = reflect_with(
-        workload::scoped_api::<Ingress>(&client, namespace),
-        &kind_selector(plan::APP),
-        trim_to_intent,
-        None,
-    );
+    let (ingresses, ingress_events) =
+        reflect_compact(workload::scoped_api::<Ingress>(&client, namespace), &kind_selector(plan::APP), trim_to_intent);
     let controller = controller.owns_stream(ingress_events);
     let extra = WebAppExtra { ingresses, cleanup_budget: setup.cleanup_budget };
     let ctx = Context::new(client, setup.events.clone(), caches, extra);
@@ -92,6 +88,6 @@ impl Reconciler for WebAppReconciler {
     }
 
     async fn caches_ready(&self) {
-        futures::join!(self.ctx.caches.ready(), cache::ready(&self.ctx.extra.ingresses));
+        futures::join!(self.ctx.caches.ready(), self.ctx.extra.ingresses.ready());
     }
 }
