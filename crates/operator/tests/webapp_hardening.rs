@@ -335,7 +335,9 @@ async fn seed_ex3_adopts_children_that_have_no_owner() {
     assert_eq!(ports, [8080], "the old port goes with the spec");
     expect_events(&client, &ns.name, &["DeploymentSynced", "ServiceSynced", "ResourcesSynced"]).await;
 
-    // The next reconcile with no change writes nothing.
+    // The next reconcile with no change writes nothing, once the update's rollout (a new
+    // image: a new ReplicaSet, the old one's pods going) no longer moves the status.
+    deployment_settled(&client, &ns.name, "test-webapp", 5).await;
     let reconciles = "controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"}";
     let writes = operator.writes_at_rest(&api, "test-webapp", reconciles, 2).await;
     assert_eq!(writes, 0.0, "a converged adopted WebApp was written to");
