@@ -3,7 +3,8 @@
 //! `controller_runtime_reconcile_errors_total{controller,reason}`,
 //! `controller_runtime_reconcile_time_seconds{controller}`,
 //! `controller_runtime_active_workers{controller}` and
-//! `workqueue_queue_duration_seconds{name}` ([`crate::arrivals`]). Labels never hold object names:
+//! `workqueue_queue_duration_seconds{name}` ([`crate::arrivals`]); and the kit's own
+//! `webapp_operator_events_pending` ([`crate::events`]). Labels never hold object names:
 //! their cardinality is bounded by the number of controllers and reasons.
 
 use std::sync::Arc;
@@ -89,6 +90,8 @@ pub struct Metrics {
     pub queue: Family<QueueLabels, Histogram>,
     /// When those changes arrived, until their reconcile starts.
     pub arrivals: Arc<Arrivals>,
+    /// Events told by reconciles and not yet sent ([`crate::events`]).
+    pub events_pending: Gauge,
 }
 
 impl Default for Metrics {
@@ -101,6 +104,7 @@ impl Default for Metrics {
             // From 1 ms: the operator's own share of a change's latency is a few.
             queue: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16))),
             arrivals: Arc::default(),
+            events_pending: Gauge::default(),
         }
     }
 }
@@ -133,6 +137,11 @@ impl Metrics {
             "workqueue_queue_duration_seconds",
             "How long in seconds a change of an object waits before its reconcile starts",
             metrics.queue.clone(),
+        );
+        registry.register(
+            "webapp_operator_events_pending",
+            "Kubernetes Events told by reconciles and not yet sent to the API server",
+            metrics.events_pending.clone(),
         );
         metrics
     }

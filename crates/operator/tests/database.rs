@@ -231,7 +231,7 @@ async fn a_secret_in_the_way_blocks_the_database_and_is_never_touched() {
 /// state is built here as the interrupted attempt left it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_whose_create_answer_was_lost_is_taken_as_ours() {
-    let (client, ns, _operator) = setup("db-lostanswer").await;
+    let (client, ns, operator) = setup("db-lostanswer").await;
     let _volumes = volumes(&client, &ns.name, "standard", &[("data-db-0", "1Gi")]).await;
     let labels = json!({"app.kubernetes.io/name": "database", "app.kubernetes.io/instance": "db",
         "app.kubernetes.io/managed-by": "webapp-operator"});
@@ -261,6 +261,7 @@ async fn a_secret_whose_create_answer_was_lost_is_taken_as_ours() {
         !annotations.keys().any(|k| k.starts_with("database.example.com/")),
         "the claim is still marked: {annotations:?}"
     );
+    operator.events_sent().await;
     let reasons = event_reasons(&client, &ns.name).await;
     assert!(!reasons.iter().any(|r| r == "SecretExists"), "{reasons:?}");
 }

@@ -101,7 +101,7 @@ async fn assert_replaced_because_it_ended(client: &Client, ns: &str, pod: &str) 
 /// The seed's quick start, command for command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_quick_start_works_verbatim() {
-    let (client, ns, _operator) = setup("pmquick").await;
+    let (client, ns, operator) = setup("pmquick").await;
     let n = ns.name.as_str();
     let sample = repo().join("config/samples/apps_v1_podmanager.yaml");
     kubectl_ok(&["-n", n, "apply", "-f", sample.to_str().unwrap()]);
@@ -113,6 +113,7 @@ async fn seed_quick_start_works_verbatim() {
     assert_eq!(header, ["NAME", "PHASE", "READY", "CURRENT", "REPLICAS", "AGE"]);
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(&row[..5], ["my-pod-manager", "Running", "3", "3", "3"]);
+    operator.events_sent().await;
     let described = kubectl_ok(&["-n", n, "describe", "podmanager", "my-pod-manager"]);
     assert!(described.contains("Ready Replicas:") && described.contains("Created"), "{described}");
 

@@ -348,7 +348,7 @@ async fn restart_mid_creation_converges_without_duplicates() {
 
     let fix = json!({"spec": {"image": "nginx:1.20"}});
     api.patch(&name, &PatchParams::default(), &Patch::Merge(&fix)).await.unwrap();
-    let _operator = Operator::start(&ns.name).await;
+    let second = Operator::start(&ns.name).await;
     wait_for(&api, &name, "Running on the fixed image", running_at(2)).await;
     // Every child of the WebApp, found by the labels the operator sets: a second copy
     // made under another name would show here.
@@ -364,6 +364,7 @@ async fn restart_mid_creation_converges_without_duplicates() {
     if let Some(service_uid) = &service_at_kill {
         assert_eq!(&service_uids[0], service_uid, "the Service was made again");
     }
+    second.events_sent().await;
     let created = created().await;
     let count = |kind: &str| created.iter().filter(|k| *k == kind).count();
     assert_eq!(count("Deployment"), 1, "one Created event for the one Deployment: {created:?}");
@@ -816,6 +817,7 @@ async fn a_backdated_cleanup_start_does_not_release_the_finalizer() {
     assert!(more.is_some(), "no further cleanup attempt was counted");
     let held = api.get("web").await.expect("the finalizer was released while the Deployment stands");
     assert!(held.metadata.finalizers.iter().flatten().any(|f| f.starts_with("apps.example.com")), "{held:?}");
+    operator.events_sent().await;
     let reasons = event_reasons(&client, &ns.name).await;
     assert!(!reasons.iter().any(|r| r == "CleanupTimeout"), "{reasons:?}");
 

@@ -303,6 +303,7 @@ async fn seed_ex3_adopts_children_that_have_no_owner() {
     assert_eq!(selector.as_deref(), Some("app=test-webapp"), "status.selector (for the scale subresource)");
     let service = services.get("test-webapp").await.unwrap().spec.unwrap();
     assert_eq!(json!(service.selector), by_kubectl, "the Service selects what the Deployment selects");
+    operator.events_sent().await;
     let adopted: Vec<String> = kubectl_ok(&[
         "-n",
         &ns.name,
@@ -413,7 +414,7 @@ async fn a_child_that_cannot_be_adopted_says_why_and_what_to_do() {
 /// as without the annotation, and the child is left as it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_another_controller_owns_is_never_adopted() {
-    let (client, ns, _operator) = setup("noadopt").await;
+    let (client, ns, operator) = setup("noadopt").await;
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
     let owner: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "owner"}})).unwrap();
     let owner = configmaps.create(&PostParams::default(), &owner).await.unwrap();
@@ -435,6 +436,7 @@ async fn a_child_another_controller_owns_is_never_adopted() {
     let after = deployments.get("web").await.unwrap();
     assert!(!managers(&after.metadata).iter().any(|m| m.starts_with("webapp-operator")), "written by us");
     assert_eq!(after.metadata.owner_references.unwrap()[0].kind, "ConfigMap");
+    operator.events_sent().await;
     assert!(!event_reasons(&client, &ns.name).await.iter().any(|r| r == "Adopted"));
 }
 
@@ -448,7 +450,7 @@ async fn a_child_another_controller_owns_is_never_adopted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_re_created_webapp_removes_what_its_predecessor_left() {
     use k8s_openapi::api::core::v1::Service;
-    let (client, ns, _operator) = setup("leftover").await;
+    let (client, ns, operator) = setup("leftover").await;
     let predecessor = json!([{"apiVersion": "apps.example.com/v0gone", "kind": "WebApp", "name": "web",
         "uid": "00000000-0000-4000-8000-000000000000", "controller": true, "blockOwnerDeletion": true}]);
     let labels = json!({"app.kubernetes.io/name": "webapp", "app.kubernetes.io/instance": "web"});
@@ -479,6 +481,8 @@ async fn a_re_created_webapp_removes_what_its_predecessor_left() {
     assert_eq!(deployment.spec.unwrap().template.spec.unwrap().containers[0].image.as_deref(), Some("nginx:1.20"));
     let status = webapp.status.unwrap();
     assert!(!status.conditions.iter().any(|c| c.reason == "NotOwned"), "{status:#?}");
+    // Told before the status that the check above read was written.
+    operator.events_sent().await;
     let removed = kubectl_ok(&[
         "-n",
         &ns.name,

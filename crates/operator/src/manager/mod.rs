@@ -193,10 +193,11 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
         Some(leadership) => leadership.lost.clone(),
         None => futures::future::pending().boxed().shared(),
     };
+    let (events, sender) = Events::new(client.clone(), config.instance.clone(), metrics.events_pending.clone());
     let setup = Setup {
         client: client.clone(),
         namespace: config.namespace.clone(),
-        events: Events::new(client.clone(), config.instance.clone()),
+        events,
         concurrency: config.concurrency,
         metrics,
         podmanager_metrics,
@@ -206,8 +207,11 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
     // dropping the manager (an aborted task, a test) stops every reconcile with it.
     let controllers = config.controllers.iter().map(|kind| setup.run(*kind, shutdown.clone(), cancel.clone()));
     let controllers: Vec<_> = controllers.collect();
+    // The sender ends once the last copy of `events` is gone (the controllers hold the
+    // others) and what they told is sent.
+    drop(setup);
     tracing::info!(controllers = ?config.controllers, namespace = ?config.namespace, "controllers started");
-    futures::future::join_all(controllers).await;
+    futures::join!(futures::future::join_all(controllers), sender);
     // `release` needs every other clone of `lost`.
     drop(cancel);
     if let Some(leadership) = leadership {

@@ -407,6 +407,15 @@ impl Operator {
             .sum()
     }
 
+    /// Waits until every Event the operator has told is sent: reconciles queue their
+    /// Events and the operator sends them a moment later, so a check of the Events (one
+    /// that none of a reason exists above all) reads them only after this.
+    pub async fn events_sent(&self) {
+        let pending = "webapp_operator_events_pending";
+        let sent = eventually(Duration::from_secs(30), || async { (self.metric(pending).await == 0.0).then_some(()) });
+        assert!(sent.await.is_some(), "Events still unsent after 30 s");
+    }
+
     /// Requests the operator's client has sent that write (POST, PUT, PATCH, DELETE).
     pub async fn writes(&self) -> f64 {
         self.requests(&WRITES).await
@@ -462,15 +471,21 @@ impl Operator {
         // Running event) may still be on their way when it is counted. Settled is one
         // forced reconcile with no such request around it, tried a few times; an object
         // written at every reconcile never settles, and the measure below shows it.
+        // An Event is a write, sent a moment after its reconcile was counted: each count
+        // is read once the Events told before it are sent.
         for _ in 0..5 {
+            self.events_sent().await;
             let before = self.requests(methods).await;
             self.resync(api, name, sample, 1).await;
+            self.events_sent().await;
             if self.requests(methods).await == before {
                 break;
             }
         }
+        self.events_sent().await;
         let before = self.requests(methods).await;
         self.resync(api, name, sample, times).await;
+        self.events_sent().await;
         self.requests(methods).await - before
     }
 
@@ -572,7 +587,8 @@ pub async fn create(client: &Client, ns: &str, name: &str, spec: serde_json::Val
     api
 }
 
-/// The reasons of every Event in `ns`.
+/// The reasons of every Event in `ns` (after [`Operator::events_sent`], for a check
+/// that one is absent).
 pub async fn event_reasons(client: &Client, ns: &str) -> Vec<String> {
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
     let list = events.list(&ListParams::default()).await.unwrap();
