@@ -20,6 +20,10 @@ use crate::webhook::{self, WebhookConfig, WebhookError};
 
 pub use client::ClientMetrics;
 
+/// How long a stopping manager gives the Events its reconciles told to be sent, once the
+/// controllers have stopped.
+const EVENTS_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Settings of a manager.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -211,7 +215,18 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
     // others) and what they told is sent.
     drop(setup);
     tracing::info!(controllers = ?config.controllers, namespace = ?config.namespace, "controllers started");
-    futures::join!(futures::future::join_all(controllers), sender);
+    let controllers = futures::future::join_all(controllers);
+    match futures::future::select(controllers, sender).await {
+        futures::future::Either::Left((_, sender)) => {
+            // An API server that does not answer must not hold the stop for longer.
+            if tokio::time::timeout(EVENTS_DRAIN, sender).await.is_err() {
+                tracing::warn!(after = ?EVENTS_DRAIN, "stopping with Events unsent");
+            }
+        }
+        futures::future::Either::Right((_, controllers)) => {
+            controllers.await;
+        }
+    }
     // `release` needs every other clone of `lost`.
     drop(cancel);
     if let Some(leadership) = leadership {
