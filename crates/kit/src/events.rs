@@ -15,7 +15,8 @@
 //! during that round trip, waited for it before its reconcile could start: that wait was
 //! most of the operator's share of a spec change's latency at its 99th percentile.
 //! Events of one object always go through the same lane, in the order they were told.
-//! A full lane makes the reconcile that tells one more wait for room: nothing is dropped.
+//! A full lane makes the reconcile that tells one more wait for room: nothing is dropped
+//! while the operator runs (a stopping manager bounds how long it waits for the rest).
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
