@@ -12,8 +12,9 @@ CONTAINER_TOOL ?= docker
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-manifests: ## Regenerate config/crd/ from the Rust types and bring the Helm chart along.
+manifests: ## Regenerate config/crd/ and config/admission/ from the Rust code and bring the Helm chart along.
 	"$$(hack/operator-bin --quiet)" crd --out-dir config/crd
+	"$$(hack/operator-bin --quiet)" crd --finalizer-policy > config/admission/finalizer-policy.yaml
 	@# config/crd/bases/ holds the kubebuilder paths the seeds type
 	@# (kubectl apply -f config/crd/bases/<group>_<plural>.yaml): links to the generated files.
 	rm -f config/crd/bases/*.yaml

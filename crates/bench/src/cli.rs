@@ -80,6 +80,12 @@ pub struct RunArgs {
     /// as ours is, on a fresh namespace of its own. Not run when unset.
     #[arg(long)]
     pub contender: Option<PathBuf>,
+    /// Bind the finalizer policy (config/admission, as the chart installs it on
+    /// Kubernetes 1.36 and later) to the operator's namespaces, so that the API server
+    /// adds each WebApp's finalizer at creation. `false` measures the operator adding it
+    /// itself, as on older clusters. Never for the Go contender, whose finalizer is its own.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub finalizer_policy: bool,
     /// Extra argument of the Go contender (repeatable), e.g. `--contender-arg=--concurrency=16`.
     #[arg(long, allow_hyphen_values = true)]
     pub contender_arg: Vec<String>,
@@ -165,8 +171,17 @@ async fn contender(
         log: crate::operator::log_path(&args.log_dir, namespace),
         args: extra,
     };
-    let setup = Setup { client, launch: &launch, n: args.n, samples: args.samples, limit };
-    let figures = measure::operator(&setup).await;
+    let finalizer_policy = args.finalizer_policy && kind == Kind::Ours;
+    let setup = Setup { client, launch: &launch, n: args.n, samples: args.samples, limit, finalizer_policy };
+    let mut figures = measure::operator(&setup).await;
+    if finalizer_policy {
+        if let Ok(figures) = &mut figures {
+            figures.finalizer_policy = true;
+        }
+        if let Err(error) = cluster::unbind_finalizer_policy(client, &spread).await {
+            eprintln!("{error}");
+        }
+    }
     (figures, cluster::delete_namespaces(client, &spread, limit).await)
 }
 

@@ -164,3 +164,35 @@ pub fn load() -> String {
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
 }
+
+/// Binds the operator's finalizer policy ([`webapp_operator::admission`]) to the
+/// namespaces of `spread`, the binding named after them, and waits until the API server
+/// applies it (it loads bindings from a watch): a dry-run create shows the finalizer.
+pub async fn bind_finalizer_policy(client: &Client, spread: &Spread, limit: Duration) -> Result<()> {
+    let namespaces = spread.namespaces();
+    webapp_operator::admission::install(client, spread.base(), Some(&namespaces), "webapp-bench")
+        .await
+        .map_err(kube("install the finalizer policy (Kubernetes 1.36 or later; --finalizer-policy false otherwise)"))?;
+    let namespace = spread.namespace_of(0);
+    let probe = crate::fixture::webapp(&namespace, 0)?;
+    let api: Api<WebApp> = Api::namespaced(client.clone(), &namespace);
+    let dry_run = PostParams { dry_run: true, ..PostParams::default() };
+    let deadline = Instant::now() + limit;
+    loop {
+        let created = api.create(&dry_run, &probe).await.map_err(kube("dry-run create of a WebApp"))?;
+        if !created.finalizers().is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::Timeout(limit, "the finalizer policy to apply".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Deletes the binding [`bind_finalizer_policy`] made for `spread`, and the policy.
+pub async fn unbind_finalizer_policy(client: &Client, spread: &Spread) -> Result<()> {
+    webapp_operator::admission::uninstall(client, spread.base())
+        .await
+        .map_err(kube("delete the finalizer policy's binding"))
+}

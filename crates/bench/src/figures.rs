@@ -150,6 +150,10 @@ pub struct OperatorFigures {
     pub latency_settled: Option<Latency>,
     /// Spec-change latency while the other WebApps resync.
     pub latency_resync: Latency,
+    /// Whether the API server added the WebApps' finalizer at creation (the finalizer
+    /// policy; results written before had none).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub finalizer_policy: bool,
 }
 
 /// What the Go contender (`bench/contender`, controller-runtime) measured, measured as
@@ -370,11 +374,16 @@ impl Figures {
     }
 
     /// The rows as a text table; with the Go contender, its values and verdicts beside
-    /// N, and the namespaces when there were several: `1000 in 100 namespaces`.
+    /// N, and the namespaces when there were several: `1000 in 100 namespaces`; `, finalizer
+    /// at admission` when the finalizer policy added the WebApps' finalizers.
     pub fn size(&self) -> String {
-        match self.namespaces {
+        let size = match self.namespaces {
             0 | 1 => self.n.to_string(),
             namespaces => format!("{} in {namespaces} namespaces", self.n),
+        };
+        match self.operator.finalizer_policy {
+            true => format!("{size}, finalizer at admission"),
+            false => size,
         }
     }
 
@@ -466,6 +475,15 @@ mod tests {
         assert!(line.contains("\"namespaces\":100"), "{line}");
         assert_eq!(serde_json::from_str::<Figures>(&line).unwrap(), figures);
         assert_eq!(figures.size(), "1000 in 100 namespaces");
+        let mut admitted = figures.clone();
+        admitted.operator.finalizer_policy = true;
+        let line = serde_json::to_string(&admitted).unwrap();
+        assert!(
+            line.contains("\"finalizer_policy\":true")
+                && !serde_json::to_string(&figures).unwrap().contains("finalizer")
+        );
+        assert_eq!(serde_json::from_str::<Figures>(&line).unwrap(), admitted);
+        assert_eq!(admitted.size(), "1000 in 100 namespaces, finalizer at admission");
         assert!(
             figures.render().starts_with("N = 1000 WebApps (1 replica each) in 100 namespaces,"),
             "{}",

@@ -35,6 +35,8 @@ pub struct Setup<'a> {
     pub samples: usize,
     /// Bound of every wait.
     pub limit: Duration,
+    /// Whether the API server adds the WebApps' finalizer ([`webapp_operator::admission`]).
+    pub finalizer_policy: bool,
 }
 
 /// Runs the floor in its own namespaces and returns its convergence time.
@@ -45,9 +47,12 @@ pub async fn floor(client: &Client, spread: &Spread, n: usize, limit: Duration) 
 
 /// Runs the operator contender.
 pub async fn operator(setup: &Setup<'_>) -> Result<OperatorFigures> {
-    let Setup { client, launch, n, limit, .. } = *setup;
+    let Setup { client, launch, n, limit, finalizer_policy, .. } = *setup;
     let spread = &launch.spread;
     cluster::create_namespaces(client, spread).await?;
+    if finalizer_policy {
+        cluster::bind_finalizer_policy(client, spread, limit).await?;
+    }
     let webapps = (0..n).map(|i| fixture::webapp(&spread.namespace_of(i), i)).collect::<Result<Vec<_>>>()?;
     let names: Vec<Placed> = (0..n).map(|i| spread.place(i, fixture::name(i))).collect();
 
@@ -129,6 +134,7 @@ pub async fn operator(setup: &Setup<'_>) -> Result<OperatorFigures> {
         latency_idle,
         latency_settled: Some(latency_settled),
         latency_resync,
+        finalizer_policy: false,
     })
 }
 

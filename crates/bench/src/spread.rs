@@ -28,6 +28,11 @@ impl Spread {
         Spread { base: base.to_owned(), count: count.max(1) }
     }
 
+    /// The name the namespaces are named after.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// How many namespaces.
     pub fn count(&self) -> usize {
         self.count

@@ -16,11 +16,14 @@
 //! most of the operator's share of a spec change's latency at its 99th percentile.
 //! Events of one object always go through the same lane, in the order they were told.
 //! A full lane makes the reconcile that tells one more wait for room: nothing is dropped
-//! while the operator runs (a stopping manager bounds how long it waits for the rest).
+//! while the operator runs. [`run_beside`] runs the sender beside the work that tells
+//! the events and bounds how long a stop waits for the rest.
 
 use std::collections::hash_map::DefaultHasher;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
@@ -130,6 +133,36 @@ fn lane_of(object: &ObjectReference) -> usize {
     (&object.namespace, &object.name, &object.kind).hash(&mut hasher);
     // A hash: cutting it to a usize keeps it spread.
     hasher.finish() as usize % LANES
+}
+
+/// What became of the events told, once the work that told them ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drain {
+    /// Every event told was sent (or refused by the API server, and logged).
+    Sent,
+    /// The drain's time ran out with events unsent: an API server that does not answer.
+    Unsent,
+}
+
+/// Runs `work` (the controllers that tell events) beside `sender`, then gives the sender
+/// at most `drain` to send what is still queued, and returns what `work` returned.
+///
+/// The sender ends on its own once every copy of [`Events`] is gone, which `work`
+/// holds; an API server that does not answer must not hold a stopping process for
+/// longer than `drain`, so past it the rest is given up (and logged).
+pub async fn run_beside<F: Future>(work: F, sender: Sender, drain: Duration) -> (F::Output, Drain) {
+    let work = std::pin::pin!(work);
+    match futures::future::select(work, sender).await {
+        futures::future::Either::Left((output, sender)) => match tokio::time::timeout(drain, sender).await {
+            Ok(()) => (output, Drain::Sent),
+            Err(_) => {
+                tracing::warn!(after = ?drain, "stopping with Events unsent");
+                (output, Drain::Unsent)
+            }
+        },
+        // Every copy of `Events` is gone and what they told is sent: the work tells no more.
+        futures::future::Either::Right(((), work)) => (work.await, Drain::Sent),
+    }
 }
 
 /// Sends one event at a time to the API server.

@@ -1,6 +1,7 @@
 //! Events against scripted API replies (tower-test): a reconcile only queues its Events,
 //! and the sender sends them, one object's in the order they were told, past a refusal,
-//! until every copy of `Events` is gone. The integration tests read the Events of every
+//! until every copy of `Events` is gone; a stop sends what is queued, and gives it up
+//! once the drain's time runs out. The integration tests read the Events of every
 //! controller on the real control plane.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,7 +13,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::client::Body;
 use prometheus_client::metrics::gauge::Gauge;
-use reconcile_kit::events::Events;
+use reconcile_kit::events::{Drain, Events, run_beside};
 use serde_json::{Value, json};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
@@ -73,4 +74,51 @@ async fn reconciles_queue_events_and_the_sender_sends_them_in_order_past_a_refus
     drop(events);
     tokio::time::timeout(Duration::from_secs(5), sending).await.expect("the sender did not end").unwrap();
     assert_eq!(pending.get(), 0, "every Event told was sent or given up");
+}
+
+/// Work that tells one Event, then ends, dropping its `Events` as stopping controllers do.
+async fn tell_and_stop(events: Events) -> &'static str {
+    events.normal(&web(), "Deleted", "Deleted Deployment web and Service web").await;
+    "stopped"
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_gives_up_the_unsent_events_once_the_drain_runs_out() {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let pending = Gauge::default();
+    let (events, sender) = Events::new(Client::new(service, "ns"), None, pending.clone());
+
+    // The API server takes the request and never answers: without the bound, the stop
+    // would wait forever, and the outer timeout (paused time runs ahead) fails the test.
+    let stopping = run_beside(tell_and_stop(events), sender, Duration::from_secs(5));
+    let stopped = tokio::time::timeout(Duration::from_secs(60), async {
+        let (output, drain) = stopping.await;
+        (output, drain, tokio::time::Instant::now())
+    });
+    let start = tokio::time::Instant::now();
+    let unanswered = async {
+        let (request, _never_answered) = handle.next_request().await.expect("the Event was not sent");
+        assert_eq!(request.method(), Method::POST);
+        std::future::pending::<()>().await
+    };
+    let (output, drain, end) = tokio::select! {
+        stopped = stopped => stopped.expect("the stop waited past its drain for an API server that does not answer"),
+        () = unanswered => unreachable!(),
+    };
+    assert_eq!((output, drain), ("stopped", Drain::Unsent));
+    assert!(end - start >= Duration::from_secs(5), "given up after {:?}, before the drain ran out", end - start);
+    assert_eq!(pending.get(), 1, "the Event given up is still counted as pending");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_sends_the_queued_events_first() {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let pending = Gauge::default();
+    let (events, sender) = Events::new(Client::new(service, "ns"), None, pending.clone());
+
+    let answered = tokio::spawn(async move { answer(&mut handle, 201).await["reason"].clone() });
+    let (output, drain) = run_beside(tell_and_stop(events), sender, Duration::from_secs(5)).await;
+    assert_eq!((output, drain), ("stopped", Drain::Sent));
+    assert_eq!(answered.await.unwrap(), "Deleted", "the Event told just before the stop was sent");
+    assert_eq!(pending.get(), 0);
 }

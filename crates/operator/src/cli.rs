@@ -35,6 +35,9 @@ pub enum Command {
         /// Write one file per CRD into this directory instead of printing.
         #[arg(long, conflicts_with = "kind")]
         out_dir: Option<PathBuf>,
+        /// Print the finalizer policy (config/admission/finalizer-policy.yaml) instead.
+        #[arg(long, conflicts_with_all = ["kind", "out_dir"])]
+        finalizer_policy: bool,
         /// PodManager's conversion webhook URL, for an operator outside the cluster
         /// (e.g. https://127.0.0.1:9443/convert). Default: the in-cluster Service.
         #[arg(long)]
@@ -209,8 +212,11 @@ impl Cli {
     /// Runs the chosen subcommand.
     pub async fn execute(self) -> Result<(), CliError> {
         match self.command {
+            Command::Crd { finalizer_policy: true, .. } => {
+                print!("{}", crate::admission::render().map_err(crdgen::CrdError::Policy)?)
+            }
             Command::Crd { out_dir: Some(dir), .. } => crdgen::write_dir(&dir)?,
-            Command::Crd { kind, out_dir: None, webhook_url } => {
+            Command::Crd { kind, out_dir: None, webhook_url, .. } => {
                 let endpoint = webhook_url.map_or(WebhookEndpoint::Service, WebhookEndpoint::Url);
                 print!("{}", crdgen::render_all(&crdgen::select(kind.as_deref(), &endpoint)?)?);
             }

@@ -21,6 +21,9 @@ pub enum CrdError {
         #[source]
         source: serde_saphyr::ser::Error,
     },
+    /// The finalizer policy could not be serialized.
+    #[error("cannot render the finalizer policy as YAML")]
+    Policy(#[source] serde_saphyr::ser::Error),
     /// A file could not be written.
     #[error("cannot write {path}")]
     Write {

@@ -41,7 +41,7 @@ fn the_image_runs_the_binary_as_a_non_root_user() {
     assert_eq!(docker_build, ["$(CONTAINER_TOOL) build -t $(IMG) ."]);
 }
 
-/// The Helm chart carries config/'s CRDs, RBAC rules and tenant roles verbatim
+/// The Helm chart carries config/'s CRDs, RBAC rules, tenant roles and finalizer policy verbatim
 /// (hack/sync-chart copies them), so that `kubectl apply -k config/default` and `helm
 /// install` grant and install the same things. The CRDs are `files/crds/`, rendered by
 /// `templates/crds.yaml`, never `crds/` (which Helm does not upgrade).
@@ -68,6 +68,9 @@ fn the_chart_carries_the_crds_and_rules_of_config() {
         let (chart, config) = (format!("charts/webapp-operator/files/crds/{name}"), format!("config/crd/{name}"));
         assert!(read(&chart) == read(&config), "{chart} differs from {config}: run hack/sync-chart");
     }
+    let policy = read("config/admission/finalizer-policy.yaml");
+    assert!(policy == webapp_operator::admission::render().unwrap(), "config/admission: run make manifests");
+    assert!(read("charts/webapp-operator/files/finalizer-policy.yaml") == policy, "run hack/sync-chart");
 }
 
 /// The oldest Kubernetes is one number: the operator's start-up check

@@ -1035,3 +1035,72 @@ async fn an_unschedulable_pod_is_explained_in_status() {
     api.patch("web", &PatchParams::default(), &Patch::Merge(&fix)).await.unwrap();
     wait_for(&api, "web", "Running once schedulable", running_at(2)).await;
 }
+
+/// The field managers that own `metadata.finalizers` of `webapp`.
+fn finalizer_owners(webapp: &WebApp) -> Vec<String> {
+    let entries = webapp.metadata.managed_fields.iter().flatten();
+    let owns = |fields: &serde_json::Value| fields["f:metadata"].get("f:finalizers").is_some();
+    entries.filter(|e| e.fields_v1.as_ref().is_some_and(|f| owns(&f.0))).filter_map(|e| e.manager.clone()).collect()
+}
+
+/// With the finalizer policy (config/admission) bound to its namespace, the API server
+/// adds a new WebApp's finalizer as it is created, and the operator converges and
+/// deletes it without writing the finalizer itself; without it, the operator adds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admission_policy_adds_the_finalizer_so_the_operator_does_not() {
+    use webapp_operator::admission;
+    use webapp_operator::controllers::webapp::FINALIZER;
+
+    let (client, ns, _operator) = setup("admission").await;
+    let spec = json!({"image": "nginx:1.20", "replicas": 1});
+    let creator = PostParams { field_manager: Some("test-creator".into()), ..PostParams::default() };
+    let new = |name: &str| -> WebApp {
+        serde_json::from_value(json!({"apiVersion": "apps.example.com/v1alpha1", "kind": "WebApp",
+            "metadata": {"name": name}, "spec": spec}))
+        .unwrap()
+    };
+    let api: Api<WebApp> = Api::namespaced(client.clone(), &ns.name);
+
+    // Without the policy: the operator patches the finalizer in, and owns the field.
+    let created = api.create(&creator, &new("before")).await.unwrap();
+    assert!(created.metadata.finalizers.is_none(), "a finalizer before any policy: {:?}", created.metadata.finalizers);
+    let before = wait_for(&api, "before", "Running", running_at(1)).await;
+    let operators = finalizer_owners(&before);
+    assert!(!operators.is_empty() && !operators.contains(&"test-creator".to_owned()), "{operators:?}");
+
+    if !admission::served(&client).await.unwrap() {
+        let version = client.apiserver_version().await.unwrap();
+        let minor: u32 = version.minor.trim_end_matches('+').parse().unwrap();
+        assert!(minor < 36, "Kubernetes 1.{minor} serves no MutatingAdmissionPolicy v1");
+        eprintln!(
+            "NOTE: Kubernetes 1.{minor} has no MutatingAdmissionPolicy v1: only the operator's own finalizer tested"
+        );
+        return;
+    }
+
+    // The policy config/ ships, bound to this namespace only: the other tests run beside
+    // this one, some of them without an operator.
+    let namespaces = [ns.name.clone()];
+    admission::install(&client, &ns.name, Some(&namespaces), "test-admission").await.unwrap();
+
+    // The API server loads policies from a watch: a dry run shows when it applies this one.
+    let dry_run = PostParams { dry_run: true, ..creator.clone() };
+    let effective = eventually(Duration::from_secs(30), || async {
+        let probe = api.create(&dry_run, &new("probe")).await.ok()?;
+        probe.metadata.finalizers.is_some().then_some(())
+    });
+    assert!(effective.await.is_some(), "the policy never added the finalizer to a dry-run create");
+
+    let created = api.create(&creator, &new("after")).await.unwrap();
+    assert_eq!(created.metadata.finalizers, Some(vec![FINALIZER.to_owned()]), "added as the API server stored it");
+    let after = wait_for(&api, "after", "Running", running_at(1)).await;
+    let owners = finalizer_owners(&after);
+    assert!(operators.iter().all(|o| !owners.contains(o)), "the operator wrote the finalizer anyway: {owners:?}");
+
+    // The operator removes the finalizer the policy added: the deletion completes.
+    api.delete("after", &DeleteParams::default()).await.unwrap();
+    let gone =
+        eventually(Duration::from_secs(60), || async { api.get_opt("after").await.ok()?.is_none().then_some(()) });
+    assert!(gone.await.is_some(), "the WebApp with the policy's finalizer was never let go");
+    admission::uninstall(&client, &ns.name).await.unwrap();
+}

@@ -46,6 +46,23 @@ impl ControllerKind {
     ];
 }
 
+impl ControllerKind {
+    /// The kind's API group, plural and cleanup finalizer, for the controllers that clean
+    /// up through one: what `config/admission/finalizer-policy.yaml` adds at creation.
+    pub fn finalizer(self) -> Option<(String, String, &'static str)> {
+        use kube::Resource;
+        fn of<K: Resource<DynamicType = ()>>(finalizer: &'static str) -> Option<(String, String, &'static str)> {
+            Some((K::group(&()).into_owned(), K::plural(&()).into_owned(), finalizer))
+        }
+        match self {
+            ControllerKind::Webapp => of::<webapp_api::WebApp>(webapp::FINALIZER),
+            ControllerKind::Podmanager => of::<webapp_api::PodManager>(podmanager::FINALIZER),
+            ControllerKind::Database => of::<webapp_api::Database>(database::FINALIZER),
+            ControllerKind::Webserver | ControllerKind::Memcached => None,
+        }
+    }
+}
+
 /// What every controller is built from: the process's client and events, the watched
 /// namespace (all when `None`), reconciles in parallel, and the shared metrics.
 #[derive(Clone)]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use futures::future::{FutureExt, Shared};
 use prometheus_client::registry::Registry;
-use reconcile_kit::events::Events;
+use reconcile_kit::events::{self, Events};
 use reconcile_kit::metrics::Metrics;
 use tokio::sync::watch;
 
@@ -216,17 +216,7 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
     drop(setup);
     tracing::info!(controllers = ?config.controllers, namespace = ?config.namespace, "controllers started");
     let controllers = futures::future::join_all(controllers);
-    match futures::future::select(controllers, sender).await {
-        futures::future::Either::Left((_, sender)) => {
-            // An API server that does not answer must not hold the stop for longer.
-            if tokio::time::timeout(EVENTS_DRAIN, sender).await.is_err() {
-                tracing::warn!(after = ?EVENTS_DRAIN, "stopping with Events unsent");
-            }
-        }
-        futures::future::Either::Right((_, controllers)) => {
-            controllers.await;
-        }
-    }
+    events::run_beside(controllers, sender, EVENTS_DRAIN).await;
     // `release` needs every other clone of `lost`.
     drop(cancel);
     if let Some(leadership) = leadership {
