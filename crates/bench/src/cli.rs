@@ -173,14 +173,9 @@ async fn contender(
     };
     let finalizer_policy = args.finalizer_policy && kind == Kind::Ours;
     let setup = Setup { client, launch: &launch, n: args.n, samples: args.samples, limit, finalizer_policy };
-    let mut figures = measure::operator(&setup).await;
-    if finalizer_policy {
-        if let Ok(figures) = &mut figures {
-            figures.finalizer_policy = true;
-        }
-        if let Err(error) = cluster::unbind_finalizer_policy(client, &spread).await {
-            eprintln!("{error}");
-        }
+    let figures = measure::operator(&setup).await;
+    if finalizer_policy && let Err(error) = cluster::remove_finalizer_policy(client, &spread).await {
+        eprintln!("{error}");
     }
     (figures, cluster::delete_namespaces(client, &spread, limit).await)
 }

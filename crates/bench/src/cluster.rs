@@ -191,8 +191,8 @@ pub async fn bind_finalizer_policy(client: &Client, spread: &Spread, limit: Dura
 }
 
 /// Deletes the binding [`bind_finalizer_policy`] made for `spread`, and the policy.
-pub async fn unbind_finalizer_policy(client: &Client, spread: &Spread) -> Result<()> {
+pub async fn remove_finalizer_policy(client: &Client, spread: &Spread) -> Result<()> {
     webapp_operator::admission::uninstall(client, spread.base())
         .await
-        .map_err(kube("delete the finalizer policy's binding"))
+        .map_err(kube("delete the finalizer policy and its binding"))
 }

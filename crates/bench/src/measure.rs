@@ -134,7 +134,7 @@ pub async fn operator(setup: &Setup<'_>) -> Result<OperatorFigures> {
         latency_idle,
         latency_settled: Some(latency_settled),
         latency_resync,
-        finalizer_policy: false,
+        finalizer_policy,
     })
 }
 
