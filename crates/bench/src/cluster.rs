@@ -176,17 +176,9 @@ pub async fn bind_finalizer_policy(client: &Client, spread: &Spread, limit: Dura
     let namespace = spread.namespace_of(0);
     let probe = crate::fixture::webapp(&namespace, 0)?;
     let api: Api<WebApp> = Api::namespaced(client.clone(), &namespace);
-    let dry_run = PostParams { dry_run: true, ..PostParams::default() };
-    let deadline = Instant::now() + limit;
-    loop {
-        let created = api.create(&dry_run, &probe).await.map_err(kube("dry-run create of a WebApp"))?;
-        if !created.finalizers().is_empty() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(BenchError::Timeout(limit, "the finalizer policy to apply".into()));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    match webapp_operator::admission::wait_until_applied(&api, &probe, limit).await {
+        true => Ok(()),
+        false => Err(BenchError::Timeout(limit, "the finalizer policy to apply".into())),
     }
 }
 

@@ -113,6 +113,30 @@ pub async fn install(
     Ok(())
 }
 
+/// Waits up to `within` until the API server applies the policy to `probe`, which a
+/// dry-run create shows (it loads policies and bindings from a watch, so they apply a
+/// moment after [`install`]): `true` once the probe comes back with a finalizer. A
+/// refused dry run is retried too: a fresh API server may refuse while its admission
+/// plugins sync.
+pub async fn wait_until_applied<K>(api: &Api<K>, probe: &K, within: std::time::Duration) -> bool
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let dry_run = kube::api::PostParams { dry_run: true, ..Default::default() };
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Ok(created) = api.create(&dry_run, probe).await
+            && created.meta().finalizers.as_ref().is_some_and(|f| !f.is_empty())
+        {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// Deletes the binding `binding_name` and the policy: what [`install`] made (either may
 /// be gone already).
 pub async fn uninstall(client: &Client, binding_name: &str) -> kube::Result<()> {

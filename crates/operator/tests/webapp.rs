@@ -1083,13 +1083,8 @@ async fn the_admission_policy_adds_the_finalizer_so_the_operator_does_not() {
     let namespaces = [ns.name.clone()];
     admission::install(&client, &ns.name, Some(&namespaces), "test-admission").await.unwrap();
 
-    // The API server loads policies from a watch: a dry run shows when it applies this one.
-    let dry_run = PostParams { dry_run: true, ..creator.clone() };
-    let effective = eventually(Duration::from_secs(30), || async {
-        let probe = api.create(&dry_run, &new("probe")).await.ok()?;
-        probe.metadata.finalizers.is_some().then_some(())
-    });
-    assert!(effective.await.is_some(), "the policy never added the finalizer to a dry-run create");
+    let effective = admission::wait_until_applied(&api, &new("probe"), Duration::from_secs(30)).await;
+    assert!(effective, "the policy never added the finalizer to a dry-run create");
 
     let created = api.create(&creator, &new("after")).await.unwrap();
     assert_eq!(created.metadata.finalizers, Some(vec![FINALIZER.to_owned()]), "added as the API server stored it");

@@ -44,9 +44,7 @@ impl ControllerKind {
         ControllerKind::Podmanager,
         ControllerKind::Database,
     ];
-}
 
-impl ControllerKind {
     /// The kind's API group, plural and cleanup finalizer, for the controllers that clean
     /// up through one: what `config/admission/finalizer-policy.yaml` adds at creation.
     pub fn finalizer(self) -> Option<(String, String, &'static str)> {
