@@ -1,187 +1,167 @@
-//! Children as the caches hold them: compact records instead of k8s-openapi structs.
+//! Children as the caches hold them: each one's trimmed JSON, keyed by namespace and name.
 //!
 //! A k8s-openapi struct's inline size is fixed whatever is left in it: a trimmed
 //! Deployment, with nothing in it but what the controller set and reads, still cost
-//! 8.4 KiB in its cache, most of it empty `Option`s of `PodSpec`, `Container` and three
-//! `ObjectMeta`s, and a `BTreeMap` node of 544 bytes per label map (docs/benchmarks.md,
-//! "Peak RSS"). A [`Compact`] keeps the trimmed object as its JSON text, a quarter of
-//! that, and next to it, decoded, only what the store and the owner triggers read
-//! (name, namespace, uid, resourceVersion, owner references, deletion). A reconcile
-//! expands the one copy it needs: a few microseconds, against an API request's
-//! milliseconds.
+//! 8.4 KiB in a reflector's store, most of it empty `Option`s of `PodSpec`, `Container`
+//! and three `ObjectMeta`s, and a `BTreeMap` node of 544 bytes per label map
+//! (docs/benchmarks.md, "Peak RSS"). A [`ChildCache`] keeps the trimmed object as its
+//! JSON text, and nothing else: no decoded metadata beside it and no kube `ObjectRef`
+//! as its key (about 0.9 KiB per child between them, "Cache records of JSON alone"
+//! in docs/benchmarks.md). What the owner triggers and the instance index read (owner
+//! references, labels) they read from the watch event, before the object is dropped.
+//! A reconcile expands the one copy it needs: a few microseconds, against an API
+//! request's milliseconds.
 //!
 //! [`reflect`] caches a child kind this way, [`ChildCache`] reads it.
 
-use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use futures::{Stream, StreamExt, TryStreamExt};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::watch;
 
 use crate::{Error, Result};
 
-/// One cached object of kind `K`: what the store and the owner triggers read, decoded,
-/// and the rest of the (trimmed) object as JSON, which [`Compact::expand`] decodes.
-pub struct Compact<K> {
-    metadata: ObjectMeta,
-    json: Box<str>,
-    kind: PhantomData<fn() -> K>,
-}
+/// The cached objects' JSON by namespace, then name: a namespace's name is held once,
+/// however many children live in it.
+type Namespaces = HashMap<Box<str>, HashMap<Box<str>, Box<str>>>;
 
-impl<K> Clone for Compact<K> {
-    fn clone(&self) -> Self {
-        Compact { metadata: self.metadata.clone(), json: self.json.clone(), kind: PhantomData }
-    }
-}
-
-impl<K> Debug for Compact<K> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Compact").field("metadata", &self.metadata).field("bytes", &self.json.len()).finish()
-    }
-}
-
-impl<K: Resource + Serialize> Compact<K> {
-    /// The record of `object`, as it stands (trim it first), for a child found by its
-    /// owner reference: its identity, owners and deletion decoded.
-    pub fn new(object: &K) -> Self {
-        let meta = object.meta();
-        let metadata = ObjectMeta {
-            name: meta.name.clone(),
-            namespace: meta.namespace.clone(),
-            uid: meta.uid.clone(),
-            resource_version: meta.resource_version.clone(),
-            owner_references: meta.owner_references.clone(),
-            deletion_timestamp: meta.deletion_timestamp.clone(),
-            ..ObjectMeta::default()
-        };
-        Compact { metadata, json: to_json(object), kind: PhantomData }
-    }
-
-    /// [`Compact::new`], with the labels decoded too (and left out of the JSON), for a
-    /// child found by its labels (a Deployment's pods) or indexed by them.
-    pub fn labelled(object: &K) -> Self
-    where
-        K: Clone,
-    {
-        let mut rest = object.clone();
-        let labels = rest.meta_mut().labels.take();
-        let mut record = Compact::new(&rest);
-        record.metadata.labels = labels;
-        record
-    }
-}
-
-/// An object's JSON. Serialising a decoded API object cannot fail (string keys, no
-/// serialiser that refuses); were it to, [`Compact::expand`] says so to the reconcile.
-fn to_json<K: Serialize>(object: &K) -> Box<str> {
-    serde_json::to_string(object).unwrap_or_default().into_boxed_str()
-}
-
-/// A record read straight from an object's JSON, untrimmed and [`Compact::labelled`]:
-/// what a `Controller::watches_stream` trigger asks its objects to be.
-impl<'de, K> serde::Deserialize<'de> for Compact<K>
-where
-    K: Resource + Clone + Serialize + serde::Deserialize<'de>,
-{
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        K::deserialize(deserializer).map(|object| Compact::labelled(&object))
-    }
-}
-
-impl<K: Resource<DynamicType = ()> + DeserializeOwned> Compact<K> {
-    /// The object as it was cached.
-    pub fn expand(&self) -> Result<K> {
-        let mut object: K = serde_json::from_str(&self.json).map_err(|error| Error::Unreadable {
-            kind: K::kind(&()).into_owned(),
-            name: self.metadata.name.clone().unwrap_or_default(),
-            reason: error.to_string(),
-        })?;
-        if let Some(labels) = &self.metadata.labels {
-            object.meta_mut().labels = Some(labels.clone());
-        }
-        Ok(object)
-    }
-}
-
-/// A record is of its object's kind: the same API paths, so a reflector lists and
-/// watches it, and the same metadata for the store's keys and the owner triggers.
-impl<K: Resource<DynamicType = ()>> Resource for Compact<K> {
-    type DynamicType = ();
-    type Scope = K::Scope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        K::kind(&())
-    }
-
-    fn group(_: &()) -> Cow<'_, str> {
-        K::group(&())
-    }
-
-    fn version(_: &()) -> Cow<'_, str> {
-        K::version(&())
-    }
-
-    fn api_version(_: &()) -> Cow<'_, str> {
-        K::api_version(&())
-    }
-
-    fn plural(_: &()) -> Cow<'_, str> {
-        K::plural(&())
-    }
-
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
+/// What a [`ChildCache`] and its [`Writer`] share.
+struct Records {
+    live: RwLock<Namespaces>,
+    /// Whether the first list has been taken in; the writer holds the sender, so a
+    /// dropped writer (a stopping controller) releases whoever waits.
+    ready: watch::Receiver<bool>,
 }
 
 /// A compact cache of one child kind, read by name: what [`reflect`] fills.
-pub struct ChildCache<K: Resource<DynamicType = ()> + 'static> {
-    store: Store<Compact<K>>,
+pub struct ChildCache<K> {
+    records: Arc<Records>,
+    kind: PhantomData<fn() -> K>,
 }
 
-impl<K: Resource<DynamicType = ()> + 'static> Clone for ChildCache<K> {
+impl<K> Clone for ChildCache<K> {
     fn clone(&self) -> Self {
-        ChildCache { store: self.store.clone() }
+        ChildCache { records: self.records.clone(), kind: PhantomData }
     }
 }
 
-impl<K: Resource<DynamicType = ()> + DeserializeOwned + 'static> ChildCache<K> {
-    fn record(&self, namespace: &str, name: &str) -> Option<Arc<Compact<K>>> {
-        self.store.get(&ObjectRef::new(name).within(namespace))
+impl<K> ChildCache<K> {
+    /// An empty cache, and the writer that fills it from watch events.
+    fn new() -> (Self, Writer<K>) {
+        let (ready_tx, ready) = watch::channel(false);
+        let records = Arc::new(Records { live: RwLock::default(), ready });
+        let writer = Writer { records: records.clone(), relist: None, ready: ready_tx, kind: PhantomData };
+        (ChildCache { records, kind: PhantomData }, writer)
     }
 
-    /// The cached child `name` in `namespace`, expanded.
-    pub fn get(&self, namespace: &str, name: &str) -> Result<Option<K>> {
-        self.record(namespace, name).map(|record| record.expand()).transpose()
-    }
-
-    /// The cached children `names` in `namespace` that the cache holds, expanded.
-    pub fn get_all<'a>(&self, namespace: &str, names: impl IntoIterator<Item = &'a String>) -> Result<Vec<K>> {
-        names.into_iter().filter_map(|name| self.get(namespace, name).transpose()).collect()
+    fn json(&self, namespace: &str, name: &str) -> Option<Box<str>> {
+        let live = self.records.live.read().unwrap_or_else(PoisonError::into_inner);
+        live.get(namespace)?.get(name).cloned()
     }
 
     /// Whether the cache holds child `name` in `namespace` (nothing is expanded).
     pub fn has(&self, namespace: &str, name: &str) -> bool {
-        self.record(namespace, name).is_some()
+        let live = self.records.live.read().unwrap_or_else(PoisonError::into_inner);
+        live.get(namespace).is_some_and(|names| names.contains_key(name))
     }
 
     /// Resolves once the cache has listed what exists (or its writer is gone, with
     /// nothing more to wait for).
     pub async fn ready(&self) {
         // An error means the writer was dropped: the controller is stopping.
-        let _ = self.store.wait_until_ready().await;
+        let _ = self.records.ready.clone().wait_for(|ready| *ready).await;
     }
+}
+
+impl<K: Resource<DynamicType = ()> + DeserializeOwned> ChildCache<K> {
+    /// The cached child `name` in `namespace`, expanded.
+    pub fn get(&self, namespace: &str, name: &str) -> Result<Option<K>> {
+        // The lock is not held while the copy is decoded.
+        let Some(json) = self.json(namespace, name) else { return Ok(None) };
+        serde_json::from_str(&json).map(Some).map_err(|error| Error::Unreadable {
+            kind: K::kind(&()).into_owned(),
+            name: name.to_owned(),
+            reason: error.to_string(),
+        })
+    }
+
+    /// The cached children `names` in `namespace` that the cache holds, expanded.
+    pub fn get_all<'a>(&self, namespace: &str, names: impl IntoIterator<Item = &'a String>) -> Result<Vec<K>> {
+        names.into_iter().filter_map(|name| self.get(namespace, name).transpose()).collect()
+    }
+}
+
+/// Fills a [`ChildCache`] from a watch, as kube's reflector fills its store: an event
+/// at a time, and a relist into a fresh map that replaces the old one when complete,
+/// so that what was deleted while the watch was down goes away.
+struct Writer<K> {
+    records: Arc<Records>,
+    /// The map a relist is filling (between `Init` and `InitDone`).
+    relist: Option<Namespaces>,
+    ready: watch::Sender<bool>,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K: Resource + Serialize> Writer<K> {
+    fn apply(&mut self, event: &watcher::Event<K>) {
+        match event {
+            watcher::Event::Apply(object) => insert(&mut self.live(), object),
+            watcher::Event::Delete(object) => {
+                let meta = object.meta();
+                let mut live = self.live();
+                let namespace = meta.namespace.as_deref().unwrap_or_default();
+                if let Some(names) = live.get_mut(namespace) {
+                    names.remove(meta.name.as_deref().unwrap_or_default());
+                    if names.is_empty() {
+                        live.remove(namespace);
+                    }
+                }
+            }
+            watcher::Event::Init => self.relist = Some(Namespaces::new()),
+            watcher::Event::InitApply(object) => insert(self.relist.get_or_insert_default(), object),
+            watcher::Event::InitDone => {
+                let listed = self.relist.take().unwrap_or_default();
+                *self.live() = listed;
+                self.ready.send_replace(true);
+            }
+        }
+    }
+
+    fn live(&self) -> std::sync::RwLockWriteGuard<'_, Namespaces> {
+        self.records.live.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Records `object` in `map` under its namespace and name.
+fn insert<K: Resource + Serialize>(map: &mut Namespaces, object: &K) {
+    let meta = object.meta();
+    let (Some(name), namespace) = (meta.name.as_deref(), meta.namespace.as_deref().unwrap_or_default()) else {
+        return;
+    };
+    let json = to_json(object);
+    match map.get_mut(namespace) {
+        Some(names) => {
+            names.insert(name.into(), json);
+        }
+        None => {
+            map.insert(namespace.into(), HashMap::from([(name.into(), json)]));
+        }
+    }
+}
+
+/// An object's JSON. Serialising a decoded API object cannot fail (string keys, no
+/// serialiser that refuses); were it to, the empty text is refused by
+/// [`ChildCache::get`] as [`Error::Unreadable`], a retryable error, not a default.
+fn to_json<K: Serialize>(object: &K) -> Box<str> {
+    serde_json::to_string(object).unwrap_or_default().into_boxed_str()
 }
 
 /// A cache of objects of kind `K` read by name, as a reconcile reads it: a
@@ -205,110 +185,128 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> ReadCache<K> for Store<K> 
 }
 
 /// A compact cached watch of the objects `config` selects, each trimmed by `trim` (to
-/// what the controller reads) and made a record by `record` ([`Compact::new`] or
-/// [`Compact::labelled`]): the cache to read, and the stream of touched records to hand
-/// to `Controller::owns_stream` or `watches_stream` (which must be polled for the cache
-/// to fill). `observe` sees each event the cache takes (an index fed beside it). Of
-/// `managedFields` only the marker of our create is kept
+/// what the controller reads): the cache to read, and the stream of touched (trimmed)
+/// objects to hand to `Controller::owns_stream` or `watches_stream` (which must be
+/// polled for the cache to fill). `observe` sees each event the cache takes (an index
+/// fed beside it). Of `managedFields` only the marker of our create is kept
 /// ([`crate::apply::keep_create_marker`]).
 pub fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
     trim: fn(&mut K),
-    record: fn(&K) -> Compact<K>,
-    observe: impl Fn(&watcher::Event<Compact<K>>) + Send + 'static,
-) -> (ChildCache<K>, impl Stream<Item = Result<Compact<K>, watcher::Error>> + Send + 'static)
+    observe: impl Fn(&watcher::Event<K>) + Send + 'static,
+) -> (ChildCache<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
 where
     K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    let (store, writer) = reflector::store::<Compact<K>>();
+    let (cache, mut writer) = ChildCache::new();
     let stream = watcher(api, config)
         .default_backoff()
-        .map_ok(move |event| {
-            event.map(|mut object| {
-                crate::apply::keep_create_marker(object.meta_mut());
-                trim(&mut object);
-                record(&object)
-            })
+        .modify(move |object| {
+            crate::apply::keep_create_marker(object.meta_mut());
+            trim(object);
         })
-        .reflect(writer)
-        .inspect_ok(observe)
+        .inspect_ok(move |event| {
+            writer.apply(event);
+            observe(event);
+        })
         .touched_objects()
         .boxed();
-    (ChildCache { store }, stream)
-}
-
-/// The record of every event of a watch, mapped.
-trait MapEvent<K> {
-    fn map<C>(self, f: impl FnMut(K) -> C) -> watcher::Event<C>;
-}
-
-impl<K> MapEvent<K> for watcher::Event<K> {
-    fn map<C>(self, mut f: impl FnMut(K) -> C) -> watcher::Event<C> {
-        match self {
-            watcher::Event::Apply(object) => watcher::Event::Apply(f(object)),
-            watcher::Event::Delete(object) => watcher::Event::Delete(f(object)),
-            watcher::Event::Init => watcher::Event::Init,
-            watcher::Event::InitApply(object) => watcher::Event::InitApply(f(object)),
-            watcher::Event::InitDone => watcher::Event::InitDone,
-        }
-    }
+    (cache, stream)
 }
 
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::apps::v1::Deployment;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
     use serde_json::json;
 
     use super::*;
+    use crate::workload::pods::CachedPod;
 
-    #[test]
-    fn a_record_expands_to_the_object_it_was_made_from_and_keeps_what_the_triggers_read() {
-        let deployment: Deployment = serde_json::from_value(json!({
-            "metadata": {"name": "web", "namespace": "ns", "uid": "d1", "resourceVersion": "42", "generation": 3,
-                "labels": {"app.kubernetes.io/name": "webapp", "app.kubernetes.io/instance": "web"},
+    fn deployment(namespace: &str, name: &str) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": namespace, "uid": "d1", "resourceVersion": "42", "generation": 3,
+                "labels": {"app.kubernetes.io/name": "webapp", "app.kubernetes.io/instance": name},
                 "annotations": {"webapp.example.com/applied": "h1"},
-                "ownerReferences": [{"apiVersion": "apps.example.com/v1", "kind": "WebApp", "name": "web", "uid": "w1", "controller": true}]},
-            "spec": {"replicas": 2, "selector": {"matchLabels": {"app.kubernetes.io/instance": "web"}},
-                "template": {"metadata": {"labels": {"app.kubernetes.io/instance": "web"}},
+                "ownerReferences": [{"apiVersion": "apps.example.com/v1", "kind": "WebApp", "name": name, "uid": "w1", "controller": true}]},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app.kubernetes.io/instance": name}},
+                "template": {"metadata": {"labels": {"app.kubernetes.io/instance": name}},
                     "spec": {"containers": [{"name": "app", "image": "nginx:1"}]}}},
             "status": {"observedGeneration": 3, "readyReplicas": 2}
         }))
-        .unwrap();
-        let record = Compact::new(&deployment);
-        assert_eq!(record.expand().unwrap(), deployment);
-        let meta = record.meta();
-        assert_eq!((meta.name.as_deref(), meta.namespace.as_deref()), (Some("web"), Some("ns")));
-        assert_eq!((meta.uid.as_deref(), meta.resource_version.as_deref()), (Some("d1"), Some("42")));
-        let owners: &[OwnerReference] = meta.owner_references.as_deref().unwrap();
-        assert_eq!(owners[0].uid, "w1");
-        assert!(meta.labels.is_none() && meta.annotations.is_none() && meta.generation.is_none());
-        assert!(record.json.len() < 700, "{} bytes", record.json.len());
+        .unwrap()
     }
 
     #[test]
-    fn a_labelled_record_keeps_its_labels_decoded_once_and_expands_whole() {
-        let pod: crate::workload::pods::CachedPod = serde_json::from_value(json!({
+    fn a_record_expands_to_the_object_it_was_made_from_and_follows_applies_and_deletes() {
+        let (cache, mut writer) = ChildCache::<Deployment>::new();
+        let (web, other) = (deployment("ns", "web"), deployment("other", "web"));
+        writer.apply(&watcher::Event::Apply(web.clone()));
+        writer.apply(&watcher::Event::Apply(other.clone()));
+        assert_eq!(cache.get("ns", "web").unwrap(), Some(web.clone()));
+        assert_eq!(cache.get("other", "web").unwrap(), Some(other));
+        assert!(cache.has("ns", "web") && !cache.has("ns", "api") && !cache.has("third", "web"));
+        assert_eq!(cache.get("ns", "api").unwrap(), None);
+
+        let mut scaled = web.clone();
+        scaled.spec.as_mut().unwrap().replicas = Some(5);
+        writer.apply(&watcher::Event::Apply(scaled.clone()));
+        assert_eq!(cache.get("ns", "web").unwrap(), Some(scaled));
+
+        writer.apply(&watcher::Event::Delete(web));
+        assert!(!cache.has("ns", "web") && cache.has("other", "web"));
+        assert!(!cache.records.live.read().unwrap().contains_key("ns"), "an emptied namespace is dropped");
+    }
+
+    #[test]
+    fn a_record_is_the_json_alone_labels_included() {
+        let (cache, mut writer) = ChildCache::<CachedPod>::new();
+        let pod: CachedPod = serde_json::from_value(json!({
             "metadata": {"name": "web-1", "namespace": "ns", "uid": "p1",
                 "labels": {"app.kubernetes.io/instance": "web", "pod-template-hash": "abc"}},
             "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
         }))
         .unwrap();
-        let record = Compact::labelled(&pod);
-        assert_eq!(record.expand().unwrap(), pod);
-        assert_eq!(record.meta().labels, pod.metadata.labels);
-        assert!(!record.json.contains("pod-template-hash"), "labels are not kept twice");
-        let read: Compact<crate::workload::pods::CachedPod> =
-            serde_json::from_value(serde_json::to_value(&pod).unwrap()).unwrap();
-        assert_eq!(read.meta().labels, pod.metadata.labels);
-        assert_eq!(read.expand().unwrap(), pod);
+        writer.apply(&watcher::Event::Apply(pod.clone()));
+        assert_eq!(cache.get_all("ns", &["web-1".to_owned(), "gone".to_owned()]).unwrap(), [pod]);
+        let json = cache.json("ns", "web-1").unwrap();
+        assert!(json.len() < 300 && json.contains("pod-template-hash"), "{json}");
+    }
+
+    #[tokio::test]
+    async fn a_relist_replaces_the_records_once_complete_and_the_first_makes_the_cache_ready() {
+        let (cache, mut writer) = ChildCache::<Deployment>::new();
+        let mut ready = std::pin::pin!(cache.ready());
+        assert!(futures::poll!(ready.as_mut()).is_pending(), "nothing listed yet");
+        writer.apply(&watcher::Event::Init);
+        writer.apply(&watcher::Event::InitApply(deployment("ns", "kept")));
+        assert!(!cache.has("ns", "kept"), "a list is taken in whole, when complete");
+        writer.apply(&watcher::Event::InitDone);
+        assert!(futures::poll!(ready.as_mut()).is_ready());
+        assert!(cache.has("ns", "kept"));
+
+        writer.apply(&watcher::Event::Apply(deployment("ns", "deleted-while-down")));
+        writer.apply(&watcher::Event::Init);
+        writer.apply(&watcher::Event::InitApply(deployment("ns", "kept")));
+        assert!(cache.has("ns", "deleted-while-down"), "the old records serve until the relist completes");
+        writer.apply(&watcher::Event::InitDone);
+        assert!(cache.has("ns", "kept") && !cache.has("ns", "deleted-while-down"));
+    }
+
+    #[tokio::test]
+    async fn a_dropped_writer_releases_whoever_waits_for_the_first_list() {
+        let (cache, writer) = ChildCache::<Deployment>::new();
+        let mut ready = std::pin::pin!(cache.ready());
+        assert!(futures::poll!(ready.as_mut()).is_pending());
+        drop(writer);
+        assert!(futures::poll!(ready.as_mut()).is_ready());
     }
 
     #[test]
     fn a_record_that_cannot_be_read_back_is_an_error_not_a_default() {
-        let mut record = Compact::new(&Deployment::default());
-        record.json = "{".into();
-        assert!(matches!(record.expand(), Err(Error::Unreadable { .. })));
+        let (cache, mut writer) = ChildCache::<Deployment>::new();
+        writer.apply(&watcher::Event::Apply(deployment("ns", "web")));
+        cache.records.live.write().unwrap().get_mut("ns").unwrap().insert("web".into(), "{".into());
+        assert!(matches!(cache.get("ns", "web"), Err(Error::Unreadable { .. })));
     }
 }

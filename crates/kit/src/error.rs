@@ -91,7 +91,7 @@ pub enum Error {
         /// Its name.
         name: String,
     },
-    /// A cached copy could not be read back ([`crate::compact::Compact::expand`]): a
+    /// A cached copy could not be read back ([`crate::compact::ChildCache::get`]): a
     /// defect of the operator, retried in case the next watch event records it anew.
     #[error("cached {kind} {name} cannot be read back: {reason}")]
     Unreadable {

@@ -22,7 +22,7 @@ use super::index::InstanceIndex;
 use super::labels::{INSTANCE, kind_selector};
 use super::pods::CachedPod;
 use super::rollout::is_stuck;
-use crate::compact::{ChildCache, Compact};
+use crate::compact::ChildCache;
 use crate::metrics::Metrics;
 
 /// How long one watch request lasts before it is made again (from the last
@@ -99,11 +99,11 @@ pub fn reflect_compact<K>(
     api: Api<K>,
     labels: &str,
     trim: fn(&mut K),
-) -> (ChildCache<K>, impl Stream<Item = Result<Compact<K>, watcher::Error>> + Send + 'static)
+) -> (ChildCache<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
 where
     K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    crate::compact::reflect(api, watch_config().labels(labels), trim, Compact::new, |_| {})
+    crate::compact::reflect(api, watch_config().labels(labels), trim, |_| {})
 }
 
 /// Drops every annotation of `meta` but those named in `keep`. Annotations are the part of
@@ -354,13 +354,12 @@ impl WorkloadCaches {
             scoped_api::<CachedPod>(client, namespace),
             watch_config().labels(&selector),
             trim_pod,
-            Compact::labelled,
             move |event| index.observe(event),
         );
         let controller = controller
             .owns_stream(deployment_events)
             .owns_stream(service_events)
-            .watches_stream(pod_events, owner_by_instance_label::<K, Compact<CachedPod>>);
+            .watches_stream(pod_events, owner_by_instance_label::<K, CachedPod>);
         (controller, WorkloadCaches { deployments, services, pods, pod_index })
     }
 
