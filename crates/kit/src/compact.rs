@@ -6,14 +6,14 @@
 //! and three `ObjectMeta`s, and a `BTreeMap` node of 544 bytes per label map
 //! (docs/benchmarks.md, "Peak RSS"). A [`ChildCache`] keeps the trimmed object as its
 //! JSON text, and nothing else: no decoded metadata beside it and no kube `ObjectRef`
-//! as its key (about 0.9 KiB per child between them, "Cache records of JSON alone"
-//! in docs/benchmarks.md). What the owner triggers and the instance index read (owner
+//! as its key (about 0.9 KiB per child between them: "Cache records" in
+//! docs/benchmarks.md). What the owner triggers and the instance index read (owner
 //! references, labels) they read from the watch event, before the object is dropped.
 //!
 //! The text is LZ4-compressed against a dictionary: the JSON of the first object the
 //! cache took. The children of one kind are made from one template and differ in a
 //! few names, uids and versions, so each record keeps little more than what makes it
-//! different (a Deployment's 1 KB of JSON becomes a few hundred bytes). The dictionary
+//! different (the tests require a third of the JSON at most). The dictionary
 //! is fixed for the cache's life, so a relist changes nothing of how records read; an
 //! odd first object only compresses the others less. A reconcile expands the one copy
 //! it needs: a few microseconds, against an API request's milliseconds.
@@ -191,8 +191,8 @@ fn to_json<K: Serialize>(object: &K) -> Vec<u8> {
 }
 
 /// A cache of objects of kind `K` read by name, as a reconcile reads it: a
-/// [`ChildCache`], or a reflector's [`Store`] of the API type (a kind whose watch maps
-/// its objects to owners by their labels, which a record does not keep).
+/// [`ChildCache`], or a reflector's [`Store`] of the API type (a kind the controller
+/// also scans with a filter, which records could only answer by expanding each one).
 pub trait ReadCache<K> {
     /// The cached object `name` in `namespace`, as `K`.
     fn read(&self, namespace: &str, name: &str) -> Result<Option<K>>;
