@@ -35,10 +35,11 @@ fn reconciles(object: &str) -> usize {
     trace().of(object).iter().filter(|span| span.step == "plan").count()
 }
 
-/// Waits until `object` has not been reconciled for [`QUIET`], then for its next
-/// reconcile, and returns how long after the last one that came (to within the 100 ms
-/// poll). Fails if none comes within `timer` + [`SLACK`].
-async fn next_reconcile_after_quiet(object: &str, timer: Duration) -> Duration {
+/// The moment `object` (`namespace/name`) was last seen reconciled, once it has not been
+/// reconciled for [`QUIET`], and the count of its reconciles then. The baselines a test
+/// compares against (writes, watched versions) are taken after this returns: the
+/// reconciles that a rollout's watch events cause, and their writes, are over by then.
+async fn quiet(object: &str) -> (usize, Instant) {
     let (mut seen, mut last) = (reconciles(object), Instant::now());
     assert!(seen > 0, "{object} was never reconciled");
     while last.elapsed() < QUIET {
@@ -48,6 +49,13 @@ async fn next_reconcile_after_quiet(object: &str, timer: Duration) -> Duration {
             (seen, last) = (now, Instant::now());
         }
     }
+    (seen, last)
+}
+
+/// Waits for the reconcile of `object` that follows the quiet one [`quiet`] returned,
+/// and returns how long after the last one that came (to within the 100 ms poll).
+/// Fails if none comes within `timer` + [`SLACK`].
+async fn next_reconcile(object: &str, (seen, last): (usize, Instant), timer: Duration) -> Duration {
     // Polls for the next reconcile; the deadline is the only failure.
     loop {
         if reconciles(object) > seen {
@@ -89,9 +97,10 @@ async fn a_running_webapp_is_looked_at_again_every_30_seconds() {
     wait_for(&api, "web", "Running", running_at(1)).await;
     let object = format!("{}/web", ns.name);
 
+    let quiet_since = quiet(&object).await;
     let writes = operator.writes().await;
     let before = watched_versions(&client, &ns.name, "web").await;
-    let period = next_reconcile_after_quiet(&object, Duration::from_secs(30)).await;
+    let period = next_reconcile(&object, quiet_since, Duration::from_secs(30)).await;
     let after = watched_versions(&client, &ns.name, "web").await;
     assert_eq!(before, after, "something it watches changed: the reconcile may have been that event's");
     assert!(period >= Duration::from_secs(30) - QUIET / 5, "looked at again after {period:?}, before the timer");
@@ -124,8 +133,9 @@ async fn a_memcached_that_is_not_ready_is_looked_at_again_after_a_minute() {
     assert_ne!(failing.phase, Some(Phase::Running));
     let object = format!("{}/mc", ns.name);
 
+    let quiet_since = quiet(&object).await;
     let before = watched_versions(&client, &ns.name, "mc").await;
-    let period = next_reconcile_after_quiet(&object, Duration::from_secs(60)).await;
+    let period = next_reconcile(&object, quiet_since, Duration::from_secs(60)).await;
     let after = watched_versions(&client, &ns.name, "mc").await;
     assert_eq!(before, after, "something it watches changed: the reconcile may have been that event's");
     assert!(period >= Duration::from_secs(60) - QUIET / 5, "looked at again after {period:?}, before the timer");
