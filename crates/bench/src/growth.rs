@@ -20,7 +20,7 @@ pub fn read(jsonl: &str) -> Result<Vec<Figures>> {
 /// The growth table, in Markdown.
 pub fn table(sizes: &[Figures]) -> String {
     let mut out = String::from(
-        "| N | nodes | floor | operator | ratio | ms per WebApp (floor) | CPU | peak RSS | KiB per WebApp | writes per WebApp (+ Events) | requests per WebApp | resync: requests / writes | restart: s / writes | spec change p50 / p99 idle | p50 / p99 during resync | load (1, 5, 15 min) |\n\
+        "| N | nodes | floor | operator | ratio | ms per WebApp (floor) | CPU | peak RSS | KiB per WebApp | writes per WebApp (+ Events) | requests per WebApp | resync: requests / writes | restart: s / writes (peak RSS) | spec change p50 / p99 idle | p50 / p99 during resync | load (1, 5, 15 min) |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for f in sizes {
@@ -59,7 +59,7 @@ pub fn table(sizes: &[Figures]) -> String {
 /// during a resync, without the outer `|`.
 fn cells(o: &OperatorFigures, n: usize) -> String {
     format!(
-        "{:.1} s | {:.1} MiB | {:.1} | {:.2} (+ {:.2}) | {:.2} | {} / {} | {:.1} s / {} | {:.0} / {:.0} ms | {:.0} / {:.0} ms",
+        "{:.1} s | {:.1} MiB | {:.1} | {:.2} (+ {:.2}) | {:.2} | {} / {} | {:.1} s / {}{} | {:.0} / {:.0} ms | {:.0} / {:.0} ms",
         o.cpu_seconds,
         o.peak_rss_mib(),
         o.rss_kib_per_webapp(n),
@@ -70,6 +70,7 @@ fn cells(o: &OperatorFigures, n: usize) -> String {
         o.resync.writes,
         o.restart.seconds,
         o.restart.counts.writes,
+        o.restart.peak_rss_mib().map(|mib| format!(" ({mib:.1} MiB)")).unwrap_or_default(),
         o.latency_idle.p50_ms,
         o.latency_idle.p99_ms,
         o.latency_resync.p50_ms,
@@ -100,7 +101,7 @@ fn contender_table(sizes: &[Figures]) -> String {
     }
     "\nThe Go contender (`bench/contender`: controller-runtime, written the way the kubebuilder book teaches), \
      in the same runs, against the same floor:\n\n\
-     | N | Go contender | ratio | ms per WebApp | CPU | peak RSS | KiB per WebApp | writes per WebApp (+ Events) | requests per WebApp | resync: requests / writes | restart: s / writes | spec change p50 / p99 idle | p50 / p99 during resync | ours / contender (time) | contender args |\n\
+     | N | Go contender | ratio | ms per WebApp | CPU | peak RSS | KiB per WebApp | writes per WebApp (+ Events) | requests per WebApp | resync: requests / writes | restart: s / writes (peak RSS) | spec change p50 / p99 idle | p50 / p99 during resync | ours / contender (time) | contender args |\n\
      |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         .to_owned()
         + &rows

@@ -118,6 +118,7 @@ pub async fn operator(setup: &Setup<'_>) -> Result<OperatorFigures> {
     let restart = Restart {
         seconds: restart_seconds,
         counts: Counts::between(&Metrics::default(), &restarted, events_restart, n),
+        peak_rss_kib: operator.usage()?.peak_rss_kib,
     };
     operator.stop().await?;
 
@@ -127,6 +128,7 @@ pub async fn operator(setup: &Setup<'_>) -> Result<OperatorFigures> {
         cpu_seconds_total: at_end.cpu_seconds,
         idle_rss_kib: idle.rss_kib,
         peak_rss_kib: at_end.peak_rss_kib,
+        file_rss_kib: at_end.file_rss_kib,
         converge,
         resync,
         resync_seconds,

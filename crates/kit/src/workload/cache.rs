@@ -39,9 +39,22 @@ const WATCH_TIMEOUT_SECS: u32 = 60;
 /// a relist could go back in time. A most recent list is served from the watch cache
 /// too once it has caught up (consistent reads from cache, on by default since
 /// Kubernetes 1.31), so it costs the API server little more.
+///
+/// Lists come in pages of [`LIST_PAGE`] objects.
 fn watch_config() -> watcher::Config {
-    watcher::Config::default().timeout(WATCH_TIMEOUT_SECS)
+    watcher::Config::default().timeout(WATCH_TIMEOUT_SECS).page_size(LIST_PAGE)
 }
+
+/// Objects per page of a cache's list. A page is read whole and decoded whole, with
+/// every object's `managedFields`, before the trims make each one small: at kube's
+/// default of 500, a restart beside 1000 WebApps (four kinds listed at once) held
+/// 27 MB of heap at its peak, twice the first process's, 9.6 MB of it `managedFields`
+/// decoded as JSON values (heaptrack; docs/benchmarks.md, "The restart's peak"). A
+/// smaller page bounds that transient at the price of more list requests: one per
+/// hundred objects, only when a cache lists (at start, or after its watch expired).
+/// kube's streaming lists would bound it better, one object at a time, but kube-rs
+/// asks for them from resourceVersion 0, an "any" read that [`watch_config`] avoids.
+const LIST_PAGE: u32 = 100;
 
 /// An API for namespaced kind `K`: in one namespace, or all when `None`.
 pub fn scoped_api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
