@@ -48,10 +48,11 @@ fn watch_config() -> watcher::Config {
 /// Objects per page of a cache's list. A page is read whole and decoded whole, with
 /// every object's `managedFields`, before the trims make each one small: at kube's
 /// default of 500, a restart beside 1000 WebApps (four kinds listed at once) held
-/// 27 MB of heap at its peak, twice the first process's, 9.6 MB of it `managedFields`
-/// decoded as JSON values (heaptrack; docs/benchmarks.md, "The restart's peak"). A
-/// smaller page bounds that transient at the price of more list requests: one per
-/// hundred objects, only when a cache lists (at start, or after its watch expired).
+/// 27 MB of heap at its peak, three times the first process's, 9.6 MB of it
+/// `managedFields` decoded as JSON values (heaptrack; docs/benchmarks.md, "The
+/// restart's peak"). A smaller page bounds that transient at the price of more list
+/// requests: one per hundred objects, only when a cache lists (at start, or when the
+/// resourceVersion its watch resumes from has expired).
 /// kube's streaming lists would bound it better, one object at a time, but kube-rs
 /// asks for them from resourceVersion 0, an "any" read that [`watch_config`] avoids.
 const LIST_PAGE: u32 = 100;
