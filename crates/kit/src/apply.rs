@@ -97,7 +97,7 @@ pub fn controller_reference<K: Resource<DynamicType = ()>>(desired: &K) -> Resul
 /// reflector store has it (or as our own last write returned it, when the store lags
 /// behind that): when it matches, nothing is sent at all; when it is ours and differs,
 /// the apply goes out at once, holding on to its uid; with no copy at all, a create
-/// goes out ([`create`]: one request, and a 409 when something is in the way); when
+/// goes out (`create`: one request, and a 409 when something is in the way); when
 /// something is in the way, or the copy is one we do not control, the API server's
 /// copy decides (one GET), and only a real difference is applied. Returns what was
 /// done and the child as it now is, for status (never an older cached copy).

@@ -1,4 +1,4 @@
-//! kube's [`finalizer`](kube::runtime::finalizer::finalizer) with its errors mapped to
+//! kube's [`finalizer`] with its errors mapped to
 //! the kit's, and one race closed: removing our finalizer from an object that is
 //! already gone (another reconcile got there first, kube#964) is success, not an error.
 //! Also the clock of a bounded cleanup ([`cleanup_started`], [`overdue`]).

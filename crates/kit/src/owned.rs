@@ -1,6 +1,6 @@
 //! The children of one object, applied and deleted with an Event about each change.
 //!
-//! [`apply`](crate::apply) decides whether to write; this adds what every controller
+//! [`apply`] decides whether to write; this adds what every controller
 //! reports about it, the same way: `Created` when a child appears, a controller-chosen
 //! `<Kind>Synced` reason when an existing child had to change (a spec change, or drift
 //! made by hand), `Adopted` when an owner that asks for it ([`crate::adopt`]) takes over

@@ -3,7 +3,7 @@
 //! children ([`cache`]) and the pods of each instance ([`index`]), why pods fail ([`pods`]), a Deployment's rollout ([`rollout`]),
 //! the pure Deployment + Service plan ([`shape`]), the reconcile of a
 //! Deployment-and-Service kind as a pipeline of shared steps ([`run`]), and the whole
-//! controller of a kind that needs nothing more ([`plain`]).
+//! controller of a kind that needs nothing more ([`mod@plain`]).
 //!
 //! A kind built on it keeps only its own spec → [`shape::Shape`] mapping, its status
 //! mapping and any extra children; PodManager (bare pods) and Database (StatefulSet)

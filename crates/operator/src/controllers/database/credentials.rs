@@ -90,7 +90,7 @@ pub fn in_the_way(secret: &str) -> String {
 }
 
 /// The generated Secret of `db`, owned by `owners`: the Database (its controller) and its
-/// data volume, which keeps it as long as the data lasts (see [`super::kept`]).
+/// data volume, which keeps it as long as the data lasts (see `super::kept`).
 pub fn secret(db: &Database, owners: Vec<OwnerReference>, password: &Password) -> Secret {
     let name = db.name_any();
     let host = plan::host(db);

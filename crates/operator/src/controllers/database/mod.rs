@@ -8,7 +8,7 @@
 //! Data safety decides the shape: volumes carry no owner reference and the
 //! StatefulSet retains its claims, so only the finalizer, and only with
 //! `deletionPolicy: Delete`, ever deletes data. The generated credentials are kept by
-//! the data volume as well as owned by the Database ([`kept`]), so they last exactly as
+//! the data volume as well as owned by the Database (`kept`), so they last exactly as
 //! long as the data they open.
 
 pub mod backup;

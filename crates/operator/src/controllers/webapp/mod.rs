@@ -3,7 +3,7 @@
 //!
 //! Built on the kit's workload layer, which plans, applies and observes the Deployment
 //! and Service: [`plan`] maps the spec to them (and to the Ingress), [`status`] maps the
-//! lifecycle assessment to the WebApp's status, and [`steps`] adds the Ingress and the
+//! lifecycle assessment to the WebApp's status, and `steps` adds the Ingress and the
 //! ordered cleanup behind the finalizer.
 
 pub mod plan;
