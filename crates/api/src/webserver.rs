@@ -53,7 +53,8 @@ pub struct WebServerSpec {
     /// other than 0). Set, it replaces them whole: `{}` runs the image as it was built,
     /// for example the default `nginx:latest`, which starts as root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub security_context: Option<SecurityContext>,
+    // Boxed: an unset `SecurityContext` would still take 384 bytes of every cached copy.
+    pub security_context: Option<Box<SecurityContext>>,
 }
 
 fn default_image() -> String {

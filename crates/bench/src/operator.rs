@@ -17,6 +17,11 @@ use tokio::time::Instant;
 use crate::error::{BenchError, Result, io};
 use crate::spread::Spread;
 
+/// The environment the operator's images set (the Dockerfile and hack/images/operator):
+/// one malloc arena. An operator is measured as it runs in its image; the Go contender
+/// has its own allocator and does not read it.
+pub const MALLOC_TUNABLES: (&str, &str) = ("GLIBC_TUNABLES", "glibc.malloc.arena_max=1");
+
 /// Which operator a process is, which decides its command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -105,6 +110,7 @@ impl Operator {
         let started = Instant::now();
         let child = Command::new(binary)
             .args(args)
+            .env(MALLOC_TUNABLES.0, MALLOC_TUNABLES.1)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)

@@ -161,3 +161,13 @@ fn workspace_dependencies_are_used_and_kube_is_pinned_while_unstable() {
         assert!(line.starts_with("kube = { version = \"~5.0\""), "kube not pinned to 5.0.x: {line}");
     }
 }
+
+#[test]
+fn the_images_and_the_bench_run_the_binary_with_the_same_malloc_settings() {
+    let setting = "GLIBC_TUNABLES=glibc.malloc.arena_max=1";
+    assert!(read("Dockerfile").lines().any(|l| l == format!("ENV {setting}")), "Dockerfile: ENV {setting}");
+    assert!(read("hack/images/operator").contains(&format!("\"{setting}\"")), "hack/images/operator: {setting}");
+    let (name, value) = setting.split_once('=').unwrap();
+    let bench = format!("MALLOC_TUNABLES: (&str, &str) = (\"{name}\", \"{value}\")");
+    assert!(read("crates/bench/src/operator.rs").contains(&bench), "the bench measures what the image runs: {bench}");
+}

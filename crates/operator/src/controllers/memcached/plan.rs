@@ -39,7 +39,7 @@ pub fn shape(memcached: &Memcached) -> Result<Shape, String> {
             container_port: spec.port,
             ..ContainerPort::default()
         }]),
-        resources: spec.resources.clone(),
+        resources: spec.resources.as_deref().cloned(),
         readiness_probe: Some(probe.clone()),
         liveness_probe: Some(probe),
         // A read-only root: memcached writes nothing to disk.
@@ -100,9 +100,11 @@ mod tests {
     use super::*;
 
     fn memcached(size: i32, memory: Option<&str>) -> Memcached {
-        let resources = memory.map(|m| ResourceRequirements {
-            limits: Some(BTreeMap::from([("memory".to_owned(), Quantity(m.to_owned()))])),
-            ..ResourceRequirements::default()
+        let resources = memory.map(|m| {
+            Box::new(ResourceRequirements {
+                limits: Some(BTreeMap::from([("memory".to_owned(), Quantity(m.to_owned()))])),
+                ..ResourceRequirements::default()
+            })
         });
         Memcached::new(
             "memcached-sample",

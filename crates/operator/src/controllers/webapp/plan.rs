@@ -92,9 +92,9 @@ pub fn shape(webapp: &WebApp) -> Shape {
             ..ContainerPort::default()
         }]),
         env: (!env.is_empty()).then_some(env),
-        resources: spec.resources.clone(),
+        resources: spec.resources.as_deref().cloned(),
         readiness_probe: Some(probe),
-        security_context: Some(security::container_or_restricted(spec.security_context.as_ref())),
+        security_context: Some(security::container_or_restricted(spec.security_context.as_deref())),
         ..Container::default()
     };
     Shape {

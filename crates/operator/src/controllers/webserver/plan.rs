@@ -24,7 +24,7 @@ pub fn shape(webserver: &WebServer) -> Shape {
             tcp_socket: Some(TCPSocketAction { port: port.clone(), ..TCPSocketAction::default() }),
             ..Probe::default()
         }),
-        security_context: Some(security::container_or_restricted(spec.security_context.as_ref())),
+        security_context: Some(security::container_or_restricted(spec.security_context.as_deref())),
         ..Container::default()
     };
     Shape {
