@@ -129,8 +129,14 @@ pub struct Restart {
 impl Restart {
     /// The new process's peak RSS in MiB, if the results have it.
     pub fn peak_rss_mib(&self) -> Option<f64> {
-        (self.peak_rss_kib > 0).then(|| self.peak_rss_kib as f64 / 1024.0)
+        recorded_mib(self.peak_rss_kib)
     }
+}
+
+/// A memory figure in MiB, or `None` for the 0 that results written before the figure
+/// existed carry.
+fn recorded_mib(kib: u64) -> Option<f64> {
+    (kib > 0).then(|| kib as f64 / 1024.0)
 }
 
 /// What the operator contender measured.
@@ -236,7 +242,7 @@ impl OperatorFigures {
     /// The file-backed part of the RSS at the end of the run in MiB, if the results
     /// have it.
     pub fn file_rss_mib(&self) -> Option<f64> {
-        (self.file_rss_kib > 0).then(|| self.file_rss_kib as f64 / 1024.0)
+        recorded_mib(self.file_rss_kib)
     }
 
     /// Peak RSS above the idle process, per WebApp of `n`, in KiB.
