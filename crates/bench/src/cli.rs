@@ -1,5 +1,5 @@
-//! The command line: `webapp-bench run` (one size) and `webapp-bench growth` (table and
-//! plot over the sizes run).
+//! The command line: `webapp-bench run` (one size), `webapp-bench growth` (table and
+//! plot over the sizes run) and `webapp-bench link-order` (the release binary's link order).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -14,7 +14,7 @@ use crate::figures::{Contender, Figures, OperatorFigures};
 use crate::measure::{self, Setup};
 use crate::operator::{Kind, Launch};
 use crate::spread::Spread;
-use crate::{cluster, growth};
+use crate::{cluster, growth, link_order};
 
 /// Benchmark of the WebApp operator against the control plane's own floor.
 #[derive(Debug, Parser)]
@@ -38,6 +38,16 @@ pub enum Command {
         /// Where the SVG plot goes.
         #[arg(long)]
         svg: PathBuf,
+    },
+    /// Print the release binary's link order (crates/operator/link-order.txt) from
+    /// callgrind profiles of it (`hack/release/link-order` makes them).
+    LinkOrder {
+        /// The binary profiled: the list keeps the functions it defines.
+        #[arg(long)]
+        binary: PathBuf,
+        /// Callgrind's output files (`--demangle=no`).
+        #[arg(required = true)]
+        profiles: Vec<PathBuf>,
     },
 }
 
@@ -101,6 +111,12 @@ impl Cli {
                 let sizes = growth::read(&jsonl)?;
                 std::fs::write(&svg, growth::svg(&sizes)).map_err(io(format!("write {}", svg.display())))?;
                 print!("{}", growth::table(&sizes));
+                Ok(())
+            }
+            Command::LinkOrder { binary, profiles } => {
+                let (list, summary) = link_order::list(&binary, &profiles)?;
+                print!("{list}");
+                eprintln!("{summary}");
                 Ok(())
             }
         }

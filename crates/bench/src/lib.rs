@@ -9,7 +9,8 @@
 //!
 //! [`fixture`] holds the objects, [`floor`] and [`measure`] the contenders, [`operator`]
 //! the operator process, [`wait`] the watches, [`cluster`] the bench's own requests,
-//! [`figures`] the results and their targets, [`growth`] the table and plot.
+//! [`figures`] the results and their targets, [`growth`] the table and plot,
+//! [`link_order`] the release binary's link order from profiles of it.
 
 pub mod cli;
 pub mod cluster;
@@ -18,6 +19,7 @@ pub mod figures;
 pub mod fixture;
 pub mod floor;
 pub mod growth;
+pub mod link_order;
 pub mod measure;
 pub mod operator;
 pub mod spread;

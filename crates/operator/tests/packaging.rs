@@ -171,3 +171,43 @@ fn the_images_and_the_bench_run_the_binary_with_the_same_malloc_settings() {
     let bench = format!("MALLOC_TUNABLES: (&str, &str) = (\"{name}\", \"{value}\")");
     assert!(read("crates/bench/src/operator.rs").contains(&bench), "the bench measures what the image runs: {bench}");
 }
+
+/// The release binary links its functions in the order of crates/operator/link-order.txt
+/// (build.rs), which names them by symbol. Built beside another crate (`cargo build -p
+/// webapp-operator -p webapp-bench`), the operator's dependencies would get the union of
+/// both crates' features, and so other symbol names: the list would no longer apply, and
+/// the bench would measure a binary the image does not run. So every script builds it alone.
+#[test]
+fn the_release_operator_is_built_alone_so_that_its_link_order_applies() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = vec![root.join("Makefile"), root.join("Dockerfile"), root.join(".ci/run")];
+    let mut dirs = vec![root.join("bench"), root.join("hack")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    let mut builds = 0;
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        for line in text.lines().filter(|l| l.contains("build --release") && l.contains("-p webapp-operator")) {
+            builds += 1;
+            assert_eq!(
+                line.matches(" -p ").count(),
+                1,
+                "{}: the operator built beside another crate: {line}",
+                file.display()
+            );
+        }
+    }
+    assert!(builds >= 4, "the release builds were not found ({builds})");
+    let list = read("crates/operator/link-order.txt");
+    let symbols: Vec<&str> = list.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(symbols.len() > 1000, "crates/operator/link-order.txt lists {} functions", symbols.len());
+    assert!(symbols.iter().all(|s| !s.is_empty() && !s.contains(char::is_whitespace)), "one symbol per line");
+}
