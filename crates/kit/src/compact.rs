@@ -228,10 +228,7 @@ where
     let (cache, mut writer) = ChildCache::new();
     let stream = watcher(api, config)
         .default_backoff()
-        .modify(move |object| {
-            crate::apply::keep_create_marker(object.meta_mut());
-            trim(object);
-        })
+        .modify(move |object| trim_child(object, trim))
         .inspect_ok(move |event| {
             writer.apply(event);
             observe(event);
@@ -239,6 +236,14 @@ where
         .touched_objects()
         .boxed();
     (cache, stream)
+}
+
+/// What every child cache keeps of a watched child: of `managedFields` only the marker
+/// of our create ([`crate::apply::keep_create_marker`]), and of the rest what the kind's
+/// `trim` leaves.
+pub(crate) fn trim_child<K: Resource>(object: &mut K, trim: fn(&mut K)) {
+    crate::apply::keep_create_marker(object.meta_mut());
+    trim(object);
 }
 
 #[cfg(test)]

@@ -99,10 +99,7 @@ where
     let config = watch_config().labels(labels);
     let stream = watcher(api, config)
         .default_backoff()
-        .modify(move |object| {
-            crate::apply::keep_create_marker(object.meta_mut());
-            trim(object);
-        })
+        .modify(move |object| crate::compact::trim_child(object, trim))
         .reflect(writer)
         .touched_objects()
         .boxed();

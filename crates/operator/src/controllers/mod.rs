@@ -35,6 +35,17 @@ pub enum ControllerKind {
     Podmanager,
 }
 
+/// The name `--controllers` takes: `webapp`, `podmanager`, ...
+impl std::fmt::Display for ControllerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use clap::ValueEnum;
+        match self.to_possible_value() {
+            Some(value) => f.write_str(value.get_name()),
+            None => write!(f, "{self:?}"),
+        }
+    }
+}
+
 impl ControllerKind {
     /// Every controller there is: what a manager runs by default.
     pub const ALL: &'static [ControllerKind] = &[
@@ -121,3 +132,14 @@ impl Setup {
 /// Resolves when controllers must stop: on a shutdown request (gracefully), or when
 /// leadership was lost (at once).
 pub type Stop = futures::future::Shared<BoxFuture<'static, ()>>;
+
+#[cfg(test)]
+mod tests {
+    use super::ControllerKind;
+
+    #[test]
+    fn a_controller_reads_in_a_log_as_its_flag_names_it() {
+        let names: Vec<String> = ControllerKind::ALL.iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["webapp", "webserver", "memcached", "podmanager", "database"]);
+    }
+}

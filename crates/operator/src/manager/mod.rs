@@ -214,7 +214,12 @@ pub async fn run_with(config: Config, kube_config: kube::Config, shutdown: Shutd
     // The sender ends once the last copy of `events` is gone (the controllers hold the
     // others) and what they told is sent.
     drop(setup);
-    tracing::info!(controllers = ?config.controllers, namespace = ?config.namespace, "controllers started");
+    // As kubectl would print them: `controllers=webapp,podmanager namespace=demo`.
+    let names: Vec<String> = config.controllers.iter().map(ToString::to_string).collect();
+    match &config.namespace {
+        Some(namespace) => tracing::info!(controllers = %names.join(","), %namespace, "controllers started"),
+        None => tracing::info!(controllers = %names.join(","), "controllers started in all namespaces"),
+    }
     let controllers = futures::future::join_all(controllers);
     events::run_beside(controllers, sender, EVENTS_DRAIN).await;
     // `release` needs every other clone of `lost`.

@@ -30,6 +30,17 @@ pub enum Target {
     Url(String),
 }
 
+/// As a log reads it: `keep` (the CRD's own Service), `service ns/name`, or the URL.
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Keep => f.write_str("keep"),
+            Target::Service(service) => write!(f, "service {service}"),
+            Target::Url(url) => f.write_str(url),
+        }
+    }
+}
+
 /// The merge patch that points the CRD's conversion at the webhook: `ca_pem` (one CA or
 /// several) as the bundle, and `target`'s address (a Service and a URL exclude each other, so setting
 /// one clears the other), owned by `owner`.
@@ -53,7 +64,7 @@ pub async fn register(client: &Client, ca_pem: &str, target: &Target, owner: &st
     api.patch(PodManager::crd_name(), &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(|e| WebhookError::Crd(crate::cli::error_chain(&e)))?;
-    tracing::info!(crd = PodManager::crd_name(), ?target, "conversion webhook registered in the CRD");
+    tracing::info!(crd = PodManager::crd_name(), %target, "conversion webhook registered in the CRD");
     Ok(())
 }
 
@@ -82,5 +93,13 @@ mod tests {
         assert_eq!(kept["metadata"]["annotations"][crate::webhook::owner::OWNER], "me");
         let config = kept["spec"]["conversion"]["webhook"]["clientConfig"].as_object().unwrap();
         assert!(!config.contains_key("service") && !config.contains_key("url"));
+    }
+
+    #[test]
+    fn a_target_reads_in_a_log_as_kubectl_would_print_it() {
+        let service = NamespacedName { namespace: "ops".into(), name: "hook".into() };
+        assert_eq!(Target::Service(service).to_string(), "service ops/hook");
+        assert_eq!(Target::Url("https://127.0.0.1:9443/convert".into()).to_string(), "https://127.0.0.1:9443/convert");
+        assert_eq!(Target::Keep.to_string(), "keep");
     }
 }

@@ -33,6 +33,17 @@ pub enum Source {
     Memory,
 }
 
+/// As a log reads it: `dir /etc/tls`, `secret ns/name`, `memory`.
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Dir(dir) => write!(f, "dir {}", dir.display()),
+            Source::Secret(secret) => write!(f, "secret {secret}"),
+            Source::Memory => f.write_str("memory"),
+        }
+    }
+}
+
 /// How often the source is looked at: every minute, or ten times per life of a
 /// generated certificate when that is shorter (a short-lived one in a test).
 pub fn period(life: Duration) -> Duration {
@@ -86,7 +97,7 @@ impl Rotation {
             tokio::time::sleep(BUNDLE_PROPAGATION).await;
         }
         self.server.reload_from_config(Arc::new(config));
-        tracing::info!(source = ?self.source, "serving a renewed webhook certificate");
+        tracing::info!(source = %self.source, "serving a renewed webhook certificate");
         self.current = next;
         Ok(())
     }

@@ -43,7 +43,7 @@ pub async fn shared(
     let tls = certs::self_signed(hosts, life)?;
     match api.create(&PostParams::default(), &to_secret(&secret.name, &tls)).await {
         Ok(_) => {
-            tracing::info!(%secret, ?hosts, "generated the webhook certificate and stored it");
+            tracing::info!(%secret, hosts = %hosts.join(","), "generated the webhook certificate and stored it");
             Ok(tls)
         }
         // Another replica was first: serve its certificate, not ours.
