@@ -6,8 +6,8 @@
 //! the compiler's order, the few thousand functions an operator runs are spread over the
 //! whole text, and nearly all of it is resident (7.2 of 8.2 MB at 1000 WebApps). Put
 //! side by side, they take about 3 MB (docs/benchmarks.md, "The functions that run, side
-//! by side"). The list names symbols; one the binary lacks (code changed since the
-//! training) is skipped, and `hack/release/link-order` makes the list again.
+//! by side"). The list names symbols; one the binary lacks (code or dependencies changed
+//! since the training) is skipped, and `hack/release/link-order` makes the list again.
 //!
 //! Only for the release profile of x86_64 Linux, whose default linker is LLD (rustc 1.90
 //! and later): `--symbol-ordering-file` is an LLD option (mold has it too; GNU ld does
