@@ -11,7 +11,10 @@
 //!
 //! Only for the release profile of x86_64 Linux, whose default linker is LLD (rustc 1.90
 //! and later): `--symbol-ordering-file` is an LLD option (mold has it too; GNU ld does
-//! not). `WEBAPP_LINK_ORDER=0` links in the compiler's order, for another linker.
+//! not). A build that names its own linker (`linker` in cargo's config, or a linker flag
+//! in its rustflags) is linked in the compiler's order, with a warning, rather than
+//! failing on an option its linker may not know; `WEBAPP_LINK_ORDER=0` does the same
+//! for any build, `WEBAPP_LINK_ORDER=1` passes the list whatever the linker.
 
 use std::path::Path;
 
@@ -19,10 +22,21 @@ fn main() {
     const LIST: &str = "link-order.txt";
     println!("cargo::rerun-if-changed={LIST}");
     println!("cargo::rerun-if-env-changed=WEBAPP_LINK_ORDER");
+    println!("cargo::rerun-if-env-changed=RUSTC_LINKER");
     let target = std::env::var("TARGET").unwrap_or_default();
     let profile = std::env::var("PROFILE").unwrap_or_default();
-    let wanted = std::env::var("WEBAPP_LINK_ORDER").map_or(true, |value| value != "0");
-    if target != "x86_64-unknown-linux-gnu" || profile != "release" || !wanted {
+    let setting = std::env::var("WEBAPP_LINK_ORDER").unwrap_or_default();
+    if target != "x86_64-unknown-linux-gnu" || profile != "release" || setting == "0" {
+        return;
+    }
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let own_linker =
+        std::env::var_os("RUSTC_LINKER").is_some() || flags.contains("linker") || flags.contains("fuse-ld");
+    if own_linker && setting != "1" {
+        println!(
+            "cargo::warning=a linker of this build's own: the release binary is linked in the compiler's order \
+             (WEBAPP_LINK_ORDER=1 passes crates/operator/{LIST} to an LLD or mold)"
+        );
         return;
     }
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();

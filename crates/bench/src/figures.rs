@@ -17,6 +17,10 @@ pub struct Counts {
     pub requests: u64,
     /// Successful WebApp reconciles.
     pub reconciles: u64,
+    /// Requests answered with an error (409, 404, ...), Event writes included; absent
+    /// (0) in results written before 2026-12-07.
+    #[serde(default)]
+    pub refused: u64,
     /// Writes per WebApp.
     pub writes_per_webapp: f64,
     /// Requests per WebApp.
@@ -35,6 +39,7 @@ impl Counts {
             event_writes,
             requests,
             reconciles: after.reconciles().saturating_sub(before.reconciles()),
+            refused: after.refused().saturating_sub(before.refused()),
             writes_per_webapp: writes as f64 / n,
             requests_per_webapp: requests as f64 / n,
         }
@@ -306,7 +311,14 @@ impl OperatorFigures {
             ],
             [
                 "requests per WebApp to converge (Events apart)".into(),
-                format!("{:.2} ({} requests)", o.converge.requests_per_webapp, o.converge.requests),
+                format!(
+                    "{:.2} ({} requests: {} writes, {} reads; {} refused)",
+                    o.converge.requests_per_webapp,
+                    o.converge.requests,
+                    o.converge.writes,
+                    o.converge.requests.saturating_sub(o.converge.writes),
+                    o.converge.refused
+                ),
                 "≤ 4, Event writes ≤ 2".into(),
                 verdict(
                     o.converge.requests_per_webapp <= 4.0 && o.converge.event_writes as f64 <= 2.0 * n.max(1) as f64,

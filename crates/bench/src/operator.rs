@@ -255,6 +255,23 @@ impl Metrics {
         self.sum_where("rest_client_requests_total", &[]) - self.requests_by("WATCH")
     }
 
+    /// API requests (watches apart, Event writes included) the API server answered with
+    /// an error: a create that found its object there (409), a write on a stale
+    /// resourceVersion (409), a read of what is gone (404). Each is a round trip spent for
+    /// nothing, and so what a count of requests above the plan's is made of.
+    pub fn refused(&self) -> u64 {
+        let name = "rest_client_requests_total";
+        self.samples
+            .iter()
+            .filter_map(|(series, value)| {
+                let inner = series.strip_prefix(name)?.strip_prefix('{')?.strip_suffix('}')?;
+                let labels: Vec<&str> = inner.split(',').collect();
+                let failed = labels.iter().any(|l| l.starts_with("code=\"") && !l.starts_with("code=\"2"));
+                (failed && !labels.contains(&"method=\"WATCH\"")).then_some(*value as u64)
+            })
+            .sum()
+    }
+
     /// API writes sent (POST, PUT, PATCH, DELETE), Event writes included.
     pub fn writes(&self) -> u64 {
         WRITES.iter().map(|method| self.requests_by(method)).sum()
@@ -411,6 +428,7 @@ mod tests {
              controller_runtime_reconcile_total{controller=\"webapp\",result=\"success\"} 7\n",
         );
         assert_eq!(metrics.requests(), 15);
+        assert_eq!(metrics.refused(), 2);
         assert_eq!(metrics.writes(), 5);
         assert_eq!(metrics.reconciles(), 7);
         assert_eq!(metrics.requests_by("DELETE"), 0);
