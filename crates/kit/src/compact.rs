@@ -23,6 +23,7 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -51,6 +52,12 @@ struct Records {
     /// Whether the first list has been taken in; the writer holds the sender, so a
     /// dropped writer (a stopping controller) releases whoever waits.
     ready: watch::Receiver<bool>,
+    /// The highest resourceVersion of the events taken in: a watch delivers one
+    /// resource's events in resourceVersion order, so every event up to it is in.
+    seen: AtomicU64,
+    /// Whether some event carried a resourceVersion that is not an integer (see
+    /// [`crate::fresh::compare_versions`]): then `seen` says nothing.
+    uncomparable: AtomicBool,
 }
 
 /// A compact cache of one child kind, read by name: what [`reflect`] fills.
@@ -69,7 +76,13 @@ impl<K> ChildCache<K> {
     /// An empty cache, and the writer that fills it from watch events.
     fn new() -> (Self, Writer<K>) {
         let (ready_tx, ready) = watch::channel(false);
-        let records = Arc::new(Records { live: RwLock::default(), dictionary: OnceLock::new(), ready });
+        let records = Arc::new(Records {
+            live: RwLock::default(),
+            dictionary: OnceLock::new(),
+            ready,
+            seen: AtomicU64::new(0),
+            uncomparable: AtomicBool::new(false),
+        });
         let writer = Writer { records: records.clone(), relist: None, ready: ready_tx, kind: PhantomData };
         (ChildCache { records, kind: PhantomData }, writer)
     }
@@ -78,6 +91,14 @@ impl<K> ChildCache<K> {
     fn record(&self, namespace: &str, name: &str) -> Option<Box<[u8]>> {
         let live = self.records.live.read().unwrap_or_else(PoisonError::into_inner);
         live.get(namespace)?.get(name).cloned()
+    }
+
+    /// Whether the cache has taken in every event of its kind up to `resource_version`
+    /// (an object written at that version is in it, or was deleted since). False when
+    /// it cannot tell: a version that is not an integer, in the question or in an event.
+    pub fn has_seen(&self, resource_version: &str) -> bool {
+        let comparable = !self.records.uncomparable.load(Ordering::Acquire);
+        comparable && version_number(resource_version).is_some_and(|v| self.records.seen.load(Ordering::Acquire) >= v)
     }
 
     /// Whether the cache holds child `name` in `namespace` (nothing is expanded).
@@ -124,6 +145,11 @@ struct Writer<K> {
 
 impl<K: Resource + Serialize> Writer<K> {
     fn apply(&mut self, event: &watcher::Event<K>) {
+        if let watcher::Event::Apply(object) | watcher::Event::Delete(object) | watcher::Event::InitApply(object) =
+            event
+        {
+            self.records.note_version(object.meta().resource_version.as_deref().unwrap_or_default());
+        }
         match event {
             watcher::Event::Apply(object) => self.records.insert(&mut self.live(), object),
             watcher::Event::Delete(object) => {
@@ -153,6 +179,16 @@ impl<K: Resource + Serialize> Writer<K> {
 }
 
 impl Records {
+    /// Takes `resource_version` into the highest seen.
+    fn note_version(&self, resource_version: &str) {
+        match version_number(resource_version) {
+            Some(version) => {
+                self.seen.fetch_max(version, Ordering::AcqRel);
+            }
+            None => self.uncomparable.store(true, Ordering::Release),
+        }
+    }
+
     /// Records `object` in `map` under its namespace and name.
     fn insert<K: Resource + Serialize>(&self, map: &mut Namespaces, object: &K) {
         let meta = object.meta();
@@ -181,6 +217,13 @@ impl Records {
         let dictionary = self.dictionary.get().map_or(&[][..], |dictionary| dictionary);
         lz4_flex::block::decompress_size_prepended_with_dict(record, dictionary)
     }
+}
+
+/// A resourceVersion as the integer KEP-5504 makes it (see
+/// [`crate::fresh::compare_versions`]); `None` when it is not one, or longer than 64 bits.
+fn version_number(resource_version: &str) -> Option<u64> {
+    crate::fresh::compare_versions(resource_version, "1")?;
+    resource_version.parse().ok()
 }
 
 /// An object's JSON. Serialising a decoded API object cannot fail (string keys, no
@@ -266,6 +309,26 @@ mod tests {
             "status": {"observedGeneration": 3, "readyReplicas": 2}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn the_cache_tells_which_versions_it_has_taken_in() {
+        let (cache, mut writer) = ChildCache::<k8s_openapi::api::core::v1::ConfigMap>::new();
+        let object = |name: &str, version: &str| {
+            let mut object = k8s_openapi::api::core::v1::ConfigMap::default();
+            object.metadata.name = Some(name.into());
+            object.metadata.namespace = Some("ns".into());
+            object.metadata.resource_version = Some(version.into());
+            object
+        };
+        assert!(!cache.has_seen("1"));
+        writer.apply(&watcher::Event::Apply(object("a", "7")));
+        writer.apply(&watcher::Event::Delete(object("b", "12")));
+        assert!(cache.has_seen("12") && cache.has_seen("9"));
+        assert!(!cache.has_seen("13"), "an event not taken in yet");
+        assert!(!cache.has_seen("x"), "not a version");
+        writer.apply(&watcher::Event::Apply(object("c", "abc")));
+        assert!(!cache.has_seen("9"), "a version that is not an integer: the cache cannot tell");
     }
 
     #[test]

@@ -14,6 +14,11 @@
 //! may compare. A resourceVersion that is not such an integer (another storage, an
 //! older API server) is never taken as newer: the cache's copy is used, as without this
 //! memory.
+//!
+//! A child the cache has not taken in at all is looked up by name
+//! ([`Written::not_yet_cached`]): a reconcile that follows our create of it closely
+//! (one of the child's own events triggered it) would otherwise create it again, and
+//! pay a 409 and a GET to learn that it exists (14 times per 1000 WebApps created).
 
 use std::any::Any;
 use std::cmp::Ordering;
@@ -46,14 +51,38 @@ pub fn is_newer<K: Resource>(written: &K, cached: &K) -> bool {
 
 struct Entry {
     object: Arc<dyn Any + Send + Sync>,
+    /// `kind/namespace/name`, the key of [`Remembered::by_name`].
+    name: String,
     at: Instant,
+}
+
+#[derive(Default)]
+struct Remembered {
+    by_uid: HashMap<String, Entry>,
+    /// The uid of the last write to each `kind/namespace/name`.
+    by_name: HashMap<String, String>,
+}
+
+impl Remembered {
+    fn remove(&mut self, uid: &str) {
+        if let Some(entry) = self.by_uid.remove(uid)
+            && self.by_name.get(&entry.name).is_some_and(|named| named == uid)
+        {
+            self.by_name.remove(&entry.name);
+        }
+    }
 }
 
 /// What a controller's last writes returned, per object uid (objects of every kind it
 /// writes: uids are unique across kinds), until its caches have seen them.
 #[derive(Default)]
 pub struct Written {
-    by_uid: Mutex<HashMap<String, Entry>>,
+    by_uid: Mutex<Remembered>,
+}
+
+/// The key of an object by kind and name.
+fn name_key<K: Resource<DynamicType = ()>>(namespace: &str, name: &str) -> String {
+    format!("{}/{namespace}/{name}", K::kind(&()))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -65,14 +94,24 @@ impl Written {
     /// its `managedFields` but the marker of a create of ours: the caches drop them
     /// too ([`crate::apply::keep_create_marker`]), and they are the largest part of a
     /// written object (during a convergence, one remembered write per object).
-    pub fn record<K: Resource + Send + Sync + 'static>(&self, mut object: K) {
+    pub fn record<K: Resource<DynamicType = ()> + Send + Sync + 'static>(&self, mut object: K) {
         let Some(uid) = object.uid() else { return };
         crate::apply::keep_create_marker(object.meta_mut());
+        let name = name_key::<K>(object.meta().namespace.as_deref().unwrap_or_default(), &object.name_any());
         let now = Instant::now();
         let mut map = lock(&self.by_uid);
         // Objects deleted before a reconcile found the cache caught up.
-        map.retain(|_, entry| now.saturating_duration_since(entry.at) <= KEEP);
-        map.insert(uid, Entry { object: Arc::new(object), at: now });
+        let expired: Vec<String> = map
+            .by_uid
+            .iter()
+            .filter(|(_, entry)| now.saturating_duration_since(entry.at) > KEEP)
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        for uid in expired {
+            map.remove(&uid);
+        }
+        map.by_name.insert(name.clone(), uid.clone());
+        map.by_uid.insert(uid, Entry { object: Arc::new(object), name, at: now });
     }
 
     /// The freshest view of `cached`: what our last write of it returned if that is
@@ -81,12 +120,37 @@ impl Written {
     pub fn freshest<K: Resource + Send + Sync + 'static>(&self, cached: Arc<K>) -> Arc<K> {
         let Some(uid) = cached.uid() else { return cached };
         let mut map = lock(&self.by_uid);
-        let Some(entry) = map.get(&uid) else { return cached };
+        let Some(entry) = map.by_uid.get(&uid) else { return cached };
         match entry.object.clone().downcast::<K>() {
             Ok(written) if is_newer(written.as_ref(), cached.as_ref()) => written,
             _ => {
                 map.remove(&uid);
                 cached
+            }
+        }
+    }
+
+    /// What our last write of the `K` named `name` in `namespace` returned, when the
+    /// cache holds no such object only because it has not taken in that write yet:
+    /// `cache_has_seen` tells whether the cache has taken in every event up to a
+    /// resourceVersion ([`crate::compact::ChildCache::has_seen`]). Once it has, an
+    /// absent object is gone (deleted since), and what was remembered is forgotten.
+    pub fn not_yet_cached<K: Resource<DynamicType = ()> + Send + Sync + 'static>(
+        &self,
+        namespace: &str,
+        name: &str,
+        cache_has_seen: impl FnOnce(&str) -> bool,
+    ) -> Option<Arc<K>> {
+        let mut map = lock(&self.by_uid);
+        let uid = map.by_name.get(&name_key::<K>(namespace, name))?.clone();
+        let written = map.by_uid.get(&uid).and_then(|entry| entry.object.clone().downcast::<K>().ok());
+        match written {
+            Some(written) if !cache_has_seen(written.resource_version().as_deref().unwrap_or_default()) => {
+                Some(written)
+            }
+            _ => {
+                map.remove(&uid);
+                None
             }
         }
     }
@@ -105,7 +169,7 @@ impl Written {
 
     /// Objects remembered now.
     pub fn len(&self) -> usize {
-        lock(&self.by_uid).len()
+        lock(&self.by_uid).by_uid.len()
     }
 
     /// Whether nothing is remembered.
@@ -196,6 +260,26 @@ mod tests {
         written.record(object("u", "20", "ours"));
         assert!(written.freshest_of::<ConfigMap>(None).is_none());
         written.forget("u");
+        assert!(written.is_empty());
+    }
+
+    #[test]
+    fn a_child_not_cached_yet_is_what_our_write_returned_until_the_cache_has_seen_that_version() {
+        let written = Written::default();
+        let mut ours = object("u", "20", "ours");
+        ours.metadata.name = Some("web".into());
+        ours.metadata.namespace = Some("ns".into());
+        written.record(ours);
+        let lagging = |version: &str| compare_versions(version, "19") != Some(Ordering::Greater);
+        let found = written.not_yet_cached::<ConfigMap>("ns", "web", lagging).expect("our create, not cached yet");
+        assert_eq!(found.data, Some([("v".to_owned(), "ours".to_owned())].into()));
+        // Another name, another kind: nothing.
+        assert!(written.not_yet_cached::<ConfigMap>("ns", "other", lagging).is_none());
+        assert!(written.not_yet_cached::<k8s_openapi::api::core::v1::Secret>("ns", "web", |_| false).is_none());
+        // The cache has taken in version 20 or later and holds no such child: it was
+        // deleted since, and the memory of it goes.
+        assert!(written.not_yet_cached::<ConfigMap>("ns", "web", |_| true).is_none());
+        assert!(written.not_yet_cached::<ConfigMap>("ns", "web", lagging).is_none(), "forgotten");
         assert!(written.is_empty());
     }
 }

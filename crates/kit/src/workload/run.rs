@@ -255,8 +255,13 @@ impl<W: Workload> Run<W> {
             + Sync
             + 'static,
     {
-        let cached = cache.get(&self.namespace, &self.name())?.map(Arc::new);
-        let current = self.ctx.written.freshest_of(cached);
+        let (namespace, name) = (&self.namespace, self.name());
+        let current = match cache.get(namespace, &name)? {
+            Some(cached) => Some(self.ctx.written.freshest(Arc::new(cached))),
+            // Made by our own write a moment ago, not cached yet: without it this
+            // reconcile would create the child again and pay a 409 and a GET.
+            None => self.ctx.written.not_yet_cached(namespace, &name, |version| cache.has_seen(version)),
+        };
         let (outcome, live) = self.owned.apply(current.as_deref(), desired, synced).await?;
         if outcome != Applied::Unchanged {
             self.ctx.written.record(live.clone());
