@@ -83,7 +83,8 @@ impl<K> ChildCache<K> {
             seen: AtomicU64::new(0),
             uncomparable: AtomicBool::new(false),
         });
-        let writer = Writer { records: records.clone(), relist: None, ready: ready_tx, kind: PhantomData };
+        let writer =
+            Writer { records: records.clone(), relist: None, relist_seen: 0, ready: ready_tx, kind: PhantomData };
         (ChildCache { records, kind: PhantomData }, writer)
     }
 
@@ -139,16 +140,24 @@ struct Writer<K> {
     records: Arc<Records>,
     /// The map a relist is filling (between `Init` and `InitDone`).
     relist: Option<Namespaces>,
+    /// The highest resourceVersion of that relist: seen once the relist is readable.
+    relist_seen: u64,
     ready: watch::Sender<bool>,
     kind: PhantomData<fn() -> K>,
 }
 
 impl<K: Resource + Serialize> Writer<K> {
     fn apply(&mut self, event: &watcher::Event<K>) {
-        if let watcher::Event::Apply(object) | watcher::Event::Delete(object) | watcher::Event::InitApply(object) =
-            event
-        {
-            self.records.note_version(object.meta().resource_version.as_deref().unwrap_or_default());
+        let version = |object: &K| object.meta().resource_version.as_deref().map(str::to_owned).unwrap_or_default();
+        match event {
+            watcher::Event::Apply(object) | watcher::Event::Delete(object) => {
+                let seen = self.records.version(&version(object));
+                self.records.seen.fetch_max(seen, Ordering::AcqRel);
+            }
+            watcher::Event::InitApply(object) => {
+                self.relist_seen = self.relist_seen.max(self.records.version(&version(object)))
+            }
+            watcher::Event::Init | watcher::Event::InitDone => {}
         }
         match event {
             watcher::Event::Apply(object) => self.records.insert(&mut self.live(), object),
@@ -163,11 +172,13 @@ impl<K: Resource + Serialize> Writer<K> {
                     }
                 }
             }
-            watcher::Event::Init => self.relist = Some(Namespaces::new()),
+            watcher::Event::Init => (self.relist, self.relist_seen) = (Some(Namespaces::new()), 0),
             watcher::Event::InitApply(object) => self.records.insert(self.relist.get_or_insert_default(), object),
             watcher::Event::InitDone => {
                 let listed = self.relist.take().unwrap_or_default();
                 *self.live() = listed;
+                // Only now: until the relist replaced the map, its objects were not readable.
+                self.records.seen.fetch_max(std::mem::take(&mut self.relist_seen), Ordering::AcqRel);
                 self.ready.send_replace(true);
             }
         }
@@ -179,14 +190,13 @@ impl<K: Resource + Serialize> Writer<K> {
 }
 
 impl Records {
-    /// Takes `resource_version` into the highest seen.
-    fn note_version(&self, resource_version: &str) {
-        match version_number(resource_version) {
-            Some(version) => {
-                self.seen.fetch_max(version, Ordering::AcqRel);
-            }
-            None => self.uncomparable.store(true, Ordering::Release),
-        }
+    /// `resource_version` as a number to take into the highest seen; 0 (and the cache
+    /// cannot tell any longer) when it is not an integer.
+    fn version(&self, resource_version: &str) -> u64 {
+        version_number(resource_version).unwrap_or_else(|| {
+            self.uncomparable.store(true, Ordering::Release);
+            0
+        })
     }
 
     /// Records `object` in `map` under its namespace and name.
@@ -327,6 +337,13 @@ mod tests {
         assert!(cache.has_seen("12") && cache.has_seen("9"));
         assert!(!cache.has_seen("13"), "an event not taken in yet");
         assert!(!cache.has_seen("x"), "not a version");
+        // A relist's objects are seen once the relist is readable, not before.
+        writer.apply(&watcher::Event::Init);
+        writer.apply(&watcher::Event::InitApply(object("a", "20")));
+        let before = cache.get("ns", "a").unwrap().expect("the object of before the relist");
+        assert!(!cache.has_seen("20") && before.metadata.resource_version.as_deref() == Some("7"));
+        writer.apply(&watcher::Event::InitDone);
+        assert!(cache.has_seen("20") && cache.has("ns", "a"));
         writer.apply(&watcher::Event::Apply(object("c", "abc")));
         assert!(!cache.has_seen("9"), "a version that is not an integer: the cache cannot tell");
     }
