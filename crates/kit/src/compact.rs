@@ -148,15 +148,12 @@ struct Writer<K> {
 
 impl<K: Resource + Serialize> Writer<K> {
     fn apply(&mut self, event: &watcher::Event<K>) {
-        let version = |object: &K| object.meta().resource_version.as_deref().map(str::to_owned).unwrap_or_default();
         match event {
             watcher::Event::Apply(object) | watcher::Event::Delete(object) => {
-                let seen = self.records.version(&version(object));
+                let seen = self.records.version(object);
                 self.records.seen.fetch_max(seen, Ordering::AcqRel);
             }
-            watcher::Event::InitApply(object) => {
-                self.relist_seen = self.relist_seen.max(self.records.version(&version(object)))
-            }
+            watcher::Event::InitApply(object) => self.relist_seen = self.relist_seen.max(self.records.version(object)),
             watcher::Event::Init | watcher::Event::InitDone => {}
         }
         match event {
@@ -190,10 +187,10 @@ impl<K: Resource + Serialize> Writer<K> {
 }
 
 impl Records {
-    /// `resource_version` as a number to take into the highest seen; 0 (and the cache
-    /// cannot tell any longer) when it is not an integer.
-    fn version(&self, resource_version: &str) -> u64 {
-        version_number(resource_version).unwrap_or_else(|| {
+    /// `object`'s resourceVersion as a number to take into the highest seen; 0 (and the
+    /// cache cannot tell any longer) when it is not an integer.
+    fn version<K: Resource>(&self, object: &K) -> u64 {
+        version_number(object.meta().resource_version.as_deref().unwrap_or_default()).unwrap_or_else(|| {
             self.uncomparable.store(true, Ordering::Release);
             0
         })

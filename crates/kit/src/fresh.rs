@@ -77,7 +77,7 @@ impl Remembered {
 /// writes: uids are unique across kinds), until its caches have seen them.
 #[derive(Default)]
 pub struct Written {
-    by_uid: Mutex<Remembered>,
+    remembered: Mutex<Remembered>,
 }
 
 /// The key of an object by kind and name.
@@ -99,7 +99,7 @@ impl Written {
         crate::apply::keep_create_marker(object.meta_mut());
         let name = name_key::<K>(object.meta().namespace.as_deref().unwrap_or_default(), &object.name_any());
         let now = Instant::now();
-        let mut map = lock(&self.by_uid);
+        let mut map = lock(&self.remembered);
         // Objects deleted before a reconcile found the cache caught up.
         let expired: Vec<String> = map
             .by_uid
@@ -119,7 +119,7 @@ impl Written {
     /// up, or the object was replaced).
     pub fn freshest<K: Resource + Send + Sync + 'static>(&self, cached: Arc<K>) -> Arc<K> {
         let Some(uid) = cached.uid() else { return cached };
-        let mut map = lock(&self.by_uid);
+        let mut map = lock(&self.remembered);
         let Some(entry) = map.by_uid.get(&uid) else { return cached };
         match entry.object.clone().downcast::<K>() {
             Ok(written) if is_newer(written.as_ref(), cached.as_ref()) => written,
@@ -141,7 +141,7 @@ impl Written {
         name: &str,
         cache_has_seen: impl FnOnce(&str) -> bool,
     ) -> Option<Arc<K>> {
-        let mut map = lock(&self.by_uid);
+        let mut map = lock(&self.remembered);
         let uid = map.by_name.get(&name_key::<K>(namespace, name))?.clone();
         let written = map.by_uid.get(&uid).and_then(|entry| entry.object.clone().downcast::<K>().ok());
         match written {
@@ -155,21 +155,15 @@ impl Written {
         }
     }
 
-    /// [`Written::freshest`] of a cached copy that may be absent: an absent one stays
-    /// absent (it may be gone; only the API server can tell).
-    pub fn freshest_of<K: Resource + Send + Sync + 'static>(&self, cached: Option<Arc<K>>) -> Option<Arc<K>> {
-        cached.map(|cached| self.freshest(cached))
-    }
-
     /// Forgets what was written to `uid` (a write based on it was refused: someone
     /// else wrote since).
     pub fn forget(&self, uid: &str) {
-        lock(&self.by_uid).remove(uid);
+        lock(&self.remembered).remove(uid);
     }
 
     /// Objects remembered now.
     pub fn len(&self) -> usize {
-        lock(&self.by_uid).by_uid.len()
+        lock(&self.remembered).by_uid.len()
     }
 
     /// Whether nothing is remembered.
@@ -255,10 +249,9 @@ mod tests {
     }
 
     #[test]
-    fn an_absent_copy_stays_absent_and_refusals_forget() {
+    fn a_refusal_forgets_the_write() {
         let written = Written::default();
         written.record(object("u", "20", "ours"));
-        assert!(written.freshest_of::<ConfigMap>(None).is_none());
         written.forget("u");
         assert!(written.is_empty());
     }
