@@ -233,12 +233,17 @@ impl Metrics {
     /// counter has a `host` label that ours has not. A counter not incremented yet has
     /// no series, and counts 0.
     fn sum_where(&self, name: &str, labels: &[&str]) -> u64 {
+        self.sum_matching(name, |carried| labels.iter().all(|label| carried.contains(label)))
+    }
+
+    /// The sum of the series of `name` whose labels (each `key="value"`) `keep` takes.
+    fn sum_matching(&self, name: &str, keep: impl Fn(&[&str]) -> bool) -> u64 {
         self.samples
             .iter()
             .filter_map(|(series, value)| {
                 let inner = series.strip_prefix(name)?.strip_prefix('{')?.strip_suffix('}')?;
                 let carried: Vec<&str> = inner.split(',').collect();
-                labels.iter().all(|label| carried.contains(label)).then_some(*value as u64)
+                keep(&carried).then_some(*value as u64)
             })
             .sum()
     }
@@ -260,16 +265,10 @@ impl Metrics {
     /// resourceVersion (409), a read of what is gone (404). Each is a round trip spent for
     /// nothing, and so what a count of requests above the plan's is made of.
     pub fn refused(&self) -> u64 {
-        let name = "rest_client_requests_total";
-        self.samples
-            .iter()
-            .filter_map(|(series, value)| {
-                let inner = series.strip_prefix(name)?.strip_prefix('{')?.strip_suffix('}')?;
-                let labels: Vec<&str> = inner.split(',').collect();
-                let failed = labels.iter().any(|l| l.starts_with("code=\"") && !l.starts_with("code=\"2"));
-                (failed && !labels.contains(&"method=\"WATCH\"")).then_some(*value as u64)
-            })
-            .sum()
+        self.sum_matching("rest_client_requests_total", |labels| {
+            let failed = labels.iter().any(|l| l.starts_with("code=\"") && !l.starts_with("code=\"2"));
+            failed && !labels.contains(&"method=\"WATCH\"")
+        })
     }
 
     /// API writes sent (POST, PUT, PATCH, DELETE), Event writes included.
