@@ -9,7 +9,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use kube::Client;
 
-use crate::error::{Result, io, kube};
+use crate::control_plane::ControlPlane;
+use crate::error::{BenchError, Result, io, kube};
 use crate::figures::{Contender, Figures, OperatorFigures};
 use crate::measure::{self, Setup};
 use crate::operator::{Kind, Launch};
@@ -124,7 +125,9 @@ impl Cli {
 }
 
 async fn run(args: RunArgs) -> Result<()> {
-    let client = Client::try_default().await.map_err(kube("connect to the cluster of $KUBECONFIG"))?;
+    let config = kube::Config::infer().await.map_err(|e| BenchError::Operator(format!("read $KUBECONFIG: {e}")))?;
+    let control_plane = ControlPlane::serving(config.cluster_url.port_u16().unwrap_or(443));
+    let client = Client::try_from(config).map_err(kube("connect to the cluster of $KUBECONFIG"))?;
     let limit = Duration::from_secs(args.timeout);
     let tag = format!("{}-{}", args.n, std::process::id());
     let floor_ns = Spread::new(&format!("bench-floor-{tag}"), args.namespaces);
@@ -132,11 +135,13 @@ async fn run(args: RunArgs) -> Result<()> {
     let when = utc_now();
 
     eprintln!("floor: {} Deployments + Services in {}", args.n, describe(&floor_ns));
-    let floor = measure::floor(&client, &floor_ns, args.n, limit).await;
+    let floor = measure::floor(&client, &floor_ns, args.n, limit, &control_plane).await;
     cluster::delete_namespaces(&client, &floor_ns, limit).await?;
-    let floor_seconds = floor?.as_secs_f64();
+    let (floor, floor_control_plane_cpu) = floor?;
+    let floor_seconds = floor.as_secs_f64();
 
-    let (operator, deleted) = contender(&client, &args, Kind::Ours, &format!("bench-operator-{tag}"), limit).await;
+    let (operator, deleted) =
+        contender(&client, &args, Kind::Ours, &format!("bench-operator-{tag}"), limit, &control_plane).await;
     let mut figures = Figures {
         n: args.n,
         nodes: args.nodes,
@@ -145,6 +150,7 @@ async fn run(args: RunArgs) -> Result<()> {
         load_end: cluster::load(),
         when,
         floor_seconds,
+        floor_control_plane_cpu,
         operator: operator?,
         contender: None,
     };
@@ -154,7 +160,8 @@ async fn run(args: RunArgs) -> Result<()> {
         record(&figures, &args)?;
         return deleted;
     }
-    let (theirs, deleted) = contender(&client, &args, Kind::Contender, &format!("bench-contender-{tag}"), limit).await;
+    let (theirs, deleted) =
+        contender(&client, &args, Kind::Contender, &format!("bench-contender-{tag}"), limit, &control_plane).await;
     figures.load_end = cluster::load();
     let theirs = theirs.map(|figures| Contender { args: args.contender_arg.clone(), figures });
     // Ours are recorded even when the contender failed, and the failure reported after.
@@ -172,6 +179,7 @@ async fn contender(
     kind: Kind,
     namespace: &str,
     limit: Duration,
+    control_plane: &ControlPlane,
 ) -> (Result<OperatorFigures>, Result<()>) {
     let (binary, extra, name) = match (kind, &args.contender) {
         (Kind::Contender, Some(binary)) => (binary.clone(), args.contender_arg.clone(), "Go contender"),
@@ -188,7 +196,8 @@ async fn contender(
         args: extra,
     };
     let finalizer_policy = args.finalizer_policy && kind == Kind::Ours;
-    let setup = Setup { client, launch: &launch, n: args.n, samples: args.samples, limit, finalizer_policy };
+    let setup =
+        Setup { client, launch: &launch, n: args.n, samples: args.samples, limit, finalizer_policy, control_plane };
     let figures = measure::operator(&setup).await;
     if finalizer_policy && let Err(error) = cluster::remove_finalizer_policy(client, &spread).await {
         eprintln!("{error}");

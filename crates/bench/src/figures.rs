@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::control_plane::Cpu;
 use crate::operator::{Metrics, Wait};
 
 /// API traffic of the operator over a stretch of a run, Event writes apart.
@@ -74,6 +75,15 @@ pub struct Latency {
     /// 99th percentile of the same, as fine as the histogram's buckets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_wait_p99_ms: Option<f64>,
+    /// Mean round trip of the operator's PATCH requests over the round (its applies,
+    /// and its status and Event patches), from `rest_client_request_duration_seconds`:
+    /// the API server's share of the part after the bench's PATCH. Results written
+    /// before 2026-12-07 have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch_mean_ms: Option<f64>,
+    /// 99th percentile of the same, as fine as client-go's buckets (25, 100, 250, 500 ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch_p99_ms: Option<f64>,
 }
 
 impl Latency {
@@ -84,17 +94,27 @@ impl Latency {
         Latency { samples, p50_ms, p99_ms, max_ms, ..Latency::default() }
     }
 
-    /// These latencies, with the operator's queue wait over the same round.
-    pub fn with_queue_wait(self, wait: &Wait) -> Self {
-        Latency { queue_wait_mean_ms: wait.mean_ms(), queue_wait_p99_ms: wait.quantile_ms(0.99), ..self }
+    /// These latencies, with the operator's queue wait and PATCH round trips over the
+    /// same round.
+    pub fn with_operator_parts(self, wait: &Wait, patch: &Wait) -> Self {
+        Latency {
+            queue_wait_mean_ms: wait.mean_ms(),
+            queue_wait_p99_ms: wait.quantile_ms(0.99),
+            patch_mean_ms: patch.mean_ms(),
+            patch_p99_ms: patch.quantile_ms(0.99),
+            ..self
+        }
     }
 
-    /// The queue wait, for the report: `; queue wait mean 1.2 ms, p99 3.9 ms`, or nothing.
-    fn queue_wait(&self) -> String {
-        match (self.queue_wait_mean_ms, self.queue_wait_p99_ms) {
-            (Some(mean), Some(p99)) => format!("; queue wait mean {mean:.1} ms, p99 {p99:.1} ms"),
+    /// The operator's parts, for the report: `; queue wait mean 1.2 ms, p99 3.9 ms;
+    /// PATCH mean 20.1 ms, p99 97.0 ms`, or what of it was measured.
+    fn operator_parts(&self) -> String {
+        let part = |what: &str, mean: Option<f64>, p99: Option<f64>| match (mean, p99) {
+            (Some(mean), Some(p99)) => format!("; {what} mean {mean:.1} ms, p99 {p99:.1} ms"),
             _ => String::new(),
-        }
+        };
+        part("queue wait", self.queue_wait_mean_ms, self.queue_wait_p99_ms)
+            + &part("PATCH", self.patch_mean_ms, self.patch_p99_ms)
     }
 
     /// Percentiles of whole changes (`millis`) and of their parts after the PATCH
@@ -182,6 +202,10 @@ pub struct OperatorFigures {
     /// policy; results written before had none).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub finalizer_policy: bool,
+    /// CPU the control plane's processes used while this contender converged, when
+    /// they run on this machine (results written before 2026-12-07 have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane_cpu: Option<Cpu>,
 }
 
 /// What the Go contender (`bench/contender`, controller-runtime) measured, measured as
@@ -214,6 +238,10 @@ pub struct Figures {
     pub when: String,
     /// The floor's time from the first request to all Deployments Available.
     pub floor_seconds: f64,
+    /// CPU the control plane's processes used meanwhile, when they run on this machine
+    /// (results written before 2026-12-07 have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor_control_plane_cpu: Option<Cpu>,
     /// The operator's figures.
     pub operator: OperatorFigures,
     /// The Go contender's, when it was run (results written before it had none).
@@ -257,8 +285,9 @@ impl OperatorFigures {
     }
 
     /// The figures of this operator and their targets, one row each: figure, value,
-    /// target, verdict; `n` WebApps, against a floor of `floor_seconds`.
-    fn rows(&self, n: usize, floor_seconds: f64) -> Vec<[String; 4]> {
+    /// target, verdict; `n` WebApps, against a floor of `floor_seconds` that cost the
+    /// control plane `floor_cpu`.
+    fn rows(&self, n: usize, floor_seconds: f64, floor_cpu: Option<&Cpu>) -> Vec<[String; 4]> {
         let o = self;
         let verdict = |met: bool| if met { "met" } else { "MISSED" }.to_owned();
         let ratio = self.ratio(floor_seconds);
@@ -275,6 +304,22 @@ impl OperatorFigures {
                 format!("{ratio:.2}"),
                 "≤ 1.1 (at N = 1000)".into(),
                 verdict(ratio <= 1.1),
+            ],
+            [
+                "control plane CPU to converge".into(),
+                match (&o.control_plane_cpu, floor_cpu) {
+                    (Some(cpu), Some(floor)) => {
+                        format!(
+                            "{}; {:.2} × the floor's",
+                            cpu.describe(),
+                            cpu.total() / floor.total().max(f64::EPSILON)
+                        )
+                    }
+                    (Some(cpu), None) => cpu.describe(),
+                    (None, _) => "-".to_owned(),
+                },
+                "-".into(),
+                "-".into(),
             ],
             [
                 "operator CPU to converge".into(),
@@ -357,7 +402,7 @@ impl OperatorFigures {
                     o.latency_idle.samples,
                     o.latency_idle.after_patch_p50_ms,
                     o.latency_idle.after_patch_p99_ms,
-                    o.latency_idle.queue_wait()
+                    o.latency_idle.operator_parts()
                 ),
                 "p99 ≤ 100 ms".into(),
                 verdict(o.latency_idle.p99_ms <= 100.0),
@@ -374,7 +419,7 @@ impl OperatorFigures {
                             l.samples,
                             l.after_patch_p50_ms,
                             l.after_patch_p99_ms,
-                            l.queue_wait()
+                            l.operator_parts()
                         )
                     },
                 ),
@@ -384,13 +429,14 @@ impl OperatorFigures {
             [
                 "spec change → Deployment, during resync".into(),
                 format!(
-                    "p50 {:.0} ms, p99 {:.0} ms ({} changes, {} waves; after the PATCH: {:.0} / {:.0} ms)",
+                    "p50 {:.0} ms, p99 {:.0} ms ({} changes, {} waves; after the PATCH: {:.0} / {:.0} ms{})",
                     o.latency_resync.p50_ms,
                     o.latency_resync.p99_ms,
                     o.latency_resync.samples,
                     o.latency_resync.resync_waves,
                     o.latency_resync.after_patch_p50_ms,
-                    o.latency_resync.after_patch_p99_ms
+                    o.latency_resync.after_patch_p99_ms,
+                    o.latency_resync.operator_parts()
                 ),
                 "p99 ≤ 300 ms (resync of 1000)".into(),
                 verdict(o.latency_resync.p99_ms <= 300.0),
@@ -422,9 +468,12 @@ impl Figures {
 
     /// The figures of ours and their targets, one row each: figure, value, target, verdict.
     pub fn rows(&self) -> Vec<[String; 4]> {
-        let floor = format!("{:.1} s", self.floor_seconds);
+        let floor = match &self.floor_control_plane_cpu {
+            Some(cpu) => format!("{:.1} s; control plane CPU {}", self.floor_seconds, cpu.describe()),
+            None => format!("{:.1} s", self.floor_seconds),
+        };
         let mut rows = vec![["floor: all Deployments Available".into(), floor, "-".into(), "-".into()]];
-        rows.extend(self.operator.rows(self.n, self.floor_seconds));
+        rows.extend(self.operator.rows(self.n, self.floor_seconds, self.floor_control_plane_cpu.as_ref()));
         rows
     }
 
@@ -448,8 +497,13 @@ impl Figures {
         let lines: Vec<Vec<String>> = match &self.contender {
             None => ours.into_iter().map(Vec::from).collect(),
             Some(contender) => {
-                let theirs = std::iter::once(["-".to_owned(), "-".to_owned()])
-                    .chain(contender.figures.rows(self.n, self.floor_seconds).into_iter().map(|[_, v, _, m]| [v, m]));
+                let theirs = std::iter::once(["-".to_owned(), "-".to_owned()]).chain(
+                    contender
+                        .figures
+                        .rows(self.n, self.floor_seconds, self.floor_control_plane_cpu.as_ref())
+                        .into_iter()
+                        .map(|[_, v, _, m]| [v, m]),
+                );
                 let header = ["", "webapp-operator", &format!("Go contender {}", contender.args.join(" "))];
                 let header = [header[0], header[1], header[2].trim_end(), "target", "verdict (ours / contender)"];
                 std::iter::once(header.map(str::to_owned).to_vec())
@@ -566,6 +620,32 @@ mod tests {
         assert!(ours < theirs, "ours first: {report}");
         assert!(line("convergence operator/floor").ends_with("  MISSED / MISSED"), "1.25 and 2.00: {report}");
         assert!(line("peak RSS").ends_with("  met / met"), "{report}");
+    }
+
+    #[test]
+    fn the_control_plane_cpu_is_reported_beside_the_floors_and_absent_from_older_lines() {
+        let mut figures = Figures { n: 10, namespaces: 1, floor_seconds: 4.0, ..Figures::default() };
+        let row = |f: &Figures| {
+            f.render()
+                .lines()
+                .find(|l| l.contains("control plane CPU to converge"))
+                .map(str::to_owned)
+                .unwrap_or_default()
+        };
+        assert!(row(&figures).contains("  -"), "none measured: {}", figures.render());
+        assert!(!serde_json::to_string(&figures).unwrap().contains("control_plane"));
+        let cpu = |apiserver: f64| Cpu([("etcd".to_owned(), 2.0), ("kube-apiserver".to_owned(), apiserver)].into());
+        figures.floor_control_plane_cpu = Some(cpu(6.0));
+        figures.operator.control_plane_cpu = Some(cpu(8.0));
+        assert!(
+            row(&figures).contains("10.0 s (kube-apiserver 8.0, etcd 2.0); 1.25 × the floor's"),
+            "{}",
+            row(&figures)
+        );
+        let floor = figures.render().lines().nth(1).map(str::to_owned).unwrap_or_default();
+        assert!(floor.contains("4.0 s; control plane CPU 8.0 s (kube-apiserver 6.0, etcd 2.0)"), "{floor}");
+        let line = serde_json::to_string(&figures).unwrap();
+        assert_eq!(serde_json::from_str::<Figures>(&line).unwrap(), figures);
     }
 
     #[test]

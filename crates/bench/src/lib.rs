@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod control_plane;
 pub mod error;
 pub mod figures;
 pub mod fixture;

@@ -13,6 +13,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::cluster::{self, annotate, event_writes_in, webapps_in};
+use crate::control_plane::{ControlPlane, Cpu};
 use crate::error::{BenchError, Result, kube};
 use crate::figures::{Counts, Latency, OperatorFigures, Restart};
 use crate::operator::{Launch, Metrics, Operator, scrape};
@@ -37,17 +38,33 @@ pub struct Setup<'a> {
     pub limit: Duration,
     /// Whether the API server adds the WebApps' finalizer ([`webapp_operator::admission`]).
     pub finalizer_policy: bool,
+    /// The control plane's processes, whose CPU the convergence is measured in too.
+    pub control_plane: &'a ControlPlane,
 }
 
-/// Runs the floor in its own namespaces and returns its convergence time.
-pub async fn floor(client: &Client, spread: &Spread, n: usize, limit: Duration) -> Result<Duration> {
+/// Runs the floor in its own namespaces and returns its convergence time and the
+/// control plane's CPU meanwhile.
+pub async fn floor(
+    client: &Client,
+    spread: &Spread,
+    n: usize,
+    limit: Duration,
+    control_plane: &ControlPlane,
+) -> Result<(Duration, Option<Cpu>)> {
     cluster::create_namespaces(client, spread).await?;
-    floor::run(client, spread, n, limit).await
+    let before = control_plane.cpu();
+    let took = floor::run(client, spread, n, limit).await?;
+    Ok((took, used_since(control_plane, before)))
+}
+
+/// The control plane's CPU since `before` (read from `control_plane`).
+fn used_since(control_plane: &ControlPlane, before: Option<Cpu>) -> Option<Cpu> {
+    Some(control_plane.cpu()?.since(&before?))
 }
 
 /// Runs the operator contender.
 pub async fn operator(setup: &Setup<'_>) -> Result<OperatorFigures> {
-    let Setup { client, launch, n, limit, finalizer_policy, .. } = *setup;
+    let Setup { client, launch, n, limit, finalizer_policy, control_plane, .. } = *setup;
     let spread = &launch.spread;
     cluster::create_namespaces(client, spread).await?;
     if finalizer_policy {
@@ -62,6 +79,7 @@ pub async fn operator(setup: &Setup<'_>) -> Result<OperatorFigures> {
 
     // Convergence: from the first create to all Running.
     let start = Instant::now();
+    let control_plane_before = control_plane.cpu();
     let all_running = {
         let (spread, client) = (spread.clone(), client.clone());
         tokio::spawn(async move {
@@ -71,6 +89,7 @@ pub async fn operator(setup: &Setup<'_>) -> Result<OperatorFigures> {
     cluster::create_webapps(client, webapps).await?;
     let converged = all_running.await.map_err(|e| BenchError::Task(e.to_string()))??;
     let converge_seconds = (converged - start).as_secs_f64();
+    let control_plane_cpu = used_since(control_plane, control_plane_before);
     let at_converge = operator.usage()?;
     let settled = settle(&operator, limit).await?;
     let events = event_writes_in(client, spread).await?;
@@ -89,15 +108,16 @@ pub async fn operator(setup: &Setup<'_>) -> Result<OperatorFigures> {
     let probes = setup.samples.min(n / 2).max(1);
     let (probe_names, others) = names.split_at(probes);
     let latency_idle =
-        queue_waited(&operator, spec_changes(client, &mut images, probe_names, Round::Idle, limit)).await?;
+        with_operator_parts(&operator, spec_changes(client, &mut images, probe_names, Round::Idle, limit)).await?;
     if let Some((last, placed)) = probe_names.iter().enumerate().next_back() {
         images.wait_rolled_out(placed, &Round::Idle.image(last), limit).await?;
     }
     let latency_settled =
-        queue_waited(&operator, spec_changes(client, &mut images, probe_names, Round::Settled, limit)).await?;
+        with_operator_parts(&operator, spec_changes(client, &mut images, probe_names, Round::Settled, limit)).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let waves = tokio::spawn(resync_waves(client.clone(), others.to_vec(), stop.clone(), launch.metrics, limit));
-    let latency_resync = spec_changes(client, &mut images, probe_names, Round::Resync, limit).await;
+    let latency_resync =
+        with_operator_parts(&operator, spec_changes(client, &mut images, probe_names, Round::Resync, limit)).await;
     stop.store(true, Ordering::Relaxed);
     let waves = waves.await.map_err(|e| BenchError::Task(e.to_string()))??;
     let mut latency_resync = latency_resync?;
@@ -137,15 +157,21 @@ pub async fn operator(setup: &Setup<'_>) -> Result<OperatorFigures> {
         latency_settled: Some(latency_settled),
         latency_resync,
         finalizer_policy,
+        control_plane_cpu,
     })
 }
 
-/// The latencies of `round`, with the operator's queue wait over the same stretch
-/// (its `workqueue_queue_duration_seconds`, scraped before and after).
-async fn queue_waited(operator: &Operator, round: impl Future<Output = Result<Latency>>) -> Result<Latency> {
-    let before = operator.metrics().await?.queue_wait();
+/// The latencies of `round`, with the operator's queue wait and PATCH round trips over
+/// the same stretch (its `workqueue_queue_duration_seconds` and
+/// `rest_client_request_duration_seconds`, scraped before and after).
+async fn with_operator_parts(operator: &Operator, round: impl Future<Output = Result<Latency>>) -> Result<Latency> {
+    let before = operator.metrics().await?;
     let latency = round.await?;
-    Ok(latency.with_queue_wait(&operator.metrics().await?.queue_wait().since(&before)))
+    let after = operator.metrics().await?;
+    Ok(latency.with_operator_parts(
+        &after.queue_wait().since(&before.queue_wait()),
+        &after.patch_round_trip().since(&before.patch_round_trip()),
+    ))
 }
 
 /// Waits until the operator's writes stop (unchanged for a second): the status writes

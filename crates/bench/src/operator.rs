@@ -285,23 +285,37 @@ impl Metrics {
     /// operators export it under controller-runtime's name): how long changes waited
     /// for their reconcile. Empty when the family is not exported.
     pub fn queue_wait(&self) -> Wait {
-        let name = "workqueue_queue_duration_seconds";
-        let of_webapp = |series: &str, suffix: &str| -> Option<Vec<String>> {
+        self.histogram("workqueue_queue_duration_seconds", "name=\"webapp\"")
+    }
+
+    /// The `rest_client_request_duration_seconds` histogram of PATCH requests: the round
+    /// trips of the operator's applies (and of its status and Event patches), from the
+    /// request to the answer's headers. Empty when the family is not exported.
+    pub fn patch_round_trip(&self) -> Wait {
+        self.histogram("rest_client_request_duration_seconds", "verb=\"PATCH\"")
+    }
+
+    /// The histogram `name` summed over the series that carry `label` (`key="value"`).
+    fn histogram(&self, name: &str, label: &str) -> Wait {
+        let carrying = |series: &str, suffix: &str| -> Option<Vec<String>> {
             let inner = series.strip_prefix(name)?.strip_prefix(suffix)?.strip_prefix('{')?.strip_suffix('}')?;
             let labels: Vec<String> = inner.split(',').map(str::to_owned).collect();
-            labels.iter().any(|l| l == "name=\"webapp\"").then_some(labels)
+            labels.iter().any(|l| l == label).then_some(labels)
         };
         let mut wait = Wait::default();
         for (series, value) in &self.samples {
-            if of_webapp(series, "_count").is_some() {
+            if carrying(series, "_count").is_some() {
                 wait.count += value;
-            } else if of_webapp(series, "_sum").is_some() {
+            } else if carrying(series, "_sum").is_some() {
                 wait.sum_seconds += value;
-            } else if let Some(labels) = of_webapp(series, "_bucket") {
+            } else if let Some(labels) = carrying(series, "_bucket") {
                 let bound = labels.iter().find_map(|l| l.strip_prefix("le=\"")?.strip_suffix('"').map(str::to_owned));
                 let bound = bound.and_then(|b| if b == "+Inf" { Some(f64::INFINITY) } else { b.parse().ok() });
                 if let Some(bound) = bound {
-                    wait.buckets.push((bound, *value));
+                    match wait.buckets.iter_mut().find(|(b, _)| *b == bound) {
+                        Some((_, count)) => *count += value,
+                        None => wait.buckets.push((bound, *value)),
+                    }
                 }
             }
         }
@@ -310,7 +324,8 @@ impl Metrics {
     }
 }
 
-/// A `workqueue_queue_duration_seconds` histogram, or the difference of two scrapes of it.
+/// A histogram of durations (`workqueue_queue_duration_seconds`,
+/// `rest_client_request_duration_seconds`), or the difference of two scrapes of it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Wait {
     /// Waits observed.
@@ -499,6 +514,25 @@ mod tests {
         assert!((round.quantile_ms(0.99).unwrap() - 1.99).abs() < 1e-9);
         assert_eq!(Wait::default().mean_ms(), None);
         assert_eq!(Wait::default().quantile_ms(0.99), None);
+    }
+
+    #[test]
+    fn the_patch_round_trips_are_summed_over_the_other_labels_of_their_series() {
+        let scrape = Metrics::parse(
+            "rest_client_request_duration_seconds_sum{verb=\"PATCH\",host=\"a\"} 0.03\n\
+             rest_client_request_duration_seconds_count{verb=\"PATCH\",host=\"a\"} 2\n\
+             rest_client_request_duration_seconds_bucket{le=\"0.025\",verb=\"PATCH\",host=\"a\"} 1\n\
+             rest_client_request_duration_seconds_bucket{le=\"+Inf\",verb=\"PATCH\",host=\"a\"} 2\n\
+             rest_client_request_duration_seconds_sum{verb=\"PATCH\",host=\"b\"} 0.01\n\
+             rest_client_request_duration_seconds_count{verb=\"PATCH\",host=\"b\"} 1\n\
+             rest_client_request_duration_seconds_bucket{le=\"0.025\",verb=\"PATCH\",host=\"b\"} 1\n\
+             rest_client_request_duration_seconds_bucket{le=\"+Inf\",verb=\"PATCH\",host=\"b\"} 1\n\
+             rest_client_request_duration_seconds_count{verb=\"POST\",host=\"a\"} 7\n",
+        )
+        .patch_round_trip();
+        assert_eq!(scrape.count, 3.0, "POSTs apart: {scrape:?}");
+        assert_eq!(scrape.buckets, vec![(0.025, 2.0), (f64::INFINITY, 3.0)], "one bucket per bound");
+        assert!((scrape.mean_ms().unwrap() - 40.0 / 3.0).abs() < 1e-9);
     }
 
     #[test]
