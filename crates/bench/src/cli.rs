@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use kube::Client;
 
 use crate::control_plane::ControlPlane;
-use crate::error::{BenchError, Result, io, kube};
+use crate::error::{Result, io, kube};
 use crate::figures::{Contender, Figures, OperatorFigures};
 use crate::measure::{self, Setup};
 use crate::operator::{Kind, Launch};
@@ -125,7 +125,7 @@ impl Cli {
 }
 
 async fn run(args: RunArgs) -> Result<()> {
-    let config = kube::Config::infer().await.map_err(|e| BenchError::Operator(format!("read $KUBECONFIG: {e}")))?;
+    let config = kube::Config::infer().await?;
     let control_plane = ControlPlane::serving(config.cluster_url.port_u16().unwrap_or(443));
     let client = Client::try_from(config).map_err(kube("connect to the cluster of $KUBECONFIG"))?;
     let limit = Duration::from_secs(args.timeout);

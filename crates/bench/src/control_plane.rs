@@ -45,11 +45,13 @@ impl ControlPlane {
         ControlPlane { processes }
     }
 
-    /// The CPU time each component has used so far, or `None` when none was found.
+    /// The CPU time each component has used so far, or `None` when none was found or
+    /// one has gone (a control plane restarted meanwhile: its new processes' time would
+    /// not difference with the old ones').
     pub fn cpu(&self) -> Option<Cpu> {
         let mut seconds = BTreeMap::new();
         for (component, pid) in &self.processes {
-            let used = usage(*pid).map_or(0.0, |usage| usage.cpu_seconds);
+            let used = usage(*pid).ok()?.cpu_seconds;
             *seconds.entry((*component).to_owned()).or_insert(0.0) += used;
         }
         (!seconds.is_empty()).then_some(Cpu(seconds))

@@ -6,6 +6,9 @@ use std::time::Duration;
 /// an error.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
+    /// No cluster could be found from `$KUBECONFIG` (or the in-cluster config).
+    #[error("find the cluster of $KUBECONFIG: {0}")]
+    Kubeconfig(#[from] kube::config::InferConfigError),
     /// A request to the API server failed.
     #[error("{0}: {1}")]
     Kube(String, #[source] kube::Error),

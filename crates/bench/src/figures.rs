@@ -390,7 +390,7 @@ impl OperatorFigures {
                     o.restart.counts.requests,
                     o.restart.peak_rss_mib().map(|mib| format!(", peak RSS {mib:.1} MiB")).unwrap_or_default()
                 ),
-                "≤ 10 s, 0 writes (at N = 3000)".into(),
+                "≤ 10 s, 0 writes (at N = 10 000)".into(),
                 verdict(o.restart.seconds <= 10.0 && o.restart.counts.writes == 0),
             ],
             [
