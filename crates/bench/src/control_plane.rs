@@ -76,10 +76,14 @@ fn component_in(args: &[String], dir: &str) -> Option<&'static str> {
 pub struct Cpu(pub BTreeMap<String, f64>);
 
 impl Cpu {
-    /// What was used from `before` to `self`.
-    pub fn since(&self, before: &Cpu) -> Cpu {
-        let used = |name: &String, now: f64| now - before.0.get(name).copied().unwrap_or(0.0);
-        Cpu(self.0.iter().map(|(name, now)| (name.clone(), used(name, *now))).collect())
+    /// What was used from `before` to `self`, or `None` when the two do not read the
+    /// same components (a component missing from either cannot be differenced).
+    pub fn since(&self, before: &Cpu) -> Option<Cpu> {
+        if self.0.len() != before.0.len() {
+            return None;
+        }
+        let used = self.0.iter().map(|(name, now)| Some((name.clone(), now - before.0.get(name)?)));
+        used.collect::<Option<BTreeMap<_, _>>>().map(Cpu)
     }
 
     /// All components together.
@@ -124,11 +128,16 @@ mod tests {
     #[test]
     fn cpu_is_differenced_and_described_largest_first() {
         let cpu = |pairs: &[(&str, f64)]| Cpu(pairs.iter().map(|(n, s)| ((*n).to_owned(), *s)).collect());
-        let before = cpu(&[("etcd", 1.0), ("kube-apiserver", 2.0)]);
+        let before = cpu(&[("etcd", 1.0), ("kube-apiserver", 2.0), ("kube-scheduler", 0.0)]);
         let after = cpu(&[("etcd", 4.0), ("kube-apiserver", 12.5), ("kube-scheduler", 0.5)]);
-        let used = after.since(&before);
+        let used = after.since(&before).expect("the same components");
         assert_eq!(used, cpu(&[("etcd", 3.0), ("kube-apiserver", 10.5), ("kube-scheduler", 0.5)]));
         assert_eq!(used.total(), 14.0);
+        assert_eq!(after.since(&cpu(&[("etcd", 1.0), ("kube-apiserver", 2.0)])), None, "one missing before");
+        assert_eq!(
+            cpu(&[("etcd", 1.0), ("kwok-controller", 1.0)]).since(&cpu(&[("etcd", 0.0), ("kube-apiserver", 0.0)])),
+            None
+        );
         assert_eq!(used.describe(), "14.0 s (kube-apiserver 10.5, etcd 3.0, kube-scheduler 0.5)");
     }
 }

@@ -59,7 +59,7 @@ pub async fn floor(
 
 /// The control plane's CPU since `before` (read from `control_plane`).
 fn used_since(control_plane: &ControlPlane, before: Option<Cpu>) -> Option<Cpu> {
-    Some(control_plane.cpu()?.since(&before?))
+    control_plane.cpu()?.since(&before?)
 }
 
 /// Runs the operator contender.
