@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::operator::usage;
+use crate::process::usage;
 
 /// The components, by the file name of their binary.
 const COMPONENTS: [&str; 5] =

@@ -23,5 +23,6 @@ pub mod growth;
 pub mod link_order;
 pub mod measure;
 pub mod operator;
+pub mod process;
 pub mod spread;
 pub mod wait;
